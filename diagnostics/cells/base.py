@@ -1,0 +1,165 @@
+"""The contract every recurrent cell honours.
+
+A cell is a frozen description (sizes and options) plus pure functions of explicit
+parameters and state, in the manner of equinox/flax cells:
+
+    params          = cell.init(rng)                    # dict of read-only float64 arrays
+    state           = cell.initial_state(B)             # (B, S)
+    state, cache    = cell.step(params, state, x)       # x: (B, d)
+    J               = cell.jacobian(params, cache)      # (B, S, S) = d state<t> / d state<t-1>
+    M @ J           = cell.vjp(params, cache, M)        # M: (B, r, S), r rows at once
+    g_prev, grads, g_x = cell.backward(params, cache, g)  # one BPTT step, g: (B, S)
+
+The state is one array: a<t> for the RNN and GRU (S = n), [a<t>; c<t>] for the LSTM (S = 2n).
+`blocks` says where each named part of the state lives, so the probe can cut the a- and
+c-blocks out of a product of full-state Jacobians.
+
+`vjp` exists because the probe multiplies r rows by a Jacobian at every lag: each step's
+Jacobian is diagonals times weights shared by the whole batch, so M @ J is one large matrix
+product over (B * r) rows instead of B dense n x n products.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+Params = Mapping[str, np.ndarray]
+Cache = Any
+
+
+def freeze(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Mark every array read-only so a cell can never mutate its parameters in place."""
+    out = {}
+    for k, v in params.items():
+        a = np.array(v, dtype=np.float64, copy=True)
+        a.setflags(write=False)
+        out[k] = a
+    return out
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function; analytic, so complex-step derivatives pass straight through."""
+    if np.iscomplexobj(z):
+        return 1.0 / (1.0 + np.exp(-z))
+    # split by sign so neither branch overflows for |z| large
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+class Cell:
+    """Base class; subclasses are frozen dataclasses with `kind`, `input_size`, `hidden`."""
+
+    kind: str = "cell"
+    input_size: int
+    hidden: int
+
+    # --- sizes and layout -------------------------------------------------------------
+    @property
+    def state_size(self) -> int:
+        return self.hidden
+
+    @property
+    def blocks(self) -> dict[str, slice]:
+        """Named parts of the state vector (rows/columns of the state Jacobian)."""
+        return {"a": slice(0, self.hidden)}
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Jacobian paths the probe can report for this cell."""
+        return ("a",)
+
+    @property
+    def analytic(self) -> bool:
+        """True when the step is complex-analytic (complex-step checks apply)."""
+        return True
+
+    def initial_state(self, batch: int, dtype=np.float64) -> np.ndarray:
+        return np.zeros((batch, self.state_size), dtype=dtype)
+
+    # --- the pure functions every cell supplies --------------------------------------
+    def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def step(self, params: Params, state: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, Cache]:
+        raise NotImplementedError
+
+    def jacobian(self, params: Params, cache: Cache) -> np.ndarray:
+        raise NotImplementedError
+
+    def vjp(self, params: Params, cache: Cache, m: np.ndarray) -> np.ndarray:
+        """m @ J for m of shape (B, r, S). Default: through the dense Jacobian."""
+        return np.matmul(m, self.jacobian(params, cache))
+
+    def backward(self, params: Params, cache: Cache, g: np.ndarray):
+        """One BPTT step: g = dL/d state<t> (B, S) -> (dL/d state<t-1>, {name: dL/dparam}, dL/dx<t>)."""
+        raise NotImplementedError(f"{self.kind}: backward() not implemented; the trainer needs it")
+
+    # --- optional extras used by the probe and metrics -------------------------------
+    def direct_memory_log(self, params: Params, cache: Cache) -> np.ndarray | None:
+        """ln of the diagonal of the direct memory path d c<t>/d c<t-1> (B, n), or None."""
+        return None
+
+    def recurrent_weight(self, params: Params) -> np.ndarray | None:
+        """W_a of a plain RNN (for the Pascanu bound); None for gated cells."""
+        return None
+
+    def activation_gamma(self) -> float | None:
+        """γ bounding |g'| for the Pascanu bound; None where it does not apply."""
+        return None
+
+    def describe(self) -> dict:
+        """Options that define the cell, for reports and run.json."""
+        from dataclasses import asdict, is_dataclass
+        return asdict(self) if is_dataclass(self) else {"kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Init:
+    """How one weight group is initialised: `kind` in gaussian | orthogonal | identity |
+    uniform | zeros, scaled by `gain`."""
+
+    kind: str = "gaussian"
+    gain: float = 1.0
+
+
+INIT_KINDS = ("gaussian", "orthogonal", "identity", "uniform", "zeros")
+
+
+def as_init(spec: Init | Mapping | str | None, default: Init) -> Init:
+    if spec is None:
+        return default
+    if isinstance(spec, Init):
+        out = spec
+    elif isinstance(spec, str):
+        out = Init(kind=spec)
+    else:
+        out = Init(**dict(spec))
+    if out.kind not in INIT_KINDS:
+        raise ValueError(f"init kind: must be one of {', '.join(INIT_KINDS)}, got {out.kind!r}")
+    return out
+
+
+def init_matrix(rng: np.random.Generator, spec: Init, rows: int, cols: int, hidden: int) -> np.ndarray:
+    """One (rows, cols) weight block. fan_in = cols; `uniform` follows PyTorch, U(±1/sqrt(hidden))."""
+    k, g = spec.kind, float(spec.gain)
+    if k == "gaussian":
+        return rng.standard_normal((rows, cols)) * (g / np.sqrt(cols))
+    if k == "orthogonal":
+        a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))  # Haar-distributed, not biased by QR's sign convention
+        return g * (q if rows >= cols else q.T)[:rows, :cols]
+    if k == "identity":
+        return g * np.eye(rows, cols)
+    if k == "uniform":
+        bound = 1.0 / np.sqrt(hidden)
+        return g * rng.uniform(-bound, bound, size=(rows, cols))
+    if k == "zeros":
+        return np.zeros((rows, cols))
+    raise ValueError(f"init kind: must be one of {', '.join(INIT_KINDS)}, got {k!r}")

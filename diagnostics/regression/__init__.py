@@ -1,0 +1,1 @@
+"""CI regression of gradient curves: baselines, log-space tolerances, a diff table."""

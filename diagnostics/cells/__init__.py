@@ -2,19 +2,13 @@
 from .base import Cell, Init, freeze, sigmoid
 from .registry import (JacobianCheck, cell_kinds, cell_options, check_jacobian, make_cell,
                        reference_jacobian, register_cell)
+from .gru import GRU
+from .lstm import LSTM
 from .rnn import RNN
 
 register_cell("rnn", RNN)
-try:  # gated cells land in their own modules
-    from .gru import GRU
-    register_cell("gru", GRU)
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from .lstm import LSTM
-    register_cell("lstm", LSTM)
-except ImportError:  # pragma: no cover
-    pass
+register_cell("gru", GRU)
+register_cell("lstm", LSTM)
 
 __all__ = ["Cell", "Init", "freeze", "sigmoid", "make_cell", "register_cell", "cell_kinds",
-           "cell_options", "check_jacobian", "reference_jacobian", "JacobianCheck", "RNN"]
+           "cell_options", "check_jacobian", "reference_jacobian", "JacobianCheck", "RNN", "GRU", "LSTM"]

@@ -131,18 +131,40 @@ class Init:
 INIT_KINDS = ("gaussian", "orthogonal", "identity", "uniform", "zeros")
 
 
-def as_init(spec: Init | Mapping | str | None, default: Init) -> Init:
+def as_init(spec: Init | Mapping | str | None, default: Init, name: str = "init") -> Init:
+    """Normalise an init spec (Init, {"kind":..., "gain":...}, a kind name or None)."""
     if spec is None:
         return default
     if isinstance(spec, Init):
         out = spec
     elif isinstance(spec, str):
         out = Init(kind=spec)
-    else:
+    elif isinstance(spec, Mapping):
+        extra = sorted(set(spec) - {"kind", "gain"})
+        if extra:
+            raise ValueError(f"{name}: unknown key {extra[0]!r}; expected kind and gain")
         out = Init(**dict(spec))
+    else:
+        raise ValueError(f"{name}: must be an init kind or {{kind, gain}}, got {spec!r}")
     if out.kind not in INIT_KINDS:
-        raise ValueError(f"init kind: must be one of {', '.join(INIT_KINDS)}, got {out.kind!r}")
-    return out
+        raise ValueError(f"{name}.kind: must be one of {', '.join(INIT_KINDS)}, got {out.kind!r}")
+    gain = finite_float(f"{name}.gain", out.gain)
+    return Init(out.kind, gain)
+
+
+def positive_int(name: str, value) -> int:
+    """Validate a size option; bools are rejected even though Python counts them as ints."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def finite_float(name: str, value) -> float:
+    """Validate a real option (gain, bias); NaN and inf would silently poison every curve."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name}: must be a finite number, got {value!r}")
+    return float(value)
 
 
 def init_matrix(rng: np.random.Generator, spec: Init, rows: int, cols: int, hidden: int) -> np.ndarray:

@@ -35,7 +35,11 @@ def cell_options(name: str) -> dict[str, object]:
     f = _REGISTRY[name]
     if is_dataclass(f):
         from dataclasses import MISSING
-        return {fl.name: (None if fl.default is MISSING else fl.default) for fl in fields(f)}
+        def default(fl):
+            if fl.default is not MISSING:
+                return fl.default
+            return None if fl.default_factory is MISSING else fl.default_factory()
+        return {fl.name: default(fl) for fl in fields(f) if fl.init}
     sig = inspect.signature(f)
     return {k: (None if p.default is p.empty else p.default) for k, p in sig.parameters.items()}
 
@@ -43,7 +47,14 @@ def cell_options(name: str) -> dict[str, object]:
 def make_cell(name: str, **options) -> Cell:
     if name not in _REGISTRY:
         raise ValueError(f"cell kind: must be one of {', '.join(cell_kinds())}, got {name!r}")
-    return _REGISTRY[name](**options)
+    factory = _REGISTRY[name]
+    known = cell_options(name)
+    takes_any = not is_dataclass(factory) and any(
+        p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+    for key in options:
+        if key not in known and not takes_any:  # name the bad key instead of a TypeError
+            raise ValueError(f"{name}.{key}: unknown option; expected one of {', '.join(known)}")
+    return factory(**options)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Cell, Init, as_init, freeze, init_matrix
+from .base import Cell, Init, as_init, finite_float, freeze, init_matrix, positive_int
 
 ACTIVATIONS = ("tanh", "relu", "linear")
 
@@ -27,13 +27,16 @@ class RNN(Cell):
     recurrent_init: Any = field(default_factory=lambda: Init("orthogonal", 1.0))
     input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
     bias: float = 0.0
-    kind: str = "rnn"
+    kind: str = field(default="rnn", init=False)  # fixed per class, not an option
 
     def __post_init__(self):
+        object.__setattr__(self, "input_size", positive_int("input_size", self.input_size))
+        object.__setattr__(self, "hidden", positive_int("hidden", self.hidden))
+        object.__setattr__(self, "bias", finite_float("bias", self.bias))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        object.__setattr__(self, "recurrent_init", as_init(self.recurrent_init, Init("orthogonal", 1.0)))
-        object.__setattr__(self, "input_init", as_init(self.input_init, Init("gaussian", 1.0)))
+        object.__setattr__(self, "recurrent_init", as_init(self.recurrent_init, Init("orthogonal", 1.0), "recurrent_init"))
+        object.__setattr__(self, "input_init", as_init(self.input_init, Init("gaussian", 1.0), "input_init"))
 
     @property
     def analytic(self) -> bool:

@@ -1,1 +1,152 @@
-"""pytest plugin (entry point pytest11): the `gradient_curves` fixture. (In progress.)"""
+"""pytest plugin (entry point pytest11 `diagnostics`): the `gradient_curves` fixture.
+
+    def test_my_lstm(gradient_curves):
+        gradient_curves.check((cell, params, xs))              # probe a cell on inputs
+        gradient_curves.check(curves_dict, basename="mine")    # or any diag-curves/1 dict
+
+    def test_quickstart(gradient_curves):
+        gradient_curves.check_case("cases/quickstart.yaml", quick=True)
+
+Baselines live beside the test file in a folder named after the test module, as pytest-regressions
+does: tests/test_mine.py -> tests/test_mine/<basename>.json, basename defaulting to the test's name
+(for check_case, the test's name plus the case name, and `.quick` for quick runs).
+
+`pytest --diag-update` writes or rewrites the baselines and the tests pass; the written files are
+listed at the end of the session, so the update shows in review. Without it, a MISSING baseline
+fails the test and creates nothing (unlike pytest-regressions, which creates the file and fails):
+a baseline should only ever come from a deliberate --diag-update, and the same rule holds for
+`diag run` (issue 5: "never silently created"). On a regression the table of what moved is the
+failure message; the obtained curves and one overlay PNG per failing series are written under
+pytest's temporary folder and named in the message.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+_WRITTEN = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("diagnostics", "gradient-curve regression (gradient_curves fixture)")
+    group.addoption("--diag-update", action="store_true", default=False,
+                    help="write or rewrite the gradient_curves baselines instead of checking them")
+
+
+def pytest_configure(config):
+    config.stash[_WRITTEN] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    written = config.stash.get(_WRITTEN, [])
+    if written:
+        terminalreporter.write_sep("-", f"diag: {len(written)} gradient-curve baseline(s) written")
+        for p in written:
+            terminalreporter.write_line(str(p))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+class GradientCurves:
+    """The fixture object: compares curves with a stored baseline, or writes it with --diag-update."""
+
+    def __init__(self, request, tmp_dir_factory):
+        self._request = request
+        self._tmp_factory = tmp_dir_factory
+        self._used: set[str] = set()
+        self.update: bool = bool(request.config.getoption("diag_update"))
+        test_file = Path(request.node.path)
+        self.datadir: Path = test_file.parent / test_file.stem
+
+    def baseline_path(self, basename: str) -> Path:
+        return self.datadir / f"{basename}.json"
+
+    def check(self, data, basename: str | None = None, tol=None, **probe_kwargs):
+        """Check `data` -- a diag-curves/1 dict or a (cell, params, xs) tuple, probed with
+        `probe_kwargs` (label, lags, norms, paths, lyapunov) -- against the stored baseline.
+        Returns the Comparison (None when the baseline was just written)."""
+        from .adapt import curves_from_probe
+        from .tolerances import Tolerances
+
+        if isinstance(data, (tuple, list)) and len(data) == 3:
+            cell, params, xs = data
+            data = curves_from_probe(cell, params, xs, name=basename or self._default(), **probe_kwargs)
+        elif not isinstance(data, dict):
+            raise TypeError("gradient_curves.check: expected a diag-curves/1 dict or a (cell, params, xs) tuple, "
+                            f"got {type(data).__name__}")
+        if isinstance(tol, dict):
+            tol = Tolerances(**tol)
+        return self._check(data, basename or self._default(), tol)
+
+    def check_case(self, case_path, quick: bool = True, basename: str | None = None, tol=None):
+        """Run a case file (in memory, nothing written beside it) and check its curves.
+        The case's own `tolerances:` apply unless `tol` is given."""
+        from .tolerances import Tolerances
+
+        curves, case_tol, name = self._run_case(case_path, quick)
+        if isinstance(tol, dict):
+            tol = Tolerances(**tol)
+        basename = basename or f"{self._default()}-{_safe(name)}" + (".quick" if quick else "")
+        return self._check(curves, basename, tol or case_tol)
+
+    def _run_case(self, case_path, quick: bool):
+        """Run the case as `diag run [--quick]` would, into pytest's temporary folder."""
+        from ..caseload import CaseError, load_case
+        from ..runner import run_case
+
+        try:
+            lc = load_case(case_path)
+        except CaseError as e:
+            pytest.fail("gradient_curves.check_case: bad case file\n" + "\n".join(e.lines), pytrace=False)
+        if quick:
+            from ..plan import quick_case
+            lc.case = quick_case(lc.case, lc.task.length)
+        out = self._tmp_factory.mktemp(f"diag-run-{_safe(lc.case.name)}"[:60], numbered=True)
+        res = run_case(lc, out, quick=quick, show=False)
+        return res.curves, lc.case.tolerances, lc.case.name
+
+    # -----------------------------------------------------------------------------------------
+    def _default(self) -> str:
+        return _safe(self._request.node.name)
+
+    def _check(self, curves: dict, basename: str, tol):
+        from .baseline import BadCurves, load_curves, write_baseline
+        from .compare import compare
+        from .overlay import write_overlays
+
+        if basename in self._used:
+            raise ValueError(f"gradient_curves: basename {basename!r} used twice in one test; pass basename=")
+        self._used.add(basename)
+        path = self.baseline_path(basename)
+        if self.update:
+            write_baseline(curves, path)
+            self._request.config.stash[_WRITTEN].append(path)
+            return None
+        if not path.exists():
+            pytest.fail(f"gradient_curves: no baseline {path}\n"
+                        f"(nothing was created; run pytest with --diag-update to write it)", pytrace=False)
+        try:
+            base = load_curves(path)
+        except BadCurves as e:
+            pytest.fail(f"gradient_curves: unusable baseline: {e}", pytrace=False)
+        cmp = compare(curves, base, tol)
+        if cmp.ok:
+            return cmp
+        out = self._tmp_factory.mktemp(f"diag-{basename}"[:60], numbered=True)
+        obtained = write_baseline(curves, out / f"{basename}.obtained.json")
+        overlays = write_overlays(cmp, curves, base, out)
+        lines = [f"gradient curves moved against {path}", cmp.table(),
+                 f"obtained curves: {obtained}"]
+        lines += [f"overlay: {p}" for p in overlays]
+        lines.append("If the change is intended, rerun with --diag-update and review the baseline diff.")
+        pytest.fail("\n".join(lines), pytrace=False)
+
+
+@pytest.fixture
+def gradient_curves(request, tmp_path_factory) -> GradientCurves:
+    """Regression-check gradient curves against baselines stored beside the test file."""
+    return GradientCurves(request, tmp_path_factory)

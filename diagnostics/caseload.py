@@ -1,0 +1,195 @@
+"""Reading a case file: safe YAML, the typed schema, then the checks that need cells and tasks.
+
+Every problem is collected and reported at once, one line each, key path first:
+
+    cells[1].hidden: must be a positive integer, got 0
+    task.dealy: unknown key (did you mean 'delay'?)
+
+`load_case(path)` returns a `LoadedCase` or raises `CaseError(lines)`; the CLI prints the
+lines and exits 2, so a bad case never gets as far as writing anything.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .schema import Case
+
+
+class CaseError(Exception):
+    """A case that cannot run; `lines` holds one message per problem."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+@dataclass
+class LoadedCase:
+    case: Case
+    path: Path | None
+    labels: list[str]
+    task: Any = None                     # the built task (validates its options)
+    cells: list = field(default_factory=list)   # built cells
+
+
+# --- YAML ------------------------------------------------------------------------------
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that also refuses duplicate keys (YAML silently keeps the last one)."""
+
+
+def _mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    p = Path(path)
+    if not p.exists():
+        raise CaseError([f"{p}: no such file"])
+    if p.is_dir():
+        raise CaseError([f"{p}: is a directory, not a case file"])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CaseError([f"{p}: cannot read ({e.__class__.__name__}: {e})"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no python objects
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = e.problem or str(e)
+        if "constructor for the tag" in problem:
+            tag = problem.split("tag", 1)[1].strip().strip("'")
+            problem = (f"the tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed; case files "
+                       "hold plain mappings, lists, strings and numbers")
+        raise CaseError([f"{p}: YAML error at {where}{problem}"]) from None
+    except yaml.YAMLError as e:
+        raise CaseError([f"{p}: YAML error: {e}"]) from None
+    if data is None:
+        raise CaseError([f"{p}: the file is empty; a case needs at least name, task and cells"])
+    if not isinstance(data, dict):
+        raise CaseError([f"{p}: must be a mapping of keys (name, task, cells, ...), "
+                         f"got a {type(data).__name__}"])
+    return data
+
+
+# --- pydantic errors -> one line each ----------------------------------------------------
+def key_path(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(case)"
+
+
+def _unwrap(tp):
+    """The model class a field annotation leads to, through Optional / Annotated / list."""
+    while True:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            return tp
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if get_origin(tp) is None or not args:
+            return None
+        tp = next((a for a in args if _unwrap(a) is not None), args[0])
+
+
+def model_at(loc) -> type[BaseModel] | None:
+    m: Any = Case
+    for part in loc:
+        if isinstance(part, int):
+            continue  # list items share the list's model
+        if m is None or part not in m.model_fields:
+            return None
+        m = _unwrap(m.model_fields[part].annotation)
+    return m
+
+
+def suggest(word: str, options) -> str:
+    near = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+               "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
+               "model_type": "a mapping", "model_attributes_type": "a mapping",
+               "tuple_type": "a list", "int_from_float": "an integer"}
+
+
+def format_error(err: dict) -> str:
+    loc, typ, inp = tuple(err["loc"]), err["type"], err.get("input")
+    ctx = err.get("ctx") or {}
+    if typ == "extra_forbidden":
+        parent = model_at(loc[:-1])
+        hint = suggest(loc[-1], parent.model_fields) if parent else ""
+        return f"{key_path(loc)}: unknown key{hint}"
+    if typ == "missing":
+        return f"{key_path(loc)}: is required"
+    if typ in _TYPE_WORDS:
+        msg = f"must be {_TYPE_WORDS[typ]}"
+    elif typ == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        options = [e.strip(" '") for e in expected.replace(" or ", ",").split(",")]
+        return (f"{key_path(loc)}: must be one of {expected.replace(chr(39), '')}, got {_short(inp)}"
+                + suggest(inp, options))
+    elif typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[typ]
+        msg = f"must be {op} {next(iter(ctx.values()))}"
+    elif typ == "too_short":
+        msg = f"must have at least {ctx.get('min_length')} item(s)"
+    elif typ == "too_long":
+        msg = f"must have at most {ctx.get('max_length')} item(s)"
+    else:
+        msg = err["msg"]
+        # model-level checks say "field: problem"; fold the field into the key path
+        head, sep, rest = msg.partition(": ")
+        parent = model_at(loc)
+        if sep and parent is not None and head in parent.model_fields:
+            loc, msg = loc + (head,), rest
+            return f"{key_path(loc)}: {msg}"
+    return f"{key_path(loc)}: {msg}, got {_short(inp)}"
+
+
+# --- the whole load ----------------------------------------------------------------------
+def load_case(path: str | os.PathLike) -> LoadedCase:
+    p = Path(path)
+    raw = read_yaml(p)
+    try:
+        return validate_case(raw, p)
+    except CaseError as e:
+        raise CaseError([f"{p}: {line}" for line in e.lines]) from None
+
+
+def validate_case(raw: dict, path: Path | None = None) -> LoadedCase:
+    """Schema errors and semantic errors together, sorted by key path, or a LoadedCase."""
+    lines: list[str] = []
+    case = None
+    try:
+        case = Case.model_validate(raw)
+    except ValidationError as e:
+        lines += [format_error(err) for err in e.errors(include_url=False)]
+    from .checks import semantic_checks  # the checks that need the cell and task registries
+    extra, labels, task, cells = semantic_checks(raw, case)
+    lines += [ln for ln in extra if ln not in lines]
+    if lines:
+        raise CaseError(lines)
+    return LoadedCase(case=case, path=path, labels=labels, task=task, cells=cells)

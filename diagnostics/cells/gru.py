@@ -1,0 +1,151 @@
+"""GRU cell, in the notes' notation. The state is c<t> = a<t>, shape (B, n).
+
+    Γ_u   = σ(W_u c<t-1> + U_u x<t> + b_u)               update gate (Γ_f = 1 - Γ_u)   (B, n)
+    Γ_r   = σ(W_r c<t-1> + U_r x<t> + b_r)               relevance / reset gate        (B, n)
+    c~<t> = tanh(W_c (Γ_r * c<t-1>) + U_c x<t> + b_c)    candidate memory              (B, n)
+    c<t>  = Γ_u * c~<t> + (1 - Γ_u) * c<t-1>,   a<t> = c<t>
+reset_gate=False is the notes' simplified GRU: Γ_r = 1 and there are no W_r, U_r, b_r.
+
+Parameters are stacked by gate: W (G n, n), U (G n, d), b (G n,), gate order (u, r, c), or
+(u, c) without the reset gate. (PyTorch stacks (r, z, n) and puts Γ_u on c<t-1>; here Γ_u
+weighs the candidate, as in the notes.) `split(params)` names the blocks.
+
+Step Jacobian, with σ'_* = Γ_*(1 - Γ_*), du = (c~ - c<t-1>) σ'_u, dc = Γ_u (1 - c~²):
+    d c<t>/d c<t-1> = diag(1 - Γ_u) + diag(du) W_u + diag(dc) W_c (diag(Γ_r) + diag(c<t-1> σ'_r) W_r)
+For rows M (B, r, n), with P = (M dc) @ W_c:
+    M J = M (1 - Γ_u) + P Γ_r + [M du, P c<t-1> σ'_r] @ [W_u; W_r]
+two GEMMs over all B r rows (one without the reset gate: [M du, M dc] @ [W_u; W_c]).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .base import Cell, Init, as_init, finite_float, freeze, init_matrix, positive_int, sigmoid
+
+
+class GRUCache(NamedTuple):
+    c_prev: np.ndarray      # (B, n)
+    x: np.ndarray           # (B, d)
+    gamma_u: np.ndarray     # (B, n)
+    gamma_r: np.ndarray     # (B, n); ones without the reset gate
+    du: np.ndarray          # (B, n) (c~ - c<t-1>) σ'_u
+    dc: np.ndarray          # (B, n) Γ_u (1 - c~²)
+    dr: np.ndarray          # (B, n) c<t-1> σ'_r; zeros without the reset gate
+
+
+@dataclass(frozen=True)
+class GRU(Cell):
+    input_size: int = 1
+    hidden: int = 32
+    reset_gate: bool = True
+    recurrent_init: Any = field(default_factory=lambda: Init("orthogonal", 1.0))
+    input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
+    bias: float = 0.0
+    kind: str = field(default="gru", init=False)  # fixed per class, not an option
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_("input_size", positive_int("input_size", self.input_size))
+        set_("hidden", positive_int("hidden", self.hidden))
+        if not isinstance(self.reset_gate, (bool, np.bool_)):
+            raise ValueError(f"reset_gate: must be true or false, got {self.reset_gate!r}")
+        set_("reset_gate", bool(self.reset_gate))
+        set_("bias", finite_float("bias", self.bias))
+        set_("recurrent_init", as_init(self.recurrent_init, Init("orthogonal", 1.0), "recurrent_init"))
+        set_("input_init", as_init(self.input_init, Init("gaussian", 1.0), "input_init"))
+
+    @property
+    def gates(self) -> tuple[str, ...]:
+        return ("u", "r", "c") if self.reset_gate else ("u", "c")
+
+    def split(self, params) -> dict[str, np.ndarray]:
+        """Named views W_u, U_u, b_u, W_r, ... of the stacked parameters."""
+        n, out = self.hidden, {}
+        for i, g in enumerate(self.gates):
+            rows = slice(i * n, (i + 1) * n)
+            out.update({f"W_{g}": params["W"][rows], f"U_{g}": params["U"][rows], f"b_{g}": params["b"][rows]})
+        return out
+
+    def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        n, d, G = self.hidden, self.input_size, len(self.gates)
+        # one block per gate, so e.g. every gate's recurrent matrix is itself orthogonal
+        W = np.vstack([init_matrix(rng, self.recurrent_init, n, n, n) for _ in range(G)])
+        U = np.vstack([init_matrix(rng, self.input_init, n, d, n) for _ in range(G)])
+        return freeze({"W": W, "U": U, "b": np.full(G * n, self.bias)})
+
+    def step(self, params, state, x):
+        n = self.hidden
+        W, U, b = params["W"], params["U"], params["b"]
+        c_prev = state
+        xu = x @ U.T + b                       # input parts of all pre-activations (B, G n)
+        g = self.gates.index("c")              # gates before the candidate: u (, r)
+        zg = c_prev @ W[:g * n].T + xu[:, :g * n]
+        gamma_u = sigmoid(zg[:, :n])
+        if self.reset_gate:
+            gamma_r = sigmoid(zg[:, n:2 * n])
+            dr = c_prev * gamma_r * (1.0 - gamma_r)
+        else:
+            gamma_r, dr = np.ones_like(gamma_u), np.zeros_like(gamma_u)
+        c_tilde = np.tanh((gamma_r * c_prev) @ W[g * n:].T + xu[:, g * n:])
+        c = gamma_u * c_tilde + (1.0 - gamma_u) * c_prev
+        du = (c_tilde - c_prev) * gamma_u * (1.0 - gamma_u)
+        dc = gamma_u * (1.0 - c_tilde * c_tilde)
+        return c, GRUCache(c_prev, x, gamma_u, gamma_r, du, dc, dr)
+
+    def _dz(self, params, cache, m):
+        """Gradient w.r.t. the stacked pre-activations (..., G n) and the P term, for rows m."""
+        n, G = self.hidden, len(self.gates)
+        W_c = params["W"][(G - 1) * n:]
+        bc = lambda v: v.reshape(v.shape[0], *([1] * (m.ndim - 2)), n)  # noqa: E731
+        dz = np.empty(m.shape[:-1] + (G * n,), dtype=np.result_type(m, cache.dc))
+        dz_c = dz[..., (G - 1) * n:]
+        np.multiply(m, bc(cache.dc), out=dz_c)
+        np.multiply(m, bc(cache.du), out=dz[..., :n])
+        if not self.reset_gate:
+            return dz, None
+        p = dz_c.reshape(-1, n) @ W_c           # gradient reaching Γ_r * c<t-1>
+        p = p.reshape(m.shape)
+        np.multiply(p, bc(cache.dr), out=dz[..., n:2 * n])
+        return dz, p
+
+    def _gate_rows(self, params):
+        return params["W"][:2 * self.hidden]   # [W_u; W_r] or [W_u; W_c]: rows hit by dz[:, :2n]
+
+    def vjp(self, params, cache, m):
+        B, r, n = m.shape
+        dz, p = self._dz(params, cache, m)
+        out = (dz[..., :2 * n].reshape(B * r, 2 * n) @ self._gate_rows(params)).reshape(B, r, n)
+        out += m * (1.0 - cache.gamma_u)[:, None, :]
+        if p is not None:
+            out += p * cache.gamma_r[:, None, :]
+        return out
+
+    def jacobian(self, params, cache):
+        """Dense (B, n, n) from the formula in the module docstring."""
+        n = self.hidden
+        s = self.split(params)
+        W_c = s["W_c"]
+        if self.reset_gate:
+            inner = W_c[None] * cache.gamma_r[:, None, :] + (W_c[None] * cache.dr[:, None, :]) @ s["W_r"]
+        else:
+            inner = W_c[None]
+        J = cache.du[:, :, None] * s["W_u"][None] + cache.dc[:, :, None] * inner
+        idx = np.arange(n)
+        J[:, idx, idx] += 1.0 - cache.gamma_u
+        return J
+
+    def backward(self, params, cache, g):
+        n, G = self.hidden, len(self.gates)
+        dz, p = self._dz(params, cache, g)
+        g_prev = dz[:, :2 * n] @ self._gate_rows(params) + g * (1.0 - cache.gamma_u)
+        if p is not None:
+            g_prev += p * cache.gamma_r
+        # the candidate's recurrent input is Γ_r * c<t-1>; the gates' is c<t-1>
+        gW = np.empty((G * n, n), dtype=dz.dtype)
+        gW[:(G - 1) * n] = dz[:, :(G - 1) * n].T @ cache.c_prev
+        gW[(G - 1) * n:] = dz[:, (G - 1) * n:].T @ (cache.gamma_r * cache.c_prev)
+        grads = {"W": gW, "U": dz.T @ cache.x, "b": dz.sum(axis=0)}
+        return g_prev, grads, dz @ params["U"]

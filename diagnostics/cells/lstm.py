@@ -1,0 +1,216 @@
+"""LSTM cell, in the notes' notation. The state is one array [a<t>; c<t>] of shape (B, 2n).
+
+    Γ_u  = σ(W_u a<t-1> + U_u x<t> + b_u)          update (store) gate     (B, n)
+    Γ_f  = σ(W_f a<t-1> + U_f x<t> + b_f)          forget gate             (B, n)
+    c~<t> = tanh(W_c a<t-1> + U_c x<t> + b_c)      candidate memory        (B, n)
+    Γ_o  = σ(W_o a<t-1> + U_o x<t> + b_o)          output (retrieve) gate  (B, n)
+    c<t> = Γ_u * c~<t> + Γ_f * c<t-1>              forget_gate=False: c<t> = c<t-1> + Γ_u * c~<t>
+    a<t> = Γ_o * tanh(c<t>)                        output_tanh=False: a<t> = Γ_o * c<t>
+
+Parameters are stacked by gate so a step (and a Jacobian product) is one GEMM:
+    W (G n, n), U (G n, d), b (G n,)   gate order (u, f, c, o) -- PyTorch's (i, f, g, o);
+    without the forget gate G = 3 and the order is (u, c, o). `split(params)` names the blocks.
+
+Step Jacobian, with φ = tanh(c<t>) (φ = c<t> when output_tanh=False) and k = Γ_o φ':
+    d c<t>/d a<t-1> = diag(c~ σ'_u) W_u + diag(c<t-1> σ'_f) W_f + diag(Γ_u (1 - c~²)) W_c
+    d c<t>/d c<t-1> = diag(Γ_f)                     (the direct memory path; I without Γ_f)
+    d a<t>/d a<t-1> = diag(φ σ'_o) W_o + diag(k) d c<t>/d a<t-1>
+    d a<t>/d c<t-1> = diag(k Γ_f)
+For rows M = [M_a, M_c] (B, r, 2n), with G_c = M_c + M_a k (the gradient reaching c<t>):
+    M J = [ M @ [d a<t>/d a<t-1>; d c<t>/d a<t-1>] ,  G_c Γ_f ]
+`vjp` computes the first block in one of two ways, whichever is cheaper for r:
+  many rows (the probe, r ~ 2n): fold the gate diagonals into a (2n, n) matrix per sequence
+    (O(B n²) work) and do B products (r, 2n) x (2n, n): 4 B r n² flops;
+  few rows (r < 3n/4): [G_c c~ σ'_u, G_c c<t-1> σ'_f, G_c Γ_u (1 - c~²), M_a φ σ'_o] @ W,
+    one (B r, G n) x (G n, n) GEMM shared by the batch: 8 B r n² flops, no per-sequence matrices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .base import Cell, Init, as_init, finite_float, freeze, init_matrix, positive_int, sigmoid
+
+
+class LSTMCache(NamedTuple):
+    a_prev: np.ndarray      # (B, n)
+    c_prev: np.ndarray      # (B, n)
+    x: np.ndarray           # (B, d)
+    gamma_f: np.ndarray     # (B, n); ones when forget_gate=False
+    log_gamma_f: np.ndarray  # (B, n) ln Γ_f computed from the pre-activation (no underflow)
+    k: np.ndarray           # (B, n) d a<t>/d c<t> = Γ_o φ'
+    coef: np.ndarray        # (B, G-1, n) multipliers of G_c for the gates before o
+    coef_o: np.ndarray      # (B, n) φ σ'_o, multiplier of M_a for the output gate
+
+
+@dataclass(frozen=True)
+class LSTM(Cell):
+    input_size: int = 1
+    hidden: int = 32
+    forget_gate: bool = True
+    output_tanh: bool = True
+    forget_bias: float = 1.0
+    chrono: Any = None
+    recurrent_init: Any = field(default_factory=lambda: Init("orthogonal", 1.0))
+    input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
+    bias: float = 0.0
+    kind: str = field(default="lstm", init=False)  # fixed per class, not an option
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_("input_size", positive_int("input_size", self.input_size))
+        set_("hidden", positive_int("hidden", self.hidden))
+        for name in ("forget_gate", "output_tanh"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
+            set_(name, bool(getattr(self, name)))
+        set_("forget_bias", finite_float("forget_bias", self.forget_bias))
+        set_("bias", finite_float("bias", self.bias))
+        if self.chrono is not None:
+            t_max = finite_float("chrono", self.chrono)
+            if t_max < 2:  # U[1, T_max - 1] must not be empty
+                raise ValueError(f"chrono: must be a number >= 2 (T_max) or null, got {self.chrono!r}")
+            set_("chrono", t_max)
+        set_("recurrent_init", as_init(self.recurrent_init, Init("orthogonal", 1.0), "recurrent_init"))
+        set_("input_init", as_init(self.input_init, Init("gaussian", 1.0), "input_init"))
+
+    # --- layout ----------------------------------------------------------------------
+    @property
+    def gates(self) -> tuple[str, ...]:
+        return ("u", "f", "c", "o") if self.forget_gate else ("u", "c", "o")
+
+    @property
+    def state_size(self) -> int:
+        return 2 * self.hidden
+
+    @property
+    def blocks(self) -> dict[str, slice]:
+        n = self.hidden
+        return {"a": slice(0, n), "c": slice(n, 2 * n)}
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return ("a", "c", "c_direct", "state")
+
+    def split(self, params) -> dict[str, np.ndarray]:
+        """Named views W_u, U_u, b_u, W_f, ... of the stacked parameters."""
+        n, out = self.hidden, {}
+        for i, g in enumerate(self.gates):
+            rows = slice(i * n, (i + 1) * n)
+            out.update({f"W_{g}": params["W"][rows], f"U_{g}": params["U"][rows], f"b_{g}": params["b"][rows]})
+        return out
+
+    # --- parameters --------------------------------------------------------------------
+    def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        n, d, G = self.hidden, self.input_size, len(self.gates)
+        # one block per gate, so e.g. every gate's recurrent matrix is itself orthogonal
+        W = np.vstack([init_matrix(rng, self.recurrent_init, n, n, n) for _ in range(G)])
+        U = np.vstack([init_matrix(rng, self.input_init, n, d, n) for _ in range(G)])
+        b = np.full(G * n, self.bias)
+        if self.forget_gate:
+            if self.chrono is not None:
+                # Tallec & Ollivier 2018, eq. 16: memory time scales spread over [1, T_max - 1]
+                b_f = np.log(rng.uniform(1.0, self.chrono - 1.0, size=n))
+                b[n:2 * n], b[0:n] = b_f, -b_f
+            else:
+                b[n:2 * n] = self.forget_bias
+        return freeze({"W": W, "U": U, "b": b})
+
+    # --- forward -----------------------------------------------------------------------
+    def step(self, params, state, x):
+        n = self.hidden
+        a_prev, c_prev = state[:, :n], state[:, n:]
+        z = a_prev @ params["W"].T + x @ params["U"].T + params["b"]
+        gamma_u = sigmoid(z[:, :n])
+        if self.forget_gate:
+            z_f = z[:, n:2 * n]
+            gamma_f = sigmoid(z_f)
+            log_gamma_f = -np.logaddexp(0.0, -z_f) if not np.iscomplexobj(z_f) else np.log(gamma_f)
+            c_tilde, gamma_o = np.tanh(z[:, 2 * n:3 * n]), sigmoid(z[:, 3 * n:])
+            c = gamma_u * c_tilde + gamma_f * c_prev
+        else:
+            gamma_f, log_gamma_f = np.ones_like(c_prev), np.zeros(c_prev.shape)
+            c_tilde, gamma_o = np.tanh(z[:, n:2 * n]), sigmoid(z[:, 2 * n:])
+            c = c_prev + gamma_u * c_tilde  # the constant error carousel
+        if self.output_tanh:
+            phi = np.tanh(c)
+            dphi = 1.0 - phi * phi
+        else:
+            phi, dphi = c, 1.0
+        a = gamma_o * phi
+        # Jacobian factors are computed once here: the probe reuses a cache at many lags
+        k = gamma_o * dphi
+        coef_u = c_tilde * gamma_u * (1.0 - gamma_u)
+        coef_c = gamma_u * (1.0 - c_tilde * c_tilde)
+        if self.forget_gate:
+            coef = np.stack([coef_u, c_prev * gamma_f * (1.0 - gamma_f), coef_c], axis=1)
+        else:
+            coef = np.stack([coef_u, coef_c], axis=1)
+        coef_o = phi * gamma_o * (1.0 - gamma_o)
+        cache = LSTMCache(a_prev, c_prev, x, gamma_f, log_gamma_f, k, coef, coef_o)
+        return np.concatenate([a, c], axis=1), cache
+
+    # --- derivatives -------------------------------------------------------------------
+    def _dz(self, cache, m_a, m_c):
+        """Gradient w.r.t. the stacked pre-activations, (..., G n), and G_c, for rows m."""
+        n, G = self.hidden, len(self.gates)
+        lead = m_a.shape[:-1]
+        g_c = m_a * cache.k.reshape(cache.k.shape[0], *([1] * (m_a.ndim - 2)), n)
+        g_c += m_c
+        dz = np.empty(lead + (G * n,), dtype=np.result_type(m_a, cache.coef))
+        bshape = (cache.coef.shape[0],) + (1,) * (m_a.ndim - 2)
+        np.multiply(g_c[..., None, :], cache.coef.reshape(bshape + cache.coef.shape[1:]),
+                    out=dz[..., :(G - 1) * n].reshape(lead + (G - 1, n)))
+        np.multiply(m_a, cache.coef_o.reshape(bshape + (n,)), out=dz[..., (G - 1) * n:])
+        return dz, g_c
+
+    def _da_dc(self, params, cache) -> np.ndarray:
+        """[d a<t>/d a<t-1>; d c<t>/d a<t-1>] per sequence, (B, 2n, n)."""
+        n, G = self.hidden, len(self.gates)
+        W = params["W"].reshape(G, n, n)
+        E = np.empty((cache.k.shape[0], 2 * n, n), dtype=np.result_type(cache.coef, W))
+        np.einsum("bgi,gij->bij", cache.coef, W[:G - 1], out=E[:, n:])
+        np.multiply(cache.k[:, :, None], E[:, n:], out=E[:, :n])
+        E[:, :n] += cache.coef_o[:, :, None] * W[G - 1]
+        return E
+
+    def vjp(self, params, cache, m):
+        B, r, S = m.shape
+        n = self.hidden
+        out = np.empty((B, r, S), dtype=np.result_type(m, cache.k))
+        out_c = out[:, :, n:]
+        if r >= max(8, (3 * n) // 4):  # measured crossover of the two strategies (n = 64, 128)
+            # many rows (the probe): fold the gate diagonals into one (2n, n) matrix per
+            # sequence, then [M_a, M_c] @ E: half the flops of the stacked (G n)-wide product
+            np.matmul(m, self._da_dc(params, cache), out=out[:, :, :n])
+            np.multiply(m[:, :, :n], cache.k[:, None, :], out=out_c)   # G_c, built in place
+            out_c += m[:, :, n:]
+        else:
+            # few rows (BPTT-like): one stacked GEMM over B r rows, no per-sequence matrices
+            dz, out_c[...] = self._dz(cache, m[:, :, :n], m[:, :, n:])
+            out[:, :, :n] = (dz.reshape(B * r, -1) @ params["W"]).reshape(B, r, n)
+        out_c *= cache.gamma_f[:, None, :]
+        return out
+
+    def jacobian(self, params, cache):
+        """Dense (B, 2n, 2n): the a-columns from the formulas, the c-columns diagonal."""
+        n = self.hidden
+        E = self._da_dc(params, cache)
+        J = np.zeros((E.shape[0], 2 * n, 2 * n), dtype=E.dtype)
+        J[:, :, :n] = E
+        idx = np.arange(n)
+        J[:, idx, n + idx] = cache.k * cache.gamma_f
+        J[:, n + idx, n + idx] = cache.gamma_f
+        return J
+
+    def backward(self, params, cache, g):
+        n = self.hidden
+        dz, g_c = self._dz(cache, g[:, :n], g[:, n:])
+        grads = {"W": dz.T @ cache.a_prev, "U": dz.T @ cache.x, "b": dz.sum(axis=0)}
+        g_prev = np.concatenate([dz @ params["W"], g_c * cache.gamma_f], axis=1)
+        return g_prev, grads, dz @ params["U"]
+
+    def direct_memory_log(self, params, cache):
+        return cache.log_gamma_f

@@ -1,0 +1,145 @@
+"""Building curves.json ("diag-curves/1") from probe results and training results.
+
+Only numbers that depend on the case and seed go here (no timings, no machine facts), so the
+same case and seed give a byte-identical file; run.json carries the rest. Non-finite values
+become null when written (diagnostics.io.dumps): a log10 of an exact zero is null.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .matnorms import log_quantile
+from .metrics import fit_decay
+
+FORMAT = "diag-curves/1"
+STATS = (("median", 0.5), ("q25", 0.25), ("q75", 0.75))
+
+
+def pooled_summary(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Quantiles over every (anchor, sequence) pair at each lag: values (A, B, K)."""
+    v = np.asarray(values, dtype=float).reshape(-1, values.shape[-1])
+    out = {name: log_quantile(v, q) for name, q in STATS}
+    out["min"], out["max"] = v.min(axis=0), v.max(axis=0)
+    return out
+
+
+def _fit(lags, median) -> dict[str, Any]:
+    f = fit_decay(lags, median)
+    return {"slope": f["slope"], "factor": f["factor"], "tau": f["tau"], "horizon": f["horizon"]}
+
+
+def series_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> list[dict]:
+    """One series per (path, norm): quantiles over sequences (and anchors) and the decay fit."""
+    out = []
+    for path in paths:
+        for norm in norms:
+            s = pooled_summary(res.log10[(path, norm)])
+            out.append({"cell": label, "kind": kind, "checkpoint": int(checkpoint), "path": path,
+                        "norm": norm,
+                        "log10": {k: s[k] for k in ("median", "q25", "q75", "min", "max")},
+                        "fit": _fit(res.lags, s["median"])})
+    return out
+
+
+def tk_item(label: str, checkpoint: int, path: str, norm: str, K: int,
+            anchors, rows: list[np.ndarray]) -> dict:
+    """Median curve at each anchor; an anchor t < K has no lags beyond t (null there)."""
+    padded = []
+    for r in rows:
+        r = np.asarray(r, dtype=float)
+        padded.append(list(r) + [None] * (K - r.size))
+    return {"cell": label, "checkpoint": int(checkpoint), "path": path, "norm": norm,
+            "anchors": [int(a) for a in anchors], "log10_median": padded}
+
+
+def _at(steps, values, step):
+    for s, v in zip(steps, values):
+        if int(s) == int(step):
+            return v
+    return None
+
+
+def training_item(label: str, result, checkpoints, loss_kind) -> dict:
+    steps = [int(s) for s in result.steps]
+    loss = [float(v) for v in result.loss]
+    return {"cell": label, "step": steps, "loss": loss,
+            "grad_norm": [float(v) for v in result.grad_norm],
+            "baseline": result.baseline, "diverged_at": result.diverged_at,
+            "checkpoints": [int(c) for c in checkpoints],
+            "loss_at_checkpoints": [_at(steps, loss, c) for c in checkpoints],
+            "final_loss": result.final_loss, "final_accuracy": result.final_accuracy,
+            "solved": bool(result.solved), "loss_kind": loss_kind}
+
+
+def grad_flow_items(label: str, result) -> list[dict]:
+    out = []
+    for ck in sorted(getattr(result, "grad_flow", {}) or {}):
+        t, lg = result.grad_flow[ck]
+        out.append({"cell": label, "checkpoint": int(ck), "t": [int(v) for v in np.asarray(t)],
+                    "log10": np.asarray(lg, dtype=float)})
+    return out
+
+
+def temporal_items(label: str, result) -> list[dict]:
+    out = []
+    for ck in sorted(getattr(result, "temporal_components", {}) or {}):
+        lags, lg = result.temporal_components[ck]
+        out.append({"cell": label, "checkpoint": int(ck), "lags": [int(v) for v in np.asarray(lags)],
+                    "log10": np.asarray(lg, dtype=float)})
+    return out
+
+
+def assemble(name: str, K: int, parts: dict[str, list]) -> dict:
+    """The document, keys in contract order, then the extensions."""
+    doc = {"format": FORMAT, "case": name, "lags": list(range(1, K + 1))}
+    for key in ("series", "lyapunov", "training", "grad_flow", "bounds", "tk_map", "temporal_components"):
+        doc[key] = parts.get(key, [])
+    return doc
+
+
+def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[dict]:
+    """Per cell and checkpoint: the fit of path "a", top Lyapunov exponent, training outcome."""
+    rows = []
+    train = {t["cell"]: t for t in curves["training"]}
+    lyap = {(x["cell"], x["checkpoint"]): x["exponents"] for x in curves["lyapunov"]}
+    for s in curves["series"]:
+        if s["path"] != "a" or s["norm"] != norm:
+            continue
+        label, ck = s["cell"], s["checkpoint"]
+        tr = train.get(label)
+        ex = lyap.get((label, ck))
+        final = (tr["final_loss"] if tr and ck == max(tr["checkpoints"]) else
+                 (tr["loss_at_checkpoints"][tr["checkpoints"].index(ck)] if tr else None))
+        rows.append({"cell": label, "kind": dict(cells).get(label, s["kind"]), "checkpoint": ck,
+                     "factor": s["fit"]["factor"], "tau": s["fit"]["tau"],
+                     "horizon": s["fit"]["horizon"],
+                     "lyapunov_top": float(ex[0]) if ex is not None and len(ex) else None,
+                     "final_loss": final, "baseline": tr["baseline"] if tr else None,
+                     "solved": tr["solved"] if tr and ck == max(tr["checkpoints"]) else None})
+    return rows
+
+
+def _num(v, fmt: str) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return format(v, fmt)
+
+
+def summary_table(rows: list[dict]) -> str:
+    """The terminal table printed at the end of `diag run`."""
+    head = ("cell", "ckpt", "factor", "tau", "horizon", "lyap top", "loss", "baseline", "solved")
+    body = [(r["cell"], str(r["checkpoint"]), _num(r["factor"], ".4f"), _num(r["tau"], ".3g"),
+             _num(r["horizon"], "d"), _num(r["lyapunov_top"], "+.4f"), _num(r["final_loss"], ".4g"),
+             _num(r["baseline"], ".4g"),
+             "-" if r["solved"] is None else ("yes" if r["solved"] else "no")) for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cols, widths)))
+    return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(b) for b in body])

@@ -1,0 +1,46 @@
+"""Lyapunov exponents of a cell along a trajectory, by the QR method (REFERENCES item 9).
+
+    lyapunov_spectrum(cell, params, xs, m=8, warmup=0, h0=None) -> (m,) natural log per step
+
+Q_0 is a fixed-seed random orthonormal (S, m) frame. At each step t the frame is pushed
+through the step Jacobian and re-orthonormalised, Q_t R_t = J_t Q_{t-1}, and after `warmup`
+steps (which let the frame align with the dominant directions) ln |R_t[i, i]| is summed:
+λ_i = (1 / (T - warmup)) Σ_t ln |R_t[i, i]|. The state is the one the cell carries ([a; c] for
+the LSTM). Each sequence of the batch gives its own estimate; the result is their mean,
+sorted largest first. Only one step Jacobian (B, S, S) exists at a time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
+                      per_sequence: bool = False) -> np.ndarray:
+    """Top-m Lyapunov exponents (ln per step), largest first, averaged over the batch.
+
+    per_sequence=True returns the (B, m) estimates instead of their mean.
+    """
+    xs = np.asarray(xs, dtype=float)
+    if xs.ndim != 3 or xs.shape[2] != cell.input_size:
+        raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
+    T, B, _ = xs.shape
+    S = cell.state_size
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= S:
+        raise ValueError(f"m: must be an integer in 1..{S} (the state size), got {m!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or not 0 <= warmup < T:
+        raise ValueError(f"warmup: must be an integer in 0..{T - 1} (fewer than the {T} steps), got {warmup!r}")
+    state = cell.initial_state(B) if h0 is None else np.asarray(h0, dtype=float)
+    if state.shape != (B, S):
+        raise ValueError(f"h0: must have shape ({B}, {S}), got {state.shape}")
+    q0, _ = np.linalg.qr(np.random.default_rng(2024).standard_normal((S, m)))
+    q = np.broadcast_to(q0, (B, S, m)).copy()
+    total = np.zeros((B, m))
+    for t in range(T):
+        state, cache = cell.step(params, state, xs[t])
+        q, r = np.linalg.qr(np.matmul(cell.jacobian(params, cache), q))
+        if t >= warmup:
+            with np.errstate(divide="ignore"):   # an exactly singular step gives -inf honestly
+                total += np.log(np.abs(np.diagonal(r, axis1=1, axis2=2)))
+    lam = total / (T - warmup)
+    lam = -np.sort(-lam, axis=1)   # QR order is already largest first once converged
+    return lam if per_sequence else lam.mean(axis=0)

@@ -1,0 +1,127 @@
+"""What the probe of a case will do: lags, the input stream, anchors, Lyapunov length; and --quick.
+
+The probe stream. A probe may ask for more lags than one task episode has steps (the copy
+task's episode is 120 steps; the contract example probes 200 lags). The probe's input is then
+a stream of consecutive, independently sampled task episodes, concatenated until it is long
+enough, with the state carried across episode boundaries, as a network deployed on a stream
+would see them. The stream is a whole number of episodes, and the default anchor is its last
+step, so lag k at the anchor reaches back k steps into that stream. Every cell and every
+checkpoint sees the same stream (drawn once from the case seed).
+
+The (t, k) map reads the curve at a grid of anchors. A count A places anchors evenly over
+[K, K + one episode] (rounded up to whole episodes), so the map shows how the decay depends
+on the phase of the episode where it is read; an explicit list is used as given, and for an
+anchor t < K the lags beyond t do not exist (null in the map).
+
+--quick (a smoke run, deterministic): train.steps -> min(steps, 30) with the checkpoints
+scaled proportionally (round(c * new / old)); train.batch -> min(batch, 16); probe.lags ->
+min(lags, 40); probe.sequences -> min(sequences, 4); tk_map count -> min(count, 3);
+lyapunov_steps -> min(steps, 100). Cells, task and seed are unchanged.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .schema import Case
+
+QUICK = {"steps": 30, "batch": 16, "lags": 40, "sequences": 4, "tk_anchors": 3, "lyapunov_steps": 100}
+DEFAULT_LYAPUNOV = 8
+MIN_LYAPUNOV_STEPS = 500
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    K: int
+    episode: int
+    stream: int                 # steps of the main probe stream (whole episodes)
+    anchors: tuple[int, ...]
+    tk_anchors: tuple[int, ...]
+    lyapunov: int               # exponents per cell (0: off)
+    lyapunov_steps: int
+    sequences: int
+    norms: tuple[str, ...]
+    paths: tuple[tuple[str, ...], ...]   # per cell
+
+    @property
+    def total_steps(self) -> int:
+        """Length of the one stream every probe reads a prefix of."""
+        need = max(self.stream, max(self.tk_anchors, default=0), self.lyapunov_steps)
+        return whole_episodes(need, self.episode)
+
+
+def whole_episodes(steps: int, episode: int) -> int:
+    return episode * max(1, math.ceil(steps / episode))
+
+
+def lyapunov_path(cell) -> str:
+    """The state the cell carries: a<t>, or [a<t>; c<t>] when the state is larger than a."""
+    return "a" if cell.state_size == cell.hidden else "state"
+
+
+def _anchors_tk(spec, K: int, episode: int) -> tuple[int, ...]:
+    if isinstance(spec, list):
+        return tuple(sorted(set(spec)))
+    if spec == 0:
+        return ()
+    hi = whole_episodes(K + episode, episode)
+    if spec == 1:
+        return (hi,)
+    return tuple(sorted({round(K + (hi - K) * i / (spec - 1)) for i in range(spec)}))
+
+
+def make_plan(case: Case, task, cells) -> ProbePlan:
+    p, T_ep = case.probe, int(task.length)
+    if p.anchors:
+        K = p.lags if p.lags is not None else min(T_ep, min(p.anchors))
+        stream = whole_episodes(max(max(p.anchors), K), T_ep)
+        anchors = tuple(sorted(set(p.anchors)))
+    else:
+        K = p.lags if p.lags is not None else T_ep
+        stream = whole_episodes(K, T_ep)
+        anchors = (stream,)
+    smallest = min(c.state_size for c in cells)
+    m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, smallest)
+    ly_steps = p.lyapunov_steps if p.lyapunov_steps is not None else max(MIN_LYAPUNOV_STEPS, stream)
+    paths = tuple(tuple(x for x in (p.paths or c.paths) if x in c.paths) for c in cells)
+    return ProbePlan(K=int(K), episode=T_ep, stream=stream, anchors=anchors,
+                     tk_anchors=_anchors_tk(p.tk_map.anchors, int(K), T_ep), lyapunov=int(m),
+                     lyapunov_steps=int(ly_steps), sequences=p.sequences, norms=tuple(p.norms),
+                     paths=paths)
+
+
+def plan_problems(case: Case, task, cells) -> list[str]:
+    """Problems only visible once task and cells exist (one line each)."""
+    p, out = case.probe, []
+    if p.anchors and p.lags is not None and p.lags > min(p.anchors):
+        out.append(f"probe.lags: must be <= the smallest of probe.anchors ({min(p.anchors)}), got {p.lags}")
+    if p.paths:
+        have = sorted({x for c in cells for x in c.paths})
+        for x in p.paths:
+            if x not in have:
+                out.append(f"probe.paths: {x!r} is not a path of any cell in this case (have: {', '.join(have)})")
+    smallest = min(c.state_size for c in cells)
+    if p.lyapunov is not None and p.lyapunov > smallest:
+        out.append(f"probe.lyapunov: must be <= the smallest cell state size ({smallest}), got {p.lyapunov}")
+    return out
+
+
+def quick_case(case: Case, task_length: int) -> Case:
+    """The --quick form of a case (see the module docstring)."""
+    upd: dict = {}
+    if case.train is not None:
+        tr = case.train
+        steps = min(tr.steps, QUICK["steps"])
+        ck = sorted({round(c * steps / tr.steps) for c in tr.checkpoints})
+        upd["train"] = tr.model_copy(update={"steps": steps, "batch": min(tr.batch, QUICK["batch"]),
+                                             "checkpoints": ck})
+    p = case.probe
+    K = p.lags if p.lags is not None else (min(task_length, min(p.anchors)) if p.anchors else task_length)
+    tk = p.tk_map.anchors
+    tk = min(tk, QUICK["tk_anchors"]) if isinstance(tk, int) else tk
+    ly = p.lyapunov_steps if p.lyapunov_steps is not None else MIN_LYAPUNOV_STEPS
+    upd["probe"] = p.model_copy(update={
+        "lags": min(K, QUICK["lags"]), "sequences": min(p.sequences, QUICK["sequences"]),
+        "tk_map": p.tk_map.model_copy(update={"anchors": tk}),
+        "lyapunov_steps": min(ly, QUICK["lyapunov_steps"])})
+    return case.model_copy(update=upd)

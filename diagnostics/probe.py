@@ -1,0 +1,164 @@
+"""Jacobian-norm curves: log10 ||d state<t>/d state<t-k>|| for every lag k, per sequence.
+
+    res = probe(cell, params, xs, lags=K, anchors=[t, ...], paths=("a", "c"), norms=("spectral",))
+    res.log10[("a", "spectral")]      # (A, B, K): anchor, sequence, lag 1..K
+    res.summary("a", "spectral")      # median, q25, q75, min, max across sequences, each (K,)
+
+Method. The forward pass keeps one cache per step (O(B T n) memory). For an anchor t the
+backward chain holds only the rows it needs, M_k = E d state<t>/d state<t-k> (B, r, S), and
+advances one lag with `cell.vjp`: M_{k+1} = M_k J_{t-k}, one GEMM over all B r rows. No dense
+step Jacobian is ever formed. After every lag each sequence's M is divided by its largest
+|entry| and log10 of that scale is accumulated, so 10,000 lags at factor 0.5 read -3010, not
+-inf. An exactly zero product gives scale 0 and stays -inf.
+
+Paths: "a" and "c" are blocks of the product of full-state Jacobians (total derivatives, every
+path through the cell included); "state" is the whole product; "c_direct" is the LSTM's direct
+memory path Π diag(Γ_f), from sums of ln Γ_f, exact in log space.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .matnorms import SpectralTracker, frobenius, log_quantile
+
+NORMS = ("spectral", "frobenius")
+LN10 = np.log(10.0)
+
+
+@dataclass
+class ProbeResult:
+    lags: np.ndarray                      # (K,) ints 1..K
+    anchors: np.ndarray                   # (A,) ints
+    paths: tuple[str, ...]
+    norms: tuple[str, ...]
+    log10: dict = field(default_factory=dict)   # (path, norm) -> (A, B, K)
+    stats: dict = field(default_factory=dict)   # power-iteration counters (diagnostics)
+
+    def summary(self, path: str, norm: str, anchor_index: int = -1) -> dict[str, np.ndarray]:
+        """Quantiles across sequences at one anchor; -inf (exactly zero) is a valid value."""
+        key = (path, norm)
+        if key not in self.log10:
+            raise KeyError(f"path/norm: {path!r}/{norm!r} was not probed; have {sorted(self.log10)}")
+        v = self.log10[key][anchor_index]            # (B, K)
+        return {"median": log_quantile(v, 0.5), "q25": log_quantile(v, 0.25),
+                "q75": log_quantile(v, 0.75), "min": v.min(axis=0), "max": v.max(axis=0)}
+
+
+def _check(cell, xs, lags, anchors, paths, norms, h0):
+    xs = np.asarray(xs)
+    if xs.ndim != 3 or xs.shape[2] != cell.input_size:
+        raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
+    T, B, _ = xs.shape
+    if T < 1 or B < 1:
+        raise ValueError(f"xs: need at least one step and one sequence, got shape {xs.shape}")
+    anchors = np.array([T] if anchors is None else list(anchors), dtype=int).ravel()
+    if anchors.size == 0 or anchors.min() < 1 or anchors.max() > T:
+        raise ValueError(f"anchors: must be steps in 1..{T}, got {anchors.tolist()}")
+    K = int(anchors.min()) if lags is None else lags
+    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 1 <= K <= anchors.min():
+        raise ValueError(f"lags: must be an integer in 1..{int(anchors.min())} (the smallest anchor), got {lags!r}")
+    paths = tuple(cell.paths if paths is None else ([paths] if isinstance(paths, str) else paths))
+    bad = [p for p in paths if p not in cell.paths]
+    if not paths or bad:
+        raise ValueError(f"paths: must be among {', '.join(cell.paths)} for {cell.kind}, got {list(paths)}")
+    norms = tuple([norms] if isinstance(norms, str) else norms)
+    if not norms or any(n not in NORMS for n in norms):
+        raise ValueError(f"norms: must be among {', '.join(NORMS)}, got {list(norms)}")
+    if h0 is not None:
+        h0 = np.asarray(h0, dtype=float)
+        if h0.shape != (B, cell.state_size):
+            raise ValueError(f"h0: must have shape ({B}, {cell.state_size}), got {h0.shape}")
+    return xs, T, B, anchors, int(K), paths, norms, h0
+
+
+def forward(cell, params, xs, h0=None):
+    """Run the cell over xs (T, B, d); return the list of T per-step caches and final state."""
+    state = cell.initial_state(xs.shape[1]) if h0 is None else h0
+    caches = []
+    for x in xs:
+        state, cache = cell.step(params, state, x)
+        caches.append(cache)
+    return caches, state
+
+
+def _row_layout(cell, paths):
+    """Rows of the product the chain must carry, and where each path's block sits in M."""
+    S, blocks = cell.state_size, cell.blocks
+    dense = [p for p in paths if p != "c_direct"]
+    if not dense:
+        return None, {}
+    if "state" in dense or len(dense) > 1:
+        rows = np.arange(S)
+    else:
+        rows = np.arange(S)[blocks[dense[0]]]
+    pos = {int(r): i for i, r in enumerate(rows)}
+    where = {}
+    for p in dense:
+        cols = slice(0, S) if p == "state" else blocks[p]
+        idx = np.arange(S)[cols]
+        where[p] = (slice(pos[int(idx[0])], pos[int(idx[-1])] + 1), cols)
+    return rows, where
+
+
+def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
+    """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out."""
+    B, S = out[next(iter(out))].shape[1], cell.state_size
+    m = np.zeros((B, rows.size, S))
+    m[:, np.arange(rows.size), rows] = 1.0
+    scale = np.zeros(B)                      # log10 of what has been divided out, per sequence
+    trackers = {p: SpectralTracker(B, m[:, r, c].shape[1], m[:, r, c].shape[2])
+                for p, (r, c) in where.items()} if "spectral" in norms else {}
+    for k in range(1, K + 1):
+        m = cell.vjp(params, caches[t - k], m)
+        big = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
+        zero = big == 0.0
+        with np.errstate(divide="ignore"):
+            scale += np.log10(np.where(zero, 0.0, big))             # -inf once exactly zero
+        m *= (1.0 / np.where(zero, 1.0, big))[:, None, None]
+        for p, (r, c) in where.items():
+            blk = m[:, r, c]
+            with np.errstate(divide="ignore"):
+                if "frobenius" in norms:
+                    out[(p, "frobenius")][a_i, :, k - 1] = np.log10(frobenius(blk)) + scale
+                if "spectral" in norms:
+                    out[(p, "spectral")][a_i, :, k - 1] = np.log10(trackers[p](blk)) + scale
+    return {p: (tr.iterations, tr.fallbacks) for p, tr in trackers.items()}
+
+
+def _direct(cell, params, caches, t, K, norms, out, a_i):
+    """c_direct: ln of Π diag(Γ_f) is the running sum of ln Γ_f; exact in log space."""
+    run = None
+    for k in range(1, K + 1):
+        lg = np.asarray(cell.direct_memory_log(params, caches[t - k]), dtype=float)
+        run = lg.copy() if run is None else run + lg
+        if "spectral" in norms:   # diagonal: σ_max = max |Γ|
+            out[("c_direct", "spectral")][a_i, :, k - 1] = run.max(axis=1) / LN10
+        if "frobenius" in norms:
+            out[("c_direct", "frobenius")][a_i, :, k - 1] = 0.5 * logsumexp(2.0 * run, axis=1) / LN10
+
+
+def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
+          norms=("spectral", "frobenius"), h0=None) -> ProbeResult:
+    """log10 Jacobian norms of `cell` along xs (T, B, d). See the module docstring.
+
+    lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
+    d state<t>/d state<t-k>, state<0> being the initial state (h0 or zeros).
+    anchors: steps t in 1..T (default [T]). paths: default all of cell.paths.
+    """
+    xs, T, B, anchors, K, paths, norms, h0 = _check(cell, xs, lags, anchors, paths, norms, h0)
+    caches, _ = forward(cell, params, xs, h0)
+    if "c_direct" in paths and cell.direct_memory_log(params, caches[0]) is None:
+        raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
+    out = {(p, n): np.empty((anchors.size, B, K)) for p in paths for n in norms}
+    rows, where = _row_layout(cell, paths)
+    stats = {}
+    for a_i, t in enumerate(anchors):
+        if rows is not None:
+            stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i)
+        if "c_direct" in paths:
+            _direct(cell, params, caches, int(t), K, norms, out, a_i)
+    return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats)
+

@@ -1,0 +1,66 @@
+"""`diag check CURRENT BASELINE`: compare two curves files (or run folders) on their own.
+
+Exit codes: 0 within tolerance, 1 regression (table printed, overlays written with --overlays),
+2 bad input (one line naming the file and the problem, no traceback).
+The cli helper registers it: `main.add_command(check_cmd)`.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+from pydantic import ValidationError
+
+from .baseline import BadCurves, load_curves
+from .compare import compare
+from .tolerances import Tolerances
+
+
+def _bad(msg: str) -> None:
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(2)
+
+
+@click.command("check")
+@click.argument("current", type=click.Path(path_type=str))
+@click.argument("baseline", type=click.Path(path_type=str))
+@click.option("--decades", type=float, default=None, help="max log10 difference at any curve point [0.05]")
+@click.option("--slope-rel", type=float, default=None, help="max relative change of the fitted slope [0.05]")
+@click.option("--horizon-steps", type=int, default=None, help="max change of the horizon in steps [2]")
+@click.option("--loss-rel", type=float, default=None, help="max relative change of the loss at checkpoints [0.05]")
+@click.option("--lyapunov-abs", type=float, default=None, help="max change of a Lyapunov exponent [0.02]")
+@click.option("--overlays", "overlays", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="write an overlay PNG per failing series into this folder")
+@click.option("--all", "all_rows", is_flag=True, help="print every compared row, not only the failing ones")
+def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, overlays, all_rows):
+    """Compare CURRENT against BASELINE curves (curves.json files or run folders).
+
+    Exit 0 when every curve point, slope, horizon, loss and Lyapunov exponent is within
+    tolerance, 1 on a regression, 2 on bad input.
+    """
+    given = {"decades": decades, "slope_rel": slope_rel, "horizon_steps": horizon_steps,
+             "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs}
+    try:
+        tol = Tolerances(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = "--" + str(err["loc"][0]).replace("_", "-")
+        _bad(f"{name}: {err['msg'].lower()}, got {err.get('input')!r}")
+    try:
+        cur = load_curves(current)
+        base = load_curves(baseline)
+    except BadCurves as e:
+        _bad(str(e))
+    cmp = compare(cur, base, tol)
+    click.echo(cmp.table(all_rows=all_rows))
+    if cmp.ok:
+        sys.exit(0)
+    if overlays:
+        from .overlay import write_overlays
+        try:
+            paths = write_overlays(cmp, cur, base, overlays)
+        except OSError as e:
+            _bad(f"--overlays {overlays}: cannot write ({e.strerror})")
+        for p in paths:
+            click.echo(f"overlay: {p}")
+    sys.exit(1)

@@ -1,0 +1,212 @@
+"""Compare two diag-curves/1 dicts in log space and list what moved.
+
+    cmp = compare(current, baseline, Tolerances())
+    cmp.ok, cmp.failing, print(cmp.table())
+
+Identity: a curve series is (cell, checkpoint, path, norm), a Lyapunov spectrum (cell,
+checkpoint, path), a training record (cell). Present on one side only -> a failing "missing" row.
+Each compared quantity gives ONE row holding its worst point, so the table says where it moved most.
+
+Nulls: log10 of an exact zero is null in the file. Both null is equal; one null fails unless the
+other value is below -300 (i.e. underflowed to zero in all but name, 1e-300).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..io import json_safe
+from .tolerances import Tolerances
+
+ZERO_LOG10 = -300.0        # log10 values below this count as an exact zero (null)
+ZERO_LN = ZERO_LOG10 * 2.302585092994046
+
+
+@dataclass(frozen=True)
+class Row:
+    series: str                 # human label, e.g. "LSTM ckpt=0 c/spectral median"
+    what: str                   # point|slope|horizon|loss|lyapunov|lags|missing|duplicate
+    lag: Any                    # worst lag (point), checkpoint step (loss), exponent index (lyapunov)
+    baseline: Any               # value, None (null = exact zero / no value) or a word ("missing")
+    current: Any
+    difference: float | None    # current - baseline; None when not a number (null vs value)
+    tolerance: float | None
+    ok: bool
+    key: tuple = field(default=(), compare=False)   # ("series"|"lyapunov"|"training", *identity)
+
+
+@dataclass
+class Comparison:
+    rows: list[Row]
+    tol: Tolerances
+
+    @property
+    def failing(self) -> list[Row]:
+        return [r for r in self.rows if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing
+
+    def table(self, all_rows: bool = False) -> str:
+        from .table import format_table
+        return format_table(self, all_rows=all_rows)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _as_list(v) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else []
+
+
+def worst_point(base: list, cur: list, zero: float):
+    """(index, baseline, current, |difference| or inf) of the largest disagreement, None if empty."""
+    worst = None
+    for i, (b, c) in enumerate(zip(base, cur)):
+        if b is None and c is None:
+            d = 0.0
+        elif b is None or c is None:
+            other = c if b is None else b
+            d = 0.0 if (_is_num(other) and other < zero) else float("inf")
+        elif _is_num(b) and _is_num(c):
+            d = abs(c - b)
+        else:
+            d = float("inf")
+        if worst is None or d > worst[3]:
+            worst = (i, b, c, d)
+    return worst
+
+
+def _diff(b, c):
+    return c - b if _is_num(b) and _is_num(c) else None
+
+
+def _index(items, keys: tuple[str, ...], kind: str, rows: list[Row], side: str) -> dict:
+    out: dict = {}
+    for it in _as_list(items):
+        if not isinstance(it, dict):
+            continue
+        k = tuple(it.get(x) for x in keys)
+        if k in out:
+            rows.append(Row(_label(kind, k), "duplicate", None, "", f"twice in {side}",
+                            None, None, False, (kind, *k)))
+        out[k] = it
+    return out
+
+
+def _ident(k: tuple) -> str:
+    cell, *rest = k
+    if not rest:
+        return str(cell)
+    ckpt, *more = rest
+    return f"{cell} ckpt={ckpt} " + "/".join(str(m) for m in more)
+
+
+def _label(kind: str, k: tuple) -> str:
+    return _ident(k) + {"series": "", "lyapunov": " lyapunov", "training": " training loss"}[kind]
+
+
+def _pair(cur: dict, base: dict, kind: str, rows: list[Row]):
+    """Yield (key, current_item, baseline_item) for keys on both sides; missing rows for the rest."""
+    for k in list(base) + [k for k in cur if k not in base]:
+        if k in base and k in cur:
+            yield k, cur[k], base[k]
+        else:
+            rows.append(Row(_label(kind, k), "missing", None,
+                            "present" if k in base else "missing",
+                            "present" if k in cur else "missing", None, None, False, (kind, *k)))
+
+
+def _within(b, c, tol_of) -> tuple[bool, float | None, float | None]:
+    """Compare two scalars that may be null: both null equal, one null fails."""
+    if b is None and c is None:
+        return True, None, None
+    if not (_is_num(b) and _is_num(c)):
+        return False, None, None
+    t = tol_of(b)
+    return abs(c - b) <= t, c - b, t
+
+
+def _series_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+    name = _ident(k)
+    key = ("series", *k)
+    cl, bl = c.get("log10") or {}, b.get("log10") or {}
+    for stat in tol.stats:
+        cs, bs = _as_list(cl.get(stat)), _as_list(bl.get(stat))
+        if len(cs) != len(bs):
+            rows.append(Row(f"{name} {stat}", "lags", None, f"{len(bs)} lags", f"{len(cs)} lags",
+                            None, None, False, key))
+        w = worst_point(bs, cs, ZERO_LOG10)
+        if w is None:
+            continue
+        i, bv, cv, d = w
+        rows.append(Row(f"{name} {stat}", "point", i + 1, bv, cv, _diff(bv, cv), tol.decades,
+                        d <= tol.decades, key))
+    cf, bf = c.get("fit") or {}, b.get("fit") or {}
+    ok, d, t = _within(bf.get("slope"), cf.get("slope"), tol.slope_tol)
+    rows.append(Row(f"{name} slope", "slope", None, bf.get("slope"), cf.get("slope"), d, t, ok, key))
+    ok, d, t = _within(bf.get("horizon"), cf.get("horizon"), tol.horizon_tol)
+    rows.append(Row(f"{name} horizon", "horizon", None, bf.get("horizon"), cf.get("horizon"), d, t, ok, key))
+
+
+def _lyapunov_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+    name = _label("lyapunov", k)
+    key = ("lyapunov", *k)
+    ce, be = _as_list(c.get("exponents")), _as_list(b.get("exponents"))
+    if len(ce) != len(be):
+        rows.append(Row(name, "lags", None, f"{len(be)} exponents", f"{len(ce)} exponents",
+                        None, None, False, key))
+    w = worst_point(be, ce, ZERO_LN)
+    if w is not None:
+        i, bv, cv, d = w
+        rows.append(Row(name, "lyapunov", i + 1, bv, cv, _diff(bv, cv), tol.lyapunov_abs,
+                        d <= tol.lyapunov_abs, key))
+
+
+def _loss_points(t: dict) -> dict:
+    """{checkpoint step or 'final': loss}: losses at checkpoints when recorded, else the last loss."""
+    steps, losses = _as_list(t.get("checkpoints")), _as_list(t.get("loss_at_checkpoints"))
+    if steps and len(steps) == len(losses):
+        return dict(zip(steps, losses))
+    if "final_loss" in t:
+        return {"final": t.get("final_loss")}
+    loss = _as_list(t.get("loss"))
+    return {"final": loss[-1]} if loss else {}
+
+
+def _training_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+    name = _label("training", k)
+    key = ("training", *k)
+    cp, bp = _loss_points(c), _loss_points(b)
+    if list(cp) != list(bp):
+        rows.append(Row(name, "lags", None, f"checkpoints {list(bp)}", f"checkpoints {list(cp)}",
+                        None, None, False, key))
+    worst = None
+    for step in [s for s in bp if s in cp]:
+        ok, d, t = _within(bp[step], cp[step], tol.loss_tol)
+        # rank by how far past its tolerance each checkpoint is; non-numbers rank first
+        score = float("inf") if (not ok and d is None) else (0.0 if d is None else abs(d) / max(t, 1e-300))
+        if worst is None or score > worst[0]:
+            worst = (score, Row(name, "loss", step, bp[step], cp[step], d, t, ok, key))
+    if worst is not None:
+        rows.append(worst[1])
+
+
+def compare(current: dict, baseline: dict, tol: Tolerances | None = None) -> Comparison:
+    """Compare `current` curves against `baseline` curves (both diag-curves/1 dicts)."""
+    tol = tol or Tolerances()
+    current, baseline = json_safe(current), json_safe(baseline)   # -inf/NaN -> null, arrays -> lists
+    rows: list[Row] = []
+    cl, bl = _as_list(current.get("lags")), _as_list(baseline.get("lags"))
+    if cl != bl:
+        rows.append(Row("lags", "lags", None, f"{len(bl)} lags", f"{len(cl)} lags", None, None, False, ("lags",)))
+    for section, keys, fn in (("series", ("cell", "checkpoint", "path", "norm"), _series_rows),
+                              ("lyapunov", ("cell", "checkpoint", "path"), _lyapunov_rows),
+                              ("training", ("cell",), _training_rows)):
+        ci = _index(current.get(section), keys, section, rows, "current")
+        bi = _index(baseline.get(section), keys, section, rows, "baseline")
+        for k, c, b in _pair(ci, bi, section, rows):
+            fn(k, c, b, tol, rows)
+    return Comparison(rows, tol)

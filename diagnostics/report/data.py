@@ -1,0 +1,161 @@
+"""Reading a run folder: curves.json + run.json, and the selections the figures need.
+
+This is the "computing" half of the report: every figure function receives plain arrays
+picked here, never the raw JSON, so a figure can be drawn from any source of the same arrays.
+JSON null in a log10 array means the norm was exactly zero (log10 = -inf); it becomes -inf
+here and the drawing code turns non-finite values into gaps.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CURVES_FORMAT = "diag-curves/1"
+RUN_FORMAT = "diag-run/1"
+
+
+def log_array(values: Any, null: float = -np.inf) -> np.ndarray:
+    """JSON list of log10 values -> float64 array; null (an exact zero) -> `null`."""
+    if values is None:
+        return np.zeros(0)
+    return np.array([null if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def num_array(values: Any) -> np.ndarray:
+    """JSON list of plain numbers -> float64 array; null (was non-finite) -> NaN."""
+    return log_array(values, null=np.nan)
+
+
+def _read_json(path: Path, expected_format: str) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `diag run` first (the report reads only saved files)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{path}: format must be {expected_format!r}, got {got!r}")
+    return data
+
+
+@dataclass
+class Curve:
+    """One (cell, checkpoint, path, norm) decay curve over the lags."""
+    median: np.ndarray
+    q25: np.ndarray
+    q75: np.ndarray
+    fit: dict
+
+
+@dataclass
+class RunData:
+    curves: dict
+    run: dict
+    lags: np.ndarray = field(init=False)
+    cells: list[str] = field(init=False)
+    kinds: dict[str, str] = field(init=False)
+    checkpoints: list[int] = field(init=False)
+
+    def __post_init__(self):
+        self.lags = np.asarray(self.curves.get("lags", []), dtype=float)
+        self.kinds = {}
+        for c in self.run.get("cells", []):
+            self.kinds[c["label"]] = c.get("kind", "?")
+        for s in self.curves.get("series", []):
+            self.kinds.setdefault(s["cell"], s.get("kind", "?"))
+        self.cells = list(self.kinds)  # run.json order first: colours stay stable across figures
+        self.checkpoints = sorted({int(s["checkpoint"]) for s in self.curves.get("series", [])})
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "RunData":
+        run_dir = Path(run_dir)
+        return cls(_read_json(run_dir / "curves.json", CURVES_FORMAT),
+                   _read_json(run_dir / "run.json", RUN_FORMAT))
+
+    # --- selections -------------------------------------------------------------------
+    @property
+    def last_checkpoint(self) -> int:
+        return self.checkpoints[-1] if self.checkpoints else 0
+
+    def curve(self, cell: str, checkpoint: int, path: str = "a", norm: str = "spectral") -> Curve | None:
+        for s in self.curves.get("series", []):
+            if (s["cell"], int(s["checkpoint"]), s["path"], s["norm"]) == (cell, checkpoint, path, norm):
+                lg = s.get("log10", {})
+                return Curve(log_array(lg.get("median")), log_array(lg.get("q25")),
+                             log_array(lg.get("q75")), dict(s.get("fit") or {}))
+        return None
+
+    def paths_of(self, cell: str) -> list[str]:
+        seen = []
+        for s in self.curves.get("series", []):
+            if s["cell"] == cell and s["path"] not in seen:
+                seen.append(s["path"])
+        return seen
+
+    def norms(self) -> list[str]:
+        return sorted({s["norm"] for s in self.curves.get("series", [])})
+
+    def bound(self, cell: str, checkpoint: int) -> np.ndarray | None:
+        for b in self.curves.get("bounds", []) or []:
+            if b.get("cell") == cell and int(b.get("checkpoint", -1)) == checkpoint:
+                return log_array(b.get("log10"))
+        return None
+
+    def _items(self, key: str, cell: str, checkpoint: int | None = None) -> list[dict]:
+        out = [it for it in (self.curves.get(key) or []) if it.get("cell") == cell]
+        if checkpoint is not None:
+            out = [it for it in out if int(it.get("checkpoint", -1)) == checkpoint]
+        return out
+
+    def tk_map(self, cell: str, checkpoint: int, path: str = "a", norm: str = "spectral"):
+        """(anchors (A,), (A, K) log10 median) or None."""
+        for it in self._items("tk_map", cell, checkpoint):
+            if it.get("path", "a") == path and it.get("norm", "spectral") == norm:
+                rows = [log_array(r, null=np.nan) for r in it.get("log10_median", [])]
+                if not rows:
+                    return None
+                width = max(len(r) for r in rows)
+                grid = np.full((len(rows), width), np.nan)
+                for i, r in enumerate(rows):
+                    grid[i, :len(r)] = r
+                return np.asarray(it.get("anchors", []), dtype=float), grid
+        return None
+
+    def xy_by_checkpoint(self, key: str, xkey: str, cell: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """grad_flow (xkey "t") or temporal_components (xkey "lags"): checkpoint -> (x, log10 y)."""
+        return {int(it.get("checkpoint", 0)): (num_array(it.get(xkey)), log_array(it.get("log10")))
+                for it in self._items(key, cell)}
+
+    def lyapunov(self, cell: str, checkpoint: int) -> np.ndarray | None:
+        items = self._items("lyapunov", cell, checkpoint)
+        return log_array(items[0].get("exponents")) if items else None
+
+    def training(self, cell: str) -> dict | None:
+        items = self._items("training", cell)
+        return items[0] if items else None
+
+    def has(self, key: str) -> bool:
+        return bool(self.curves.get(key))
+
+    # --- the case in words --------------------------------------------------------------
+    @property
+    def case(self) -> dict:
+        return self.run.get("case") or {}
+
+    @property
+    def name(self) -> str:
+        return str(self.case.get("name") or self.curves.get("case") or "unnamed case")
+
+    def cell_options(self, label: str) -> dict:
+        for c in self.run.get("cells", []):
+            if c.get("label") == label:
+                return dict(c.get("options") or {})
+        for c in self.case.get("cells", []) or []:
+            if c.get("label") == label:
+                return {k: v for k, v in c.items() if k not in ("kind", "label")}
+        return {}

@@ -1,0 +1,195 @@
+"""The report's figures: for each, what data it needs (select) and how it is drawn (draw).
+
+In the manner of cockpit's instruments, `select` picks plain arrays out of a run (or returns a
+sentence saying why the figure cannot be drawn) and `draw` turns those arrays into a Figure.
+The list FIGURES fixes the order on the page and the PNG file names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from . import figures_decay as fd
+from . import figures_train as ft
+from .data import RunData
+from .style import JAC, cell_colours, checkpoint_colours
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    slug: str                                  # file name figures/<slug>.png
+    title: str                                 # heading on the page
+    caption: str                               # how to read it, in words
+    select: Callable[[RunData], "dict | str"]  # kwargs for draw, or why it is skipped
+    draw: Callable[..., Figure]
+
+
+def fit_line(lags: np.ndarray, median: np.ndarray, fit: dict) -> np.ndarray | None:
+    """The fitted geometric decay as a line over the lags. The contract stores only the slope,
+    so the offset is the median of (curve - slope k) over finite points (the Theil-Sen choice)."""
+    slope = fit.get("slope")
+    ok = np.isfinite(median)
+    if slope is None or not ok.any() or median.size != lags.size:
+        return None
+    icpt = fit.get("intercept")
+    if icpt is None:
+        icpt = float(np.median(median[ok] - slope * lags[ok]))
+    line = icpt + slope * lags
+    line[~ok] = np.nan    # only where the curve itself exists
+    return line
+
+
+def _curve_dict(c) -> dict:
+    return {"median": c.median, "q25": c.q25, "q75": c.q75}
+
+
+def _at(d: RunData) -> str:
+    return "at initialisation" if d.last_checkpoint == 0 else f"after {d.last_checkpoint} training steps"
+
+
+def select_decay(d: RunData):
+    ck, curves = d.last_checkpoint, {}
+    for cell in d.cells:
+        c = d.curve(cell, ck)
+        if c is None:
+            continue
+        hz = c.fit.get("horizon")
+        curves[cell] = {**_curve_dict(c), "fit_line": fit_line(d.lags, c.median, c.fit),
+                        "rho": c.fit.get("factor"), "bound": d.bound(cell, ck),
+                        "horizon": float(hz) if hz is not None else None}
+    if not curves:
+        return "No spectral a-path curves in curves.json."
+    return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells),
+            "title": f"How fast {JAC} shrinks with the lag k ({_at(d)})"}
+
+
+def select_memory(d: RunData):
+    ck, cells = d.last_checkpoint, {}
+    for cell in d.cells:
+        paths = [p for p in ("a", "c", "c_direct", "state") if p in d.paths_of(cell)]
+        if "c" not in paths and "c_direct" not in paths:
+            continue
+        cells[cell] = {p: _curve_dict(d.curve(cell, ck, p)) for p in paths if d.curve(cell, ck, p)}
+    if not cells:
+        return "No cell in this case carries a memory c⟨t⟩ (no LSTM), so there are no c paths to show."
+    return {"lags": d.lags, "cells": cells, "title": f"Memory paths of the gated cells ({_at(d)})"}
+
+
+def select_checkpoints(d: RunData):
+    if len(d.checkpoints) < 2:
+        return "The case has no training (the probe ran at initialisation only), so there is one curve per cell: see the first figure."
+    cells = {}
+    for cell in d.cells:
+        by_ck = {ck: _curve_dict(c) for ck in d.checkpoints if (c := d.curve(cell, ck)) is not None}
+        if by_ck:
+            cells[cell] = by_ck
+    return {"lags": d.lags, "cells": cells, "colours": checkpoint_colours(d.checkpoints),
+            "title": "How training moves the decay curve (median, 25–75 % band)"}
+
+
+def select_tk(d: RunData):
+    ck, maps = d.last_checkpoint, {}
+    for cell in d.cells:
+        m = d.tk_map(cell, ck)
+        if m is not None and len(m[0]) >= 2:
+            maps[cell] = (d.lags, m[0], m[1])
+    if not maps:
+        return "No (t, k) map with two or more anchor steps t in curves.json (probe.tk_map off or one anchor)."
+    return {"maps": maps, "title": f"Decay at every anchor step t ({_at(d)})"}
+
+
+def _xy_select(key: str, xkey: str, what: str):
+    def select(d: RunData):
+        series = {c: s for c in d.cells if (s := d.xy_by_checkpoint(key, xkey, c))}
+        if not series:
+            return f"No {what} in curves.json (it is measured during training; this case does not train)."
+        return {"series": series, "colours": cell_colours(d.cells)}
+    return select
+
+
+def select_training(d: RunData):
+    runs = {}
+    for cell in d.cells:
+        t = d.training(cell)
+        if t is None or not t.get("step"):
+            continue
+        runs[cell] = {k: t.get(k) for k in ("step", "loss", "grad_norm", "baseline", "diverged_at",
+                                             "checkpoints", "loss_at_checkpoints", "loss_kind")}
+    if not runs:
+        return "No training in this case, so there is no loss curve."
+    return {"runs": runs, "colours": cell_colours(d.cells),
+            "title": "Training: does the cell beat the memoryless baseline?"}
+
+
+def select_lyapunov(d: RunData):
+    spectra = {c: lam for c in d.cells if (lam := d.lyapunov(c, d.last_checkpoint)) is not None and lam.size}
+    if not spectra:
+        return "No Lyapunov spectrum in curves.json (probe.lyapunov is 0)."
+    return {"spectra": spectra, "colours": cell_colours(d.cells),
+            "title": f"Lyapunov spectrum ({_at(d)})"}
+
+
+def select_norms(d: RunData):
+    if "frobenius" not in d.norms():
+        return "Only the spectral norm was measured."
+    cells = {}
+    for cell in d.cells:
+        s, f = d.curve(cell, d.last_checkpoint), d.curve(cell, d.last_checkpoint, norm="frobenius")
+        if s is not None:
+            cells[cell] = {"spectral": s.median, "frobenius": None if f is None else f.median}
+    return {"lags": d.lags, "cells": cells, "colours": cell_colours(d.cells),
+            "title": f"Spectral against Frobenius norm of {JAC} ({_at(d)})"}
+
+
+def _titled(fn, title):
+    return lambda **kw: fn(title=title, **kw)
+
+
+FIGURES: list[FigureSpec] = [
+    FigureSpec("decay", "1. Gradient decay over the lag",
+               "Each line is the median over probe sequences of log10 ||∂a⟨t⟩/∂a⟨t−k⟩||₂, the factor by which a "
+               "change in the hidden state k steps back still moves the state now; the shaded band holds the middle "
+               "half of the sequences. A straight falling line is geometric decay: its slope is log10 ρ per step. "
+               "Dashed: the fitted line; dash-dot: the Pascanu bound (γ σ_max(W_a))^k for plain RNNs; dotted "
+               "vertical: the horizon. Gaps mean an exact zero.", select_decay, fd.decay_curves),
+    FigureSpec("memory_paths", "2. Memory paths (gated cells)",
+               "For cells with a memory cell c⟨t⟩: the hidden-state path a, the memory path c, the direct path "
+               "through the forget gate alone (c_direct, ∏ Γ_f) and the full state [a; c]. A flat c line is the "
+               "'constant error carousel': the memory keeps information that the hidden state loses.",
+               select_memory, fd.memory_paths),
+    FigureSpec("checkpoints", "3. Decay curves during training",
+               "The median a-path curve of each cell at every probe checkpoint (dark = early, light = late).",
+               select_checkpoints, fd.checkpoint_curves),
+    FigureSpec("tk_map", "4. The (t, k) map",
+               "Colour = log10 ||∂a⟨t⟩/∂a⟨t−k⟩||₂ (median) for each anchor step t and lag k, one shared scale. "
+               "Horizontal stripes that look alike mean the decay does not depend on where in the sequence one "
+               "starts. White: not measured (k > t) or an exact zero.", select_tk, fd.tk_maps),
+    FigureSpec("grad_flow", "5. Gradient flow through the sequence",
+               "How large the loss gradient is with respect to the hidden state at each step s. Where it falls "
+               "away towards early steps, early inputs barely influence learning. Solid: last checkpoint; "
+               "dashed: first.",
+               _xy_select("grad_flow", "t", "gradient flow"),
+               _titled(ft.gradient_flow, "Gradient of the loss reaching each step")),
+    FigureSpec("temporal_components", "6. Temporal components of the weight gradient",
+               "The recurrent-weight gradient is a sum over lags (Pascanu et al. 2013, eq. 4); each point is the "
+               "size of the part that comes from k steps back. Long-lag parts far below short-lag ones are what "
+               "'vanishing gradient' means for learning.",
+               _xy_select("temporal_components", "lags", "temporal components"),
+               _titled(ft.temporal_components, "Size of each lag's contribution to ∂L/∂W")),
+    FigureSpec("training", "7. Training loss against the baseline",
+               "Loss per optimiser step on a log scale; the dashed black line is the best loss possible without "
+               "memory of the relevant input. A cell has learned the long-lag dependency only if it goes clearly "
+               "below it. Dots mark the steps where the probe ran.", select_training, ft.training_curves),
+    FigureSpec("lyapunov", "8. Lyapunov spectrum",
+               "The long-run growth rates of small perturbations of the state, largest first (natural log per step). "
+               "Negative: perturbations, and gradients, die out at rate e^λ per step; near zero: they persist; "
+               "positive: they explode. The right axis gives the same value as a log10 slope, to compare with "
+               "figure 1.", select_lyapunov, ft.lyapunov_spectrum),
+    FigureSpec("norms", "9. Spectral and Frobenius norms",
+               "The spectral norm ||J||₂ (largest stretch, thick) against the Frobenius norm ||J||_F (all directions, "
+               "thin dashed). They differ by at most a factor √n, so both show the same decay rate.",
+               select_norms, fd.norm_comparison),
+]

@@ -1,0 +1,194 @@
+"""Drawing the Jacobian-decay figures. Each function takes plain arrays and returns a Figure.
+
+The y axis is log10 of a norm, so equal steps are equal factors of ten: a straight line is
+geometric decay and its slope (decades per step) is log10 of the decay factor ρ.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .style import (PATH_COLOURS, PATH_NAMES, SEQUENTIAL, X_LAG, Y_JAC, gaps, new_figure, note_axes,
+                    legends_outside, styled)
+
+
+def _grid(n: int, width: float = 11.0, row_height: float = 3.8, **kw):
+    """Panels in rows of up to three (four cells as 2 x 2, so no panel slot stays empty)."""
+    ncols = 2 if n == 4 else max(1, min(n, 3))
+    nrows = math.ceil(n / ncols)
+    fig = new_figure(width, row_height * nrows + (0.9 if nrows == 1 else 0.4))
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _band(ax, lags, q25, q75, colour, alpha=0.18):
+    lo, hi = gaps(q25), gaps(q75)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.fill_between(lags, lo, hi, where=ok, color=colour, alpha=alpha, linewidth=0)
+
+
+def _limits(ax, arrays: Sequence[np.ndarray], pad: float = 0.06):
+    vals = np.concatenate([np.asarray(a, float).ravel() for a in arrays if a is not None and len(a)] or [[0.0]])
+    vals = vals[np.isfinite(vals)]
+    if not vals.size:
+        return
+    lo, hi = float(vals.min()), float(vals.max())
+    span = max(hi - lo, 0.5)
+    ax.set_ylim(lo - pad * span, hi + pad * span)
+
+
+@styled
+def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[str, str],
+                 title: str) -> Figure:
+    """Figure 1: every cell's median log10 ||∂a⟨t⟩/∂a⟨t−k⟩|| over k with its quartile band,
+    plus (dashed) the fitted geometric line and (dash-dot) the Pascanu bound where it exists.
+
+    curves[label] = {"median","q25","q75": (K,), "fit_line": (K,) or None, "rho": float|None,
+                     "bound": (K,) or None, "horizon": float|None}
+    """
+    fig = new_figure(11.0, 5.6)
+    ax = fig.subplots()
+    handles, shown = [], []
+    for label, c in curves.items():
+        col = colours[label]
+        _band(ax, lags, c["q25"], c["q75"], col)
+        rho = c.get("rho")
+        name = label if rho is None else f"{label}   (ρ = {rho:.4g} per step)"
+        h, = ax.plot(lags, gaps(c["median"]), color=col, label=name)
+        handles.append(h)
+        shown += [c["median"], c["q25"], c["q75"]]
+        if c.get("fit_line") is not None:
+            ax.plot(lags, gaps(c["fit_line"]), color=col, linestyle=(0, (5, 3)), linewidth=1.4)
+        if c.get("bound") is not None:
+            ax.plot(lags, gaps(c["bound"]), color=col, linestyle=(0, (6, 2, 1, 2)), linewidth=1.4)
+        hz = c.get("horizon")
+        if hz is not None and lags.size and lags[0] <= hz <= lags[-1]:
+            ax.axvline(hz, color=col, linestyle=":", linewidth=1.3, alpha=0.9)
+    # Keep the axis on the measured curves: an exploding bound would otherwise flatten them.
+    _limits(ax, shown)
+    keys = [Line2D([], [], color="#555555", linewidth=2, label="median over sequences"),
+            Line2D([], [], color="#555555", linewidth=8, alpha=0.25, label="25–75 % of sequences"),
+            Line2D([], [], color="#555555", linestyle=(0, (5, 3)), linewidth=1.4, label=r"fitted line (slope = $\log_{10}\rho$)")]
+    if any(c.get("bound") is not None for c in curves.values()):
+        keys.append(Line2D([], [], color="#555555", linestyle=(0, (6, 2, 1, 2)), linewidth=1.4,
+                           label=r"Pascanu bound $(\gamma\,\sigma_{\max}(W_a))^k$"))
+    if any(c.get("horizon") is not None for c in curves.values()):
+        keys.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.3, label="horizon"))
+    legends_outside(fig, handles, "cell (median)", keys)
+    ax.set_xlabel(X_LAG)
+    ax.set_ylabel(Y_JAC)
+    ax.set_title(title)
+    ax.set_xlim(lags[0] if lags.size else 0, lags[-1] if lags.size else 1)
+    return fig
+
+
+@styled
+def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], title: str) -> Figure:
+    """Figure 2: for each cell with a memory c⟨t⟩, one panel with the a, c, c_direct and full-state
+    paths. cells[label][path] = {"median","q25","q75"}."""
+    fig, axes = _grid(len(cells), sharey=True)
+    seen = {}
+    for ax, (label, paths) in zip(axes, cells.items()):
+        for path, c in paths.items():
+            col = PATH_COLOURS.get(path, "#777777")
+            _band(ax, lags, c["q25"], c["q75"], col, alpha=0.14)
+            ls = (0, (4, 2)) if path == "c_direct" else "-"
+            lw = 1.3 if path == "state" else 2.0
+            ax.plot(lags, gaps(c["median"]), color=col, linestyle=ls, linewidth=lw,
+                    label=PATH_NAMES.get(path, path))
+            seen[path] = ax.lines[-1]
+        ax.set_title(label)
+        ax.set_xlabel(X_LAG)
+        ax.set_xlim(lags[0], lags[-1])   # same lag range in every panel, even where a curve stops
+    axes[0].set_ylabel(r"$\log_{10}\,\|\partial s^{\langle t\rangle}/\partial s^{\langle t-k\rangle}\|_2$"
+                       "\n" r"($s$ = the part of the state named in the legend)")
+    fig.legend(handles=list(seen.values()), loc="outside right upper", title="path")
+    fig.suptitle(title)
+    return fig
+
+
+@styled
+def checkpoint_curves(lags: np.ndarray, cells: Mapping[str, Mapping[int, dict]],
+                      colours: Mapping[int, tuple], title: str) -> Figure:
+    """Figure 3: per cell, the median a-path curve at each training checkpoint (colour = step)."""
+    fig, axes = _grid(len(cells), sharey=True)
+    for ax, (label, by_ck) in zip(axes, cells.items()):
+        for ck, c in by_ck.items():
+            _band(ax, lags, c["q25"], c["q75"], colours[ck], alpha=0.10)
+            ax.plot(lags, gaps(c["median"]), color=colours[ck], label=f"step {ck}")
+        ax.set_title(label)
+        ax.set_xlabel(X_LAG)
+        ax.set_xlim(lags[0], lags[-1])   # same lag range in every panel, even where a curve stops
+    handles = [Line2D([], [], color=col, linewidth=2, label=f"step {ck}") for ck, col in colours.items()]
+    fig.legend(handles=handles, loc="outside right upper", title="training step")
+    axes[0].set_ylabel(Y_JAC)
+    fig.suptitle(title)
+    return fig
+
+
+@styled
+def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str) -> Figure:
+    """Figure 4: per cell, log10 ||∂a⟨t⟩/∂a⟨t−k⟩|| as a colour over (lag k, anchor t); one shared
+    colour scale so cells compare directly. maps[label] = (lags (K,), anchors (A,), grid (A, K))."""
+    import matplotlib
+    finite = np.concatenate([g[np.isfinite(g)] for _, _, g in maps.values()] or [np.zeros(1)])
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 0.0)
+    if vmax - vmin < 1e-9:
+        vmin -= 0.5
+        vmax += 0.5
+    cmap = matplotlib.colormaps[SEQUENTIAL].with_extremes(bad="#ffffff")
+    fig, axes = _grid(len(maps), row_height=3.4)
+    mesh = None
+    for ax, (label, (lags, anchors, grid)) in zip(axes, maps.items()):
+        mesh = ax.pcolormesh(_edges(lags[:grid.shape[1]]), _edges(anchors), np.ma.masked_invalid(grid),
+                             cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")
+        ax.set_title(label)
+        ax.set_xlabel(X_LAG)
+        ax.set_yticks(anchors if len(anchors) <= 8 else anchors[:: math.ceil(len(anchors) / 8)])
+        ax.grid(False)
+    axes[0].set_ylabel("anchor step t")
+    if mesh is not None:
+        cb = fig.colorbar(mesh, ax=list(axes), shrink=0.95, pad=0.02)
+        cb.set_label(Y_JAC)
+    fig.suptitle(title)
+    return fig
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges around (possibly uneven) centres, for pcolormesh."""
+    c = np.asarray(centres, dtype=float)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = (c[1:] + c[:-1]) / 2
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+
+@styled
+def norm_comparison(lags: np.ndarray, cells: Mapping[str, dict], colours: Mapping[str, str],
+                    title: str) -> Figure:
+    """Spectral (thick) against Frobenius (thin dashed) median for each cell's a path.
+    ||J||₂ <= ||J||_F <= sqrt(n) ||J||₂, so the two differ by at most half a log10(n)."""
+    fig = new_figure(11.0, 4.4)
+    ax = fig.subplots()
+    for label, c in cells.items():
+        ax.plot(lags, gaps(c["spectral"]), color=colours[label], label=f"{label}: spectral " + r"$\|\cdot\|_2$")
+        if c.get("frobenius") is not None:
+            ax.plot(lags, gaps(c["frobenius"]), color=colours[label], linewidth=1.1,
+                    linestyle=(0, (3, 2)), label=f"{label}: Frobenius " + r"$\|\cdot\|_F$")
+    ax.set_xlabel(X_LAG)
+    ax.set_ylabel(r"$\log_{10}$ of $\|\partial a^{\langle t\rangle}/\partial a^{\langle t-k\rangle}\|$")
+    legends_outside(fig, ax.get_lines(), "cell and norm")
+    ax.set_title(title)
+    return fig
+
+
+def empty_figure(text: str) -> Figure:
+    fig = new_figure(8.0, 2.0)
+    note_axes(fig.subplots(), text)
+    return fig

@@ -1,0 +1,147 @@
+"""Drawing the training-side figures: gradient flow, temporal components, loss, Lyapunov.
+
+Each function takes plain arrays and returns a Figure (no reading, no statistics here).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .style import gaps, legends_outside, new_figure, styled
+
+
+def _early_late_keys(first: int, last: int) -> list[Line2D]:
+    keys = [Line2D([], [], color="#555555", linewidth=2.2, label=f"training step {last}")]
+    if first != last:
+        keys.append(Line2D([], [], color="#555555", linewidth=1.2, linestyle=(0, (4, 2)),
+                           label=f"training step {first}"))
+    return keys
+
+
+def _xy_figure(series: Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]]],
+               colours: Mapping[str, str], xlabel: str, ylabel: str, title: str,
+               invert_x: bool = False) -> Figure:
+    """Shared layout of gradient-flow and temporal-component plots: one axis, colour = cell,
+    the last checkpoint solid and the first dashed so one sees what training changed."""
+    fig = new_figure(11.0, 5.0)
+    ax = fig.subplots()
+    cks = sorted({ck for by_ck in series.values() for ck in by_ck})
+    first, last = cks[0], cks[-1]
+    handles = []
+    for label, by_ck in series.items():
+        col = colours[label]
+        if first in by_ck and first != last:
+            x, y = by_ck[first]
+            ax.plot(x, gaps(y), color=col, linewidth=1.2, linestyle=(0, (4, 2)), alpha=0.85)
+        ck = last if last in by_ck else max(by_ck)
+        x, y = by_ck[ck]
+        h, = ax.plot(x, gaps(y), color=col, linewidth=2.2, label=label)
+        handles.append(h)
+    legends_outside(fig, handles, "cell", _early_late_keys(first, last))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if invert_x:
+        ax.invert_xaxis()
+    ax.set_title(title)
+    return fig
+
+
+@styled
+def gradient_flow(series, colours, title: str) -> Figure:
+    """Figure 5: log10 ||∂L/∂a⟨s⟩|| over the time step s. series[label][checkpoint] = (s, log10)."""
+    return _xy_figure(series, colours, "time step s of the sequence",
+                      r"$\log_{10}\,\|\partial L/\partial a^{\langle s\rangle}\|_2$", title)
+
+
+@styled
+def temporal_components(series, colours, title: str) -> Figure:
+    """Figure 6: per-lag part of the recurrent-weight gradient (Pascanu et al. 2013, eq. 4).
+    series[label][checkpoint] = (lags, log10 norm)."""
+    return _xy_figure(series, colours, "lag k between the loss term and the input it reaches",
+                      r"$\log_{10}\,\|$per-lag component of $\partial L/\partial W\|_F$", title)
+
+
+@styled
+def training_curves(runs: Mapping[str, dict], colours: Mapping[str, str], title: str) -> Figure:
+    """Figure 7: loss (log scale) with the memoryless baseline, and the gradient norm.
+    runs[label] = {"step","loss","grad_norm": arrays, "baseline": float|None,
+                   "diverged_at": int|None, "checkpoints": list, "loss_at_checkpoints": list,
+                   "loss_kind": str|None}"""
+    fig = new_figure(11.0, 4.8)
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[1.5, 1])
+    baselines = set()
+    for label, r in runs.items():
+        col = colours[label]
+        step, loss = np.asarray(r["step"], float), _positive(r["loss"])
+        ax.plot(step, loss, color=col, label=label, linewidth=1.8)
+        cks, lcs = r.get("checkpoints") or [], r.get("loss_at_checkpoints") or []
+        if cks and len(cks) == len(lcs):
+            ax.plot(cks, _positive(lcs), "o", color=col, markersize=5, markeredgecolor="white")
+        if r.get("baseline") is not None and np.isfinite(r["baseline"]) and r["baseline"] > 0:
+            baselines.add(float(r["baseline"]))
+        if r.get("diverged_at") is not None:
+            ax.axvline(r["diverged_at"], color=col, linestyle=":", linewidth=1.5)
+        gn = _positive(r.get("grad_norm") or [])
+        if gn.size:
+            ax2.plot(step[:gn.size], gn, color=col, linewidth=1.4)
+    for b in sorted(baselines):
+        ax.axhline(b, color="#000000", linestyle=(0, (5, 3)), linewidth=1.3)
+    handles, _ = ax.get_legend_handles_labels()
+    if baselines:
+        handles.append(Line2D([], [], color="#000000", linestyle=(0, (5, 3)), linewidth=1.3,
+                              label="baseline (best answer without memory)"))
+    handles.append(Line2D([], [], color="#555555", marker="o", linestyle="none", label="probe checkpoints"))
+    if any(r.get("diverged_at") is not None for r in runs.values()):
+        handles.append(Line2D([], [], color="#555555", linestyle=":", label="diverged here"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=4)
+    kinds = {r.get("loss_kind") for r in runs.values()} - {None}
+    unit = {"xent": "cross-entropy, nats per step", "mse": "mean squared error"}
+    ax.set_ylabel("training loss (" + (unit.get(kinds.pop(), "") if len(kinds) == 1 else "per step") + ", log scale)")
+    ax.set_yscale("log")
+    ax.set_xlabel("optimiser step")
+    ax.set_title("loss")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("optimiser step")
+    ax2.set_ylabel(r"$\|\partial L/\partial\theta\|_2$ before clipping (log scale)")
+    ax2.set_title("gradient norm")
+    fig.suptitle(title)
+    return fig
+
+
+def _positive(v) -> np.ndarray:
+    """Values for a log axis: non-positive or missing ones become gaps."""
+    a = np.array([np.nan if x is None else float(x) for x in v], dtype=float)
+    a[~(a > 0)] = np.nan
+    return a
+
+
+@styled
+def lyapunov_spectrum(spectra: Mapping[str, np.ndarray], colours: Mapping[str, str], title: str) -> Figure:
+    """Figure 8: the m largest Lyapunov exponents λ_i (natural log per step) of each cell."""
+    fig = new_figure(11.0, 4.8)
+    ax = fig.subplots()
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    m = 1
+    for i, (label, lam) in enumerate(spectra.items()):
+        idx = np.arange(1, lam.size + 1)
+        m = max(m, lam.size)
+        ax.plot(idx, gaps(lam), color=colours[label], marker=markers[i % len(markers)],
+                markersize=6, linewidth=1.6, label=label)
+    ax.axhline(0.0, color="#000000", linewidth=1.0)
+    finite = np.concatenate([lam[np.isfinite(lam)] for lam in spectra.values()] + [np.zeros(1)])
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = 0.08 * max(hi - lo, 0.1)
+    ax.set_ylim(lo - pad, hi + 2 * pad)      # room above λ = 0 for its label
+    ax.text(0.99, 0.0, r"$\lambda = 0$: neither growth nor decay", transform=ax.get_yaxis_transform(),
+            ha="right", va="bottom", fontsize=9, color="#333333")
+    ax.set_xlabel("exponent index i (largest first)")
+    ax.set_ylabel(r"$\lambda_i$  (natural log per step)")
+    ax.set_xticks(np.arange(1, m + 1))
+    sec = ax.secondary_yaxis("right", functions=(lambda x: x / np.log(10), lambda x: x * np.log(10)))
+    sec.set_ylabel("the same in log10 per step (cf. slopes in fig. 1)")
+    legends_outside(fig, ax.get_lines()[:len(spectra)], "cell")
+    ax.set_title(title)
+    return fig

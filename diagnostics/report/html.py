@@ -1,0 +1,166 @@
+"""render_report(run_dir): curves.json + run.json -> figures/*.png and a self-contained index.html.
+
+Nothing is recomputed: the report reads only the two saved files, so `diag report` can redraw
+an old run. Every PNG is also embedded in the page as a base64 data URI, so the page works
+offline and when mailed on its own. Text from the case is escaped by Jinja2's autoescape;
+the only markup added is <sub>/<sup> around notation in the report's own strings.
+"""
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from ..io import atomic_write_bytes, atomic_write_text
+from .data import RunData
+from .equations import cell_equations, settings_text
+from .figures import FIGURES
+from .style import png_bytes
+
+TEMPLATES = Path(__file__).parent / "templates"
+_SUPER = re.compile(r"([A-Za-z])(~?)&lt;([^&;]{1,12})&gt;")      # a<t-1>, c~<t> after escaping
+_SUB = re.compile(r"([ΓWUbσγ])_\{?([A-Za-z]{1,3})\}?")           # Γ_u, W_a, b_f, σ_max
+
+
+def notation(text: str) -> Markup:
+    """Escape, then typeset the notes' notation: a<t> -> a⟨t⟩ superscript, Γ_u -> Γ subscript u."""
+    s = str(escape(text))
+    s = _SUPER.sub(lambda m: m.group(1) + ("\u0303" if m.group(2) else "")
+                   + "<sup>⟨" + m.group(3).replace("-", "−") + "⟩</sup>", s)
+    s = _SUB.sub(r"\1<sub>\2</sub>", s)
+    s = re.sub(r"\)\^k\b", ")<sup>k</sup>", s)
+    s = re.sub(r"W_a\^k|W<sub>a</sub>\^k", "W<sub>a</sub><sup>k</sup>", s)
+    return Markup(s)
+
+
+def _fmt(v, spec: str = ".3g", none: str = "—") -> str:
+    if v is None:
+        return none
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    try:
+        return format(float(v), spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _decades() -> float:
+    try:
+        from ..metrics import DECADES   # the horizon's definition lives with the fit
+        return float(DECADES)
+    except Exception:  # pragma: no cover - the report must render even from a partial install
+        return 3.0
+
+
+def summary_rows(d: RunData) -> list[dict]:
+    """One row per cell at the last checkpoint (run.json summary; falls back to curves.json fits)."""
+    rows = {}
+    for r in d.run.get("summary") or []:
+        if int(r.get("checkpoint", 0)) == d.last_checkpoint or r.get("cell") not in rows:
+            rows[r.get("cell")] = r
+    for cell in d.cells:
+        if cell not in rows and (c := d.curve(cell, d.last_checkpoint)) is not None:
+            rows[cell] = {"cell": cell, "kind": d.kinds.get(cell), **c.fit}
+    K = int(d.lags[-1]) if d.lags.size else 0
+    out = []
+    for cell in [c for c in d.cells if c in rows] + [c for c in rows if c not in d.cells]:
+        r = rows[cell]
+        factor, tau, hz = r.get("factor"), r.get("tau"), r.get("horizon")
+        if tau is None:
+            tau_s = "∞ (no decay)" if factor is not None and factor >= 1 else "—"
+        else:
+            tau_s = _fmt(tau, ".3g")
+        loss, base = r.get("final_loss"), r.get("baseline")
+        loss_s = "—" if loss is None else _fmt(loss, ".4g") + ("" if base is None else f" vs {_fmt(base, '.4g')}")
+        diverged = (d.training(cell) or {}).get("diverged_at")
+        if diverged is not None:
+            loss_s = f"diverged at step {diverged}"
+        solved = r.get("solved")
+        out.append({"cell": cell, "kind": r.get("kind") or d.kinds.get(cell, "?"),
+                    "factor": _fmt(factor, ".4f"), "tau": tau_s,
+                    "horizon": (f"> {K}" if K else "—") if hz is None else _fmt(hz, ".0f"),
+                    "lyap": _fmt(r.get("lyapunov_top"), "+.4f"), "loss": loss_s,
+                    "solved": "—" if solved is None else ("yes" if solved else "no"),
+                    "solved_class": "" if solved is None else ("yes" if solved else "no")})
+    return out
+
+
+def checkpoint_rows(d: RunData) -> list[dict]:
+    """ρ and horizon per cell and checkpoint, when there was training."""
+    if len(d.checkpoints) < 2:
+        return []
+    out = []
+    for cell in d.cells:
+        cols = []
+        for ck in d.checkpoints:
+            c = d.curve(cell, ck)
+            fit = c.fit if c else {}
+            hz = fit.get("horizon")
+            cols.append(f"{_fmt(fit.get('factor'), '.4f')} / {'—' if hz is None else _fmt(hz, '.0f')}")
+        out.append({"cell": cell, "cols": cols})
+    return out
+
+
+def cell_blocks(d: RunData) -> list[dict]:
+    blocks = []
+    for cell in d.cells:
+        kind = d.kinds.get(cell, "?")
+        opts = d.cell_options(cell)
+        eqs, words = cell_equations(kind, opts)
+        blocks.append({"label": cell, "kind": kind, "equations": [notation(e) for e in eqs],
+                       "words": notation(words), "settings": settings_text(opts)})
+    return blocks
+
+
+def _case_facts(d: RunData) -> list[tuple[str, str]]:
+    case = d.case
+    facts = []
+    task = case.get("task") or {}
+    if task:
+        facts.append(("task", settings_text(task) or str(task.get("kind"))))
+    if case.get("train"):
+        t = case["train"]
+        opt = t.get("optimizer") or {}
+        facts.append(("training", f"{t.get('steps')} steps, batch {t.get('batch')}, {opt.get('kind', '')} "
+                      f"lr {opt.get('lr', '')}, clip {t.get('clip')}, probe at steps {', '.join(map(str, d.checkpoints))}"))
+    else:
+        facts.append(("training", "none (the probe ran on the initial weights)"))
+    probe = case.get("probe") or {}
+    if probe:
+        facts.append(("probe", settings_text({k: v for k, v in probe.items() if not isinstance(v, dict)})))
+    return facts
+
+
+def render_report(run_dir: str | Path) -> Path:
+    """Draw every figure and write figures/<slug>.png and index.html in run_dir; returns the page."""
+    run_dir = Path(run_dir)
+    d = RunData.load(run_dir)
+    figures = []
+    for spec in FIGURES:
+        png_path = run_dir / "figures" / f"{spec.slug}.png"
+        sel = spec.select(d)
+        if isinstance(sel, str):
+            png_path.unlink(missing_ok=True)   # a figure from an earlier render would now mislead
+            figures.append({"spec": spec, "note": sel, "src": None})
+            continue
+        png = png_bytes(spec.draw(**sel))
+        atomic_write_bytes(png_path, png)
+        figures.append({"spec": spec, "note": None, "file": f"figures/{spec.slug}.png",
+                        "src": "data:image/png;base64," + base64.b64encode(png).decode("ascii")})
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["notation"] = notation
+    page = env.get_template("index.html").render(
+        name=d.name, description=str(d.case.get("description") or ""),
+        task_description=str(d.run.get("task_description") or ""), seed=d.run.get("seed", d.case.get("seed")),
+        facts=_case_facts(d), cells=cell_blocks(d), summary=summary_rows(d), checkpoints=d.checkpoints,
+        checkpoint_rows=checkpoint_rows(d), figures=figures, decades=_fmt(_decades(), "g"),
+        K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
+        versions=d.run.get("versions") or {}, timings=d.run.get("timings") or {},
+        machine=d.run.get("machine") or {})
+    out = run_dir / "index.html"
+    atomic_write_text(out, page)
+    return out

@@ -1,0 +1,65 @@
+"""run.json ("diag-run/1"): the resolved case, seed, versions, machine, timings, summary.
+
+Everything that may differ between two runs of the same case (timings, machine, versions)
+lives here and never in curves.json, which must be byte-identical for the same case and seed.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+from . import __version__
+
+FORMAT = "diag-run/1"
+PACKAGES = ("numpy", "scipy", "matplotlib", "pydantic", "click", "PyYAML", "Jinja2", "tqdm")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "diagnostics": __version__}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine() -> dict:
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or None, "cpus": os.cpu_count(),
+            "python_implementation": platform.python_implementation(),
+            "threads_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ}}
+    try:  # the BLAS numpy links, when threadpoolctl is installed (the `bench` extra)
+        from threadpoolctl import threadpool_info
+        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "num_threads")}
+                        for d in threadpool_info()]
+    except Exception:  # noqa: BLE001 - optional, informational only
+        pass
+    return info
+
+
+def cell_entries(lc) -> list[dict]:
+    out = []
+    for label, spec, cell in zip(lc.labels, lc.case.cells, lc.cells):
+        opts = {k: v for k, v in cell.describe().items() if k not in ("kind",)}
+        out.append({"label": label, "kind": spec.kind, "options": opts})
+    return out
+
+
+def run_document(lc, plan, summary, timings, *, quick: bool) -> dict:
+    case = lc.case.resolved()
+    for c, label in zip(case["cells"], lc.labels):
+        c["label"] = label
+    return {"format": FORMAT, "case": case, "seed": lc.case.seed, "quick": quick,
+            "case_file": str(lc.path) if lc.path else None,
+            "versions": versions(), "timings": {k: round(v, 3) for k, v in timings.items()},
+            "machine": machine(), "command": " ".join(["diag"] + sys.argv[1:]),
+            "summary": summary, "cells": cell_entries(lc),
+            "task_description": lc.task.describe(),
+            "probe_plan": {"lags": plan.K, "episode": plan.episode, "stream": plan.stream,
+                           "anchors": list(plan.anchors), "tk_anchors": list(plan.tk_anchors),
+                           "lyapunov": plan.lyapunov, "lyapunov_steps": plan.lyapunov_steps,
+                           "sequences": plan.sequences}}

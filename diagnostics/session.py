@@ -1,0 +1,48 @@
+"""One case from the command line: run it, render the report, compare with the baseline,
+print the summary. Returns the exit code (0 ok, 1 regression or failed report).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .caseload import LoadedCase
+from .curves import summary_table
+from .io import atomic_write_json
+from .runner import run_case
+
+
+def baseline_file(lc: LoadedCase, quick: bool) -> Path:
+    from .regression.baseline import baseline_path_for
+    case_file = lc.path if lc.path is not None else Path("cases") / f"{lc.case.name}.yaml"
+    return baseline_path_for(lc.case.name, case_file, explicit=lc.case.baseline, quick=quick)
+
+
+def run_one(lc: LoadedCase, out: Path, *, quick: bool, update_baseline: bool, report: bool) -> int:
+    code = 0
+    click.echo(f"== {lc.case.name}{' (quick)' if quick else ''}: {lc.path}", err=True)
+    res = run_case(lc, out, quick=quick)
+    if report:
+        t0 = time.perf_counter()
+        try:
+            from .report import render_report
+            page = render_report(res.run_dir)
+            click.echo(f"report: {page}", err=True)
+        except Exception as e:  # noqa: BLE001 - the numbers are saved; the page can be redone
+            click.echo(f"error: report for {res.run_dir} failed: {e.__class__.__name__}: {e} "
+                       f"(the run's files are written; retry with `diag report {res.run_dir}`)", err=True)
+            code = 1
+        res.timings["report"] = time.perf_counter() - t0
+        res.run["timings"] = {k: round(v, 3) for k, v in res.timings.items()}
+        atomic_write_json(res.run_dir / "run.json", res.run)
+    click.echo(f"\n{lc.case.name}: {res.run_dir}  "
+               f"(compute {res.timings.get('compute', 0):.1f} s, report {res.timings.get('report', 0):.1f} s)")
+    click.echo(summary_table(res.summary))
+    from .regression.baseline import gate
+    path = baseline_file(lc, quick)
+    g = gate(res.curves, path, lc.case.tolerances, update=update_baseline,
+             overlays_dir=res.run_dir / "regression")
+    click.echo(g.message())
+    return max(code, g.exit_code)

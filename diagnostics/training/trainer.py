@@ -1,0 +1,145 @@
+"""Train a cell plus a linear read-out on a task by BPTT.
+
+    result = train(cell, params, task, steps=500, batch=32, optimizer={"kind": "adam", "lr": 1e-3},
+                   clip=1.0, seed=0, checkpoints=[0, 500], dtype="float64")
+
+Step i evaluates loss and gradient at the parameters after i updates on a fresh batch, hands
+them to the callbacks, then (for i < steps) clips and updates; so every record is indexed by
+the number of updates that produced the parameters, 0..steps. A NaN or inf in the loss or
+the gradient ends this training quietly: `diverged_at` is that step and the result keeps the
+last finite values. The final loss and accuracy come from a separate evaluation batch drawn
+from its own seeded stream, so they do not depend on the training batches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bptt import full_loss, loss_and_grads
+from .callbacks import CallbackList, Checkpoints, GradFlow, History, StepInfo, TemporalComponents
+from .optim import clip_, global_norm, make_optimizer
+from .readout import gather, init_readout, loss_and_dy, readout_forward
+from .bptt import forward
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass
+class TrainResult:
+    steps: list
+    loss: list
+    grad_norm: list
+    accuracy: list
+    diverged_at: int | None
+    final_loss: float
+    final_accuracy: float | None
+    solved: bool
+    baseline: float | None
+    loss_kind: str
+    checkpoint_params: dict
+    grad_flow: dict
+    temporal_components: dict
+    readout_params: dict = field(default_factory=dict)
+
+    @property
+    def loss_at_checkpoints(self) -> list:
+        at = dict(zip(self.steps, self.loss))
+        return [at.get(s) for s in sorted(self.checkpoint_params)]
+
+
+def _check_schedule(name: str, sched, steps: int) -> list[int]:
+    out = []
+    for s in sched:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= steps:
+            raise ValueError(f"{name}: every entry must be an integer step in 0..{steps}, got {s!r}")
+        out.append(int(s))
+    return sorted(set(out))
+
+
+def evaluate(cell, params, readout, task, batch) -> tuple[float, float | None]:
+    """Loss and accuracy of given parameters on one batch, forward only."""
+    trace = forward(cell, params, batch.inputs.astype(next(iter(params.values())).dtype))
+    h, tm, bm = gather(trace.states[:, :, cell.blocks["a"]], batch.mask)
+    loss, _, acc = loss_and_dy(readout_forward(readout, h), batch.targets[tm, bm], task.loss_kind)
+    return loss, acc
+
+
+def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=None, seed: int = 0,
+          checkpoints=(0,), dtype: str = "float64", callbacks=None, progress: bool = False,
+          track=None, eval_batch: int = 256) -> TrainResult:
+    """`track`: steps at which gradient flow and temporal components are recorded (default:
+    the checkpoints). `callbacks`: extra callables receiving a StepInfo at every step."""
+    if task.loss_kind is None:
+        raise ValueError(f"task {task.kind}: has no targets and cannot be trained "
+                         f"(use it to study cells at initialisation)")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps: must be a non-negative integer, got {steps!r}")
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"batch: must be a positive integer, got {batch!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if clip is not None and (isinstance(clip, bool) or not np.isfinite(clip) or clip <= 0):
+        raise ValueError(f"clip: must be a positive number or null, got {clip!r}")
+    if cell.input_size != task.input_size:
+        raise ValueError(f"input_size: the cell reads {cell.input_size} channels but task "
+                         f"{task.kind} provides {task.input_size}")
+    ckpts = _check_schedule("checkpoints", checkpoints, steps)
+    track = ckpts if track is None else _check_schedule("track", track, steps)
+    dt = DTYPES[dtype]
+
+    # independent streams: read-out init, training batches, evaluation batch
+    s_init, s_batch, s_eval = np.random.SeedSequence(seed).spawn(3)
+    p = {k: np.array(v, dtype=dt, copy=True) for k, v in params.items()}   # writable, own copy
+    ro = init_readout(np.random.default_rng(s_init), cell.hidden, task.output_size, dt)
+    both = {**{("cell", k): v for k, v in p.items()}, **{("ro", k): v for k, v in ro.items()}}
+    opt = make_optimizer(optimizer, both)
+    last_good = {k: v.copy() for k, v in both.items()}
+
+    history, ck = History(), Checkpoints(ckpts)
+    flow, temporal = GradFlow(track), TemporalComponents(track)
+    cbs = CallbackList([history, ck, flow, temporal, *(callbacks or [])])
+    rng = np.random.default_rng(s_batch)
+    diverged = None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc=f"train {cell.kind}", leave=False)
+    with np.errstate(all="ignore"):  # overflow is detected below and reported as divergence
+        for i in range(steps + 1):
+            b = task.sample(rng, batch)
+            b = b._replace(inputs=b.inputs.astype(dt))
+            out = loss_and_grads(cell, p, ro, b, task.loss_kind)
+            norm = global_norm(out.grads)
+            if not (np.isfinite(out.loss) and np.isfinite(norm)):
+                diverged = i
+                break
+            cbs(StepInfo(i, cell, p, ro, out, norm))
+            if i == steps:
+                break
+            for k, v in both.items():
+                np.copyto(last_good[k], v)
+            g = {("cell", k): v for k, v in out.grads.items() if k in p}
+            g.update({("ro", k): out.grads[k] for k in ro})
+            if clip is not None:
+                clip_(g, float(clip), norm)
+            opt.update(both, g)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        if diverged is not None:  # restore the last parameters whose loss and gradient were finite
+            for k, v in both.items():
+                np.copyto(v, last_good[k])
+        eval_b = task.sample(np.random.default_rng(s_eval), eval_batch)
+        final_loss, final_acc = evaluate(cell, p, ro, task, eval_b)
+    return TrainResult(
+        steps=history.steps, loss=history.loss, grad_norm=history.grad_norm, accuracy=history.accuracy,
+        diverged_at=diverged, final_loss=final_loss, final_accuracy=final_acc,
+        solved=bool(task.solved(final_loss, final_acc)), baseline=task.baseline,
+        loss_kind=task.loss_kind, checkpoint_params=ck.params, grad_flow=flow.curves,
+        temporal_components=temporal.curves,
+        readout_params={k: np.array(v, dtype=np.float64) for k, v in ro.items()})
+
+
+__all__ = ["train", "TrainResult", "evaluate", "full_loss"]

@@ -1,0 +1,168 @@
+"""End to end: `diag run` against baselines, perturbed cells, determinism, killed runs, check_case."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import diagnostics.caseload  # noqa: F401  (imported before pytester's in-process runs; see below)
+import diagnostics.plan  # noqa: F401
+import diagnostics.regression.adapt  # noqa: F401
+import diagnostics.regression.overlay  # noqa: F401
+import diagnostics.runner  # noqa: F401
+import diagnostics.training  # noqa: F401
+from diagnostics.cli import main
+from diagnostics.regression.baseline import load_curves
+
+pytest_plugins = ["pytester"]
+
+# Small enough to run in well under a second, big enough that every section of curves.json is there.
+CASE = {"name": "small", "description": "tiny RNN against LSTM, for the regression tests", "seed": 3,
+        "task": {"kind": "copy", "delay": 6, "symbols": 3, "alphabet": 4},
+        "cells": [{"kind": "rnn", "hidden": 8, "recurrent_init": {"kind": "orthogonal", "gain": 1.0}},
+                  {"kind": "lstm", "hidden": 8, "forget_bias": 1.0}],
+        "train": {"steps": 10, "batch": 8, "optimizer": {"kind": "adam", "lr": 0.01}, "checkpoints": [0, 10]},
+        "probe": {"lags": 12, "sequences": 4, "norms": ["spectral"], "lyapunov": 4, "lyapunov_steps": 50, "tk_map": {"anchors": 0}}}
+
+
+def write_case(folder: Path, **changes) -> Path:
+    case = yaml.safe_load(yaml.safe_dump(CASE))
+    for cell_index, key, value in changes.get("cells", []):
+        case["cells"][cell_index][key] = value
+    for key, value in changes.items():
+        if key != "cells":
+            case[key] = value
+    path = folder / "small.yaml"
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    return path
+
+
+def diag(*args):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    return res.exit_code, res.output
+
+
+@pytest.fixture
+def with_baseline(tmp_path):
+    case = write_case(tmp_path)
+    code, out = diag("run", case, "--out", tmp_path / "out", "--no-report", "--update-baseline")
+    assert code == 0, out
+    assert (tmp_path / "baselines" / "small.json").exists() and "baseline written" in out
+    return tmp_path
+
+
+def test_missing_baseline_is_reported_not_created(tmp_path):
+    case = write_case(tmp_path)
+    code, out = diag("run", case, "--out", tmp_path / "out", "--no-report")
+    assert code == 0 and "no baseline" in out and not (tmp_path / "baselines").exists()
+
+
+def test_unperturbed_run_passes(with_baseline):
+    case = write_case(with_baseline)
+    code, out = diag("run", case, "--out", with_baseline / "again", "--no-report")
+    assert code == 0, out
+    assert "checks passed" in out
+
+
+@pytest.mark.parametrize("change,moved", [
+    ((1, "forget_bias", 1.5), "lstm ckpt=0 c_direct"),                              # forget bias + 0.5
+    ((0, "recurrent_init", {"kind": "orthogonal", "gain": 1.05}), "rnn ckpt=0 a/"),  # recurrent gain + 5%
+])
+def test_perturbed_cell_fails_the_check(with_baseline, change, moved):
+    case = write_case(with_baseline, cells=[change])
+    code, out = diag("run", case, "--out", with_baseline / "moved", "--no-report")
+    assert code == 1, out
+    assert "REGRESSION" in out and moved in out
+    assert list((with_baseline / "moved" / "small" / "regression").glob("*.png"))
+    # and `diag check` on the two run folders agrees, on its own
+    code, out = diag("check", with_baseline / "moved" / "small", with_baseline / "baselines" / "small.json")
+    assert code == 1 and moved in out
+
+
+def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
+    case = write_case(tmp_path)
+    assert diag("run", case, "--out", tmp_path / "a", "--no-report")[0] == 0
+    # a fresh process too: nothing may depend on hash seeds, import order or leftover state
+    subprocess.run([sys.executable, "-m", "diagnostics.cli", "run", str(case), "--out", str(tmp_path / "b"),
+                    "--no-report"], check=True, capture_output=True)
+    a, b = (tmp_path / d / "small" / "curves.json" for d in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
+    assert load_curves(a)["series"]
+
+
+KILLED_RUN = textwrap.dedent("""
+    import os, sys, time
+    if sys.argv[1] == "stall":                # stop inside the first atomic write, then get killed
+        def stalled_fsync(fd):
+            print("WRITING", file=sys.stderr, flush=True)
+            time.sleep(60)
+        os.fsync = stalled_fsync
+    from diagnostics.cli import main
+    main(sys.argv[2:])
+""")
+
+
+def _digest(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".tmp")}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """A folder with a case, its baseline and a full previous report (HTML rendered once)."""
+    folder = tmp_path_factory.mktemp("rendered")
+    code, out = diag("run", write_case(folder), "--out", folder / "out", "--update-baseline")
+    assert code == 0, out
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["stall", "computing"])
+def test_killed_run_leaves_previous_report_and_baseline_intact(rendered, tmp_path, when):
+    shutil.copytree(rendered, tmp_path, dirs_exist_ok=True)
+    case = tmp_path / "small.yaml"
+    before = _digest(tmp_path)
+    assert "out/small/index.html" in before and "baselines/small.json" in before
+    # the killed run has more to do (so "computing" is still computing) and would rewrite everything
+    write_case(tmp_path, train={**CASE["train"], "steps": 400, "checkpoints": [0, 400]})
+    p = subprocess.Popen([sys.executable, "-c", KILLED_RUN, when, "run", str(case), "--out", str(tmp_path / "out"),
+                          "--update-baseline"], stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()
+    wanted = "WRITING" if when == "stall" else "== small"
+    while wanted not in line:
+        assert line, "the run ended before it could be killed"
+        line = p.stderr.readline()
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=10)
+    assert p.returncode == -signal.SIGKILL
+    write_case(tmp_path)                                   # only the case file itself was changed by us
+    after = _digest(tmp_path)
+    assert after == before
+    load_curves(tmp_path / "out" / "small")                # and it still parses
+
+
+USER_TEST = '''
+import os
+def test_case(gradient_curves):
+    gradient_curves.check_case(os.environ["DIAG_CASE"], quick=True)
+'''
+
+
+def test_plugin_check_case(pytester, monkeypatch, tmp_path):
+    pytester.makepyfile(test_case_user=USER_TEST)
+    monkeypatch.setenv("DIAG_CASE", str(write_case(tmp_path)))
+    pytester.runpytest("--diag-update").assert_outcomes(passed=1)
+    assert (pytester.path / "test_case_user" / "test_case-small.quick.json").exists()
+    pytester.runpytest().assert_outcomes(passed=1)
+    write_case(tmp_path, cells=[(1, "forget_bias", 1.5)])
+    res = pytester.runpytest()
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["*lstm ckpt=0 c_direct*FAIL*"])

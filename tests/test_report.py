@@ -1,0 +1,145 @@
+"""The HTML/PNG report, rendered from a synthetic run folder (tests/report_fixture.py)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from diagnostics.report import render_report
+from diagnostics.report.equations import cell_equations
+from diagnostics.report.figures import FIGURES, fit_line
+from diagnostics.report.html import notation
+from report_fixture import write_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+XSS = "<script>alert(1)</script>"
+ALL = {f.slug for f in FIGURES}
+TRAINING_ONLY = {"checkpoints", "grad_flow", "temporal_components", "training"}
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    run_dir = write_run(tmp_path_factory.mktemp("full"), description=f"Copy task {XSS} & more")
+    page = render_report(run_dir)
+    return run_dir, page
+
+
+def _valid_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    from matplotlib.image import imread
+    img = imread(path)   # decodes the whole image: a truncated file fails here
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 400, (path, img.shape)
+    # not a blank canvas: a drawn figure has many distinct colours
+    assert len(np.unique(img.reshape(-1, img.shape[2])[::37], axis=0)) > 20, path
+
+
+def test_every_figure_is_a_valid_png(full_run):
+    run_dir, page = full_run
+    assert page == run_dir / "index.html"
+    for slug in ALL:
+        _valid_png(run_dir / "figures" / f"{slug}.png")
+
+
+def test_page_embeds_every_image_and_loads_nothing_external(full_run):
+    run_dir, page = full_run
+    html = page.read_text(encoding="utf-8")
+    imgs = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(imgs) == len(ALL)
+    import base64
+    embedded = {base64.b64decode(b) for b in imgs}
+    on_disk = {(run_dir / "figures" / f"{s}.png").read_bytes() for s in ALL}
+    assert embedded == on_disk
+    assert not re.search(r'(src|href)\s*=\s*["\']?\s*(https?:)?//', html, re.I)
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//|@import|<link\b|<script\b", html, re.I)
+
+
+def test_case_text_is_escaped(full_run):
+    _, page = full_run
+    html = page.read_text(encoding="utf-8")
+    assert XSS not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
+
+
+def test_page_reads_like_a_report(full_run):
+    run_dir, page = full_run
+    html = page.read_text(encoding="utf-8")
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["task_description"] in html
+    for c in run["cells"]:
+        assert f"<h3>{c['label']}<span" in html
+    # the summary shows run.json's numbers for the last checkpoint, not something recomputed
+    for row in (r for r in run["summary"] if r["checkpoint"] == 300):
+        assert f"<td>{row['factor']:.4f}</td>" in html
+        assert f"<td>{row['lyapunov_top']:+.4f}</td>" in html
+    assert "Γ<sub>f</sub> = σ(W<sub>f</sub> a<sup>⟨t−1⟩</sup>" in html   # the LSTM's equations, typeset
+
+
+def test_missing_data_skips_figures_with_a_note(tmp_path):
+    run_dir = write_run(tmp_path / "untrained", train=False, lstm=False)
+    (run_dir / "figures").mkdir()
+    (run_dir / "figures" / "training.png").write_bytes(b"stale")    # from an earlier render
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    drawn = {p.stem for p in (run_dir / "figures").glob("*.png")}
+    assert drawn == ALL - TRAINING_ONLY - {"memory_paths"}
+    assert html.count('class="skipped"') == len(TRAINING_ONLY) + 1
+    assert "no LSTM" in html and "does not train" in html
+    assert "(at initialisation)" in html
+
+
+def test_rendering_is_deterministic(full_run, tmp_path):
+    run_dir, page = full_run
+    again = tmp_path / "again"
+    again.mkdir()
+    for f in ("curves.json", "run.json"):
+        shutil.copy(run_dir / f, again / f)
+    assert render_report(again).read_bytes() == page.read_bytes()
+    for slug in ALL:
+        assert (again / "figures" / f"{slug}.png").read_bytes() == (run_dir / "figures" / f"{slug}.png").read_bytes()
+
+
+def test_bad_run_folder_gives_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="curves.json: missing"):
+        render_report(tmp_path)
+    write_run(tmp_path)
+    (tmp_path / "curves.json").write_text('{"format": "other/9"}')
+    with pytest.raises(ValueError, match="format must be 'diag-curves/1', got 'other/9'"):
+        render_report(tmp_path)
+    assert not (tmp_path / "index.html").exists()
+
+
+def test_fit_line_reproduces_an_exact_geometric_curve():
+    lags = np.arange(1.0, 51.0)
+    curve = 0.3 + lags * np.log10(0.9)
+    curve[40:] = -np.inf                     # exact zeros stay gaps in the line too
+    line = fit_line(lags, curve, {"slope": np.log10(0.9)})
+    np.testing.assert_allclose(line[:40], curve[:40], rtol=0, atol=1e-12)
+    assert np.isnan(line[40:]).all()
+    assert fit_line(lags, curve, {"slope": None}) is None
+
+
+@pytest.mark.parametrize("kind, options, present, absent", [
+    ("rnn", {"activation": "relu"}, ["max(0, W_a a<t-1>"], ["tanh"]),
+    ("rnn", {"activation": "linear"}, ["a<t> = W_a a<t-1> + U_a x<t> + b_a"], ["tanh", "max"]),
+    ("gru", {}, ["Γ_r = ", "(Γ_r * a<t-1>)", "(1 - Γ_u) * c<t-1>"], []),
+    ("gru", {"reset_gate": False}, ["tanh(W_m a<t-1>"], ["Γ_r"]),
+    ("lstm", {}, ["Γ_f * c<t-1>", "Γ_o * tanh(c<t>)"], []),
+    ("lstm", {"forget_gate": False, "output_tanh": False}, ["Γ_u * c~<t> + c<t-1>", "a<t> = Γ_o * c<t>"], ["Γ_f ="]),
+])
+def test_equations_follow_the_options(kind, options, present, absent):
+    eqs, words = cell_equations(kind, options)
+    text = "\n".join(eqs)
+    for p in present:
+        assert p in text, (p, text)
+    for a in absent:
+        assert a not in text, (a, text)
+    assert words
+
+
+def test_notation_escapes_before_typesetting():
+    out = str(notation("c~<t> = Γ_u * x <b>bold</b>"))
+    assert out.startswith("c\u0303<sup>⟨t⟩</sup> = Γ<sub>u</sub>")
+    assert "<b>" not in out and "&lt;b&gt;" in out

@@ -1,0 +1,209 @@
+"""The case schema: the contract example, defaults, and one clear line per problem."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from diagnostics.caseload import CaseError, load_case, read_yaml, validate_case
+from diagnostics.plan import QUICK, make_plan, quick_case
+from diagnostics.runner import probe_stream
+from diagnostics.schema import json_schema
+
+CASES = Path(__file__).resolve().parent.parent / "cases"
+
+CONTRACT = """\
+name: rnn-vs-lstm-copy
+description: Plain RNN against gated memory on the copy task.
+seed: 0
+task: {kind: copy, delay: 100, symbols: 10, alphabet: 8}
+cells:
+  - {kind: rnn, label: tanh RNN, hidden: 64, activation: tanh, recurrent_init: {kind: orthogonal, gain: 1.0}}
+  - {kind: gru, hidden: 64}
+  - {kind: lstm, hidden: 64, forget_bias: 1.0}
+train: {steps: 500, batch: 32, optimizer: {kind: adam, lr: 0.001}, clip: 1.0, checkpoints: [0, 100, 500]}
+probe: {lags: 200, sequences: 16, norms: [spectral, frobenius], lyapunov: 8}
+"""
+
+
+def contract() -> dict:
+    return yaml.safe_load(CONTRACT)
+
+
+def problems(raw) -> list[str]:
+    with pytest.raises(CaseError) as e:
+        validate_case(raw)
+    return e.value.lines
+
+
+def test_contract_example_validates():
+    lc = validate_case(contract())
+    assert lc.labels == ["tanh RNN", "gru", "lstm"]
+    assert lc.case.train.checkpoints == [0, 100, 500]
+    assert [c.kind for c in lc.cells] == ["rnn", "gru", "lstm"]
+    assert lc.cells[2].forget_bias == 1.0 and lc.cells[0].input_size == lc.task.input_size
+
+
+def test_contract_probe_stream_concatenates_episodes():
+    """200 lags > one copy episode (120 steps): the stream is two whole episodes, anchor at its end."""
+    lc = validate_case(contract())
+    plan = make_plan(lc.case, lc.task, lc.cells)
+    assert (plan.K, plan.episode, plan.stream, plan.anchors) == (200, 120, 240, (240,))
+    small = plan.__class__(**{**plan.__dict__, "sequences": 3, "lyapunov_steps": 10, "tk_anchors": ()})
+    xs = probe_stream(lc.task, small, seed=0)
+    assert xs.shape == (240, 3, lc.task.input_size)
+    rng = np.random.default_rng([0, 2])     # the runner's probe stream: episode after episode
+    first, second = lc.task.sample(rng, 3).inputs, lc.task.sample(rng, 3).inputs
+    np.testing.assert_array_equal(xs, np.concatenate([first, second]))
+
+
+def test_defaults_and_labels():
+    raw = {"name": "d", "task": {"kind": "adding", "length": 10},
+           "cells": [{"kind": "lstm", "hidden": 4}, {"kind": "lstm", "hidden": 4, "forget_bias": 0.0},
+                     {"kind": "rnn", "hidden": 4}], "train": {"steps": 7}}
+    lc = validate_case(raw)
+    assert lc.labels == ["lstm", "lstm 2", "rnn"]
+    assert lc.case.train.checkpoints == [0, 7]
+    plan = make_plan(lc.case, lc.task, lc.cells)
+    assert plan.K == 10 and plan.anchors == (10,) and plan.lyapunov == 4   # min(8, rnn state 4)
+
+
+def test_duplicate_labels_are_an_error():
+    raw = contract()
+    raw["cells"][1]["label"] = "tanh RNN"
+    assert problems(raw) == ["cells[1].label: must be unique; 'tanh RNN' is also the label of cells[0]"]
+
+
+BAD = [
+    (("cells", 1, "hidden"), 0, "cells[1].hidden: must be a positive integer, got 0"),
+    (("cells", 0, "hidden"), -3, "cells[0].hidden: must be a positive integer, got -3"),
+    (("cells", 0, "hidden"), "64", "cells[0].hidden: must be an integer, got '64'"),
+    (("cells", 0, "hidden"), 6.5, "cells[0].hidden: must be an integer, got 6.5"),
+    (("train", "steps"), 0, "train.steps: must be a positive integer, got 0"),
+    (("train", "batch"), True, "train.batch: must be an integer, got True"),
+    (("train", "optimizer", "lr"), -1.0, "train.optimizer.lr: must be a positive number, got -1.0"),
+    (("train", "optimizer", "kind"), "adamw", "train.optimizer.kind: must be one of adam or sgd, got 'adamw'"),
+    (("probe", "sequences"), 0, "probe.sequences: must be a positive integer, got 0"),
+    (("probe", "norms"), "spectral", "probe.norms: must be a list, got 'spectral'"),
+    (("seed",), -1, "seed: must be a non-negative integer, got -1"),
+    (("cells", 2, "kind"), "lstn", "cells[2].kind: must be one of gru, lstm, rnn, got 'lstn' (did you mean 'lstm'?)"),
+    (("task", "kind"), "cpy", "task.kind: must be one of adding, copy, latch, none, tariff_shock, "
+                              "temporal_order, got 'cpy' (did you mean 'copy'?)"),
+    (("task", "delay"), 0, "task.delay: must be a positive integer, got 0"),
+    (("cells", 0, "activation"), "tahn", "cells[0].activation: must be one of tanh, relu or linear, "
+                                         "got 'tahn' (did you mean 'tanh'?)"),
+    (("cells", 0, "forget_bias"), 1.0, "cells[0].forget_bias: is not an option of rnn cells"),
+    (("cells", 1, "output_tanh"), False, "cells[1].output_tanh: is not an option of gru cells"),
+    (("cells", 2, "reset_gate"), True, "cells[2].reset_gate: is not an option of lstm cells"),
+    (("cells", 2, "forget_bais"), 1.0, "cells[2].forget_bais: unknown key (did you mean 'forget_bias'?)"),
+    (("task", "dealy"), 5, "task.dealy: unknown option of copy tasks (did you mean 'delay'?)"),
+    (("nmae",), "x", "nmae: unknown key (did you mean 'name'?)"),
+    (("probe", "lyapnuov"), 3, "probe.lyapnuov: unknown key (did you mean 'lyapunov'?)"),
+    (("probe", "lyapunov"), 500, "probe.lyapunov: must be <= the smallest cell state size (64), got 500"),
+    (("train", "checkpoints"), [0, 900], "train.checkpoints: must lie in 0..steps (500), got [900]"),
+    (("name",), "a/b", "name: must be a safe folder name"),
+    (("name",), "..", "name: must be a safe folder name"),
+    (("name",), "../up", "name: must be a safe folder name"),
+    (("name",), ".hidden", "name: must be a safe folder name"),
+    (("name",), 7, "name: must be a string, got 7"),
+    (("cells",), [], "cells: must have at least 1 item(s)"),
+    (("cells", 0, "recurrent_init"), {"kind": "orthogonl"},
+     "cells[0].recurrent_init.kind: must be one of gaussian, orthogonal, identity, uniform or zeros, "
+     "got 'orthogonl' (did you mean 'orthogonal'?)"),
+    (("tolerances", "decade"), 0.1, "tolerances.decade: unknown key (did you mean 'decades'?)"),
+]
+
+
+@pytest.mark.parametrize("where,value,expected", BAD, ids=[".".join(map(str, b[0])) + "=" + repr(b[1]) for b in BAD])
+def test_one_clear_line_per_problem(where, value, expected):
+    raw = contract()
+    node = raw
+    for k in where[:-1]:
+        node = node[k] if isinstance(k, int) else node.setdefault(k, {})
+    node[where[-1]] = value
+    lines = problems(raw)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(expected), lines
+
+
+def test_missing_required_keys_and_many_problems_at_once():
+    assert problems({"seed": 1}) == ["name: is required", "task: is required", "cells: is required"]
+    raw = contract()
+    raw["cells"][0]["hidden"] = 0
+    raw["cells"][1]["hidden"] = "x"
+    raw["task"]["dealy"] = 3
+    raw["train"]["optimizer"] = {"kind": "adam", "momentum": 0.9}
+    lines = problems(raw)
+    assert len(lines) == 4, lines
+    assert {ln.split(":")[0] for ln in lines} == {"cells[0].hidden", "cells[1].hidden", "task.dealy",
+                                                  "train.optimizer.momentum"}
+
+
+def _write(tmp_path, text, name="c.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", "the file is empty"),
+    ("# only a comment\n", "the file is empty"),
+    ("name: [unclosed\n", "YAML error at line"),
+    ("name: a\n  bad: indent\n", "YAML error at line"),
+    ("- a\n- b\n", "must be a mapping of keys"),
+    ("name: a\nname: b\n", "duplicate key 'name'"),
+    ("!!python/object/apply:os.system ['echo pwned']\n", "is not allowed"),
+    ("name: !!python/object:builtins.object {}\n", "the tag !!python/object:builtins.object is not allowed"),
+])
+def test_yaml_problems(tmp_path, text, expected):
+    p = _write(tmp_path, text)
+    with pytest.raises(CaseError) as e:
+        read_yaml(p)
+    assert len(e.value.lines) == 1 and expected in e.value.lines[0] and str(p) in e.value.lines[0]
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(CaseError, match="no such file"):
+        read_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(CaseError, match="is a directory"):
+        read_yaml(tmp_path)
+
+
+def test_load_case_prefixes_the_file(tmp_path):
+    raw = contract()
+    raw["cells"][0]["hidden"] = 0
+    p = _write(tmp_path, yaml.safe_dump(raw))
+    with pytest.raises(CaseError) as e:
+        load_case(p)
+    assert e.value.lines == [f"{p}: cells[0].hidden: must be a positive integer, got 0"]
+
+
+def test_json_schema_is_json_and_describes_the_keys():
+    s = json.loads(json.dumps(json_schema()))
+    assert set(s["properties"]) >= {"name", "description", "seed", "task", "cells", "train", "probe",
+                                    "report", "baseline", "tolerances"}
+    assert s["additionalProperties"] is False
+    assert set(s["required"]) == {"name", "task", "cells"}
+
+
+def test_quick_form_is_deterministic_and_small():
+    lc = validate_case(contract())
+    q = quick_case(lc.case, lc.task.length)
+    assert q.train.steps == QUICK["steps"] and q.train.checkpoints == [0, 6, 30]
+    assert q.probe.lags == 40 and q.probe.sequences == 4 and q.train.batch == 16
+    assert quick_case(lc.case, lc.task.length) == q
+    validate_case(q.model_dump(mode="json", exclude_none=True))   # still a valid case
+
+
+def test_shipped_cases_validate_in_both_forms():
+    files = sorted(CASES.glob("*.yaml"))
+    assert len(files) >= 6, files
+    names = set()
+    for f in files:
+        lc = load_case(f)
+        names.add(lc.case.name)
+        assert "2 cores" in lc.case.description, f"{f}: description must say how long it takes"
+        q = quick_case(lc.case, lc.task.length)
+        make_plan(q, lc.task, lc.cells)
+    assert len(names) == len(files)

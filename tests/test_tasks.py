@@ -1,0 +1,141 @@
+"""Tasks: layouts, option errors, stated baselines against empirical memoryless predictors,
+and a short-lag smoke training per task."""
+import math
+import time
+
+import numpy as np
+import pytest
+
+from diagnostics.cells import make_cell
+from diagnostics.tasks import make_task, task_kinds, task_options
+from diagnostics.training import train
+
+TASKS = [("copy", {"delay": 20, "symbols": 5, "alphabet": 6}), ("adding", {"length": 50}),
+         ("adding", {"length": 40, "variant": "hochreiter1997"}), ("temporal_order", {}),
+         ("temporal_order", {"variant": "6b"}), ("latch", {"p": 30}), ("latch", {"p": 30, "noise": True}),
+         ("tariff_shock", {}), ("tariff_shock", {"process": "random_walk", "length": 40, "lag": 15})]
+IDS = [f"{k}-{o}" for k, o in TASKS]
+
+
+def test_registry_lists_every_kind_with_defaults():
+    assert task_kinds() == sorted(["copy", "adding", "temporal_order", "latch", "tariff_shock", "none"])
+    assert task_options("copy") == {"delay": 100, "symbols": 10, "alphabet": 8}
+    assert task_options("none") == {"length": 100, "input_size": 1, "inputs": "gaussian", "scale": 1.0}
+    for kind in task_kinds():
+        assert make_task(kind).options() == task_options(kind)
+
+
+@pytest.mark.parametrize("kind,opts,msg", [
+    ("copy", {"delay": -3}, "delay: must be a positive integer, got -3"),
+    ("copy", {"alphabet": 1}, "alphabet: must be an integer >= 2, got 1"),
+    ("copy", {"delay": True}, "delay: must be a positive integer"),
+    ("adding", {"variant": "x"}, "variant: must be one of urnn, hochreiter1997"),
+    ("latch", {"noise": "yes"}, "noise: must be true or false"),
+    ("latch", {"colour": 1}, "latch: unknown option 'colour'"),
+    ("tariff_shock", {"lag": 60}, "lag: must be smaller than length"),
+    ("tariff_shock", {"reversion": 1.5}, "reversion: must be <= 0.999"),
+    ("none", {"inputs": "ones"}, "inputs: must be one of zeros, gaussian"),
+    ("nope", {}, "task kind: must be one of"),
+])
+def test_bad_options_raise_one_line_errors(kind, opts, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(")):
+        make_task(kind, **opts)
+
+
+def test_copy_layout_and_reference_baselines():
+    t = make_task("copy", delay=4, symbols=2, alphabet=3)
+    b = t.sample(np.random.default_rng(0), 2)
+    sym = b.inputs.argmax(-1)
+    assert t.length == 8 and b.inputs.shape == (8, 2, 5) and b.mask.all()
+    assert (sym[2:5] == 0).all() and (sym[5] == 4).all() and (sym[6:] == 0).all()
+    assert (b.targets[:6] == 0).all() and (b.targets[6:] == sym[:2]).all()
+    # REFERENCES.md item 10: T = 100, 200, 500 with 10 symbols of 8
+    for T, ref in [(100, 0.17329), (200, 0.09452), (500, 0.03999)]:
+        assert make_task("copy", delay=T).baseline == pytest.approx(ref, abs=5e-6)
+
+
+def test_latch_and_temporal_order_layouts():
+    b = make_task("latch", p=4).sample(np.random.default_rng(0), 6)
+    sym = b.inputs.argmax(-1)
+    assert (sym[1:].T == [2, 3, 4]).all() and (b.targets[-1] == sym[0]).all() and b.mask.sum() == 6
+    t = make_task("temporal_order", variant="6b")
+    assert t.windows == [(10, 20), (33, 43), (66, 76)] and t.output_size == 8
+    b = t.sample(np.random.default_rng(1), 50)
+    sym = b.inputs.argmax(-1)
+    xy = [(np.nonzero((sym[:, i] == 2) | (sym[:, i] == 3))[0]) for i in range(50)]
+    assert all(len(p) == 3 for p in xy)
+    labels = [int("".join(str(sym[p, i] - 2) for p in xy[i]), 2) for i in range(50)]
+    assert labels == list(b.targets[-1])
+
+
+def test_none_task():
+    t = make_task("none", length=7, input_size=3, inputs="zeros")
+    b = t.sample(np.random.default_rng(0), 4)
+    assert b.inputs.shape == (7, 4, 3) and not b.inputs.any() and b.targets is None
+    assert t.loss_kind is None and t.baseline is None and not b.mask.any()
+    g = make_task("none", length=2000, input_size=1, scale=0.5).sample(np.random.default_rng(0), 50)
+    assert g.inputs.std() == pytest.approx(0.5, rel=0.02)
+
+
+def empirical_memoryless_loss(task, batch, memory=3):
+    """Best predictor that sees the step index and the last `memory` inputs only.
+
+    Classification: per (step, current input) class frequencies (plug-in). Regression: least
+    squares on [1, x_t, x_{t-1}, ..., x_{t-memory+1}] pooled over the scored steps."""
+    tm, bm = np.nonzero(batch.mask)
+    if task.loss_kind == "xent":
+        sym = batch.inputs.argmax(-1)
+        keys = tm * task.input_size + sym[tm, bm]
+        y = batch.targets[tm, bm]
+        table = np.zeros((keys.max() + 1, task.output_size))
+        np.add.at(table, (keys, y), 1.0)
+        p = table / np.maximum(table.sum(axis=1, keepdims=True), 1.0)  # unseen keys: unused rows
+        return float(-np.log(p[keys, y]).mean())
+    feats = [np.ones(len(tm))]
+    for lag in range(memory):
+        ok = tm - lag >= 0
+        for ch in range(task.input_size):
+            feats.append(np.where(ok, batch.inputs[np.maximum(tm - lag, 0), bm, ch], 0.0))
+    X = np.stack(feats, axis=1)
+    y = batch.targets[tm, bm, 0]
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return float(((X @ coef - y) ** 2).mean())
+
+
+@pytest.mark.parametrize("kind,opts", TASKS, ids=IDS)
+def test_stated_baseline_matches_empirical_memoryless_predictor(kind, opts):
+    task = make_task(kind, **opts)
+    B = 60000 if task.length * 60000 < 5e6 else 20000
+    batch = task.sample(np.random.default_rng(11), B)
+    emp = empirical_memoryless_loss(task, batch)
+    assert emp == pytest.approx(task.baseline, rel=0.02), (emp, task.baseline)
+
+
+@pytest.mark.parametrize("process", ["mean_reverting", "random_walk"])
+def test_tariff_news_memory_reaches_noise_floor(process):
+    """The jump is predictable from the news L - 1 steps back: with it the loss is σ²."""
+    task = make_task("tariff_shock", length=30, lag=8, process=process)
+    b = task.sample(np.random.default_rng(2), 20000)
+    tm, bm = np.nonzero(b.mask)
+    L = task.opts["lag"]
+    phi = task.opts["reversion"] if process == "mean_reverting" else 1.0
+    pred = (phi - 1.0) * b.inputs[tm, bm, 0] + b.inputs[tm - (L - 1), bm, 1]
+    mse = ((pred - b.targets[tm, bm, 0]) ** 2).mean()
+    assert mse == pytest.approx(task.noise_floor, rel=0.02)
+    assert task.baseline == pytest.approx(0.01 + 1.0 / 22)
+
+
+SMOKE = [("copy", {"delay": 3, "symbols": 2, "alphabet": 3}), ("adding", {"length": 8}),
+         ("adding", {"length": 24, "variant": "hochreiter1997"}), ("temporal_order", {"length": 12}),
+         ("latch", {"p": 5}), ("tariff_shock", {"length": 12, "lag": 4})]
+
+
+@pytest.mark.parametrize("kind,opts", SMOKE, ids=[f"{k}-{o}" for k, o in SMOKE])
+def test_smoke_training_beats_baseline_at_short_lag(kind, opts):
+    task = make_task(kind, **opts)
+    cell = make_cell("lstm", input_size=task.input_size, hidden=16)
+    t0 = time.perf_counter()
+    r = train(cell, cell.init(np.random.default_rng(0)), task, steps=200, batch=32,
+              optimizer={"kind": "adam", "lr": 1e-2}, clip=5.0)
+    assert time.perf_counter() - t0 < 20
+    assert r.diverged_at is None and r.final_loss < 0.5 * task.baseline, (r.final_loss, task.baseline)

@@ -22,14 +22,18 @@ from diagnostics.training import train
 
 CELLS = {"rnn-tanh": ("rnn", {"activation": "tanh"}),
          "lstm": ("lstm", {}),                          # forget gate, forget_bias 1.0 (default)
-         "lstm-1997": ("lstm", {"forget_gate": False})}  # the paper's CEC, no forget gate
+         "lstm-1997": ("lstm", {"forget_gate": False}),  # the paper's CEC, no forget gate
+         "lstm-chrono": ("lstm", {"chrono": "T"})}       # Tallec & Ollivier 2018, T_max = T
 HIDDEN, BATCH, LR, CLIP = 32, 32, 1e-2, 1.0
 
 
-def run(task_kind: str, task_opts: dict, steps: int, seed: int = 0) -> list[dict]:
+def run(task_kind: str, task_opts: dict, steps: int, cells=tuple(CELLS), seed: int = 0) -> list[dict]:
     task = make_task(task_kind, **task_opts)
     rows = []
     for label, (kind, opts) in CELLS.items():
+        if label not in cells:
+            continue
+        opts = {k: (task.length if v == "T" else v) for k, v in opts.items()}
         cell = make_cell(kind, input_size=task.input_size, hidden=HIDDEN, **opts)
         params = cell.init(np.random.default_rng(seed))
         t0 = time.perf_counter()
@@ -46,16 +50,22 @@ def run(task_kind: str, task_opts: dict, steps: int, seed: int = 0) -> list[dict
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--short", type=int, default=10, help="latch p at the short lag")
-    ap.add_argument("--long", type=int, default=100, help="latch p at the long lag")
+    ap.add_argument("--task", default="latch", choices=["latch", "latch-noisy", "adding"])
+    ap.add_argument("--short", type=int, default=10, help="latch p or adding T at the short lag")
+    ap.add_argument("--long", type=int, default=100, help="latch p or adding T at the long lag")
+    ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated labels of CELLS")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
-    rows = run("latch", {"p": a.short}, a.steps) + run("latch", {"p": a.long}, a.steps)
-    print(f"{'task':>6} {'p':>4} {'lag':>4} {'cell':>10} {'steps':>6} {'seqs':>6} {'baseline':>9} "
+    cells = a.cells.split(",")
+    kind, key, extra = {"latch": ("latch", "p", {}), "latch-noisy": ("latch", "p", {"noise": True}),
+                        "adding": ("adding", "length", {})}[a.task]
+    rows = [r for lag in (a.short, a.long) for r in run(kind, {key: lag, **extra}, a.steps, cells)]
+    print(f"{'task':>6} {'size':>4} {'lag':>4} {'cell':>11} {'steps':>6} {'seqs':>6} {'baseline':>9} "
           f"{'final':>9} {'ratio':>7} {'acc':>6} {'solved':>6} {'sec':>6}")
     for r in rows:
-        print(f"{r['task']:>6} {r['p']:>4} {r['lag']:>4} {r['cell']:>10} {r['steps']:>6} {r['sequences']:>6} "
-              f"{r['baseline']:>9.5f} {r['final_loss']:>9.5f} {r['ratio']:>7.3f} {r['final_accuracy']:>6.3f} "
+        acc = "-" if r["final_accuracy"] is None else f"{r['final_accuracy']:.3f}"
+        print(f"{r['task']:>6} {r.get('p', r.get('length')):>4} {r['lag']:>4} {r['cell']:>11} {r['steps']:>6} {r['sequences']:>6} "
+              f"{r['baseline']:>9.5f} {r['final_loss']:>9.5f} {r['ratio']:>7.3f} {acc:>6} "
               f"{str(r['solved']):>6} {r['seconds']:>6}")
     if a.json:
         with open(a.json, "w") as f:

@@ -116,7 +116,7 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
         rows.append({"cell": label, "kind": dict(cells).get(label, s["kind"]), "checkpoint": ck,
                      "factor": s["fit"]["factor"], "tau": s["fit"]["tau"],
                      "horizon": s["fit"]["horizon"],
-                     "lyapunov_top": float(ex[0]) if ex is not None and len(ex) else None,
+                     "lyapunov_top": ex[0] if ex else None,   # null: -inf (an exactly singular step)
                      "final_loss": final, "baseline": tr["baseline"] if tr else None,
                      "solved": tr["solved"] if tr and ck == max(tr["checkpoints"]) else None})
     return rows
@@ -135,7 +135,11 @@ def _num(v, fmt: str) -> str:
 def summary_table(rows: list[dict]) -> str:
     """The terminal table printed at the end of `diag run`."""
     head = ("cell", "ckpt", "factor", "tau", "horizon", "lyap top", "loss", "baseline", "solved")
-    body = [(r["cell"], str(r["checkpoint"]), _num(r["factor"], ".4f"), _num(r["tau"], ".3g"),
+    def tau(r):  # a null tau with factor >= 1 means nothing decays: an infinite time constant
+        if r["tau"] is None and r["factor"] is not None and r["factor"] >= 1:
+            return "inf"
+        return _num(r["tau"], ".3g")
+    body = [(r["cell"], str(r["checkpoint"]), _num(r["factor"], ".4f"), tau(r),
              _num(r["horizon"], "d"), _num(r["lyapunov_top"], "+.4f"), _num(r["final_loss"], ".4g"),
              _num(r["baseline"], ".4g"),
              "-" if r["solved"] is None else ("yes" if r["solved"] else "no")) for r in rows]

@@ -258,6 +258,11 @@ def test_params_read_only_and_layout(kind):
     assert (cell.recurrent_weight(p) is None) == (kind != "rnn")
     assert (cell.activation_gamma() is None) == (kind != "rnn")
     assert cell.describe()["kind"] == kind
+    if kind != "rnn":   # without the optional gate its parameters do not exist
+        off = make_cell(kind, input_size=2, hidden=3, **{"gru": {"reset_gate": False},
+                                                       "lstm": {"forget_gate": False}}[kind])
+        q = off.init(np.random.default_rng(0))
+        assert q["W"].shape == (3 * (len(cell.gates) - 1), 3) and q["b"].shape == (3 * len(off.gates),)
 
 
 # --- validation ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -87,6 +88,29 @@ def test_perturbed_cell_fails_the_check(with_baseline, change, moved):
     assert code == 1 and moved in out
 
 
+def test_float_noise_passes_with_default_tolerances(with_baseline, monkeypatch):
+    """Cross-machine noise stand-in: every initial parameter moved by ~1e-12 relative (far more than
+    a BLAS summation order changes), training included. The numbers move; the check passes by
+    orders of magnitude, while the perturbations above (real changes) fail it."""
+    from diagnostics.caseload import load_case
+    from diagnostics.regression.compare import compare
+    from diagnostics.runner import run_case
+
+    lc = load_case(with_baseline / "small.yaml")
+    rng = np.random.default_rng(7)
+    for cls in {type(c) for c in lc.cells}:
+        def noisy(self, r, _orig=cls.init):
+            return {k: v * (1 + 1e-12 * rng.standard_normal(v.shape)) for k, v in _orig(self, r).items()}
+        monkeypatch.setattr(cls, "init", noisy)
+    res = run_case(lc, with_baseline / "noisy", show=False)
+    base = load_curves(with_baseline / "baselines" / "small.json")
+    assert res.curves != base                                    # the noise reached the curves
+    cmp = compare(res.curves, base)
+    assert cmp.ok, cmp.table()
+    points = [abs(r.difference) for r in cmp.rows if r.what == "point" and r.difference is not None]
+    assert 0 < max(points) < 1e-6, max(points)
+
+
 def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
     case = write_case(tmp_path)
     assert diag("run", case, "--out", tmp_path / "a", "--no-report")[0] == 0
@@ -156,6 +180,7 @@ def test_case(gradient_curves):
 '''
 
 
+@pytest.mark.slow
 def test_plugin_check_case(pytester, monkeypatch, tmp_path):
     pytester.makepyfile(test_case_user=USER_TEST)
     monkeypatch.setenv("DIAG_CASE", str(write_case(tmp_path)))

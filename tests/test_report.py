@@ -12,7 +12,8 @@ from diagnostics.report import render_report
 from diagnostics.report.equations import cell_equations
 from diagnostics.report.figures import FIGURES, fit_line
 from diagnostics.report.html import notation
-from report_fixture import write_run
+from diagnostics.io import atomic_write_json
+from report_fixture import make_run, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
@@ -90,6 +91,34 @@ def test_missing_data_skips_figures_with_a_note(tmp_path):
     assert "(at initialisation)" in html
 
 
+@pytest.mark.slow
+def test_degenerate_run_renders_without_warnings(tmp_path):
+    """Optional keys missing, a cell whose Jacobian is exactly zero at every lag (all null),
+    a one-step training record: the page still renders, and matplotlib raises no warning."""
+    import warnings
+    curves, run = make_run(lstm=False)
+    for key in ("bounds", "tk_map", "temporal_components", "grad_flow"):
+        del curves[key]
+    for key in ("summary", "cells", "versions", "timings", "machine"):
+        del run[key]
+    for s in curves["series"]:
+        if s["cell"] == "ReLU RNN":
+            s["log10"] = {k: [None] * len(v) for k, v in s["log10"].items()}
+            s["fit"] = {"slope": None, "factor": 0.0, "tau": 0.0, "horizon": 1}
+    for t in curves["training"]:
+        for k in ("step", "loss", "grad_norm"):
+            t[k] = t[k][:1]
+    atomic_write_json(tmp_path / "curves.json", curves)
+    atomic_write_json(tmp_path / "run.json", run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        html = render_report(tmp_path).read_text(encoding="utf-8")
+    assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == {
+        "decay", "checkpoints", "training", "lyapunov", "norms"}
+    assert "<td>ReLU RNN</td>" in html.replace('<td class="l">', "<td>")
+
+
+@pytest.mark.slow
 def test_rendering_is_deterministic(full_run, tmp_path):
     run_dir, page = full_run
     again = tmp_path / "again"

@@ -122,10 +122,11 @@ def test_result_shapes_and_records():
 def test_float32_stays_float32(kind):
     seen = []
     cell, params, task = _setup(kind)
-    r = train(cell, params, task, steps=3, batch=4, dtype="float32",
-              callbacks=[lambda info: seen.append((info.out.trace.states.dtype,
-                                                   {v.dtype for v in info.out.grads.values()}))])
-    assert all(s == np.float32 and g == {np.dtype(np.float32)} for s, g in seen), seen
+    r = train(cell, params, task, steps=3, batch=4, dtype="float32", track=[0, 2],
+              callbacks=[lambda info: seen.append((info.out.trace, {v.dtype for v in info.out.grads.values()}))])
+    assert all(g == {np.dtype(np.float32)} for _, g in seen), seen
+    traced = [tr for tr, _ in seen if tr is not None]  # tracked steps run the cell's own step
+    assert len(traced) >= 2 and all(tr.states.dtype == np.float32 for tr in traced)
     assert np.isfinite(r.final_loss)
     assert r.checkpoint_params[0]["W_a" if kind == "rnn" else "W"].dtype == np.float64
 
@@ -186,3 +187,41 @@ def test_clipping_is_pascanu_algorithm_1():
     assert n == 5.0 and clip_(g, 1.0, n) and global_norm(g) == pytest.approx(1.0, rel=1e-15)
     g2 = {"a": np.array([0.3])}
     assert not clip_(g2, 1.0, global_norm(g2)) and g2["a"][0] == 0.3
+
+
+LSTM_OPTIONS = [{}, {"forget_gate": False}, {"output_tanh": False}, {"forget_gate": False, "output_tanh": False}]
+
+
+@pytest.mark.skipif("lstm" not in cell_kinds(), reason="no lstm cell")
+@pytest.mark.parametrize("opts", LSTM_OPTIONS, ids=str)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_lstm_equals_cell_bptt(opts, dtype):
+    from diagnostics.training.fused_lstm import FusedLSTM
+    rng = np.random.default_rng(4)
+    for task in (make_task("tariff_shock", length=15, lag=4), make_task("latch", p=6)):
+        cell = make_cell("lstm", input_size=task.input_size, hidden=5, **opts)
+        p = {k: v.astype(dtype) for k, v in cell.init(rng).items()}
+        ro = init_readout(rng, 5, task.output_size, dtype)
+        b = task.sample(rng, 4)
+        b = b._replace(inputs=b.inputs.astype(dtype))
+        ref = loss_and_grads(cell, p, ro, b, task.loss_kind)
+        fused = FusedLSTM(cell)
+        for _ in range(2):  # the second call reuses the buffers
+            got = fused.loss_and_grads(p, ro, b, task.loss_kind)
+        tol = 1e-12 if dtype == np.float64 else 1e-4
+        assert got.loss == pytest.approx(ref.loss, rel=tol)
+        for k in ref.grads:
+            assert got.grads[k].dtype == dtype
+            assert np.abs(got.grads[k] - ref.grads[k]).max() <= tol * np.abs(ref.grads[k]).max()
+        assert np.allclose(got.flow, ref.flow, rtol=tol)
+
+
+@pytest.mark.skipif("lstm" not in cell_kinds(), reason="no lstm cell")
+def test_fused_and_generic_training_agree():
+    task = make_task("latch", p=6)
+    cell = make_cell("lstm", input_size=task.input_size, hidden=6)
+    p = cell.init(np.random.default_rng(0))
+    r1 = train(cell, p, task, steps=15, batch=4, checkpoints=[0, 15])
+    r2 = train(cell, p, task, steps=15, batch=4, checkpoints=[0, 15], fused=False)
+    assert np.allclose(r1.loss, r2.loss, rtol=1e-10)
+    assert np.allclose(r1.checkpoint_params[15]["W"], r2.checkpoint_params[15]["W"], rtol=1e-8, atol=1e-12)

@@ -157,13 +157,13 @@ class LSTM(Cell):
         """Gradient w.r.t. the stacked pre-activations, (..., G n), and G_c, for rows m."""
         n, G = self.hidden, len(self.gates)
         lead = m_a.shape[:-1]
-        g_c = m_a * cache.k.reshape(cache.k.shape[0], *([1] * (m_a.ndim - 2)), n)
+        bshape = (cache.k.shape[0],) + (1,) * (m_a.ndim - 2)   # broadcast (B, n) over rows
+        g_c = m_a * cache.k.reshape(bshape + (n,))
         g_c += m_c
-        dz = np.empty(lead + (G * n,), dtype=np.result_type(m_a, cache.coef))
-        bshape = (cache.coef.shape[0],) + (1,) * (m_a.ndim - 2)
-        np.multiply(g_c[..., None, :], cache.coef.reshape(bshape + cache.coef.shape[1:]),
-                    out=dz[..., :(G - 1) * n].reshape(lead + (G - 1, n)))
-        np.multiply(m_a, cache.coef_o.reshape(bshape + (n,)), out=dz[..., (G - 1) * n:])
+        dz = np.empty(lead + (G, n), dtype=np.result_type(m_a, cache.coef))
+        np.multiply(g_c[..., None, :], cache.coef.reshape(bshape + (G - 1, n)), out=dz[..., :G - 1, :])
+        np.multiply(m_a, cache.coef_o.reshape(bshape + (n,)), out=dz[..., G - 1, :])
+        dz = dz.reshape(lead + (G * n,))                          # contiguous: a view
         return dz, g_c
 
     def _da_dc(self, params, cache) -> np.ndarray:
@@ -189,9 +189,11 @@ class LSTM(Cell):
             out_c += m[:, :, n:]
         else:
             # few rows (BPTT-like): one stacked GEMM over B r rows, no per-sequence matrices
-            dz, out_c[...] = self._dz(cache, m[:, :, :n], m[:, :, n:])
+            dz, g_c = self._dz(cache, m[:, :, :n], m[:, :, n:])
+            out_c[...] = g_c
             out[:, :, :n] = (dz.reshape(B * r, -1) @ params["W"]).reshape(B, r, n)
-        out_c *= cache.gamma_f[:, None, :]
+        if self.forget_gate:
+            out_c *= cache.gamma_f[:, None, :]
         return out
 
     def jacobian(self, params, cache):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..io import atomic_write_bytes
 from .compare import Comparison
@@ -137,6 +138,7 @@ def write_overlays(comparison: Comparison, current: dict, baseline: dict, out_di
         ax = fig.add_subplot()
         draw(ax, base, cur, rows, comparison.tol)
         ax.set_title(f"{_title(section, ident)}\nFAILING: {_worst(rows)}", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # lags, indices and steps are whole
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")

@@ -75,9 +75,9 @@ class GradientCurves:
         if isinstance(data, (tuple, list)) and len(data) == 3:
             cell, params, xs = data
             data = curves_from_probe(cell, params, xs, name=basename or self._default(), **probe_kwargs)
-        elif not isinstance(data, dict):
-            raise TypeError("gradient_curves.check: expected a diag-curves/1 dict or a (cell, params, xs) tuple, "
-                            f"got {type(data).__name__}")
+        elif not (isinstance(data, dict) and data.get("format") == "diag-curves/1"):
+            raise TypeError("gradient_curves.check: expected a diag-curves/1 dict (format: 'diag-curves/1') "
+                            f"or a (cell, params, xs) tuple, got {type(data).__name__}")
         if isinstance(tol, dict):
             tol = Tolerances(**tol)
         return self._check(data, basename or self._default(), tol)

@@ -82,7 +82,14 @@ class RunData:
     def last_checkpoint(self) -> int:
         return self.checkpoints[-1] if self.checkpoints else 0
 
-    def curve(self, cell: str, checkpoint: int, path: str = "a", norm: str = "spectral") -> Curve | None:
+    @property
+    def primary_norm(self) -> str:
+        """Spectral when measured (the norm of the Pascanu bound), else the first one there is."""
+        norms = self.norms()
+        return "spectral" if "spectral" in norms or not norms else norms[0]
+
+    def curve(self, cell: str, checkpoint: int, path: str = "a", norm: str | None = None) -> Curve | None:
+        norm = norm or self.primary_norm
         for s in self.curves.get("series", []):
             if (s["cell"], int(s["checkpoint"]), s["path"], s["norm"]) == (cell, checkpoint, path, norm):
                 lg = s.get("log10", {})
@@ -112,10 +119,10 @@ class RunData:
             out = [it for it in out if int(it.get("checkpoint", -1)) == checkpoint]
         return out
 
-    def tk_map(self, cell: str, checkpoint: int, path: str = "a", norm: str = "spectral"):
-        """(anchors (A,), (A, K) log10 median) or None."""
+    def tk_map(self, cell: str, checkpoint: int, path: str = "a"):
+        """(anchors (A,), (A, K) log10 median, norm) or None."""
         for it in self._items("tk_map", cell, checkpoint):
-            if it.get("path", "a") == path and it.get("norm", "spectral") == norm:
+            if it.get("path", "a") == path:
                 rows = [log_array(r, null=np.nan) for r in it.get("log10_median", [])]
                 if not rows:
                     return None
@@ -123,7 +130,7 @@ class RunData:
                 grid = np.full((len(rows), width), np.nan)
                 for i, r in enumerate(rows):
                     grid[i, :len(r)] = r
-                return np.asarray(it.get("anchors", []), dtype=float), grid
+                return np.asarray(it.get("anchors", []), dtype=float), grid, it.get("norm", "spectral")
         return None
 
     def xy_by_checkpoint(self, key: str, xkey: str, cell: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:

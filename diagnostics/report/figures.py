@@ -42,6 +42,24 @@ def fit_line(lags: np.ndarray, median: np.ndarray, fit: dict) -> np.ndarray | No
     return line
 
 
+def geometric_moving_mean(values, w: int) -> np.ndarray:
+    """Centred moving mean of log(values) over w points, back on the linear scale: the right
+    average for a log axis. Missing or non-positive values are left out (NaN where all are)."""
+    y = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ly = np.where(y > 0, np.log(y), np.nan)
+    if w <= 1 or ly.size == 0:
+        return np.exp(ly)
+    ok = np.isfinite(ly)
+    kernel = np.ones(w)
+    total = np.convolve(np.where(ok, ly, 0.0), kernel, mode="same")
+    count = np.convolve(ok.astype(float), kernel, mode="same")
+    with np.errstate(invalid="ignore"):
+        out = np.exp(total / count)
+    out[~ok] = np.nan      # no smoothed value where the run itself has none (e.g. after divergence)
+    return out
+
+
 def _curve_dict(c) -> dict:
     return {"median": c.median, "q25": c.q25, "q75": c.q75}
 
@@ -61,8 +79,8 @@ def select_decay(d: RunData):
                         "rho": c.fit.get("factor"), "bound": d.bound(cell, ck),
                         "horizon": float(hz) if hz is not None else None}
     if not curves:
-        return "No spectral a-path curves in curves.json."
-    return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells),
+        return "No a-path curves in curves.json."
+    return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
             "title": f"How fast {JAC} shrinks with the lag k ({_at(d)})"}
 
 
@@ -75,7 +93,7 @@ def select_memory(d: RunData):
         cells[cell] = {p: _curve_dict(d.curve(cell, ck, p)) for p in paths if d.curve(cell, ck, p)}
     if not cells:
         return "No cell in this case carries a memory c⟨t⟩ (no LSTM), so there are no c paths to show."
-    return {"lags": d.lags, "cells": cells, "title": f"Memory paths of the gated cells ({_at(d)})"}
+    return {"lags": d.lags, "cells": cells, "norm": d.primary_norm, "title": f"Memory paths of the gated cells ({_at(d)})"}
 
 
 def select_checkpoints(d: RunData):
@@ -86,19 +104,19 @@ def select_checkpoints(d: RunData):
         by_ck = {ck: _curve_dict(c) for ck in d.checkpoints if (c := d.curve(cell, ck)) is not None}
         if by_ck:
             cells[cell] = by_ck
-    return {"lags": d.lags, "cells": cells, "colours": checkpoint_colours(d.checkpoints),
+    return {"lags": d.lags, "cells": cells, "colours": checkpoint_colours(d.checkpoints), "norm": d.primary_norm,
             "title": "How training moves the decay curve (median, 25–75 % band)"}
 
 
 def select_tk(d: RunData):
-    ck, maps = d.last_checkpoint, {}
+    ck, maps, norm = d.last_checkpoint, {}, d.primary_norm
     for cell in d.cells:
         m = d.tk_map(cell, ck)
         if m is not None and len(m[0]) >= 2:
-            maps[cell] = (d.lags, m[0], m[1])
+            maps[cell], norm = (d.lags, m[0], m[1]), m[2]
     if not maps:
         return "No (t, k) map with two or more anchor steps t in curves.json (probe.tk_map off or one anchor)."
-    return {"maps": maps, "title": f"Decay at every anchor step t ({_at(d)})"}
+    return {"maps": maps, "norm": norm, "title": f"Decay at every anchor step t ({_at(d)})"}
 
 
 def _xy_select(key: str, xkey: str, what: str):
@@ -118,6 +136,13 @@ def select_training(d: RunData):
             continue
         runs[cell] = {k: t.get(k) for k in ("step", "loss", "grad_norm", "baseline", "diverged_at",
                                              "checkpoints", "loss_at_checkpoints", "loss_kind")}
+        n = len(t["step"])
+        w = max(1, n // 30) | 1     # odd window, ~30 windows over the run
+        runs[cell]["window"] = w
+        gap = float(np.median(np.diff(t["step"]))) if n > 1 else 1.0   # steps may be recorded sparsely
+        runs[cell]["window_steps"] = int(round(w * gap))
+        runs[cell]["loss_smooth"] = geometric_moving_mean(t.get("loss") or [], w)
+        runs[cell]["grad_smooth"] = geometric_moving_mean(t.get("grad_norm") or [], w)
     if not runs:
         return "No training in this case, so there is no loss curve."
     return {"runs": runs, "colours": cell_colours(d.cells),
@@ -133,11 +158,12 @@ def select_lyapunov(d: RunData):
 
 
 def select_norms(d: RunData):
-    if "frobenius" not in d.norms():
-        return "Only the spectral norm was measured."
+    if not {"spectral", "frobenius"} <= set(d.norms()):
+        return f"Only one norm was measured ({', '.join(d.norms()) or 'none'})."
     cells = {}
     for cell in d.cells:
-        s, f = d.curve(cell, d.last_checkpoint), d.curve(cell, d.last_checkpoint, norm="frobenius")
+        s = d.curve(cell, d.last_checkpoint, norm="spectral")
+        f = d.curve(cell, d.last_checkpoint, norm="frobenius")
         if s is not None:
             cells[cell] = {"spectral": s.median, "frobenius": None if f is None else f.median}
     return {"lags": d.lags, "cells": cells, "colours": cell_colours(d.cells),

@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .style import (PATH_COLOURS, PATH_NAMES, SEQUENTIAL, X_LAG, Y_JAC, gaps, new_figure, note_axes,
-                    legends_outside, styled)
+from .style import (PATH_COLOURS, PATH_NAMES, SEQUENTIAL, X_LAG, gaps, new_figure, note_axes,
+                    legends_outside, styled, y_jac)
 
 
 def _grid(n: int, width: float = 11.0, row_height: float = 3.8, **kw):
@@ -25,6 +25,12 @@ def _grid(n: int, width: float = 11.0, row_height: float = 3.8, **kw):
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes[:n]
+
+
+def _xlim(ax, lags: np.ndarray) -> None:
+    if lags.size:
+        lo, hi = float(lags[0]), float(lags[-1])
+        ax.set_xlim(lo - 0.5, hi + 0.5) if hi <= lo else ax.set_xlim(lo, hi)
 
 
 def _band(ax, lags, q25, q75, colour, alpha=0.18):
@@ -45,7 +51,7 @@ def _limits(ax, arrays: Sequence[np.ndarray], pad: float = 0.06):
 
 @styled
 def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[str, str],
-                 title: str) -> Figure:
+                 title: str, norm: str = "spectral") -> Figure:
     """Figure 1: every cell's median log10 ||∂a⟨t⟩/∂a⟨t−k⟩|| over k with its quartile band,
     plus (dashed) the fitted geometric line and (dash-dot) the Pascanu bound where it exists.
 
@@ -60,6 +66,8 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
         _band(ax, lags, c["q25"], c["q75"], col)
         rho = c.get("rho")
         name = label if rho is None else f"{label}   (ρ = {rho:.4g} per step)"
+        if not np.isfinite(c["median"]).any():
+            name = f"{label}   (exactly zero at every lag: nothing to draw)"
         h, = ax.plot(lags, gaps(c["median"]), color=col, label=name)
         handles.append(h)
         shown += [c["median"], c["q25"], c["q75"]]
@@ -70,8 +78,15 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
         hz = c.get("horizon")
         if hz is not None and lags.size and lags[0] <= hz <= lags[-1]:
             ax.axvline(hz, color=col, linestyle=":", linewidth=1.3, alpha=0.9)
-    # Keep the axis on the measured curves: an exploding bound would otherwise flatten them.
+    # Keep the axis on the measured curves: an exploding bound would otherwise flatten them;
+    # where a bound leaves the top, an arrow says so.
     _limits(ax, shown)
+    top = ax.get_ylim()[1]
+    for label, c in curves.items():
+        b = c.get("bound")
+        if b is not None and b.size == lags.size and (out := np.flatnonzero(gaps(b) > top)).size:
+            ax.annotate("bound ↑", (lags[out[0]], top), xytext=(4, -14), textcoords="offset points",
+                        color=colours[label], fontsize=9)
     keys = [Line2D([], [], color="#555555", linewidth=2, label="median over sequences"),
             Line2D([], [], color="#555555", linewidth=8, alpha=0.25, label="25–75 % of sequences"),
             Line2D([], [], color="#555555", linestyle=(0, (5, 3)), linewidth=1.4, label=r"fitted line (slope = $\log_{10}\rho$)")]
@@ -82,14 +97,15 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
         keys.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.3, label="horizon"))
     legends_outside(fig, handles, "cell (median)", keys)
     ax.set_xlabel(X_LAG)
-    ax.set_ylabel(Y_JAC)
+    ax.set_ylabel(y_jac(norm))
     ax.set_title(title)
-    ax.set_xlim(lags[0] if lags.size else 0, lags[-1] if lags.size else 1)
+    _xlim(ax, lags)
     return fig
 
 
 @styled
-def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], title: str) -> Figure:
+def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], title: str,
+                 norm: str = "spectral") -> Figure:
     """Figure 2: for each cell with a memory c⟨t⟩, one panel with the a, c, c_direct and full-state
     paths. cells[label][path] = {"median","q25","q75"}."""
     fig, axes = _grid(len(cells), sharey=True)
@@ -105,9 +121,8 @@ def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], titl
             seen[path] = ax.lines[-1]
         ax.set_title(label)
         ax.set_xlabel(X_LAG)
-        ax.set_xlim(lags[0], lags[-1])   # same lag range in every panel, even where a curve stops
-    axes[0].set_ylabel(r"$\log_{10}\,\|\partial s^{\langle t\rangle}/\partial s^{\langle t-k\rangle}\|_2$"
-                       "\n" r"($s$ = the part of the state named in the legend)")
+        _xlim(ax, lags)   # same lag range in every panel, even where a curve stops
+    axes[0].set_ylabel(y_jac(norm, "s") + "\n" + r"($s$ = the part of the state named in the legend)")
     fig.legend(handles=list(seen.values()), loc="outside right upper", title="path")
     fig.suptitle(title)
     return fig
@@ -115,7 +130,7 @@ def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], titl
 
 @styled
 def checkpoint_curves(lags: np.ndarray, cells: Mapping[str, Mapping[int, dict]],
-                      colours: Mapping[int, tuple], title: str) -> Figure:
+                      colours: Mapping[int, tuple], title: str, norm: str = "spectral") -> Figure:
     """Figure 3: per cell, the median a-path curve at each training checkpoint (colour = step)."""
     fig, axes = _grid(len(cells), sharey=True)
     for ax, (label, by_ck) in zip(axes, cells.items()):
@@ -124,16 +139,17 @@ def checkpoint_curves(lags: np.ndarray, cells: Mapping[str, Mapping[int, dict]],
             ax.plot(lags, gaps(c["median"]), color=colours[ck], label=f"step {ck}")
         ax.set_title(label)
         ax.set_xlabel(X_LAG)
-        ax.set_xlim(lags[0], lags[-1])   # same lag range in every panel, even where a curve stops
+        _xlim(ax, lags)   # same lag range in every panel, even where a curve stops
     handles = [Line2D([], [], color=col, linewidth=2, label=f"step {ck}") for ck, col in colours.items()]
     fig.legend(handles=handles, loc="outside right upper", title="training step")
-    axes[0].set_ylabel(Y_JAC)
+    axes[0].set_ylabel(y_jac(norm))
     fig.suptitle(title)
     return fig
 
 
 @styled
-def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str) -> Figure:
+def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
+            norm: str = "spectral") -> Figure:
     """Figure 4: per cell, log10 ||∂a⟨t⟩/∂a⟨t−k⟩|| as a colour over (lag k, anchor t); one shared
     colour scale so cells compare directly. maps[label] = (lags (K,), anchors (A,), grid (A, K))."""
     import matplotlib
@@ -155,7 +171,7 @@ def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title
     axes[0].set_ylabel("anchor step t")
     if mesh is not None:
         cb = fig.colorbar(mesh, ax=list(axes), shrink=0.95, pad=0.02)
-        cb.set_label(Y_JAC)
+        cb.set_label(y_jac(norm))
     fig.suptitle(title)
     return fig
 

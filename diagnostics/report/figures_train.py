@@ -76,7 +76,12 @@ def training_curves(runs: Mapping[str, dict], colours: Mapping[str, str], title:
     for label, r in runs.items():
         col = colours[label]
         step, loss = np.asarray(r["step"], float), _positive(r["loss"])
-        ax.plot(step, loss, color=col, label=label, linewidth=1.8)
+        smooth = r.get("window", 1) > 1
+        # raw per-step values thin and faint, their moving (geometric) mean on top
+        ax.plot(step, loss, color=col, linewidth=0.8 if smooth else 1.8, alpha=0.35 if smooth else 1.0,
+                label=None if smooth else label)
+        if smooth:
+            ax.plot(step, r["loss_smooth"], color=col, linewidth=2.0, label=label)
         cks, lcs = r.get("checkpoints") or [], r.get("loss_at_checkpoints") or []
         if cks and len(cks) == len(lcs):
             ax.plot(cks, _positive(lcs), "o", color=col, markersize=5, markeredgecolor="white")
@@ -86,7 +91,9 @@ def training_curves(runs: Mapping[str, dict], colours: Mapping[str, str], title:
             ax.axvline(r["diverged_at"], color=col, linestyle=":", linewidth=1.5)
         gn = _positive(r.get("grad_norm") or [])
         if gn.size:
-            ax2.plot(step[:gn.size], gn, color=col, linewidth=1.4)
+            ax2.plot(step[:gn.size], gn, color=col, linewidth=0.8 if smooth else 1.4, alpha=0.35 if smooth else 1.0)
+            if smooth:
+                ax2.plot(step[:gn.size], r["grad_smooth"], color=col, linewidth=2.0)
     for b in sorted(baselines):
         ax.axhline(b, color="#000000", linestyle=(0, (5, 3)), linewidth=1.3)
     handles, _ = ax.get_legend_handles_labels()
@@ -94,6 +101,10 @@ def training_curves(runs: Mapping[str, dict], colours: Mapping[str, str], title:
         handles.append(Line2D([], [], color="#000000", linestyle=(0, (5, 3)), linewidth=1.3,
                               label="baseline (best answer without memory)"))
     handles.append(Line2D([], [], color="#555555", marker="o", linestyle="none", label="probe checkpoints"))
+    if max(r.get("window", 1) for r in runs.values()) > 1:
+        w = max(r.get("window_steps", 1) for r in runs.values())
+        handles.append(Line2D([], [], color="#555555", linewidth=0.8, alpha=0.5,
+                              label=f"recorded values (thick: moving mean over ~{w} steps)"))
     if any(r.get("diverged_at") is not None for r in runs.values()):
         handles.append(Line2D([], [], color="#555555", linestyle=":", label="diverged here"))
     fig.legend(handles=handles, loc="outside lower center", ncols=4)

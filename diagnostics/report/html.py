@@ -8,6 +8,7 @@ the only markup added is <sub>/<sup> around notation in the report's own strings
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -92,14 +93,14 @@ def checkpoint_rows(d: RunData) -> list[dict]:
     """ρ and horizon per cell and checkpoint, when there was training."""
     if len(d.checkpoints) < 2:
         return []
-    out = []
+    K, out = int(d.lags[-1]) if d.lags.size else 0, []
     for cell in d.cells:
         cols = []
         for ck in d.checkpoints:
             c = d.curve(cell, ck)
             fit = c.fit if c else {}
             hz = fit.get("horizon")
-            cols.append(f"{_fmt(fit.get('factor'), '.4f')} / {'—' if hz is None else _fmt(hz, '.0f')}")
+            cols.append(f"{_fmt(fit.get('factor'), '.4f')} / {f'> {K}' if hz is None else _fmt(hz, '.0f')}")
         out.append({"cell": cell, "cols": cols})
     return out
 
@@ -134,6 +135,22 @@ def _case_facts(d: RunData) -> list[tuple[str, str]]:
     return facts
 
 
+def _plain(v) -> str:
+    """A provenance value as one line of text (nested machine facts as compact JSON)."""
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(", ", ": "), default=str)
+    return str(v)
+
+
+def _provenance(d: RunData) -> list[tuple[str, str]]:
+    rows = [("command", d.run.get("command")), ("case file", d.run.get("case_file"))]
+    rows += [(k, v) for k, v in (d.run.get("versions") or {}).items()]
+    rows += [(f"time: {k}", f"{v:.2f} s" if isinstance(v, (int, float)) else v)
+             for k, v in (d.run.get("timings") or {}).items()]
+    rows += [(k, v) for k, v in (d.run.get("machine") or {}).items()]
+    return [(k, _plain(v)) for k, v in rows if v not in (None, "", {}, [])]
+
+
 def render_report(run_dir: str | Path) -> Path:
     """Draw every figure and write figures/<slug>.png and index.html in run_dir; returns the page."""
     run_dir = Path(run_dir)
@@ -154,13 +171,13 @@ def render_report(run_dir: str | Path) -> Path:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["notation"] = notation
     page = env.get_template("index.html").render(
-        name=d.name, description=str(d.case.get("description") or ""),
+        name=d.name, title=str((d.case.get("report") or {}).get("title") or d.name), quick=bool(d.run.get("quick")),
+        description=str(d.case.get("description") or ""),
         task_description=str(d.run.get("task_description") or ""), seed=d.run.get("seed", d.case.get("seed")),
         facts=_case_facts(d), cells=cell_blocks(d), summary=summary_rows(d), checkpoints=d.checkpoints,
         checkpoint_rows=checkpoint_rows(d), figures=figures, decades=_fmt(_decades(), "g"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
-        versions=d.run.get("versions") or {}, timings=d.run.get("timings") or {},
-        machine=d.run.get("machine") or {})
+        provenance=_provenance(d))
     out = run_dir / "index.html"
     atomic_write_text(out, page)
     return out

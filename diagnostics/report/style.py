@@ -32,7 +32,16 @@ RC = {
 DPI = 110
 
 # Axis labels (mathtext, so ⟨t⟩ and norms render the same with every font)
-Y_JAC = r"$\log_{10}\,\|\partial a^{\langle t\rangle}/\partial a^{\langle t-k\rangle}\|_2$"
+NORM_SUB = {"spectral": "2", "frobenius": "F"}
+
+
+def y_jac(norm: str = "spectral", part: str = "a") -> str:
+    """y label: log10 of the named norm of ∂part⟨t⟩/∂part⟨t−k⟩."""
+    sub = NORM_SUB.get(norm, norm)
+    return (r"$\log_{10}\,\|\partial %s^{\langle t\rangle}/\partial %s^{\langle t-k\rangle}\|_{%s}$"
+            % (part, part, sub))
+
+
 JAC = r"$\partial a^{\langle t\rangle}/\partial a^{\langle t-k\rangle}$"
 X_LAG = "lag k (steps back in time)"
 

@@ -57,7 +57,7 @@ def loss_and_dy(y: np.ndarray, targets: np.ndarray, loss_kind: str):
         dy /= M
         acc = float((y.argmax(axis=1) == targets).mean())
         return float(loss), dy, acc
-    d = y - targets
+    d = y - targets.astype(y.dtype, copy=False)  # float64 targets must not promote a float32 run
     loss = (d * d).mean()
     return float(loss), (2.0 / d.size) * d, None
 

@@ -21,6 +21,7 @@ from .callbacks import CallbackList, Checkpoints, GradFlow, History, StepInfo, T
 from .optim import clip_, global_norm, make_optimizer
 from .readout import gather, init_readout, loss_and_dy, readout_forward
 from .bptt import forward
+from .fused_lstm import FusedLSTM, supports
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -67,9 +68,11 @@ def evaluate(cell, params, readout, task, batch) -> tuple[float, float | None]:
 
 def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=None, seed: int = 0,
           checkpoints=(0,), dtype: str = "float64", callbacks=None, progress: bool = False,
-          track=None, eval_batch: int = 256) -> TrainResult:
+          track=None, eval_batch: int = 256, fused: bool = True) -> TrainResult:
     """`track`: steps at which gradient flow and temporal components are recorded (default:
-    the checkpoints). `callbacks`: extra callables receiving a StepInfo at every step."""
+    the checkpoints). `callbacks`: extra callables receiving a StepInfo at every step.
+    `fused`: on untracked steps, use the fused LSTM path (same numbers, faster; its
+    StepInfo.out.trace is None); tracked steps always go through the cell's step/backward."""
     if task.loss_kind is None:
         raise ValueError(f"task {task.kind}: has no targets and cannot be trained "
                          f"(use it to study cells at initialisation)")
@@ -100,6 +103,8 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
     flow, temporal = GradFlow(track), TemporalComponents(track)
     cbs = CallbackList([history, ck, flow, temporal, *(callbacks or [])])
     rng = np.random.default_rng(s_batch)
+    fast = FusedLSTM(cell) if fused and supports(cell) else None
+    tracked = set(track)
     diverged = None
     bar = None
     if progress:
@@ -109,7 +114,10 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
         for i in range(steps + 1):
             b = task.sample(rng, batch)
             b = b._replace(inputs=b.inputs.astype(dt))
-            out = loss_and_grads(cell, p, ro, b, task.loss_kind)
+            if fast is not None and i not in tracked:
+                out = fast.loss_and_grads(p, ro, b, task.loss_kind)
+            else:
+                out = loss_and_grads(cell, p, ro, b, task.loss_kind)
             norm = global_norm(out.grads)
             if not (np.isfinite(out.loss) and np.isfinite(norm)):
                 diverged = i

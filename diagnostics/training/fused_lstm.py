@@ -1,0 +1,159 @@
+"""A fused forward/BPTT for the LSTM cell, used by the trainer on untracked steps.
+
+Same equations, parameters and gate order as diagnostics/cells/lstm.py (stacked W (G n, n),
+U (G n, d), b (G n,), gates (u, f, c, o) or (u, c, o) without the forget gate), organised
+for speed instead of for the probe:
+
+- the input projection X U^T + b of all T steps is one GEMM before the time loop, and the
+  weight gradients dW = Σ_t dz<t>^T a<t-1>, dU = Σ_t dz<t>^T x<t> are one GEMM each after it,
+  so the loop holds a single (B, n) x (n, G n) product per step in each direction;
+- every intermediate lives in buffers allocated once per shape and written in place, because
+  at n = 64, B = 32 a step costs a few microseconds of arithmetic and the rest is overhead;
+- σ(z) = (1 + tanh(z / 2)) / 2, overflow-free without the sign split.
+
+The per-step caches that the probe and the temporal components need are not kept; the
+trainer uses the cell's own step/backward on tracked steps. tests/test_training.py checks that
+both give the same loss and gradients.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .bptt import Gradients
+from .readout import gather, loss_and_dy, readout_backward, readout_forward
+
+
+def supports(cell) -> bool:
+    return getattr(cell, "kind", None) == "lstm" and hasattr(cell, "gates")
+
+
+class FusedLSTM:
+    def __init__(self, cell):
+        self.cell, self.n = cell, cell.hidden
+        self.G = len(cell.gates)
+        self.forget = cell.forget_gate
+        self.out_tanh = cell.output_tanh
+        self._shape = None
+
+    def _alloc(self, T, B, d, dtype):
+        if self._shape == (T, B, d, dtype):
+            return
+        n, G = self.n, self.G
+        self._shape = (T, B, d, dtype)
+        self.Z = np.empty((T, B, G * n), dtype)      # gate activations (after σ / tanh)
+        self.A = np.zeros((T + 1, B, n), dtype)      # A[0] = a<0> = 0
+        self.C = np.zeros((T + 1, B, n), dtype)
+        self.P = np.empty((T, B, n), dtype)          # φ(c<t>): tanh(c<t>) or c<t>
+        self.DZ = np.empty((T, B, G * n), dtype)
+        self.GA = np.empty((T, B, n), dtype)         # dL/da<t> per step
+        self.tmp = np.empty((B, n), dtype)
+        self.tmp2 = np.empty((B, n), dtype)
+        self.gc = np.empty((B, n), dtype)
+        self.zw = np.empty((B, G * n), dtype)
+
+    def _sigmoid_(self, z):
+        """In place: z holds z/2 (rows pre-halved), becomes σ(z) = (1 + tanh(z/2)) / 2."""
+        np.tanh(z, out=z)
+        z += 1.0
+        z *= 0.5
+
+    def _permuted(self, params):
+        """W, U, b with the gate rows reordered (u, [f,] o, c): all sigmoid gates contiguous,
+        so one in-place σ covers them; gradients are permuted back at the end."""
+        n, G = self.n, self.G
+        if not hasattr(self, "perm"):
+            order = list(range(G - 2)) + [G - 1, G - 2]
+            self.perm = np.concatenate([np.arange(g * n, (g + 1) * n) for g in order])
+            # σ(z) = (1 + tanh(z/2)) / 2: the sigmoid rows are halved here, once per call
+            self.half = np.where(np.arange(G * n) < (G - 1) * n, 0.5, 1.0)[:, None]
+        h = self.half.astype(params["W"].dtype)
+        return params["W"][self.perm] * h, params["U"][self.perm] * h, params["b"][self.perm] * h[:, 0]
+
+    def forward(self, params, X):
+        """Hidden states a<1..T> (T, B, n), a view into a buffer reused by the next call."""
+        T, B, d = X.shape
+        n, G = self.n, self.G
+        self._alloc(T, B, d, X.dtype)
+        W, U, b = self._permuted(params)
+        self.Wp, W_T = W / self.half.astype(W.dtype), np.ascontiguousarray(W.T)  # Wp: unscaled
+        Z, A, C, P, zw = self.Z, self.A, self.C, self.P, self.zw
+        np.matmul(X.reshape(T * B, d), U.T, out=Z.reshape(T * B, G * n))
+        Z += b
+        cs = (G - 1) * n                              # the candidate block comes last
+        for t in range(T):
+            z = Z[t]
+            np.matmul(A[t], W_T, out=zw)
+            z += zw
+            self._sigmoid_(z[:, :cs])                 # u, (f), o
+            np.tanh(z[:, cs:], out=z[:, cs:])         # c~
+            c = C[t + 1]
+            np.multiply(z[:, :n], z[:, cs:], out=c)
+            if self.forget:
+                np.multiply(z[:, n:2 * n], C[t], out=self.tmp)
+                c += self.tmp
+            else:
+                c += C[t]                             # the constant error carousel
+            if self.out_tanh:
+                np.tanh(c, out=P[t])
+            else:
+                P[t] = c
+            np.multiply(z[:, cs - n:cs], P[t], out=A[t + 1])
+        return A[1:]
+
+    def backward(self, params, X, g_out):
+        """(grads {W, U, b}, flow (T,) ||dL/da<t>||) from g_out = dL/da<t> (T, B, n) of the read-out."""
+        T, B, d = X.shape
+        n, G = self.n, self.G
+        cs = (G - 1) * n
+        Z, A, C, P, DZ, GA = self.Z, self.A, self.C, self.P, self.DZ, self.GA
+        W = self.Wp
+        gc, tmp, tmp2, sp = self.gc, self.tmp, self.tmp2, self.zw
+        gc[...] = 0.0
+        GA[T - 1] = 0.0
+        for t in range(T - 1, -1, -1):
+            z, dz, ga = Z[t], DZ[t], GA[t]
+            ga += g_out[t]                            # GA[t] = dL/da<t+1>, kept for the flow
+            u, o, ct = z[:, :n], z[:, cs - n:cs], z[:, cs:]
+            # a = o φ(c): the memory receives gc += ga o φ'
+            np.multiply(ga, o, out=tmp)
+            if self.out_tanh:
+                np.multiply(P[t], P[t], out=tmp2)
+                np.subtract(1.0, tmp2, out=tmp2)
+                tmp *= tmp2
+            gc += tmp
+            # sigmoid gates at once: dz = [gc c~, gc c<t-1>, ga φ] * σ(1 - σ)
+            np.subtract(1.0, z[:, :cs], out=sp[:, :cs])
+            sp[:, :cs] *= z[:, :cs]
+            np.multiply(gc, ct, out=dz[:, :n])
+            if self.forget:
+                np.multiply(gc, C[t], out=dz[:, n:2 * n])
+            np.multiply(ga, P[t], out=dz[:, cs - n:cs])
+            dz[:, :cs] *= sp[:, :cs]
+            # candidate: dz_c = gc u (1 - c~²)
+            np.multiply(ct, ct, out=tmp2)
+            np.subtract(1.0, tmp2, out=tmp2)
+            np.multiply(gc, u, out=dz[:, cs:])
+            dz[:, cs:] *= tmp2
+            if self.forget:
+                gc *= z[:, n:2 * n]                   # the direct memory path Γ_f
+            if t:
+                np.matmul(dz, W, out=GA[t - 1])       # dL/da<t> through the gates
+        flow = np.sqrt(np.einsum("tbn,tbn->t", GA, GA).real)
+        DZf = DZ.reshape(T * B, G * n)
+        grads = {"W": np.empty_like(W), "U": np.empty((G * n, d), W.dtype), "b": np.empty(G * n, W.dtype)}
+        grads["W"][self.perm] = DZf.T @ A[:-1].reshape(T * B, n)
+        grads["U"][self.perm] = DZf.T @ X.reshape(T * B, d)
+        grads["b"][self.perm] = DZf.sum(axis=0)
+        return grads, flow
+
+    def loss_and_grads(self, params, readout, batch, loss_kind) -> Gradients:
+        """As bptt.loss_and_grads, without the trace (None)."""
+        a = self.forward(params, batch.inputs)
+        h, tm, bm = gather(a, batch.mask)
+        loss, dy, acc = loss_and_dy(readout_forward(readout, h), batch.targets[tm, bm], loss_kind)
+        grads, dh = readout_backward(readout, h, dy)
+        g_out = np.zeros(a.shape, dtype=a.dtype)
+        g_out[tm, bm] = dh
+        cell_grads, flow = self.backward(params, batch.inputs, g_out)
+        grads.update(cell_grads)
+        return Gradients(loss, acc, grads, flow, None, g_out)

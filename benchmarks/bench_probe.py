@@ -60,8 +60,10 @@ def _timed(f) -> float:
 
 
 def chain_flops(cell, batch: int, lags: int, rows: int) -> float:
-    G = len(cell.gates)
-    return 2.0 * batch * rows * G * cell.hidden * cell.hidden * lags
+    """Flops of the GEMMs lstm.vjp runs for the probe's many rows: per sequence and lag,
+    [M_a, M_c] (r, 2n) @ E (2n, n), E being the step Jacobian's a-columns with the gate
+    diagonals folded in (building E and the c-columns are elementwise and not counted)."""
+    return 2.0 * batch * rows * cell.state_size * cell.hidden * lags
 
 
 def torch_route(cell, params, xs, chunk: int = 100):
@@ -69,7 +71,7 @@ def torch_route(cell, params, xs, chunk: int = 100):
     import torch
 
     n, (T, B, _) = cell.hidden, xs.shape
-    W, U, b = (torch.as_tensor(np.asarray(params[k])) for k in ("W", "U", "b"))
+    W, U, b = (torch.tensor(np.array(params[k])) for k in ("W", "U", "b"))
     X = torch.as_tensor(xs)
     s = torch.zeros(B, 2 * n, dtype=torch.float64, requires_grad=True)
     states = [s]

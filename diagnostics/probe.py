@@ -109,8 +109,13 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
     m = np.zeros((B, rows.size, S))
     m[:, np.arange(rows.size), rows] = 1.0
     scale = np.zeros(B)                      # log10 of what has been divided out, per sequence
-    trackers = {p: SpectralTracker(B, m[:, r, c].shape[1], m[:, r, c].shape[2])
-                for p, (r, c) in where.items()} if "spectral" in norms else {}
+    # blocks of equal shape (the LSTM's a and c) share one tracker over a stacked batch: the
+    # power iteration's cost is mostly per-call overhead at these sizes
+    groups: dict[tuple, list[str]] = {}
+    for p, (r, c) in where.items():
+        groups.setdefault(m[:, r, c].shape[1:], []).append(p)
+    trackers = {tuple(ps): SpectralTracker(B * len(ps), *shape)
+                for shape, ps in groups.items()} if "spectral" in norms else {}
     for k in range(1, K + 1):
         m = cell.vjp(params, caches[t - k], m)
         big = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
@@ -118,14 +123,17 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
         with np.errstate(divide="ignore"):
             scale += np.log10(np.where(zero, 0.0, big))             # -inf once exactly zero
         m *= (1.0 / np.where(zero, 1.0, big))[:, None, None]
-        for p, (r, c) in where.items():
-            blk = m[:, r, c]
-            with np.errstate(divide="ignore"):
-                if "frobenius" in norms:
-                    out[(p, "frobenius")][a_i, :, k - 1] = np.log10(frobenius(blk)) + scale
-                if "spectral" in norms:
-                    out[(p, "spectral")][a_i, :, k - 1] = np.log10(trackers[p](blk)) + scale
-    return {p: (tr.iterations, tr.fallbacks) for p, tr in trackers.items()}
+        with np.errstate(divide="ignore"):
+            if "frobenius" in norms:
+                for p, (r, c) in where.items():
+                    out[(p, "frobenius")][a_i, :, k - 1] = np.log10(frobenius(m[:, r, c])) + scale
+            for ps, tracker in trackers.items():
+                blk = m[:, where[ps[0]][0], where[ps[0]][1]] if len(ps) == 1 else \
+                    np.concatenate([m[:, where[p][0], where[p][1]] for p in ps])
+                sig = np.log10(tracker(blk)).reshape(len(ps), B)
+                for i, p in enumerate(ps):
+                    out[(p, "spectral")][a_i, :, k - 1] = sig[i] + scale
+    return {"+".join(ps): (tr.iterations, tr.fallbacks) for ps, tr in trackers.items()}
 
 
 def _direct(cell, params, caches, t, K, norms, out, a_i):

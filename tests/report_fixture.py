@@ -16,7 +16,7 @@ import numpy as np
 
 from diagnostics.io import atomic_write_json
 
-K, T, ANCHORS = 80, 100, [20, 40, 60, 80]
+K, T, ANCHORS = 80, 50, [20, 40, 60, 80]
 BASELINE = 10 * math.log(8) / (T + 20)   # copy task, memoryless cross-entropy per step
 
 
@@ -118,7 +118,7 @@ def make_run(description: str = "Plain RNN against gated memory on the copy task
     run = {"format": "diag-run/1", "case": case, "seed": seed,
            "versions": {"python": "3.11", "numpy": np.__version__, "diagnostics": "0.1.0"},
            "timings": {"probe": 1.25, "train": 3.5}, "machine": {"cpus": 2},
-           "summary": summary, "cells": [{"label": lbl, "kind": k, "options": o} for lbl, k, o in cells],
+           "summary": summary, "task_lag": T + 10, "cells": [{"label": lbl, "kind": k, "options": o} for lbl, k, o in cells],
            "task_description": f"Copy task: remember 10 symbols from an alphabet of 8 over a delay of {T} steps."}
     return curves, run
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import signal
 import subprocess
@@ -122,13 +123,34 @@ def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
     assert load_curves(a)["series"]
 
 
+def test_other_blas_kernels_pass_the_check(tmp_path):
+    """A real cross-machine difference: OpenBLAS (numpy's wheels, DYNAMIC_ARCH) made to use its
+    oldest SSE kernels instead of this CPU's AVX ones sums in another order. The curves may differ
+    in the last bits; the check passes by many orders of magnitude. (Without OpenBLAS the variable
+    is ignored and the runs are simply identical.)"""
+    from diagnostics.regression.compare import compare
+
+    case = write_case(tmp_path)
+    assert diag("run", case, "--out", tmp_path / "here", "--no-report")[0] == 0
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "diagnostics.cli", "run", str(case), "--out", str(tmp_path / "sse"),
+                    "--no-report"], check=True, capture_output=True, env=env)
+    here, sse = load_curves(tmp_path / "here" / "small"), load_curves(tmp_path / "sse" / "small")
+    cmp = compare(sse, here)
+    assert cmp.ok, cmp.table()
+    assert max(abs(r.difference or 0.0) for r in cmp.rows) < 1e-9
+
+
 KILLED_RUN = textwrap.dedent("""
     import os, sys, time
-    if sys.argv[1] == "stall":                # stop inside the first atomic write, then get killed
-        def stalled_fsync(fd):
+    stall_at, real_fsync, count = int(sys.argv[1]), os.fsync, [0]
+    def counting_fsync(fd):                # stop inside the n-th atomic write (0: never), then get killed
+        count[0] += 1
+        if count[0] == stall_at:
             print("WRITING", file=sys.stderr, flush=True)
             time.sleep(60)
-        os.fsync = stalled_fsync
+        real_fsync(fd)
+    os.fsync = counting_fsync
     from diagnostics.cli import main
     main(sys.argv[2:])
 """)
@@ -148,19 +170,28 @@ def rendered(tmp_path_factory):
     return folder
 
 
+BETWEEN_FILES = pytest.param(
+    2, id="between-files", marks=pytest.mark.xfail(strict=True, reason=(
+        "the runner replaces report files one at a time (curves.json, then run.json, then figures and "
+        "index.html): each file is whole, but a kill between two writes leaves a new curves.json beside "
+        "the old index.html. Fix in the runner: build the run folder beside the old one and swap them.")))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("when", ["stall", "computing"])
-def test_killed_run_leaves_previous_report_and_baseline_intact(rendered, tmp_path, when):
+@pytest.mark.parametrize("stall_at", [pytest.param(0, id="computing"), pytest.param(1, id="inside-first-write"),
+                                      BETWEEN_FILES])
+def test_killed_run_leaves_previous_report_and_baseline_intact(rendered, tmp_path, stall_at):
+    """Killed while computing (stall_at 0), or inside the n-th atomic write (temp file written, not renamed)."""
     shutil.copytree(rendered, tmp_path, dirs_exist_ok=True)
     case = tmp_path / "small.yaml"
     before = _digest(tmp_path)
     assert "out/small/index.html" in before and "baselines/small.json" in before
     # the killed run has more to do (so "computing" is still computing) and would rewrite everything
     write_case(tmp_path, train={**CASE["train"], "steps": 400, "checkpoints": [0, 400]})
-    p = subprocess.Popen([sys.executable, "-c", KILLED_RUN, when, "run", str(case), "--out", str(tmp_path / "out"),
-                          "--update-baseline"], stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(stall_at), "run", str(case), "--out",
+                          str(tmp_path / "out"), "--update-baseline"], stderr=subprocess.PIPE, text=True)
+    wanted = "== small" if stall_at == 0 else "WRITING"
     line = p.stderr.readline()
-    wanted = "WRITING" if when == "stall" else "== small"
     while wanted not in line:
         assert line, "the run ended before it could be killed"
         line = p.stderr.readline()
@@ -168,8 +199,7 @@ def test_killed_run_leaves_previous_report_and_baseline_intact(rendered, tmp_pat
     p.wait(timeout=10)
     assert p.returncode == -signal.SIGKILL
     write_case(tmp_path)                                   # only the case file itself was changed by us
-    after = _digest(tmp_path)
-    assert after == before
+    assert _digest(tmp_path) == before
     load_curves(tmp_path / "out" / "small")                # and it still parses
 
 

@@ -108,6 +108,9 @@ def test_degenerate_run_renders_without_warnings(tmp_path):
     for t in curves["training"]:
         for k in ("step", "loss", "grad_norm"):
             t[k] = t[k][:1]
+    # a label with markup and mathtext dollars: literal text in the page and in the figures
+    odd = "tanh <b>RNN</b> costs $5 or $x$"
+    curves, run = (json.loads(json.dumps(x).replace("tanh RNN", odd.replace('"', ""))) for x in (curves, run))
     atomic_write_json(tmp_path / "curves.json", curves)
     atomic_write_json(tmp_path / "run.json", run)
     with warnings.catch_warnings():
@@ -116,6 +119,7 @@ def test_degenerate_run_renders_without_warnings(tmp_path):
     assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == {
         "decay", "checkpoints", "training", "lyapunov", "norms"}
     assert "<td>ReLU RNN</td>" in html.replace('<td class="l">', "<td>")
+    assert "tanh &lt;b&gt;RNN&lt;/b&gt; costs $5 or $x$" in html and "<b>RNN" not in html
 
 
 @pytest.mark.slow
@@ -172,3 +176,12 @@ def test_notation_escapes_before_typesetting():
     out = str(notation("c~<t> = Γ_u * x <b>bold</b>"))
     assert out.startswith("c\u0303<sup>⟨t⟩</sup> = Γ<sub>u</sub>")
     assert "<b>" not in out and "&lt;b&gt;" in out
+
+
+def test_loss_smoothing_is_a_geometric_mean_and_keeps_gaps():
+    from diagnostics.report.figures import geometric_moving_mean
+    out = geometric_moving_mean([1.0, 100.0, 1.0, None, 4.0], 3)
+    assert out[1] == pytest.approx(100.0 ** (1 / 3), rel=1e-12)   # centred window (1, 100, 1)
+    assert out[0] == pytest.approx(10.0, rel=1e-12)                # edge: mean of (1, 100) only
+    assert np.isnan(out[3])                                        # no value where the run has none
+    assert out[4] == pytest.approx(4.0, rel=1e-12)                 # its window holds (None, 4) only

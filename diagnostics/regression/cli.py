@@ -29,10 +29,13 @@ def _bad(msg: str) -> None:
 @click.option("--horizon-steps", type=int, default=None, help="max change of the horizon in steps [2]")
 @click.option("--loss-rel", type=float, default=None, help="max relative change of the loss at checkpoints [0.05]")
 @click.option("--lyapunov-abs", type=float, default=None, help="max change of a Lyapunov exponent [0.02]")
+@click.option("--case", "case_file", type=click.Path(path_type=str), default=None,
+              help="take the tolerances from this case file's `tolerances:` (flags still override)")
 @click.option("--overlays", "overlays", type=click.Path(file_okay=False, path_type=str), default=None,
               help="write an overlay PNG per failing series into this folder")
 @click.option("--all", "all_rows", is_flag=True, help="print every compared row, not only the failing ones")
-def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, overlays, all_rows):
+def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, case_file,
+              overlays, all_rows):
     """Compare CURRENT against BASELINE curves (curves.json files or run folders).
 
     Exit 0 when every curve point, slope, horizon, loss and Lyapunov exponent is within
@@ -40,8 +43,15 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     """
     given = {"decades": decades, "slope_rel": slope_rel, "horizon_steps": horizon_steps,
              "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs}
+    start = {}
+    if case_file is not None:
+        from ..caseload import CaseError, load_case
+        try:
+            start = load_case(case_file).case.tolerances.model_dump()
+        except CaseError as e:
+            _bad("\n".join(e.lines))
     try:
-        tol = Tolerances(**{k: v for k, v in given.items() if v is not None})
+        tol = Tolerances(**{**start, **{k: v for k, v in given.items() if v is not None}})
     except ValidationError as e:
         err = e.errors()[0]
         name = "--" + str(err["loc"][0]).replace("_", "-")

@@ -25,7 +25,7 @@ ZERO_LN = ZERO_LOG10 * 2.302585092994046
 @dataclass(frozen=True)
 class Row:
     series: str                 # human label, e.g. "LSTM ckpt=0 c/spectral median"
-    what: str                   # point|slope|horizon|loss|lyapunov|lags|missing|duplicate
+    what: str                   # point|slope|horizon|loss|diverged|lyapunov|lags|missing|duplicate
     lag: Any                    # worst lag (point), checkpoint step (loss), exponent index (lyapunov)
     baseline: Any               # value, None (null = exact zero / no value) or a word ("missing")
     current: Any
@@ -183,6 +183,8 @@ def _training_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
     if list(cp) != list(bp):
         rows.append(Row(name, "lags", None, f"checkpoints {list(bp)}", f"checkpoints {list(cp)}",
                         None, None, False, key))
+    if b.get("diverged_at") != c.get("diverged_at"):      # a run that blew up is a change in itself
+        rows.append(Row(name, "diverged", None, b.get("diverged_at"), c.get("diverged_at"), None, None, False, key))
     worst = None
     for step in [s for s in bp if s in cp]:
         ok, d, t = _within(bp[step], cp[step], tol.loss_tol)

@@ -104,7 +104,9 @@ def _training_fig(ax, base, cur, rows, tol) -> None:
         if item is None:
             continue
         loss = _arr(item.get("loss"))
-        steps = np.asarray(item.get("step") or np.arange(loss.size), dtype=float)[: loss.size]
+        steps = np.asarray(item.get("step") or np.arange(loss.size), dtype=float)
+        n = min(steps.size, loss.size)
+        steps, loss = steps[:n], loss[:n]
         positive &= bool(np.all(loss[np.isfinite(loss)] > 0))
         ax.plot(steps, loss, color=colour, lw=1.5, ls="--" if who == "baseline" else "-", label=f"{who} loss")
         ck, lc = item.get("checkpoints") or [], _arr(item.get("loss_at_checkpoints"))

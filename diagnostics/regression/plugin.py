@@ -2,6 +2,7 @@
 
     def test_my_lstm(gradient_curves):
         gradient_curves.check((cell, params, xs))              # probe a cell on inputs
+        gradient_curves.check(probe(cell, params, xs), label="lstm", kind="lstm")  # a ProbeResult
         gradient_curves.check(curves_dict, basename="mine")    # or any diag-curves/1 dict
 
     def test_quickstart(gradient_curves):
@@ -66,15 +67,18 @@ class GradientCurves:
         return self.datadir / f"{basename}.json"
 
     def check(self, data, basename: str | None = None, tol=None, **probe_kwargs):
-        """Check `data` -- a diag-curves/1 dict or a (cell, params, xs) tuple, probed with
-        `probe_kwargs` (label, lags, norms, paths, lyapunov) -- against the stored baseline.
-        Returns the Comparison (None when the baseline was just written)."""
-        from .adapt import curves_from_probe
+        """Check `data` -- a diag-curves/1 dict, a ProbeResult (`probe_kwargs`: label, kind,
+        checkpoint) or a (cell, params, xs) tuple probed with `probe_kwargs` (label, lags, norms,
+        paths, lyapunov) -- against the stored baseline.
+        Returns the Comparison (fails the test on a regression or a missing baseline)."""
+        from .adapt import curves_from_probe, curves_from_result
         from .tolerances import Tolerances
 
         if isinstance(data, (tuple, list)) and len(data) == 3:
             cell, params, xs = data
             data = curves_from_probe(cell, params, xs, name=basename or self._default(), **probe_kwargs)
+        elif hasattr(data, "summary") and hasattr(data, "log10"):        # a ProbeResult
+            data = curves_from_result(data, name=basename or self._default(), **probe_kwargs)
         elif not (isinstance(data, dict) and data.get("format") == "diag-curves/1"):
             raise TypeError("gradient_curves.check: expected a diag-curves/1 dict (format: 'diag-curves/1') "
                             f"or a (cell, params, xs) tuple, got {type(data).__name__}")
@@ -125,7 +129,7 @@ class GradientCurves:
         if self.update:
             write_baseline(curves, path)
             self._request.config.stash[_WRITTEN].append(path)
-            return None
+            return compare(curves, curves, tol)          # trivially ok: same interface as a check
         if not path.exists():
             pytest.fail(f"gradient_curves: no baseline {path}\n"
                         f"(nothing was created; run pytest with --diag-update to write it)", pytrace=False)

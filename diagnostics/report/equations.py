@@ -25,7 +25,7 @@ def rnn_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
              "relu": "a plain RNN with ReLU activation (the IRNN when W_a starts as the identity)",
              "linear": "a linear RNN (no activation), so ∂a<t>/∂a<t-k> = W_a^k exactly"}.get(act, f"a plain RNN ({act})")
     return eqs, (f"{words[0].upper()}{words[1:]}. Backpropagation multiplies one factor diag(g'(z<t>)) W_a "
-                 f"per step, so ||∂a<t>/∂a<t-k>|| <= (γ σ_max(W_a))^k with {gamma} — the Pascanu bound.")
+                 f"per step, so ‖∂a<t>/∂a<t-k>‖ ≤ (γ σ_max(W_a))^k with {gamma} — the Pascanu bound.")
 
 
 def gru_equations(opts: dict[str, Any]) -> tuple[list[str], str]:

@@ -80,7 +80,9 @@ def select_decay(d: RunData):
                         "horizon": float(hz) if hz is not None else None}
     if not curves:
         return "No a-path curves in curves.json."
+    lag = d.run.get("task_lag")
     return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
+            "task_lag": float(lag) if isinstance(lag, (int, float)) and not isinstance(lag, bool) else None,
             "title": f"How fast {JAC} shrinks with the lag k ({_at(d)})"}
 
 
@@ -176,11 +178,12 @@ def _titled(fn, title):
 
 FIGURES: list[FigureSpec] = [
     FigureSpec("decay", "1. Gradient decay over the lag",
-               "Each line is the median over probe sequences of log10 ||∂a⟨t⟩/∂a⟨t−k⟩||₂, the factor by which a "
+               "Each line is the median over probe sequences of log10 ‖∂a<t>/∂a<t-k>‖₂, the factor by which a "
                "change in the hidden state k steps back still moves the state now; the shaded band holds the middle "
                "half of the sequences. A straight falling line is geometric decay: its slope is log10 ρ per step. "
                "Dashed: the fitted line; dash-dot: the Pascanu bound (γ σ_max(W_a))^k for plain RNNs; dotted "
-               "vertical: the horizon. Gaps mean an exact zero.", select_decay, fd.decay_curves),
+               "vertical: the horizon; thick grey vertical (when known): the task's lag, how far back the input that "
+               "matters lies. Gaps mean an exact zero.", select_decay, fd.decay_curves),
     FigureSpec("memory_paths", "2. Memory paths (gated cells)",
                "For cells with a memory cell c⟨t⟩: the hidden-state path a, the memory path c, the direct path "
                "through the forget gate alone (c_direct, ∏ Γ_f) and the full state [a; c]. A flat c line is the "
@@ -190,7 +193,7 @@ FIGURES: list[FigureSpec] = [
                "The median a-path curve of each cell at every probe checkpoint (dark = early, light = late).",
                select_checkpoints, fd.checkpoint_curves),
     FigureSpec("tk_map", "4. The (t, k) map",
-               "Colour = log10 ||∂a⟨t⟩/∂a⟨t−k⟩||₂ (median) for each anchor step t and lag k, one shared scale. "
+               "Colour = log10 ‖∂a<t>/∂a<t-k>‖₂ (median) for each anchor step t and lag k, one shared scale. "
                "Horizontal stripes that look alike mean the decay does not depend on where in the sequence one "
                "starts. White: not measured (k > t) or an exact zero.", select_tk, fd.tk_maps),
     FigureSpec("grad_flow", "5. Gradient flow through the sequence",
@@ -215,7 +218,7 @@ FIGURES: list[FigureSpec] = [
                "positive: they explode. The right axis gives the same value as a log10 slope, to compare with "
                "figure 1.", select_lyapunov, ft.lyapunov_spectrum),
     FigureSpec("norms", "9. Spectral and Frobenius norms",
-               "The spectral norm ||J||₂ (largest stretch, thick) against the Frobenius norm ||J||_F (all directions, "
+               "The spectral norm ‖J‖₂ (largest stretch, thick) against the Frobenius norm ‖J‖_F (all directions, "
                "thin dashed). They differ by at most a factor √n, so both show the same decay rate.",
                select_norms, fd.norm_comparison),
 ]

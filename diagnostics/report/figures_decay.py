@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .style import (PATH_COLOURS, PATH_NAMES, SEQUENTIAL, X_LAG, gaps, new_figure, note_axes,
-                    legends_outside, styled, y_jac)
+from .style import (PATH_COLOURS, PATH_NAMES, SEQUENTIAL, X_LAG, gaps, new_figure,
+                    legends_outside, plain, styled, y_jac)
 
 
 def _grid(n: int, width: float = 11.0, row_height: float = 3.8, **kw):
@@ -28,9 +29,13 @@ def _grid(n: int, width: float = 11.0, row_height: float = 3.8, **kw):
 
 
 def _xlim(ax, lags: np.ndarray) -> None:
-    if lags.size:
-        lo, hi = float(lags[0]), float(lags[-1])
-        ax.set_xlim(lo - 0.5, hi + 0.5) if hi <= lo else ax.set_xlim(lo, hi)
+    """The probed lag range exactly (half a step either side when only one lag was probed)."""
+    if not lags.size:
+        return
+    lo, hi = float(lags[0]), float(lags[-1])
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    ax.set_xlim(lo, hi)
 
 
 def _band(ax, lags, q25, q75, colour, alpha=0.18):
@@ -51,7 +56,7 @@ def _limits(ax, arrays: Sequence[np.ndarray], pad: float = 0.06):
 
 @styled
 def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[str, str],
-                 title: str, norm: str = "spectral") -> Figure:
+                 title: str, norm: str = "spectral", task_lag: float | None = None) -> Figure:
     """Figure 1: every cell's median log10 ||∂a⟨t⟩/∂a⟨t−k⟩|| over k with its quartile band,
     plus (dashed) the fitted geometric line and (dash-dot) the Pascanu bound where it exists.
 
@@ -65,9 +70,9 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
         col = colours[label]
         _band(ax, lags, c["q25"], c["q75"], col)
         rho = c.get("rho")
-        name = label if rho is None else f"{label}   (ρ = {rho:.4g} per step)"
+        name = plain(label) if rho is None else f"{plain(label)}   (ρ = {rho:.4g} per step)"
         if not np.isfinite(c["median"]).any():
-            name = f"{label}   (exactly zero at every lag: nothing to draw)"
+            name = f"{plain(label)}   (exactly zero at every lag: nothing to draw)"
         h, = ax.plot(lags, gaps(c["median"]), color=col, label=name)
         handles.append(h)
         shown += [c["median"], c["q25"], c["q75"]]
@@ -95,6 +100,11 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
                            label=r"Pascanu bound $(\gamma\,\sigma_{\max}(W_a))^k$"))
     if any(c.get("horizon") is not None for c in curves.values()):
         keys.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.3, label="horizon"))
+    if task_lag is not None and lags.size and lags[0] <= task_lag <= lags[-1]:
+        # the lag the task needs: a cell whose curve is decades down there cannot learn it
+        ax.axvline(task_lag, color="#000000", linewidth=2.5, alpha=0.25)
+        ax.annotate(f"task's lag = {task_lag:g}", (task_lag, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(4, -14), textcoords="offset points", fontsize=9.5, color="#333333")
     legends_outside(fig, handles, "cell (median)", keys)
     ax.set_xlabel(X_LAG)
     ax.set_ylabel(y_jac(norm))
@@ -119,7 +129,7 @@ def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], titl
             ax.plot(lags, gaps(c["median"]), color=col, linestyle=ls, linewidth=lw,
                     label=PATH_NAMES.get(path, path))
             seen[path] = ax.lines[-1]
-        ax.set_title(label)
+        ax.set_title(plain(label))
         ax.set_xlabel(X_LAG)
         _xlim(ax, lags)   # same lag range in every panel, even where a curve stops
     axes[0].set_ylabel(y_jac(norm, "s") + "\n" + r"($s$ = the part of the state named in the legend)")
@@ -137,7 +147,7 @@ def checkpoint_curves(lags: np.ndarray, cells: Mapping[str, Mapping[int, dict]],
         for ck, c in by_ck.items():
             _band(ax, lags, c["q25"], c["q75"], colours[ck], alpha=0.10)
             ax.plot(lags, gaps(c["median"]), color=colours[ck], label=f"step {ck}")
-        ax.set_title(label)
+        ax.set_title(plain(label))
         ax.set_xlabel(X_LAG)
         _xlim(ax, lags)   # same lag range in every panel, even where a curve stops
     handles = [Line2D([], [], color=col, linewidth=2, label=f"step {ck}") for ck, col in colours.items()]
@@ -152,7 +162,6 @@ def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title
             norm: str = "spectral") -> Figure:
     """Figure 4: per cell, log10 ||∂a⟨t⟩/∂a⟨t−k⟩|| as a colour over (lag k, anchor t); one shared
     colour scale so cells compare directly. maps[label] = (lags (K,), anchors (A,), grid (A, K))."""
-    import matplotlib
     finite = np.concatenate([g[np.isfinite(g)] for _, _, g in maps.values()] or [np.zeros(1)])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 0.0)
     if vmax - vmin < 1e-9:
@@ -162,9 +171,11 @@ def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title
     fig, axes = _grid(len(maps), row_height=3.4)
     mesh = None
     for ax, (label, (lags, anchors, grid)) in zip(axes, maps.items()):
-        mesh = ax.pcolormesh(_edges(lags[:grid.shape[1]]), _edges(anchors), np.ma.masked_invalid(grid),
+        w = grid.shape[1]
+        k = lags[:w] if lags.size >= w else np.arange(1, w + 1)
+        mesh = ax.pcolormesh(_edges(k), _edges(anchors), np.ma.masked_invalid(grid),
                              cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")
-        ax.set_title(label)
+        ax.set_title(plain(label))
         ax.set_xlabel(X_LAG)
         ax.set_yticks(anchors if len(anchors) <= 8 else anchors[:: math.ceil(len(anchors) / 8)])
         ax.grid(False)
@@ -193,18 +204,13 @@ def norm_comparison(lags: np.ndarray, cells: Mapping[str, dict], colours: Mappin
     fig = new_figure(11.0, 4.4)
     ax = fig.subplots()
     for label, c in cells.items():
-        ax.plot(lags, gaps(c["spectral"]), color=colours[label], label=f"{label}: spectral " + r"$\|\cdot\|_2$")
+        ax.plot(lags, gaps(c["spectral"]), color=colours[label], label=f"{plain(label)}: spectral " + r"$\|\cdot\|_2$")
         if c.get("frobenius") is not None:
             ax.plot(lags, gaps(c["frobenius"]), color=colours[label], linewidth=1.1,
-                    linestyle=(0, (3, 2)), label=f"{label}: Frobenius " + r"$\|\cdot\|_F$")
+                    linestyle=(0, (3, 2)), label=f"{plain(label)}: Frobenius " + r"$\|\cdot\|_F$")
     ax.set_xlabel(X_LAG)
     ax.set_ylabel(r"$\log_{10}$ of $\|\partial a^{\langle t\rangle}/\partial a^{\langle t-k\rangle}\|$")
     legends_outside(fig, ax.get_lines(), "cell and norm")
     ax.set_title(title)
     return fig
 
-
-def empty_figure(text: str) -> Figure:
-    fig = new_figure(8.0, 2.0)
-    note_axes(fig.subplots(), text)
-    return fig

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .style import gaps, legends_outside, new_figure, styled
+from .style import gaps, legends_outside, new_figure, plain, plain_log_ticks, styled
 
 
 def _early_late_keys(first: int, last: int) -> list[Line2D]:
@@ -38,7 +38,7 @@ def _xy_figure(series: Mapping[str, Mapping[int, tuple[np.ndarray, np.ndarray]]]
             ax.plot(x, gaps(y), color=col, linewidth=1.2, linestyle=(0, (4, 2)), alpha=0.85)
         ck = last if last in by_ck else max(by_ck)
         x, y = by_ck[ck]
-        h, = ax.plot(x, gaps(y), color=col, linewidth=2.2, label=label)
+        h, = ax.plot(x, gaps(y), color=col, linewidth=2.2, label=plain(label))
         handles.append(h)
     legends_outside(fig, handles, "cell", _early_late_keys(first, last))
     ax.set_xlabel(xlabel)
@@ -79,9 +79,9 @@ def training_curves(runs: Mapping[str, dict], colours: Mapping[str, str], title:
         smooth = r.get("window", 1) > 1
         # raw per-step values thin and faint, their moving (geometric) mean on top
         ax.plot(step, loss, color=col, linewidth=0.8 if smooth else 1.8, alpha=0.35 if smooth else 1.0,
-                label=None if smooth else label)
+                label=None if smooth else plain(label))
         if smooth:
-            ax.plot(step, r["loss_smooth"], color=col, linewidth=2.0, label=label)
+            ax.plot(step, r["loss_smooth"], color=col, linewidth=2.0, label=plain(label))
         cks, lcs = r.get("checkpoints") or [], r.get("loss_at_checkpoints") or []
         if cks and len(cks) == len(lcs):
             ax.plot(cks, _positive(lcs), "o", color=col, markersize=5, markeredgecolor="white")
@@ -115,6 +115,8 @@ def training_curves(runs: Mapping[str, dict], colours: Mapping[str, str], title:
     ax.set_xlabel("optimiser step")
     ax.set_title("loss")
     ax2.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax2.yaxis)
     ax2.set_xlabel("optimiser step")
     ax2.set_ylabel(r"$\|\partial L/\partial\theta\|_2$ before clipping (log scale)")
     ax2.set_title("gradient norm")
@@ -139,8 +141,9 @@ def lyapunov_spectrum(spectra: Mapping[str, np.ndarray], colours: Mapping[str, s
     for i, (label, lam) in enumerate(spectra.items()):
         idx = np.arange(1, lam.size + 1)
         m = max(m, lam.size)
+        name = plain(label) if np.isfinite(lam).any() else f"{plain(label)} (no finite value: not drawn)"
         ax.plot(idx, gaps(lam), color=colours[label], marker=markers[i % len(markers)],
-                markersize=6, linewidth=1.6, label=label)
+                markersize=6, linewidth=1.6, label=name)
     ax.axhline(0.0, color="#000000", linewidth=1.0)
     finite = np.concatenate([lam[np.isfinite(lam)] for lam in spectra.values()] + [np.zeros(1)])
     lo, hi = float(finite.min()), float(finite.max())

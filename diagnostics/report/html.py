@@ -23,7 +23,7 @@ from .style import png_bytes
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SUPER = re.compile(r"([A-Za-z])(~?)&lt;([^&;]{1,12})&gt;")      # a<t-1>, c~<t> after escaping
-_SUB = re.compile(r"([ΓWUbσγ])_\{?([A-Za-z]{1,3})\}?")           # Γ_u, W_a, b_f, σ_max
+_SUB = re.compile(r"([ΓWUbσγ‖])_\{?([A-Za-z]{1,3})\}?")          # Γ_u, W_a, b_f, σ_max, ‖J‖_F
 
 
 def notation(text: str) -> Markup:
@@ -32,8 +32,7 @@ def notation(text: str) -> Markup:
     s = _SUPER.sub(lambda m: m.group(1) + ("\u0303" if m.group(2) else "")
                    + "<sup>⟨" + m.group(3).replace("-", "−") + "⟩</sup>", s)
     s = _SUB.sub(r"\1<sub>\2</sub>", s)
-    s = re.sub(r"\)\^k\b", ")<sup>k</sup>", s)
-    s = re.sub(r"W_a\^k|W<sub>a</sub>\^k", "W<sub>a</sub><sup>k</sup>", s)
+    s = re.sub(r"\^([kλ])", r"<sup>\1</sup>", s)                     # (γ σ_max(W_a))^k, e^λ
     return Markup(s)
 
 
@@ -175,6 +174,7 @@ def render_report(run_dir: str | Path) -> Path:
         description=str(d.case.get("description") or ""),
         task_description=str(d.run.get("task_description") or ""), seed=d.run.get("seed", d.case.get("seed")),
         facts=_case_facts(d), cells=cell_blocks(d), summary=summary_rows(d), checkpoints=d.checkpoints,
+        trained=bool(d.curves.get("training")) or bool(d.case.get("train")),
         checkpoint_rows=checkpoint_rows(d), figures=figures, decades=_fmt(_decades(), "g"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
         provenance=_provenance(d))

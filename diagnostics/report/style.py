@@ -12,6 +12,7 @@ from typing import Callable
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatterSciNotation
 
 # Okabe & Ito (2008) palette, reordered so the first colours contrast most on white;
 # yellow (#F0E442) is last because it is faint on a white background.
@@ -54,6 +55,11 @@ def legends_outside(fig, handles, title: str | None = None, keys: list | None = 
         fig.legend(handles=keys, loc="outside right lower", fontsize=9)
 
 
+def plain(label: str) -> str:
+    """A case's label as literal text: a '$' would otherwise start matplotlib mathtext."""
+    return str(label).replace("$", r"\$")
+
+
 def styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
     """Build the figure under the shared rcParams (fonts and sizes are fixed at creation)."""
     @functools.wraps(fn)
@@ -86,13 +92,17 @@ def gaps(y: np.ndarray) -> np.ndarray:
     return y
 
 
-def note_axes(ax, text: str) -> None:
-    """An axis with no data says why instead of staying blank."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
-            color="#444444", wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
+class _PlainLogFormatter(LogFormatterSciNotation):
+    """Matplotlib's choice of which log ticks to label, printed as plain numbers (0.06, 2)."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:.3g}" if super().__call__(x, pos) else ""
+
+
+def plain_log_ticks(axis) -> None:
+    """Log-axis tick labels as plain numbers instead of 6×10⁻²."""
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=True))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
 
 
 def png_bytes(fig: Figure) -> bytes:

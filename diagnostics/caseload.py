@@ -40,22 +40,23 @@ class LoadedCase:
 
 
 # --- YAML ------------------------------------------------------------------------------
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that also refuses duplicate keys (YAML silently keeps the last one)."""
-
-
-def _mapping(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+def _duplicate_key(node) -> yaml.Node | None:
+    """The first repeated key of any mapping (YAML silently keeps the last one), or None.
+    Runs on the composed node tree, so nothing is constructed twice and no tag is resolved."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen = set()
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        return k
+                    seen.add(k.value)
+                stack.append(v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+    return None
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
@@ -69,7 +70,12 @@ def read_yaml(path: str | os.PathLike) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise CaseError([f"{p}: cannot read ({e.__class__.__name__}: {e})"]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no python objects
+        data = yaml.safe_load(text)          # plain data only: no python objects, ever
+        dup = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader)) if data is not None else None
+        if dup is not None:
+            m = dup.start_mark
+            raise CaseError([f"{p}: YAML error at line {m.line + 1}, column {m.column + 1}: "
+                             f"duplicate key {dup.value!r}"])
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

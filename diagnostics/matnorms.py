@@ -46,33 +46,37 @@ class SpectralTracker:
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
         """σ_max of each m[b]; m is (B, r, c). Returns (B,) float64."""
-        u, mt = self.u, m.transpose(0, 2, 1)
-        done = np.zeros(m.shape[0], dtype=bool)
+        u = self.u
         lam = np.zeros(m.shape[0])
+        act = np.arange(m.shape[0])       # sequences still iterating: only these are touched
+        ma, ua = m, u
         for it in range(self.max_iter):
             self.iterations += 1
-            w = np.matmul(mt, u)                                   # M^T U      (B, c, p)
+            mt = ma.transpose(0, 2, 1)
+            w = np.matmul(mt, ua)                                  # M^T U      (b, c, p)
             theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))   # U^T A U
             if it == 0:
-                stuck = (theta[:, -1] <= 0.0) & (frobenius(m) > 0.0)
+                stuck = (theta[:, -1] <= 0.0) & (frobenius(ma) > 0.0)
                 if stuck.any():   # warm start in the left null space of a nonzero block
-                    u[stuck] = self.start
-                    w = np.matmul(mt, u)
+                    ua[stuck] = self.start
+                    w = np.matmul(mt, ua)
                     theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))
-            v = np.matmul(m, np.matmul(w, y))                      # A U Y: A times Ritz vectors
-            u = np.matmul(u, y)                                    # Ritz vectors, orthonormal
+            v = np.matmul(ma, np.matmul(w, y))                     # A U Y: A times Ritz vectors
+            ua = np.matmul(ua, y)                                  # Ritz vectors, orthonormal
             t1 = theta[:, -1]
             t2 = theta[:, -2] if self.p > 1 else np.zeros_like(t1)
-            res = v[:, :, -1] - t1[:, None] * u[:, :, -1]
+            res = v[:, :, -1] - t1[:, None] * ua[:, :, -1]
             res2 = np.einsum("bi,bi->b", res, res)
             ok = res2 <= self.tol * np.maximum(t1, 0.0) * np.maximum(t1 - t2, 0.0)
-            lam = np.where(done, lam, t1)
-            done |= ok
-            if done.all():
+            lam[act] = t1
+            u[act] = ua
+            if ok.all():
                 break
-            u, _ = np.linalg.qr(v)                                 # next subspace: A U
+            keep = ~ok
+            act, ma = act[keep], ma[keep]
+            ua, _ = np.linalg.qr(v[keep])                          # next subspace: A U
         else:
-            for b in np.flatnonzero(~done):  # not converged within the cap: exact SVD
+            for b in act:  # not converged within the cap: exact SVD
                 self.fallbacks += 1
                 U, s, _ = np.linalg.svd(m[b], full_matrices=False)
                 lam[b] = s[0] ** 2

@@ -15,7 +15,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import diagnostics.caseload  # noqa: F401  (imported before pytester's in-process runs; see below)
+# pytester's in-process runs (test_plugin_check_case) restore sys.modules afterwards, and numpy/scipy
+# C extensions cannot be imported twice in one process: import what the inner run needs first.
+import diagnostics.caseload  # noqa: F401
 import diagnostics.plan  # noqa: F401
 import diagnostics.regression.adapt  # noqa: F401
 import diagnostics.regression.overlay  # noqa: F401
@@ -32,7 +34,8 @@ CASE = {"name": "small", "description": "tiny RNN against LSTM, for the regressi
         "cells": [{"kind": "rnn", "hidden": 8, "recurrent_init": {"kind": "orthogonal", "gain": 1.0}},
                   {"kind": "lstm", "hidden": 8, "forget_bias": 1.0}],
         "train": {"steps": 10, "batch": 8, "optimizer": {"kind": "adam", "lr": 0.01}, "checkpoints": [0, 10]},
-        "probe": {"lags": 12, "sequences": 4, "norms": ["spectral"], "lyapunov": 4, "lyapunov_steps": 50, "tk_map": {"anchors": 0}}}
+        "probe": {"lags": 12, "sequences": 4, "norms": ["spectral"], "lyapunov": 4, "lyapunov_steps": 50,
+                  "tk_map": {"anchors": 0}}}
 
 
 def write_case(folder: Path, **changes) -> Path:
@@ -79,11 +82,16 @@ def test_unperturbed_run_passes(with_baseline):
     ((0, "recurrent_init", {"kind": "orthogonal", "gain": 1.05}), "rnn ckpt=0 a/"),  # recurrent gain + 5%
 ])
 def test_perturbed_cell_fails_the_check(with_baseline, change, moved):
+    from diagnostics.regression.compare import compare
+
     case = write_case(with_baseline, cells=[change])
     code, out = diag("run", case, "--out", with_baseline / "moved", "--no-report")
     assert code == 1, out
     assert "REGRESSION" in out and moved in out
     assert list((with_baseline / "moved" / "small" / "regression").glob("*.png"))
+    # only the perturbed cell is blamed: the other cell's numbers come from their own seed stream
+    cmp = compare(load_curves(with_baseline / "moved" / "small"), load_curves(with_baseline / "baselines" / "small.json"))
+    assert {r.key[1] for r in cmp.failing} == {moved.split()[0]}
     # and `diag check` on the two run folders agrees, on its own
     code, out = diag("check", with_baseline / "moved" / "small", with_baseline / "baselines" / "small.json")
     assert code == 1 and moved in out

@@ -1,6 +1,5 @@
 """Tasks: layouts, option errors, stated baselines against empirical memoryless predictors,
 and a short-lag smoke training per task."""
-import math
 import time
 
 import numpy as np

@@ -118,10 +118,10 @@ def test_result_shapes_and_records():
     assert len(r.loss_at_checkpoints) == 3
 
 
-@pytest.mark.parametrize("kind", [k for k in ("rnn", "gru", "lstm") if k in cell_kinds()])
-def test_float32_stays_float32(kind):
+@pytest.mark.parametrize("kind,opts", CELL_OPTIONS, ids=[f"{k}-{o}" for k, o in CELL_OPTIONS])
+def test_float32_stays_float32(kind, opts):
     seen = []
-    cell, params, task = _setup(kind)
+    cell, params, task = _setup(kind, **opts)
     r = train(cell, params, task, steps=3, batch=4, dtype="float32", track=[0, 2],
               callbacks=[lambda info: seen.append((info.out.trace, {v.dtype for v in info.out.grads.values()}))])
     assert all(g == {np.dtype(np.float32)} for _, g in seen), seen

@@ -9,6 +9,10 @@ for speed instead of for the probe:
   so the loop holds a single (B, n) x (n, G n) product per step in each direction;
 - every intermediate lives in buffers allocated once per shape and written in place, because
   at n = 64, B = 32 a step costs a few microseconds of arithmetic and the rest is overhead;
+- the backward multipliers that do not depend on the incoming gradient (gate derivatives,
+  o φ', ...) are computed for all T steps at once after the forward loop, leaving seven
+  small numpy calls and one GEMM per step in the backward loop;
+- gate rows are reordered (u, f, o, c) so one σ call covers all sigmoid gates;
 - σ(z) = (1 + tanh(z / 2)) / 2, overflow-free without the sign split.
 
 The per-step caches that the probe and the temporal components need are not kept; the
@@ -46,8 +50,8 @@ class FusedLSTM:
         self.P = np.empty((T, B, n), dtype)          # φ(c<t>): tanh(c<t>) or c<t>
         self.DZ = np.empty((T, B, G * n), dtype)
         self.GA = np.empty((T, B, n), dtype)         # dL/da<t> per step
+        self.Q = np.empty((T, B, (G - 2) * n), dtype)
         self.tmp = np.empty((B, n), dtype)
-        self.tmp2 = np.empty((B, n), dtype)
         self.gc = np.empty((B, n), dtype)
         self.zw = np.empty((B, G * n), dtype)
 
@@ -100,42 +104,56 @@ class FusedLSTM:
             np.multiply(z[:, cs - n:cs], P[t], out=A[t + 1])
         return A[1:]
 
+    def _factors(self):
+        """Every backward multiplier that does not depend on the incoming gradient, computed for
+        all T steps at once after the forward loop (a few large numpy calls instead of many
+        small ones inside the loop):
+            K  = o φ'                       gc += ga K          (a = o φ(c))
+            Q  = [c~ σ'_u, c<t-1> σ'_f]     dz_(u,f) = gc Q
+            PO = φ σ'_o                     dz_o = ga PO
+            UC = u (1 - c~²)                dz_c = gc UC        with σ' = σ (1 - σ)."""
+        n, G = self.n, self.G
+        cs = (G - 1) * n
+        Z, C, P = self.Z, self.C, self.P
+        sp = 1.0 - Z[..., :cs]
+        sp *= Z[..., :cs]
+        ct = Z[..., cs:]
+        if self.out_tanh:
+            self.K = 1.0 - P * P
+            self.K *= Z[..., cs - n:cs]
+        else:
+            self.K = Z[..., cs - n:cs]
+        T, B = Z.shape[:2]
+        q = self.Q.reshape(T, B, G - 2, n)            # gates u (and f), side by side
+        np.multiply(ct, sp[..., :n], out=q[:, :, 0])
+        if self.forget:
+            np.multiply(C[:-1], sp[..., n:2 * n], out=q[:, :, 1])
+        self.PO = P * sp[..., cs - n:cs]
+        self.UC = 1.0 - ct * ct
+        self.UC *= Z[..., :n]
+
     def backward(self, params, X, g_out):
         """(grads {W, U, b}, flow (T,) ||dL/da<t>||) from g_out = dL/da<t> (T, B, n) of the read-out."""
         T, B, d = X.shape
         n, G = self.n, self.G
         cs = (G - 1) * n
-        Z, A, C, P, DZ, GA = self.Z, self.A, self.C, self.P, self.DZ, self.GA
+        self._factors()
+        Z, A, DZ, GA, K, Q, PO, UC = self.Z, self.A, self.DZ, self.GA, self.K, self.Q, self.PO, self.UC
         W = self.Wp
-        gc, tmp, tmp2, sp = self.gc, self.tmp, self.tmp2, self.zw
+        gc, tmp = self.gc, self.tmp
         gc[...] = 0.0
         GA[T - 1] = 0.0
+        g = G - 2                                     # sigmoid gates fed by the memory: u (, f)
         for t in range(T - 1, -1, -1):
-            z, dz, ga = Z[t], DZ[t], GA[t]
+            dz, ga = DZ[t], GA[t]
             ga += g_out[t]                            # GA[t] = dL/da<t+1>, kept for the flow
-            u, o, ct = z[:, :n], z[:, cs - n:cs], z[:, cs:]
-            # a = o φ(c): the memory receives gc += ga o φ'
-            np.multiply(ga, o, out=tmp)
-            if self.out_tanh:
-                np.multiply(P[t], P[t], out=tmp2)
-                np.subtract(1.0, tmp2, out=tmp2)
-                tmp *= tmp2
-            gc += tmp
-            # sigmoid gates at once: dz = [gc c~, gc c<t-1>, ga φ] * σ(1 - σ)
-            np.subtract(1.0, z[:, :cs], out=sp[:, :cs])
-            sp[:, :cs] *= z[:, :cs]
-            np.multiply(gc, ct, out=dz[:, :n])
+            np.multiply(ga, K[t], out=tmp)
+            gc += tmp                                 # the memory's gradient
+            np.multiply(gc[:, None, :], Q[t].reshape(B, g, n), out=dz[:, :g * n].reshape(B, g, n))
+            np.multiply(ga, PO[t], out=dz[:, cs - n:cs])
+            np.multiply(gc, UC[t], out=dz[:, cs:])
             if self.forget:
-                np.multiply(gc, C[t], out=dz[:, n:2 * n])
-            np.multiply(ga, P[t], out=dz[:, cs - n:cs])
-            dz[:, :cs] *= sp[:, :cs]
-            # candidate: dz_c = gc u (1 - c~²)
-            np.multiply(ct, ct, out=tmp2)
-            np.subtract(1.0, tmp2, out=tmp2)
-            np.multiply(gc, u, out=dz[:, cs:])
-            dz[:, cs:] *= tmp2
-            if self.forget:
-                gc *= z[:, n:2 * n]                   # the direct memory path Γ_f
+                gc *= Z[t, :, n:2 * n]                # the direct memory path Γ_f
             if t:
                 np.matmul(dz, W, out=GA[t - 1])       # dL/da<t> through the gates
         flow = np.sqrt(np.einsum("tbn,tbn->t", GA, GA).real)

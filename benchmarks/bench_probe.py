@@ -134,17 +134,24 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[300, 1000])
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="BLAS threads for numpy (needs threadpoolctl) and torch; 1 is fairest on a busy machine")
     args = ap.parse_args()
     use_torch = not args.no_torch
     if use_torch:
         try:
             import torch
-            torch.set_num_threads(os.cpu_count() or 1)
+            torch.set_num_threads(args.threads)
         except ImportError:
             use_torch = False
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+    except ImportError:
+        print("threadpoolctl not installed: numpy uses its default thread count")
     gemm = gemm_gflops()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load average "
-          f"{os.getloadavg()[0]:.2f}; numpy {np.__version__}; torch {'yes' if use_torch else 'not installed'}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {args.threads} thread(s), "
+          f"load average {os.getloadavg()[0]:.2f}; numpy {np.__version__}; torch {'yes' if use_torch else 'not installed'}")
     print(f"numpy float64 GEMM 2048^3: {gemm:.1f} GFLOP/s")
     for n in args.sizes:
         for T in args.lengths:

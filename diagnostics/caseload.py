@@ -138,7 +138,7 @@ def _short(v: Any) -> str:
 _TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
                "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
                "model_type": "a mapping", "model_attributes_type": "a mapping",
-               "tuple_type": "a list", "int_from_float": "an integer"}
+               "tuple_type": "a list", "int_from_float": "an integer", "finite_number": "a finite number"}
 
 
 def format_error(err: dict) -> str:
@@ -160,10 +160,11 @@ def format_error(err: dict) -> str:
     elif typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[typ]
         msg = f"must be {op} {next(iter(ctx.values()))}"
-    elif typ == "too_short":
-        msg = f"must have at least {ctx.get('min_length')} item(s)"
-    elif typ == "too_long":
-        msg = f"must have at most {ctx.get('max_length')} item(s)"
+    elif typ in ("too_short", "string_too_short"):
+        msg = ("must not be empty" if isinstance(inp, str) and ctx.get("min_length") == 1
+               else f"must have at least {ctx.get('min_length')} {'character' if isinstance(inp, str) else 'item'}(s)")
+    elif typ in ("too_long", "string_too_long"):
+        msg = f"must have at most {ctx.get('max_length')} {'characters' if isinstance(inp, str) else 'items'}"
     else:
         msg = err["msg"]
         # model-level checks say "field: problem"; fold the field into the key path

@@ -10,7 +10,7 @@ TEMPLATE = """\
 # `diag run {name}.yaml` (report in reports/{name}/index.html). `diag list` shows every cell
 # and task option; `diag schema` prints the JSON Schema for editors.
 name: {name}                 # the report folder: reports/{name}/
-description: A tanh RNN against an LSTM on the adding task (about 15 s on 2 cores).
+description: A tanh RNN against an LSTM on the adding task (about 10 s on 2 cores).
 seed: 0                      # same case + seed -> byte-identical curves.json
 
 task:                        # copy | adding | temporal_order | latch | tariff_shock | none

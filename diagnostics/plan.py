@@ -83,10 +83,11 @@ def make_plan(case: Case, task, cells) -> ProbePlan:
     smallest = min(c.state_size for c in cells)
     m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, smallest)
     ly_steps = p.lyapunov_steps if p.lyapunov_steps is not None else max(MIN_LYAPUNOV_STEPS, stream)
-    paths = tuple(tuple(x for x in (p.paths or c.paths) if x in c.paths) for c in cells)
+    # a repeated norm or path would give two series with one key; keep the first of each
+    paths = tuple(tuple(x for x in dict.fromkeys(p.paths or c.paths) if x in c.paths) for c in cells)
     return ProbePlan(K=int(K), episode=T_ep, stream=stream, anchors=anchors,
                      tk_anchors=_anchors_tk(p.tk_map.anchors, int(K), T_ep), lyapunov=int(m),
-                     lyapunov_steps=int(ly_steps), sequences=p.sequences, norms=tuple(p.norms),
+                     lyapunov_steps=int(ly_steps), sequences=p.sequences, norms=tuple(dict.fromkeys(p.norms)),
                      paths=paths)
 
 

@@ -119,6 +119,10 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
     for k in range(1, K + 1):
         m = cell.vjp(params, caches[t - k], m)
         big = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
+        bad = ~np.isfinite(big)
+        if bad.any():   # NaN/inf from the cell (e.g. diverged weights): NaN from here on
+            scale[bad], big[bad] = np.nan, 1.0
+            m[bad] = 0.0   # keeps the linear algebra of the other sequences sane
         zero = big == 0.0
         with np.errstate(divide="ignore"):
             scale += np.log10(np.where(zero, 0.0, big))             # -inf once exactly zero

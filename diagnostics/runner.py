@@ -101,7 +101,9 @@ def run_case(lc: LoadedCase, out_root: Path, *, quick: bool = False, show: bool 
             if bound is not None:
                 parts["bounds"].append({"cell": label, "checkpoint": ck, "kind": "pascanu", "log10": bound})
             if plan.lyapunov:
-                ex = lyapunov_spectrum(cell, params, xs[:plan.lyapunov_steps], m=plan.lyapunov)
+                # the first fifth lets the QR frame align with the dominant directions; not averaged
+                ex = lyapunov_spectrum(cell, params, xs[:plan.lyapunov_steps], m=plan.lyapunov,
+                                       warmup=plan.lyapunov_steps // 5)
                 parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": lyapunov_path(cell),
                                           "exponents": ex})
             if plan.tk_anchors:

@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from .regression.tolerances import Tolerances
 
-STRICT = ConfigDict(strict=True, extra="forbid")
+STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)  # .nan / .inf are typos here
 NORMS = ("spectral", "frobenius")
 CELL_KINDS = ("rnn", "gru", "lstm")       # built-in kinds, for the JSON Schema; registered ones also pass
 TASK_KINDS = ("copy", "adding", "temporal_order", "latch", "tariff_shock", "none")
@@ -89,7 +89,7 @@ InitField = Annotated[Optional[InitSpec], BeforeValidator(_init_shorthand)]
 
 class TaskSpec(BaseModel):
     """`kind` plus that task's own options (`diag list` shows them); checked against the task."""
-    model_config = ConfigDict(strict=True, extra="allow")
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
     kind: str = Field(description="one of " + ", ".join(TASK_KINDS),
                       json_schema_extra={"enum": list(TASK_KINDS)})
 
@@ -102,7 +102,8 @@ class CellSpec(BaseModel):
     model_config = STRICT
     kind: str = Field(description="one of " + ", ".join(CELL_KINDS),
                       json_schema_extra={"enum": list(CELL_KINDS)})
-    label: Optional[str] = Field(None, description="name in the report; default the kind ('lstm 2' when repeated)")
+    label: Optional[str] = Field(None, min_length=1, max_length=80,
+                                 description="name in the report; default the kind ('lstm 2' when repeated)")
     hidden: PosInt = Field(32, description="hidden size n")
     activation: Optional[Literal["tanh", "relu", "linear"]] = Field(None, description="rnn only")
     reset_gate: Optional[bool] = Field(None, description="gru only: learned reset gate Γ_r")
@@ -155,7 +156,8 @@ class TrainSpec(BaseModel):
     batch: PosInt = Field(32, description="sequences per step")
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     clip: Optional[PosFloat] = Field(None, description="gradient-norm clipping threshold (Pascanu Alg. 1)")
-    checkpoints: Optional[list[NonNegInt]] = Field(None, description="steps at which the probe runs; default [0, steps]")
+    checkpoints: Optional[list[NonNegInt]] = Field(
+        None, description="steps at which the probe runs; default [0, steps]")
     dtype: Literal["float64", "float32"] = Field("float64", description="training dtype; probes are float64")
 
     @model_validator(mode="after")
@@ -191,7 +193,8 @@ class ProbeSpec(BaseModel):
         None, min_length=1, description="steps t at which curves are read; default the last step of the stream")
     tk_map: TkMapSpec = Field(default_factory=TkMapSpec)
     lyapunov: Optional[NonNegInt] = Field(None, description="exponents m (0: off; default min(8, state size))")
-    lyapunov_steps: Optional[PosInt] = Field(None, description="steps of the QR method; default max(500, stream)")
+    lyapunov_steps: Optional[PosInt] = Field(
+        None, description="steps of the QR method (the first fifth is warm-up); default max(500, stream)")
 
 
 class ReportSpec(BaseModel):
@@ -202,7 +205,7 @@ class ReportSpec(BaseModel):
 
 class Case(BaseModel):
     """A case file, resolved. `diag schema` prints this model's JSON Schema."""
-    model_config = ConfigDict(strict=True, extra="forbid", title="diag case")
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, title="diag case")
     name: Annotated[str, AfterValidator(_safe_name)] = Field(description="report folder name")
     description: str = ""
     seed: NonNegInt = 0
@@ -222,4 +225,30 @@ class Case(BaseModel):
 
 
 def json_schema() -> dict[str, Any]:
-    return Case.model_json_schema()
+    """Case.model_json_schema() plus, per cell and task kind, which options that kind takes
+    (JSON Schema if/then), so an editor completes and checks `forget_bias` only on an lstm."""
+    import json
+
+    from .checks import cell_kinds, cell_option_defaults, task_kinds, task_option_defaults
+    s = Case.model_json_schema()
+    defs = s["$defs"]
+
+    def per_kind(kinds, options, common):
+        rules = []
+        for k in kinds:
+            allowed = {name: {} for name in (*common, *options(k))}
+            for name, default in options(k).items():
+                try:  # defaults an editor can show; skip what JSON cannot hold
+                    json.dumps(default)
+                    allowed[name] = {"default": default}
+                except TypeError:
+                    pass
+            rules.append({"if": {"properties": {"kind": {"const": k}}, "required": ["kind"]},
+                          "then": {"properties": allowed, "additionalProperties": False}})
+        return rules
+
+    defs["CellSpec"]["properties"]["kind"]["enum"] = cell_kinds()
+    defs["CellSpec"]["allOf"] = per_kind(cell_kinds(), cell_option_defaults, CellSpec.SPECIAL)
+    defs["TaskSpec"]["properties"]["kind"]["enum"] = task_kinds()
+    defs["TaskSpec"]["allOf"] = per_kind(task_kinds(), task_option_defaults, ("kind",))
+    return s

@@ -37,8 +37,10 @@ def run_one(lc: LoadedCase, out: Path, *, quick: bool, update_baseline: bool, re
         res.timings["report"] = time.perf_counter() - t0
         res.run["timings"] = {k: round(v, 3) for k, v in res.timings.items()}
         atomic_write_json(res.run_dir / "run.json", res.run)
-    click.echo(f"\n{lc.case.name}: {res.run_dir}  "
-               f"(compute {res.timings.get('compute', 0):.1f} s, report {res.timings.get('report', 0):.1f} s)")
+    took = f"compute {res.timings.get('compute', 0):.1f} s"
+    if "report" in res.timings:
+        took += f", report {res.timings['report']:.1f} s"
+    click.echo(f"\n{lc.case.name}: {res.run_dir}  ({took})")
     click.echo(summary_table(res.summary))
     from .regression.baseline import gate
     path = baseline_file(lc, quick)

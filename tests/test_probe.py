@@ -216,3 +216,13 @@ def test_bad_arguments_name_the_key(kwargs, needle):
         probe(cell, params, np.zeros((10, 2, 1)), **kwargs)
     with pytest.raises(ValueError, match="xs"):
         probe(cell, params, np.zeros((10, 2, 3)))
+
+
+def test_non_finite_cell_output_gives_nan_not_an_exception():
+    cell = make_cell("rnn", input_size=1, hidden=4)
+    params = cell.init(np.random.default_rng(0))
+    W = np.array(params["W_a"])
+    W[0, 0] = np.nan
+    res = probe(cell, dict(params, W_a=W), np.zeros((6, 2, 1)))
+    assert np.isnan(res.log10[("a", "spectral")]).all()
+    assert np.isnan(res.summary("a", "frobenius")["median"]).all()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from regression_data import make_curves
 
 from diagnostics.regression.compare import compare
@@ -41,6 +43,19 @@ def test_shift_of_006_decades_fails_at_the_right_lag():
     assert compare(cur, base, Tolerances(decades=0.07)).ok
     s["log10"]["median"][16] -= 0.02
     assert compare(cur, base).ok
+
+
+@settings(max_examples=60, deadline=None)
+@given(shift=st.floats(-0.2, 0.2), lag=st.integers(1, 30), decades=st.floats(0.0, 0.1))
+def test_a_point_fails_exactly_when_it_moves_beyond_tolerance(shift, lag, decades):
+    base, cur = make_curves(), make_curves()
+    cur["series"][0]["log10"]["median"][lag - 1] += shift
+    moved = abs(cur["series"][0]["log10"]["median"][lag - 1] - base["series"][0]["log10"]["median"][lag - 1])
+    (row,) = [r for r in compare(cur, base, Tolerances(decades=decades)).rows
+              if r.series == "rnn ckpt=0 a/spectral median"]
+    assert row.ok == (moved <= decades)
+    if moved > 0:
+        assert row.lag == lag
 
 
 def test_whole_curve_shift_fails_all_stats():

@@ -90,7 +90,8 @@ def test_perturbed_cell_fails_the_check(with_baseline, change, moved):
     assert "REGRESSION" in out and moved in out
     assert list((with_baseline / "moved" / "small" / "regression").glob("*.png"))
     # only the perturbed cell is blamed: the other cell's numbers come from their own seed stream
-    cmp = compare(load_curves(with_baseline / "moved" / "small"), load_curves(with_baseline / "baselines" / "small.json"))
+    cmp = compare(load_curves(with_baseline / "moved" / "small"),
+                  load_curves(with_baseline / "baselines" / "small.json"))
     assert {r.key[1] for r in cmp.failing} == {moved.split()[0]}
     # and `diag check` on the two run folders agrees, on its own
     code, out = diag("check", with_baseline / "moved" / "small", with_baseline / "baselines" / "small.json")

@@ -55,6 +55,9 @@ def format_table(cmp, all_rows: bool = False) -> str:
     n, bad = len(cmp.rows), len(cmp.failing)
     head = (f"gradient curves: {bad} of {n} checks FAILED" if bad
             else f"gradient curves: all {n} checks passed")
+    moved = sorted({str(r.key[1]) for r in cmp.failing if len(r.key) > 1})
+    if moved:                                   # which cells moved, before the detail
+        head += f" in {', '.join(moved)}"
     head += f" ({cmp.tol.describe()})"
     rows = cmp.rows if all_rows else cmp.failing
     if not rows:

@@ -116,6 +116,7 @@ def run_case(n: int, T: int, B: int, use_torch: bool, gemm: float) -> None:
           f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} | power its/lag/path {its / (2 * T):.2f}, SVD fallbacks {fb}")
     if use_torch:
         import torch
+        torch_route(cell, params, xs[:20])   # warm-up: torch initialises its kernels on first use
         t0 = time.perf_counter()
         ref = torch_route(cell, params, xs)
         tt = time.perf_counter() - t0

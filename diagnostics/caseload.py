@@ -187,7 +187,7 @@ def load_case(path: str | os.PathLike) -> LoadedCase:
 
 
 def validate_case(raw: dict, path: Path | None = None) -> LoadedCase:
-    """Schema errors and semantic errors together, sorted by key path, or a LoadedCase."""
+    """Schema errors, then the registry checks (no line twice), as one CaseError; or a LoadedCase."""
     lines: list[str] = []
     case = None
     try:

@@ -1,11 +1,12 @@
 """Matrix norms for a batch of Jacobian blocks, and quantiles of log values.
 
 The probe needs the spectral norm of a (B, r, c) stack at every lag. A full SVD per lag
-would cost more than the Jacobian chain itself, so `SpectralTracker` runs a batched power
-iteration on M M^T, warm-started from the previous lag's left singular vector: the left
-vectors live in the anchor's state space, which does not change with the lag, and they
-converge as the lag grows (the backward Lyapunov vector), so one or two iterations usually
-suffice. Sequences that have not converged within `max_iter` fall back to an SVD.
+would cost more than the Jacobian chain itself, so `SpectralTracker` runs a batched subspace
+(block power) iteration on M M^T, warm-started from the previous lag's left singular vectors:
+they live in the anchor's state space, which does not change with the lag, and they converge
+as the lag grows (the backward Lyapunov vectors). Measured on a default LSTM (n = 128): one
+to three iterations per lag at long lags, tens at the first few lags where the singular
+values are still clustered. Sequences not converged within `max_iter` fall back to an SVD.
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ class SpectralTracker:
     over M are memory-bound).
 
     Stopping rule: the top Ritz pair (θ1, z) of A has residual r = A z - θ1 z, and the error
-    of θ1 is about ||r||² / (θ1 - θ2) (Kato-Temple, θ2 the next Ritz value). We stop when
-    that is <= tol θ1, i.e. σ² to a relative 1e-13; a warm start usually meets it in one
-    iteration. A sequence not done within `max_iter` falls back to an SVD.
+    of θ1 is about ||r||² / (θ1 - θ2) (Kato-Temple, with the next Ritz value θ2 standing in
+    for λ2). We stop when that is <= tol θ1, i.e. σ² to a relative ~1e-13; the tests check
+    the result against SVDs. Only sequences still iterating are touched after the first pass.
     """
 
     def __init__(self, batch: int, rows: int, cols: int, p: int = 6,

@@ -70,7 +70,9 @@ def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str):
     return rows
 
 
-def run_case(lc: LoadedCase, out_root: Path, *, quick: bool = False, show: bool = True) -> RunOutput:
+def run_case(lc: LoadedCase, run_dir: Path, *, quick: bool = False, show: bool = True) -> RunOutput:
+    """Compute everything and write run_dir/curves.json and run.json (run_dir: the staging
+    folder when called from the CLI, see publish.py)."""
     case, task, cells, labels = lc.case, lc.task, lc.cells, lc.labels
     plan = make_plan(case, task, cells)
     timings: dict[str, float] = {}
@@ -114,7 +116,7 @@ def run_case(lc: LoadedCase, out_root: Path, *, quick: bool = False, show: bool 
     curves = json_safe(cv.assemble(case.name, plan.K, parts))
     summary = cv.summary_rows(curves, [(lab, c.kind) for lab, c in zip(labels, cells)], plan.norms[0])
     timings["compute"] = time.perf_counter() - t_all
-    run_dir = Path(out_root) / case.name
+    run_dir = Path(run_dir)
     run = run_document(lc, plan, summary, timings, quick=quick)
     # curves first, run.json last: a run.json on disk means its curves.json is complete
     atomic_write_json(run_dir / "curves.json", curves)

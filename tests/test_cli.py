@@ -238,3 +238,14 @@ def test_json_summary_numbers_are_finite_or_null(tmp_path):
     med = c["series"][0]["log10"]["median"]
     assert med == [None] * 12   # W_a = 0: the Jacobian is exactly zero, log10 -> null
     assert not any(isinstance(v, float) and not math.isfinite(v) for v in med if v is not None)
+
+
+@pytest.mark.slow
+def test_contract_example_runs_as_is(tmp_path):
+    """Issue 4's example (200 lags > a 120-step copy episode) runs; --quick keeps it to seconds."""
+    from test_schema import CONTRACT
+    case = write_case(tmp_path, CONTRACT)
+    res = invoke("run", case, "--out", tmp_path / "o", "--no-report", "--quick")
+    assert res.exit_code == 0, res.output
+    c = _no_nonfinite((tmp_path / "o" / "rnn-vs-lstm-copy" / "curves.json").read_text())
+    assert c["lags"] == list(range(1, 41)) and {s["cell"] for s in c["series"]} == {"tanh RNN", "gru", "lstm"}

@@ -226,3 +226,21 @@ def test_non_finite_cell_output_gives_nan_not_an_exception():
     res = probe(cell, dict(params, W_a=W), np.zeros((6, 2, 1)))
     assert np.isnan(res.log10[("a", "spectral")]).all()
     assert np.isnan(res.summary("a", "frobenius")["median"]).all()
+
+
+def test_spectral_tracker_handles_crossings_and_null_spaces():
+    from diagnostics.matnorms import SpectralTracker
+    rng = np.random.default_rng(0)
+    r, c, B = 9, 7, 3
+    Q1, _ = np.linalg.qr(rng.normal(size=(r, r)))
+    Q2, _ = np.linalg.qr(rng.normal(size=(c, c)))
+    tr = SpectralTracker(B, r, c)
+    for k in range(40):
+        s = np.linspace(1.0, 0.2, c)
+        s[0], s[1] = 1.0 - 0.01 * k, 0.8 + 0.01 * k          # the top pair crosses at k = 10
+        m = np.stack([(Q1[:, :c] * s) @ Q2.T] * B)
+        if k in (20, 21):   # rank one, in directions far from the warm start
+            m = np.zeros((B, r, c))
+            m[:, r - 1 - (k - 20), 0] = 3.0
+        np.testing.assert_allclose(tr(m), np.linalg.norm(m, 2, axis=(1, 2)), rtol=1e-12)
+    assert (tr(np.zeros((B, r, c))) == 0).all()

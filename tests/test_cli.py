@@ -249,3 +249,21 @@ def test_contract_example_runs_as_is(tmp_path):
     assert res.exit_code == 0, res.output
     c = _no_nonfinite((tmp_path / "o" / "rnn-vs-lstm-copy" / "curves.json").read_text())
     assert c["lags"] == list(range(1, 41)) and {s["cell"] for s in c["series"]} == {"tanh RNN", "gru", "lstm"}
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_run_folder_is_replaced_whole(tmp_path, monkeypatch, exchange):
+    """The run is built in a staging folder and swapped in: no file of the previous run survives
+    beside the new ones, and no staging folder is left behind."""
+    import diagnostics.publish as publish
+    if not exchange:
+        monkeypatch.setattr(publish, "_exchange", lambda a, b: False)
+    case = write_case(tmp_path, TINY)
+    out = tmp_path / "out"
+    assert invoke("run", case, "--out", out, "--no-report").exit_code == 0
+    (out / "tiny" / "stale.png").write_bytes(b"old")
+    first = (out / "tiny" / "curves.json").read_bytes()
+    assert invoke("run", case, "--out", out, "--no-report").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["tiny"]
+    assert sorted(p.name for p in (out / "tiny").iterdir()) == ["curves.json", "run.json"]
+    assert (out / "tiny" / "curves.json").read_bytes() == first

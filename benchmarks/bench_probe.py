@@ -98,22 +98,32 @@ def torch_route(cell, params, xs, chunk: int = 100):
     return out
 
 
-def run_case(n: int, T: int, B: int, use_torch: bool, gemm: float) -> None:
+def run_case(n: int, T: int, B: int, use_torch: bool) -> None:
     cell = make_cell("lstm", input_size=8, hidden=n)
     params = cell.init(np.random.default_rng(0))
     xs = np.random.default_rng(1).standard_normal((T, B, 8))
     probe(cell, params, xs[:20], paths=("a", "c"), norms=("spectral",))   # warm caches
-    timed = TimedCell(cell)
-    t0 = time.perf_counter()
-    res = probe(timed, params, xs, paths=("a", "c"), norms=("spectral",))
-    total = time.perf_counter() - t0
+    # the machine may be shared: GEMM rate measured right before and after this case, the
+    # better of the two taken as the reference (the conservative choice for the ratio); the
+    # probe is timed twice and the faster run kept
+    gemm = gemm_gflops()
+    best = None
+    for _ in range(2):
+        timed = TimedCell(cell)
+        t0 = time.perf_counter()
+        res = probe(timed, params, xs, paths=("a", "c"), norms=("spectral",))
+        total = time.perf_counter() - t0
+        if best is None or total < best[0]:
+            best = (total, timed, res)
+    total, timed, res = best
+    gemm = max(gemm, gemm_gflops())
     flops = chain_flops(cell, B, T, 2 * n)
     chain = flops / timed.vjp_seconds / 1e9
     its = sum(i for p in res.stats.values() for i, _ in p.values())
     fb = sum(f for p in res.stats.values() for _, f in p.values())
     print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s (vjp {timed.vjp_seconds:6.2f} s) | "
           f"chain {chain:6.1f} GFLOP/s = {chain / gemm:5.1%} of GEMM | whole probe {flops / total / 1e9:6.1f} "
-          f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} | power its/lag/path {its / (2 * T):.2f}, SVD fallbacks {fb}")
+          f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} (GEMM {gemm:.1f} GFLOP/s) | power its/lag/path {its / (2 * T):.2f}, SVD fallbacks {fb}")
     if use_torch:
         import torch
         torch_route(cell, params, xs[:20])   # warm-up: torch initialises its kernels on first use
@@ -150,14 +160,12 @@ def main() -> None:
         threadpool_limits(args.threads)
     except ImportError:
         print("threadpoolctl not installed: numpy uses its default thread count")
-    gemm = gemm_gflops()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {args.threads} thread(s), "
           f"load average {os.getloadavg()[0]:.2f}; numpy {np.__version__}; torch {'yes' if use_torch else 'not installed'}")
-    print(f"numpy float64 GEMM 2048^3: {gemm:.1f} GFLOP/s")
     for n in args.sizes:
         for T in args.lengths:
-            run_case(n, T, args.batch, use_torch, gemm)
-    print(f"numpy float64 GEMM 2048^3 (end of run): {gemm_gflops():.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
+            run_case(n, T, args.batch, use_torch)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diagnostics.cells import (Cell, check_jacobian, freeze, make_cell, reference_jacobian,
-                               register_cell, sigmoid)
+                               register_cell, sigmoid, unregister_cell, cell_kinds)
 
 CONFIGS = [
     ("rnn", {"activation": "tanh"}), ("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),
@@ -310,6 +310,14 @@ class LeakyTanh(Cell):
 
 def test_user_registered_cell():
     register_cell("leaky_tanh", LeakyTanh, overwrite=True)
+    try:
+        _check_leaky_tanh()
+    finally:
+        unregister_cell("leaky_tanh")
+    assert "leaky_tanh" not in cell_kinds()
+
+
+def _check_leaky_tanh():
     rng = np.random.default_rng(0)
     state, x = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
     for wrong in (False, True):

@@ -1,7 +1,7 @@
 """Instrumented recurrent cells: pure step functions with analytic Jacobians."""
 from .base import Cell, Init, freeze, sigmoid
 from .registry import (JacobianCheck, cell_kinds, cell_options, check_jacobian, make_cell,
-                       reference_jacobian, register_cell)
+                       reference_jacobian, register_cell, unregister_cell)
 from .gru import GRU
 from .lstm import LSTM
 from .rnn import RNN
@@ -11,4 +11,4 @@ register_cell("gru", GRU)
 register_cell("lstm", LSTM)
 
 __all__ = ["Cell", "Init", "freeze", "sigmoid", "make_cell", "register_cell", "cell_kinds",
-           "cell_options", "check_jacobian", "reference_jacobian", "JacobianCheck", "RNN", "GRU", "LSTM"]
+           "cell_options", "check_jacobian", "unregister_cell", "reference_jacobian", "JacobianCheck", "RNN", "GRU", "LSTM"]

@@ -26,6 +26,13 @@ def register_cell(name: str, factory: Callable[..., Cell], *, overwrite: bool = 
     _REGISTRY[name] = factory
 
 
+def unregister_cell(name: str) -> None:
+    """Remove a registered cell (the built-ins can be removed too; tests use this to clean up)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unregister_cell: no cell named {name!r}")
+    del _REGISTRY[name]
+
+
 def cell_kinds() -> list[str]:
     return sorted(_REGISTRY)
 

@@ -17,6 +17,7 @@ memory path Π diag(Γ_f), from sums of ln Γ_f, exact in log space.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,13 @@ def _row_layout(cell, paths):
     return rows, where
 
 
+def _takes_out(fn) -> bool:
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
     """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out."""
     B, S = out[next(iter(out))].shape[1], cell.state_size
@@ -116,8 +124,16 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
         groups.setdefault(m[:, r, c].shape[1:], []).append(p)
     trackers = {tuple(ps): SpectralTracker(B * len(ps), *shape)
                 for shape, ps in groups.items()} if "spectral" in norms else {}
+    # a cell whose vjp takes `out` (the LSTM) writes each lag into the buffer the lag before
+    # last used: no multi-megabyte allocation per lag
+    spare = np.empty_like(m) if _takes_out(cell.vjp) else None
     for k in range(1, K + 1):
-        m = cell.vjp(params, caches[t - k], m)
+        if spare is None:
+            m = cell.vjp(params, caches[t - k], m)
+        else:
+            new = cell.vjp(params, caches[t - k], m, out=spare)
+            spare = m if new is spare else None   # a vjp that ignored out: stop offering it
+            m = new
         big = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
         bad = ~np.isfinite(big)
         if bad.any():   # NaN/inf from the cell (e.g. diverged weights): NaN from here on

@@ -118,6 +118,26 @@ class Cell:
         return asdict(self) if is_dataclass(self) else {"kind": self.kind}
 
 
+class GatedCell(Cell):
+    """Shared layout of gated cells: gate weights stacked row-wise in the order `gates`
+    (W: (G n, n), U: (G n, d), b: (G n,)), so a step is one GEMM for all gates."""
+
+    def split(self, params) -> dict[str, np.ndarray]:
+        """Named views W_u, U_u, b_u, W_f, ... of the stacked parameters."""
+        n, out = self.hidden, {}
+        for i, g in enumerate(self.gates):
+            rows = slice(i * n, (i + 1) * n)
+            out.update({f"W_{g}": params["W"][rows], f"U_{g}": params["U"][rows], f"b_{g}": params["b"][rows]})
+        return out
+
+    def stacked_weights(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, d, G = self.hidden, self.input_size, len(self.gates)
+        # one block per gate, so e.g. every gate's recurrent matrix is itself orthogonal
+        W = np.vstack([init_matrix(rng, self.recurrent_init, n, n, n) for _ in range(G)])
+        U = np.vstack([init_matrix(rng, self.input_init, n, d, n) for _ in range(G)])
+        return W, U, np.full(G * n, float(self.bias))
+
+
 @dataclass(frozen=True)
 class Init:
     """How one weight group is initialised: `kind` in gaussian | orthogonal | identity |

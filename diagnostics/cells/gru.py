@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .base import Cell, Init, as_init, finite_float, freeze, init_matrix, positive_int, sigmoid
+from .base import GatedCell, Init, as_init, finite_float, freeze, positive_int, sigmoid
 
 
 class GRUCache(NamedTuple):
@@ -37,7 +37,7 @@ class GRUCache(NamedTuple):
 
 
 @dataclass(frozen=True)
-class GRU(Cell):
+class GRU(GatedCell):
     input_size: int = 1
     hidden: int = 32
     reset_gate: bool = True
@@ -61,20 +61,9 @@ class GRU(Cell):
     def gates(self) -> tuple[str, ...]:
         return ("u", "r", "c") if self.reset_gate else ("u", "c")
 
-    def split(self, params) -> dict[str, np.ndarray]:
-        """Named views W_u, U_u, b_u, W_r, ... of the stacked parameters."""
-        n, out = self.hidden, {}
-        for i, g in enumerate(self.gates):
-            rows = slice(i * n, (i + 1) * n)
-            out.update({f"W_{g}": params["W"][rows], f"U_{g}": params["U"][rows], f"b_{g}": params["b"][rows]})
-        return out
-
     def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        n, d, G = self.hidden, self.input_size, len(self.gates)
-        # one block per gate, so e.g. every gate's recurrent matrix is itself orthogonal
-        W = np.vstack([init_matrix(rng, self.recurrent_init, n, n, n) for _ in range(G)])
-        U = np.vstack([init_matrix(rng, self.input_init, n, d, n) for _ in range(G)])
-        return freeze({"W": W, "U": U, "b": np.full(G * n, self.bias)})
+        W, U, b = self.stacked_weights(rng)
+        return freeze({"W": W, "U": U, "b": b})
 
     def step(self, params, state, x):
         n = self.hidden

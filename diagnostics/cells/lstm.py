@@ -33,7 +33,7 @@ import threading
 
 import numpy as np
 
-from .base import Cell, Init, as_init, finite_float, freeze, init_matrix, positive_int, sigmoid
+from .base import GatedCell, Init, as_init, finite_float, freeze, positive_int, sigmoid
 
 
 _POOL = threading.local()   # per-thread scratch arrays for vjp (see LSTM._workspace)
@@ -51,7 +51,7 @@ class LSTMCache(NamedTuple):
 
 
 @dataclass(frozen=True)
-class LSTM(Cell):
+class LSTM(GatedCell):
     input_size: int = 1
     hidden: int = 32
     forget_gate: bool = True
@@ -99,21 +99,10 @@ class LSTM(Cell):
     def paths(self) -> tuple[str, ...]:
         return ("a", "c", "c_direct", "state")
 
-    def split(self, params) -> dict[str, np.ndarray]:
-        """Named views W_u, U_u, b_u, W_f, ... of the stacked parameters."""
-        n, out = self.hidden, {}
-        for i, g in enumerate(self.gates):
-            rows = slice(i * n, (i + 1) * n)
-            out.update({f"W_{g}": params["W"][rows], f"U_{g}": params["U"][rows], f"b_{g}": params["b"][rows]})
-        return out
-
     # --- parameters --------------------------------------------------------------------
     def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        n, d, G = self.hidden, self.input_size, len(self.gates)
-        # one block per gate, so e.g. every gate's recurrent matrix is itself orthogonal
-        W = np.vstack([init_matrix(rng, self.recurrent_init, n, n, n) for _ in range(G)])
-        U = np.vstack([init_matrix(rng, self.input_init, n, d, n) for _ in range(G)])
-        b = np.full(G * n, self.bias)
+        n = self.hidden
+        W, U, b = self.stacked_weights(rng)
         if self.forget_gate:
             if self.chrono is not None:
                 # Tallec & Ollivier 2018, eq. 16: memory time scales spread over [1, T_max - 1]

@@ -25,3 +25,12 @@ def test_shipped_case_matches_its_quick_baseline(case, tmp_path):
         f"{case.name}: no committed quick baseline or no comparison made; write it with\n"
         f"    diag run {case.relative_to(case.parent.parent)} --quick --no-report --update-baseline\n"
         f"and commit cases/baselines/. Output:\n{res.output}")
+
+
+def test_quickstart_full_run_matches_its_baseline(tmp_path):
+    """The README's main command compares against cases/baselines/quickstart.json; that
+    comparison must pass, or the first command a user runs would exit 1."""
+    case = CASES[0].parent / "quickstart.yaml"
+    res = CliRunner().invoke(main, ["run", str(case), "--no-report", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "checks passed" in res.output, res.output

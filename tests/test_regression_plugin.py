@@ -83,4 +83,5 @@ def test_plugin_update_pass_and_fail(pytester, monkeypatch):
 
 def test_plugin_loads_through_its_entry_point(pytester):
     res = pytester.runpytest_subprocess("--help")
-    res.stdout.fnmatch_lines(["*--diag-update*"])
+    assert res.ret == 0
+    res.stdout.fnmatch_lines(["*--diag-update*"])  # raises when the option is missing

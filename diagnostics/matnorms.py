@@ -52,8 +52,10 @@ class SpectralTracker:
     spectrum; j = 1 is Kato-Temple). We stop when the smallest of these over j < p is
     <= tol θ_1, i.e. σ² to a relative ~1e-13: a cluster at the top that the block holds whole
     needs no separation inside it. The tests check the result against SVDs.
-    Only sequences still iterating are touched after the first pass; those not converged
-    within `max_iter` go to `gram_top`, all in one batched call (see the module docstring).
+    Converged sequences leave the batch once they are a quarter of it (before that, iterating
+    them on, their results already recorded, costs less than copying the rest of M); those
+    not converged within `max_iter` go to `gram_top`, all in one batched call (see the module
+    docstring).
     Counters: `iterations` (passes of the batched iteration), `fallbacks` (sequence-lags
     solved by the eigensolver).
     """
@@ -101,29 +103,43 @@ class SpectralTracker:
             ua[:, :, 0] = self.fresh[:, self.calls % self.fresh.shape[1]]
             ua, _ = np.linalg.qr(ua)
         self.calls += 1
+        live = np.ones(act.size, dtype=bool)      # of the rows of ma: not yet converged
         for it in range(self.max_iter if act.size else 0):
             self.iterations += 1
             mt = ma.transpose(0, 2, 1)
             w = np.matmul(mt, ua)                                  # M^T U      (b, c, p)
             theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))   # U^T A U
             if it == 0:
-                stuck = (theta[:, -1] <= 0.0) & (frobenius(ma) > 0.0)
+                stuck = theta[:, -1] <= 0.0
+                if stuck.any():   # only then look at the blocks themselves (a pass over M)
+                    stuck[stuck] = frobenius(ma[stuck]) > 0.0
                 if stuck.any():   # warm start in the left null space of a nonzero block
                     ua[stuck] = self.start
                     w = np.matmul(mt, ua)
                     theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))
             v = np.matmul(ma, np.matmul(w, y))                     # A U Y: A times Ritz vectors
             ua = np.matmul(ua, y)                                  # Ritz vectors, orthonormal
-            ok = self._converged(v, ua, theta)
-            lam[act] = theta[:, -1]
-            u[act] = ua
-            self.backoff[act[ok]] = 1
-            if ok.all():
+            ok = self._converged(v, ua, theta) & live
+            fin = act[ok]
+            lam[fin] = theta[ok, -1]
+            u[fin] = ua[ok]
+            self.backoff[fin] = 1
+            live &= ~ok
+            if not live.any():
                 act = act[:0]
                 break
-            keep = ~ok
-            act, ma = act[keep], ma[keep]
-            ua, _ = np.linalg.qr(v[keep])                          # next subspace: A U
+            if it == self.max_iter - 1:   # at the cap: keep their Ritz vectors as warm start
+                act, ua = act[live], ua[live]
+                u[act] = ua
+                break
+            # sequences that converged drop out (copying the rest of M) only once they are a
+            # quarter of the batch: until then iterating them on costs less than the copy.
+            # Each sequence's arithmetic is its own, so which others share its batch does not
+            # change its numbers
+            if 4 * np.count_nonzero(live) <= 3 * live.size:
+                act, ma, v = act[live], ma[live], v[live]
+                live = np.ones(act.size, dtype=bool)
+            ua, _ = np.linalg.qr(v)                                # next subspace: A U
         # not converged within the cap: skip the iteration for a while, doubling each time
         self.skip[act] = self.backoff[act]
         self.backoff[act] = np.minimum(2 * self.backoff[act], MAX_SKIP)

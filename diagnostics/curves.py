@@ -74,22 +74,22 @@ def training_item(label: str, result, checkpoints, loss_kind) -> dict:
             "solved": bool(result.solved), "loss_kind": loss_kind}
 
 
-def grad_flow_items(label: str, result) -> list[dict]:
+def _per_checkpoint(label: str, by_checkpoint, x_key: str) -> list[dict]:
+    """{checkpoint: (x, log10)} from the trainer -> curves.json items, checkpoints in order."""
     out = []
-    for ck in sorted(getattr(result, "grad_flow", {}) or {}):
-        t, lg = result.grad_flow[ck]
-        out.append({"cell": label, "checkpoint": int(ck), "t": [int(v) for v in np.asarray(t)],
+    for ck in sorted(by_checkpoint or {}):
+        x, lg = by_checkpoint[ck]
+        out.append({"cell": label, "checkpoint": int(ck), x_key: [int(v) for v in np.asarray(x)],
                     "log10": np.asarray(lg, dtype=float)})
     return out
+
+
+def grad_flow_items(label: str, result) -> list[dict]:
+    return _per_checkpoint(label, getattr(result, "grad_flow", None), "t")
 
 
 def temporal_items(label: str, result) -> list[dict]:
-    out = []
-    for ck in sorted(getattr(result, "temporal_components", {}) or {}):
-        lags, lg = result.temporal_components[ck]
-        out.append({"cell": label, "checkpoint": int(ck), "lags": [int(v) for v in np.asarray(lags)],
-                    "log10": np.asarray(lg, dtype=float)})
-    return out
+    return _per_checkpoint(label, getattr(result, "temporal_components", None), "lags")
 
 
 def assemble(name: str, K: int, parts: dict[str, list]) -> dict:

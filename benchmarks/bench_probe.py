@@ -4,9 +4,10 @@
 
 For each (n, T): the probe of a default LSTM over 16 random sequences, anchor T, lags 1..T,
 paths a and c, spectral norm at every lag. Printed, all measured in this run:
-  * the chain's GFLOP/s: flops of the vjp GEMMs, 2 (B r) (G n) n per lag with r = 2n rows,
-    divided by the time spent inside cell.vjp during the probe; and the same flops divided by
-    the whole probe's time (forward, renormalisation and power iterations included);
+  * the chain's GFLOP/s: flops of the vjp GEMMs, 2 B r (2n) n per lag with r = 2n rows,
+    divided by the time spent inside cell.vjp during the probe (summed over the probe's worker
+    threads, divided by their number: they run side by side, one per core); and the same flops
+    divided by the whole probe's time (forward, renormalisation and power iterations included);
   * a large float64 numpy matmul's GFLOP/s on the same machine, and the ratio;
   * if torch imports (never a dependency of the package): the time of the PyTorch autograd
     route to the same curves -- forward with the graph, then vjp's from state<T> vectorised
@@ -20,19 +21,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import threading
 import time
 
 import numpy as np
 
 from diagnostics.cells import make_cell
+from diagnostics.parallel import resolve_workers
 from diagnostics.probe import probe
 
 
 class TimedCell:
-    """Delegates to a cell and adds up the wall time spent in vjp."""
+    """Delegates to a cell and adds up the wall time spent in vjp, summed over the probe's
+    worker threads (each runs its own chunk of the batch on its own core)."""
 
     def __init__(self, cell):
         self._cell, self.vjp_seconds, self.vjp_calls = cell, 0.0, 0
+        self._lock = threading.Lock()
 
     def __getattr__(self, name):
         return getattr(self._cell, name)
@@ -40,8 +45,10 @@ class TimedCell:
     def vjp(self, params, cache, m, out=None):   # the probe passes out= when vjp takes it
         t0 = time.perf_counter()
         out = self._cell.vjp(params, cache, m, out=out)
-        self.vjp_seconds += time.perf_counter() - t0
-        self.vjp_calls += 1
+        dt = time.perf_counter() - t0
+        with self._lock:
+            self.vjp_seconds += dt
+            self.vjp_calls += 1
         return out
 
 
@@ -98,11 +105,12 @@ def torch_route(cell, params, xs, chunk: int = 100):
     return out
 
 
-def run_case(n: int, T: int, B: int, use_torch: bool) -> None:
+def run_case(n: int, T: int, B: int, use_torch: bool, threads: int) -> None:
     cell = make_cell("lstm", input_size=8, hidden=n)
     params = cell.init(np.random.default_rng(0))
     xs = np.random.default_rng(1).standard_normal((T, B, 8))
-    probe(cell, params, xs[:20], paths=("a", "c"), norms=("spectral",))   # warm caches
+    workers = resolve_workers(threads, B)
+    probe(cell, params, xs[:20], paths=("a", "c"), norms=("spectral",), workers=workers)   # warm caches
     # the machine may be shared: GEMM rate measured right before and after this case, the
     # better of the two taken as the reference (the conservative choice for the ratio); the
     # probe is timed twice and the faster run kept
@@ -111,17 +119,19 @@ def run_case(n: int, T: int, B: int, use_torch: bool) -> None:
     for _ in range(2):
         timed = TimedCell(cell)
         t0 = time.perf_counter()
-        res = probe(timed, params, xs, paths=("a", "c"), norms=("spectral",))
+        res = probe(timed, params, xs, paths=("a", "c"), norms=("spectral",), workers=workers)
         total = time.perf_counter() - t0
         if best is None or total < best[0]:
             best = (total, timed, res)
     total, timed, res = best
     gemm = max(gemm, gemm_gflops())
     flops = chain_flops(cell, B, T, 2 * n)
-    chain = flops / timed.vjp_seconds / 1e9
+    # the workers run side by side, each on its own core: the chain's share of the wall time
+    # is its thread-seconds over the number of workers
+    chain = flops / (timed.vjp_seconds / workers) / 1e9
     its = sum(i for p in res.stats.values() for i, _ in p.values())
     fb = sum(f for p in res.stats.values() for _, f in p.values())
-    print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s (vjp {timed.vjp_seconds:6.2f} s) | "
+    print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s, {workers} worker(s) (vjp {timed.vjp_seconds / workers:6.2f} s per worker) | "
           f"chain {chain:6.1f} GFLOP/s = {chain / gemm:5.1%} of GEMM | whole probe {flops / total / 1e9:6.1f} "
           f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} (GEMM {gemm:.1f} GFLOP/s) | power its/lag/path {its / (2 * T):.2f}, eigensolver fallbacks (sequence-lags) {fb}")
     if use_torch:
@@ -146,7 +156,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="BLAS threads for numpy (needs threadpoolctl) and torch; 1 is fairest on a busy machine")
+                    help="cores to use: the probe's worker threads (each with one BLAS thread), torch's threads "
+                         "and numpy's BLAS threads for the GEMM reference; 1 is fairest on a busy machine")
     args = ap.parse_args()
     use_torch = not args.no_torch
     if use_torch:
@@ -155,16 +166,13 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         except ImportError:
             use_torch = False
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(args.threads)
-    except ImportError:
-        print("threadpoolctl not installed: numpy uses its default thread count")
+    from threadpoolctl import threadpool_limits   # a dependency of the package
+    threadpool_limits(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {args.threads} thread(s), "
           f"load average {os.getloadavg()[0]:.2f}; numpy {np.__version__}; torch {'yes' if use_torch else 'not installed'}")
     for n in args.sizes:
         for T in args.lengths:
-            run_case(n, T, args.batch, use_torch)
+            run_case(n, T, args.batch, use_torch, args.threads)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

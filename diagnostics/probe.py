@@ -24,6 +24,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .matnorms import SpectralTracker, frobenius, log_quantile
+from .parallel import chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
 LN10 = np.log(10.0)
@@ -36,7 +37,9 @@ class ProbeResult:
     paths: tuple[str, ...]
     norms: tuple[str, ...]
     log10: dict = field(default_factory=dict)   # (path, norm) -> (A, B, K)
-    stats: dict = field(default_factory=dict)   # power-iteration counters (diagnostics)
+    # anchor -> {blocks: (batched power iterations, sequence-lags solved by the eigensolver)};
+    # with several workers, the most passes any worker made and the total of eigensolves
+    stats: dict = field(default_factory=dict)
 
     def summary(self, path: str, norm: str, anchor_index: int = -1) -> dict[str, np.ndarray]:
         """Quantiles across sequences at one anchor; -inf (exactly zero) is a valid value."""
@@ -169,14 +172,33 @@ def _direct(cell, params, caches, t, K, norms, out, a_i):
 
 
 def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
-          norms=("spectral", "frobenius"), h0=None) -> ProbeResult:
+          norms=("spectral", "frobenius"), h0=None, workers=None) -> ProbeResult:
     """log10 Jacobian norms of `cell` along xs (T, B, d). See the module docstring.
 
     lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
     d state<t>/d state<t-k>, state<0> being the initial state (h0 or zeros).
     anchors: steps t in 1..T (default [T]). paths: default all of cell.paths.
+    workers: threads, each probing a contiguous chunk of the batch with single-threaded BLAS
+    (see diagnostics/parallel.py). None: one per core for the built-in cells (their steps are
+    pure, so threads are safe), 1 for any other cell. The numbers do not depend on it.
     """
     xs, T, B, anchors, K, paths, norms, h0 = _check(cell, xs, lags, anchors, paths, norms, h0)
+    parts = chunks(B, resolve_workers(workers, B, getattr(cell, "thread_safe", False)))
+    runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
+                                       None if h0 is None else h0[s]), parts)
+    if len(runs) == 1:
+        out, stats = runs[0]
+    else:   # sequences are independent: outputs join along the batch axis
+        out = {key: np.concatenate([o[key] for o, _ in runs], axis=1) for key in runs[0][0]}
+        # chunks iterate side by side: the slowest one's passes, every chunk's eigensolves
+        stats = {t: {name: (max(st[t][name][0] for _, st in runs), sum(st[t][name][1] for _, st in runs))
+                     for name in counters} for t, counters in runs[0][1].items()}
+    return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats)
+
+
+def _probe(cell, params, xs, K, anchors, paths, norms, h0):
+    """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters)."""
+    B = xs.shape[1]
     caches, _ = forward(cell, params, xs, h0)
     if "c_direct" in paths and cell.direct_memory_log(params, caches[0]) is None:
         raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
@@ -188,5 +210,6 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
             stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i)
         if "c_direct" in paths:
             _direct(cell, params, caches, int(t), K, norms, out, a_i)
-    return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats)
+    return out, stats
+
 

@@ -57,6 +57,9 @@ class Cell:
     kind: str = "cell"
     input_size: int
     hidden: int
+    # True when step/vjp/jacobian touch no shared mutable state, so the probe may run chunks
+    # of a batch in threads; a user's cell opts in by setting it
+    thread_safe = False
 
     # --- sizes and layout -------------------------------------------------------------
     @property

@@ -19,7 +19,7 @@ two GEMMs over all B r rows (one without the reset gate: [M du, M dc] @ [W_u; W_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,7 @@ class GRU(GatedCell):
     input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
     bias: float = 0.0
     kind: str = field(default="gru", init=False)  # fixed per class, not an option
+    thread_safe: ClassVar[bool] = True   # pure: the probe may run chunks of a batch in threads
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)

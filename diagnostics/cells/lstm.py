@@ -27,7 +27,7 @@ For rows M = [M_a, M_c] (B, r, 2n), with G_c = M_c + M_a k (the gradient reachin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import threading
 
@@ -62,6 +62,7 @@ class LSTM(GatedCell):
     input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
     bias: float = 0.0
     kind: str = field(default="lstm", init=False)  # fixed per class, not an option
+    thread_safe: ClassVar[bool] = True   # pure: the probe may run chunks of a batch in threads
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)

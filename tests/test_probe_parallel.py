@@ -1,0 +1,100 @@
+"""The probe's batch split over threads: the same numbers whatever the worker count."""
+import threading
+
+import numpy as np
+import pytest
+
+from diagnostics.cells import make_cell
+from diagnostics.cells.rnn import RNN
+from diagnostics.parallel import chunks, resolve_workers, single_threaded_blas
+from diagnostics.probe import probe
+
+
+def _close(r1, r2, atol):
+    assert r1.log10.keys() == r2.log10.keys()
+    for key in r1.log10:
+        a, b = r1.log10[key], r2.log10[key]
+        if atol == 0:
+            assert np.array_equal(a, b, equal_nan=True), key
+        else:
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol, err_msg=str(key))
+
+
+@pytest.mark.parametrize("kind, options", [("lstm", {}), ("lstm", {"chrono": 50.0}), ("gru", {}),
+                                           ("rnn", {"recurrent_init": {"kind": "gaussian", "gain": 1.5}})])
+def test_worker_count_changes_rounding_at_most(kind, options):
+    cell = make_cell(kind, input_size=3, hidden=10, **options)
+    params = cell.init(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((40, 7, 3))
+    h0 = 0.3 * rng.standard_normal((7, cell.state_size))
+    kw = dict(lags=25, anchors=[30, 40], h0=h0)
+    with single_threaded_blas():   # the reference with the BLAS the workers use
+        ref = probe(cell, params, xs, workers=1, **kw)
+    # chunks see other product shapes, so BLAS may round differently: 1e-13 in log10 is a few
+    # ulps of the log of a product of 40 Jacobians; a wrong chunk join would be off by O(1)
+    for workers in (2, 3, 50):   # 50: capped at batch // 2 = 3
+        _close(ref, probe(cell, params, xs, workers=workers, **kw), 1e-13)
+    # and a fixed worker count repeats itself bit for bit
+    _close(probe(cell, params, xs, workers=2, **kw), probe(cell, params, xs, workers=2, **kw), 0)
+
+
+def test_counters_combine_across_workers():
+    cell = make_cell("lstm", input_size=2, hidden=8)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).standard_normal((30, 6, 2))
+    parts = [probe(cell, params, xs[:, s], paths=("a", "c"), norms=("spectral",), workers=1).stats[30]["a+c"]
+             for s in chunks(6, 2)]
+    its, fbs = probe(cell, params, xs, paths=("a", "c"), norms=("spectral",), workers=2).stats[30]["a+c"]
+    assert its == max(i for i, _ in parts) and fbs == sum(f for _, f in parts)
+
+
+def test_a_users_cell_runs_in_the_callers_thread_unless_it_opts_in():
+    seen = set()
+
+    class Recording(RNN):   # a subclass of a built-in inherits thread_safe = True
+        def vjp(self, params, cache, m):
+            seen.add(threading.get_ident())
+            return super().vjp(params, cache, m)
+
+    cell = Recording(input_size=2, hidden=5)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).standard_normal((10, 4, 2))
+    probe(cell, params, xs, workers=2)
+    assert seen and threading.get_ident() not in seen   # pool threads (one may take both chunks)
+    assert resolve_workers(None, 4, allowed=True) >= 1
+
+    seen.clear()
+    object.__setattr__(cell, "thread_safe", False)   # what a cell that is not pure declares
+    probe(cell, params, xs)
+    assert seen == {threading.get_ident()}
+
+
+def test_errors_in_a_worker_reach_the_caller():
+    class Broken(RNN):
+        def vjp(self, params, cache, m):
+            raise RuntimeError("boom")
+
+    cell = Broken(input_size=1, hidden=3)
+    xs = np.zeros((5, 4, 1))
+    with pytest.raises(RuntimeError, match="boom"):
+        probe(cell, cell.init(np.random.default_rng(0)), xs, workers=2)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_worker_counts_name_the_argument(bad):
+    with pytest.raises(ValueError, match=r"workers: must be a positive integer or None, got"):
+        resolve_workers(bad, 4)
+
+
+def test_every_chunk_holds_two_sequences_or_more():
+    assert [resolve_workers(50, b) for b in (1, 2, 3, 4, 7)] == [1, 1, 1, 2, 3]
+    assert resolve_workers(None, 16, allowed=False) == 1
+
+
+def test_chunks_cover_the_batch_once():
+    for batch in (1, 2, 5, 16, 17):
+        for workers in range(1, batch + 1):
+            parts = chunks(batch, workers)
+            assert len(parts) == workers
+            assert np.array_equal(np.concatenate([np.arange(batch)[s] for s in parts]), np.arange(batch))

@@ -8,8 +8,9 @@ Method. The forward pass keeps one cache per step (O(B T n) memory). For an anch
 backward chain holds only the rows it needs, M_k = E d state<t>/d state<t-k> (B, r, S), and
 advances one lag with `cell.vjp`: M_{k+1} = M_k J_{t-k}, one GEMM over all B r rows. No dense
 step Jacobian is ever formed. After every lag each sequence's M is divided by its largest
-|entry| and log10 of that scale is accumulated, so 10,000 lags at factor 0.5 read -3010, not
--inf. An exactly zero product gives scale 0 and stays -inf.
+|entry| (by the LSTM's vjp during the next lag, see _chain) and log10 of that scale is
+accumulated, so 10,000 lags at factor 0.5 read -3010, not -inf. An exactly zero product
+gives scale 0 and stays -inf. The batch may be split over threads (`workers`).
 
 Paths: "a" and "c" are blocks of the product of full-state Jacobians (total derivatives, every
 path through the cell included); "state" is the whole product; "c_direct" is the LSTM's direct
@@ -107,9 +108,9 @@ def _row_layout(cell, paths):
     return rows, where
 
 
-def _takes_out(fn) -> bool:
+def _takes(fn, name) -> bool:
     try:
-        return "out" in inspect.signature(fn).parameters
+        return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
 
@@ -129,23 +130,34 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
                 for shape, ps in groups.items()} if "spectral" in norms else {}
     # a cell whose vjp takes `out` (the LSTM) writes each lag into the buffer the lag before
     # last used: no multi-megabyte allocation per lag
-    spare = np.empty_like(m) if _takes_out(cell.vjp) else None
+    spare = np.empty_like(m) if _takes(cell.vjp, "out") else None
+    # a vjp that also takes `scale` and `absmax` (the LSTM) renormalises on the fly: it
+    # multiplies by the previous lag's 1/max inside its O(n^2) step matrices and reports the
+    # new max while each sequence's rows are in cache, which saves three passes over M per lag
+    # (a third of the probe's memory traffic at n = 128). M then lags one renormalisation
+    # behind, bounded by one step's growth
+    fused = spare is not None and _takes(cell.vjp, "absmax") and _takes(cell.vjp, "scale")
+    inv, big = np.ones(B), np.empty(B)
     for k in range(1, K + 1):
         if spare is None:
             m = cell.vjp(params, caches[t - k], m)
         else:
-            new = cell.vjp(params, caches[t - k], m, out=spare)
+            new = cell.vjp(params, caches[t - k], m, out=spare, **({"scale": inv, "absmax": big} if fused else {}))
             spare = m if new is spare else None   # a vjp that ignored out: stop offering it
             m = new
-        big = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
+        if not fused:
+            big = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
         bad = ~np.isfinite(big)
         if bad.any():   # NaN/inf from the cell (e.g. diverged weights): NaN from here on
             scale[bad], big[bad] = np.nan, 1.0
             m[bad] = 0.0   # keeps the linear algebra of the other sequences sane
         zero = big == 0.0
+        inv = 1.0 / np.where(zero, 1.0, big)
         with np.errstate(divide="ignore"):
-            scale += np.log10(np.where(zero, 0.0, big))             # -inf once exactly zero
-        m *= (1.0 / np.where(zero, 1.0, big))[:, None, None]
+            step = np.log10(np.where(zero, 0.0, big))                # -inf once exactly zero
+        if not fused:
+            scale += step
+            m *= inv[:, None, None]
         with np.errstate(divide="ignore"):
             if "frobenius" in norms:
                 for p, (r, c) in where.items():
@@ -156,6 +168,8 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
                 sig = np.log10(tracker(blk)).reshape(len(ps), B)
                 for i, p in enumerate(ps):
                     out[(p, "spectral")][a_i, :, k - 1] = sig[i] + scale
+        if fused:   # the next vjp divides by this lag's max
+            scale += step
     return {"+".join(ps): (tr.iterations, tr.fallbacks) for ps, tr in trackers.items()}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -88,6 +90,12 @@ def test_jacobian_vjp_backward(case):
     for r in (1, 5, 12):
         M = rng.normal(size=(3, r, cell.state_size))
         assert rel_err(cell.vjp(params, cache, M), M @ J) <= 1e-12
+        if "absmax" in inspect.signature(cell.vjp).parameters:   # the probe's fused renormalisation
+            scale, big, out = np.array([0.5, 3.0, 1e-3]), np.empty(3), np.empty_like(M)
+            got = cell.vjp(params, cache, M, out=out, scale=scale, absmax=big)
+            ref = (M @ J) * scale[:, None, None]
+            assert got is out and rel_err(got, ref) <= 1e-12
+            np.testing.assert_allclose(big, np.abs(got).max(axis=(1, 2)), rtol=0, atol=0)
     # 3. backward: g_prev = g J, parameter and input gradients against step-only derivatives
     w = rng.normal(size=state.shape)
     g_prev, grads, g_x = cell.backward(params, cache, w)

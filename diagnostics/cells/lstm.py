@@ -161,7 +161,7 @@ class LSTM(GatedCell):
         dz = dz.reshape(lead + (G * n,))                          # contiguous: a view
         return dz, g_c
 
-    def _fold(self, params, cache, et=None) -> np.ndarray:
+    def _fold(self, params, cache, et=None, scale=None) -> np.ndarray:
         """[d a<t>/d a<t-1>; d c<t>/d a<t-1>] per sequence, stored as et (2n, B, n): et[i, b]
         is row i of sequence b's matrix, so et.transpose(1, 0, 2) is the (B, 2n, n) stack.
         Row i of either block combines row i of the G gate matrices,
@@ -176,6 +176,8 @@ class LSTM(GatedCell):
         coef[1, :, :, :G - 1] = cache.coef.transpose(2, 0, 1)
         np.multiply(coef[1, :, :, :G - 1], cache.k.T[:, :, None], out=coef[0, :, :, :G - 1])
         coef[0, :, :, G - 1] = cache.coef_o.T
+        if scale is not None:   # a factor per sequence, applied to O(n G) numbers, not to E
+            coef *= scale[:, None]
         if et is None:
             et = np.empty((2 * n, B, n), dtype=dtype)
         w_rows = W.reshape(G, n, n).transpose(1, 0, 2)            # (n, G, n): row i of each gate
@@ -199,9 +201,13 @@ class LSTM(GatedCell):
             buf = pool[key] = np.empty(shape, dtype=dtype)
         return buf
 
-    def vjp(self, params, cache, m, out=None):
+    def vjp(self, params, cache, m, out=None, scale=None, absmax=None):
         """M @ J for rows m (B, r, 2n). `out` (B, r, 2n), if given, receives the result and
-        must not overlap m: the probe passes a second buffer and swaps, so no lag allocates."""
+        must not overlap m: the probe passes a second buffer and swaps, so no lag allocates.
+        `scale` (B,), if given, multiplies each sequence's result; `absmax` (B,), if given,
+        receives each sequence's max |entry| of the result. The probe renormalises with these
+        (see probe._chain): with many rows, the scale goes into the O(n²) step matrices and
+        the max is taken while the sequence's rows are still in cache."""
         B, r, S = m.shape
         n = self.hidden
         if out is None:
@@ -211,18 +217,22 @@ class LSTM(GatedCell):
             # many rows (the probe): fold the gate diagonals into one (2n, n) matrix per
             # sequence, then [M_a, M_c] @ E: half the flops of the stacked (G n)-wide product
             dtype = np.result_type(cache.coef, params["W"])
-            e = self._fold(params, cache, self._workspace((2 * n, B, n), dtype)).transpose(1, 0, 2)
+            e = self._fold(params, cache, self._workspace((2 * n, B, n), dtype), scale).transpose(1, 0, 2)
             # c-columns G_c Γ_f = M_a (k Γ_f) + M_c Γ_f: one multiply of a whole row by
             # [k Γ_f, Γ_f] and one add of its halves. Sequence by sequence, right after that
             # sequence's GEMM has pulled its rows of M into cache: these passes are
             # memory-bound, and in cache they cost about half (measured at n = 128)
             gf = cache.gamma_f if self.forget_gate else np.ones_like(cache.k)
             row = np.concatenate([cache.k * gf, gf], axis=1)         # (B, 2n)
+            if scale is not None:
+                row *= scale[:, None]
             tmp = self._workspace((r, S), np.result_type(m, row))
             for b in range(B):
                 np.matmul(m[b], e[b], out=out[b, :, :n])
                 np.multiply(m[b], row[b], out=tmp)
                 np.add(tmp[:, :n], tmp[:, n:], out=out_c[b])
+                if absmax is not None:
+                    absmax[b] = np.maximum(out[b].max(), -out[b].min())
             return out
         # few rows (BPTT-like): one stacked GEMM over B r rows, no per-sequence matrices
         dz, g_c = self._dz(cache, m[:, :, :n], m[:, :, n:])
@@ -230,6 +240,10 @@ class LSTM(GatedCell):
         out[:, :, :n] = (dz.reshape(B * r, -1) @ params["W"]).reshape(B, r, n)
         if self.forget_gate:
             out_c *= cache.gamma_f[:, None, :]
+        if scale is not None:
+            out *= scale[:, None, None]
+        if absmax is not None:
+            absmax[...] = np.maximum(out.max(axis=(1, 2)), -out.min(axis=(1, 2)))
         return out
 
     def jacobian(self, params, cache):

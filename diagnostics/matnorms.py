@@ -88,14 +88,17 @@ class SpectralTracker:
         gap = np.maximum(th[:, :-1] - th[:, 1:], 0.0)              # θ_j - θ_{j+1}
         return (r2[:, :-1] <= self.tol * t1[:, None] * gap).any(axis=1)
 
-    def __call__(self, m: np.ndarray) -> np.ndarray:
-        """σ_max of each m[b]; m is (B, r, c). Returns (B,) float64."""
+    def __call__(self, m) -> np.ndarray:
+        """σ_max of each m[b]; m is (B, r, c), or a tuple of (B_i, r, c) stacks (views into
+        the probe's M, say) that stand for their concatenation without being copied into it.
+        Returns (B,) float64."""
+        m = _Stacks(m)
         u = self.u
-        lam = np.zeros(m.shape[0])
+        lam = np.zeros(m.size)
         direct = self.skip > 0                    # hard sequences: no iteration this lag
         self.skip[direct] -= 1
         act = np.flatnonzero(~direct)             # sequences still iterating: only these are touched
-        ma, ua = m[act] if direct.any() else m, u[act]
+        ma, ua = m.take(act) if direct.any() else m, u[act]
         if self.p > 1 and act.size:
             # the weakest Ritz vector gives way to a fresh fixed direction: a warm start that is
             # an exact invariant subspace (e.g. coordinate vectors of a diagonal chain) has zero
@@ -106,18 +109,17 @@ class SpectralTracker:
         live = np.ones(act.size, dtype=bool)      # of the rows of ma: not yet converged
         for it in range(self.max_iter if act.size else 0):
             self.iterations += 1
-            mt = ma.transpose(0, 2, 1)
-            w = np.matmul(mt, ua)                                  # M^T U      (b, c, p)
+            w = _mt_times(ma, ua)                                  # M^T U      (b, c, p)
             theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))   # U^T A U
             if it == 0:
                 stuck = theta[:, -1] <= 0.0
                 if stuck.any():   # only then look at the blocks themselves (a pass over M)
-                    stuck[stuck] = frobenius(ma[stuck]) > 0.0
+                    stuck[stuck] = frobenius(_take(ma, np.flatnonzero(stuck))) > 0.0
                 if stuck.any():   # warm start in the left null space of a nonzero block
                     ua[stuck] = self.start
-                    w = np.matmul(mt, ua)
+                    w = _mt_times(ma, ua)
                     theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))
-            v = np.matmul(ma, np.matmul(w, y))                     # A U Y: A times Ritz vectors
+            v = _times(ma, np.matmul(w, y))                        # A U Y: A times Ritz vectors
             ua = np.matmul(ua, y)                                  # Ritz vectors, orthonormal
             ok = self._converged(v, ua, theta) & live
             fin = act[ok]
@@ -137,7 +139,7 @@ class SpectralTracker:
             # Each sequence's arithmetic is its own, so which others share its batch does not
             # change its numbers
             if 4 * np.count_nonzero(live) <= 3 * live.size:
-                act, ma, v = act[live], ma[live], v[live]
+                act, ma, v = act[live], _take(ma, np.flatnonzero(live)), v[live]
                 live = np.ones(act.size, dtype=bool)
             ua, _ = np.linalg.qr(v)                                # next subspace: A U
         # not converged within the cap: skip the iteration for a while, doubling each time
@@ -146,9 +148,46 @@ class SpectralTracker:
         hard = np.union1d(act, np.flatnonzero(direct))
         if hard.size:     # one batched eigensolve for every sequence not settled above
             self.fallbacks += hard.size
-            lam[hard] = gram_top(m[hard])
+            lam[hard] = gram_top(m.take(hard))
         self.u = u
         return np.sqrt(np.maximum(lam, 0.0))
+
+
+class _Stacks:
+    """Several (B_i, r, c) stacks read as their concatenation along the batch axis. The LSTM's
+    a- and c-blocks are strided views into the probe's M: the first power iteration of a lag
+    reads them in place, and only the sequences still iterating after it are copied out."""
+
+    def __init__(self, m):
+        self.parts = tuple(m) if isinstance(m, (tuple, list)) else (m,)
+        self.edges = np.cumsum([0] + [p.shape[0] for p in self.parts])
+        self.size = int(self.edges[-1])
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        if len(self.parts) == 1:
+            return self.parts[0][idx]
+        return np.concatenate([p[idx[(idx >= lo) & (idx < hi)] - lo]
+                               for p, lo, hi in zip(self.parts, self.edges[:-1], self.edges[1:])])
+
+    def apply(self, fn, x: np.ndarray) -> np.ndarray:
+        """fn(part, rows of x for that part), joined: one batched product per part."""
+        if len(self.parts) == 1:
+            return fn(self.parts[0], x)
+        return np.concatenate([fn(p, x[lo:hi]) for p, lo, hi in zip(self.parts, self.edges[:-1], self.edges[1:])])
+
+
+def _mt_times(ma, x):   # M^T x, batched
+    if isinstance(ma, _Stacks):
+        return ma.apply(lambda p, xs: np.matmul(p.transpose(0, 2, 1), xs), x)
+    return np.matmul(ma.transpose(0, 2, 1), x)
+
+
+def _times(ma, x):      # M x, batched
+    return ma.apply(np.matmul, x) if isinstance(ma, _Stacks) else np.matmul(ma, x)
+
+
+def _take(ma, idx):
+    return ma.take(idx) if isinstance(ma, _Stacks) else ma[idx]
 
 
 def spectral_exact(m: np.ndarray) -> np.ndarray:

@@ -163,9 +163,8 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
                 for p, (r, c) in where.items():
                     out[(p, "frobenius")][a_i, :, k - 1] = np.log10(frobenius(m[:, r, c])) + scale
             for ps, tracker in trackers.items():
-                blk = m[:, where[ps[0]][0], where[ps[0]][1]] if len(ps) == 1 else \
-                    np.concatenate([m[:, where[p][0], where[p][1]] for p in ps])
-                sig = np.log10(tracker(blk)).reshape(len(ps), B)
+                # views into M, read in place (no copy of the blocks per lag)
+                sig = np.log10(tracker(tuple(m[:, where[p][0], where[p][1]] for p in ps))).reshape(len(ps), B)
                 for i, p in enumerate(ps):
                     out[(p, "spectral")][a_i, :, k - 1] = sig[i] + scale
         if fused:   # the next vjp divides by this lag's max

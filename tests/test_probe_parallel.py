@@ -65,8 +65,17 @@ def test_a_users_cell_runs_in_the_callers_thread_unless_it_opts_in():
     assert resolve_workers(None, 4, allowed=True) >= 1
 
     seen.clear()
-    object.__setattr__(cell, "thread_safe", False)   # what a cell that is not pure declares
-    probe(cell, params, xs)
+    probe(cell, params, xs)   # default: below 96 hidden units threads do not pay
+    assert seen == {threading.get_ident()}
+
+    big = Recording(input_size=2, hidden=96)
+    seen.clear()
+    probe(big, big.init(np.random.default_rng(0)), xs, lags=3)
+    if resolve_workers(None, 4) > 1:   # a machine with more than one core
+        assert seen and threading.get_ident() not in seen
+    seen.clear()
+    object.__setattr__(big, "thread_safe", False)   # what a cell that is not pure declares
+    probe(big, big.init(np.random.default_rng(0)), xs, lags=3)
     assert seen == {threading.get_ident()}
 
 

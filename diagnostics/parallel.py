@@ -65,9 +65,14 @@ def single_threaded_blas():
         yield
 
 
-def map_chunks(fn, parts: list[slice]) -> list:
-    """[fn(part) for part in parts], in threads when there is more than one part."""
+def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False) -> list:
+    """[fn(part) for part in parts], in threads when there is more than one part (each with
+    one BLAS thread); a single part runs in the caller's thread, with one BLAS thread if asked
+    (small products lose more to BLAS threading than they gain)."""
     if len(parts) == 1:
-        return [fn(parts[0])]
+        if not one_blas_thread:
+            return [fn(parts[0])]
+        with _LOCK, single_threaded_blas():
+            return [fn(parts[0])]
     with _LOCK, single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
         return list(pool.map(fn, parts))

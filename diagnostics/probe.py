@@ -193,17 +193,17 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     anchors: steps t in 1..T (default [T]). paths: default all of cell.paths.
     workers: threads, each probing a contiguous chunk of the batch with single-threaded BLAS
     (see diagnostics/parallel.py). None: one per core for the built-in cells (their steps are
-    pure, so threads are safe) with 96 hidden units or more, else 1. The numbers agree to
-    rounding whatever the count, and repeat bit for bit for a given count.
+    pure, so threads are safe) with 96 hidden units or more, else 1 (for a small built-in
+    cell, with one BLAS thread too). The numbers agree to rounding whatever the count, and
+    repeat bit for bit for a given count.
     """
     xs, T, B, anchors, K, paths, norms, h0 = _check(cell, xs, lags, anchors, paths, norms, h0)
-    # below ~96 hidden units a lag is too little work per call for threads to pay: measured on
-    # 2 cores, 16 sequences, 300 lags, 2 workers against 1: LSTM n = 32, 64: 0.54x, 0.93x;
-    # GRU n = 64: 0.87x; LSTM n = 96: 1.32x; RNN n = 128: 1.29x; GRU n = 128: 2.2x
-    auto = getattr(cell, "thread_safe", False) and getattr(cell, "hidden", cell.state_size) >= 96
-    parts = chunks(B, resolve_workers(workers, B, auto))
+    parts = chunks(B, probe_workers(cell, B, workers))
+    # a built-in cell too small for threads is also too small for threaded BLAS (LSTM n = 64,
+    # 16 sequences, 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
+    small = workers is None and getattr(cell, "thread_safe", False) and len(parts) == 1
     runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
-                                       None if h0 is None else h0[s]), parts)
+                                       None if h0 is None else h0[s]), parts, one_blas_thread=small)
     if len(runs) == 1:
         out, stats = runs[0]
     else:   # sequences are independent: outputs join along the batch axis
@@ -212,6 +212,15 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
         stats = {t: {name: (max(st[t][name][0] for _, st in runs), sum(st[t][name][1] for _, st in runs))
                      for name in counters} for t, counters in runs[0][1].items()}
     return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats)
+
+
+def probe_workers(cell, batch: int, workers=None) -> int:
+    """The number of threads probe() uses for `workers` (see probe)."""
+    # below ~96 hidden units a lag is too little work per call for threads to pay: measured on
+    # 2 cores, 16 sequences, 300 lags, 2 workers against 1: LSTM n = 32, 64: 0.54x, 0.93x;
+    # GRU n = 64: 0.87x; LSTM n = 96: 1.32x; RNN n = 128: 1.29x; GRU n = 128: 2.2x
+    auto = getattr(cell, "thread_safe", False) and getattr(cell, "hidden", cell.state_size) >= 96
+    return resolve_workers(workers, batch, auto)
 
 
 def _probe(cell, params, xs, K, anchors, paths, norms, h0):

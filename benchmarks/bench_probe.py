@@ -5,9 +5,9 @@
 For each (n, T): the probe of a default LSTM over 16 random sequences, anchor T, lags 1..T,
 paths a and c, spectral norm at every lag. Printed, all measured in this run:
   * the chain's GFLOP/s: flops of the vjp GEMMs, 2 B r (2n) n per lag with r = 2n rows,
-    divided by the time spent inside cell.vjp during the probe (summed over the probe's worker
-    threads, divided by their number: they run side by side, one per core); and the same flops
-    divided by the whole probe's time (forward, renormalisation and power iterations included);
+    divided by the wall time of the chain alone (the probe's forward pass, vjp's and
+    renormalisation with no norms, on the probe's workers); and the same flops divided by the
+    whole probe's time (spectral norms included);
   * a large float64 numpy matmul's GFLOP/s on the same machine, and the ratio;
   * if torch imports (never a dependency of the package): the time of the PyTorch autograd
     route to the same curves -- forward with the graph, then vjp's from state<T> vectorised
@@ -21,35 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import threading
 import time
 
 import numpy as np
 
 from diagnostics.cells import make_cell
 from diagnostics.parallel import available_cores
-from diagnostics.probe import probe, probe_workers
-
-
-class TimedCell:
-    """Delegates to a cell and adds up the wall time spent in vjp, summed over the probe's
-    worker threads (each runs its own chunk of the batch on its own core)."""
-
-    def __init__(self, cell):
-        self._cell, self.vjp_seconds, self.vjp_calls = cell, 0.0, 0
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name):
-        return getattr(self._cell, name)
-
-    def vjp(self, params, cache, m, out=None):   # the probe passes out= when vjp takes it
-        t0 = time.perf_counter()
-        out = self._cell.vjp(params, cache, m, out=out)
-        dt = time.perf_counter() - t0
-        with self._lock:
-            self.vjp_seconds += dt
-            self.vjp_calls += 1
-        return out
+from diagnostics.probe import _probe_batch, probe, probe_workers
 
 
 def gemm_gflops(size: int = 2048, reps: int = 5) -> float:
@@ -109,31 +87,28 @@ def run_case(n: int, T: int, B: int, use_torch: bool, threads: int) -> None:
     cell = make_cell("lstm", input_size=8, hidden=n)
     params = cell.init(np.random.default_rng(0))
     xs = np.random.default_rng(1).standard_normal((T, B, 8))
-    # all cores: the probe's own default (threads from 96 hidden units); fewer: that many
+    # all cores: the probe's own default (see probe_workers); fewer: that many
     asked = None if threads >= available_cores() else threads
-    workers = probe_workers(cell, B, asked)
+    workers = probe_workers(cell, B, T, 1, asked)
     probe(cell, params, xs[:20], paths=("a", "c"), norms=("spectral",), workers=asked)   # warm caches
     # the machine may be shared: GEMM rate measured right before and after this case, the
     # better of the two taken as the reference (the conservative choice for the ratio); the
-    # probe is timed twice and the faster run kept
+    # probe and the chain are timed twice each and the faster runs kept
     gemm = gemm_gflops()
-    best = None
+    chain_s = total = np.inf
     for _ in range(2):
-        timed = TimedCell(cell)
+        t0 = time.perf_counter()   # the chain alone: forward, vjp's and renormalisation, no norms
+        _probe_batch(cell, params, xs, T, np.array([T]), ("a", "c"), (), None, asked)
+        chain_s = min(chain_s, time.perf_counter() - t0)
         t0 = time.perf_counter()
-        res = probe(timed, params, xs, paths=("a", "c"), norms=("spectral",), workers=asked)
-        total = time.perf_counter() - t0
-        if best is None or total < best[0]:
-            best = (total, timed, res)
-    total, timed, res = best
+        res = probe(cell, params, xs, paths=("a", "c"), norms=("spectral",), workers=asked)
+        total = min(total, time.perf_counter() - t0)
     gemm = max(gemm, gemm_gflops())
     flops = chain_flops(cell, B, T, 2 * n)
-    # the workers run side by side, each on its own core: the chain's share of the wall time
-    # is its thread-seconds over the number of workers
-    chain = flops / (timed.vjp_seconds / workers) / 1e9
+    chain = flops / chain_s / 1e9
     its = sum(i for p in res.stats.values() for i, _ in p.values())
     fb = sum(f for p in res.stats.values() for _, f in p.values())
-    print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s, {workers} worker(s) (vjp {timed.vjp_seconds / workers:6.2f} s per worker) | "
+    print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s, {workers} worker(s) (chain alone {chain_s:6.2f} s) | "
           f"chain {chain:6.1f} GFLOP/s = {chain / gemm:5.1%} of GEMM | whole probe {flops / total / 1e9:6.1f} "
           f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} (GEMM {gemm:.1f} GFLOP/s) | power its/lag/path {its / (2 * T):.2f}, eigensolver fallbacks (sequence-lags) {fb}")
     if use_torch:

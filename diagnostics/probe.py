@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .matnorms import SpectralTracker, frobenius, log_quantile
-from .parallel import chunks, map_chunks, resolve_workers
+from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
 LN10 = np.log(10.0)
@@ -191,17 +191,25 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
     d state<t>/d state<t-k>, state<0> being the initial state (h0 or zeros).
     anchors: steps t in 1..T (default [T]). paths: default all of cell.paths.
-    workers: threads, each probing a contiguous chunk of the batch with single-threaded BLAS
-    (see diagnostics/parallel.py). None: one per core for the built-in cells (their steps are
-    pure, so threads are safe) with 96 hidden units or more, else 1 (for a small built-in
-    cell, with one BLAS thread too). The numbers agree to rounding whatever the count, and
-    repeat bit for bit for a given count.
+    workers: processes (threads where forking is unsafe), each probing a contiguous chunk of
+    the batch with single-threaded BLAS (see diagnostics/parallel.py). None: one per core for
+    a built-in cell (a pure step: `parallel_safe`) when the probe is big enough to repay
+    starting them (see probe_workers), else 1. The numbers agree to rounding whatever the
+    count, and repeat bit for bit for a given count.
     """
     xs, T, B, anchors, K, paths, norms, h0 = _check(cell, xs, lags, anchors, paths, norms, h0)
-    parts = chunks(B, probe_workers(cell, B, workers))
-    # a built-in cell too small for threads is also too small for threaded BLAS (LSTM n = 64,
-    # 16 sequences, 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
-    small = workers is None and getattr(cell, "thread_safe", False) and len(parts) == 1
+    return _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers)
+
+
+def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers):
+    """probe() after validation: the batch split over workers. norms=() runs the forward pass
+    and the Jacobian chain alone (the benchmark times the chain that way)."""
+    B = xs.shape[1]
+    parts = chunks(B, probe_workers(cell, B, K, anchors.size, workers))
+    # a small built-in cell is also too small for threaded BLAS (LSTM n = 64, 16 sequences,
+    # 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
+    small = (workers is None and getattr(cell, "parallel_safe", False) and len(parts) == 1
+             and getattr(cell, "hidden", cell.state_size) < 96)
     runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
                                        None if h0 is None else h0[s]), parts, one_blas_thread=small)
     if len(runs) == 1:
@@ -214,13 +222,21 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats)
 
 
-def probe_workers(cell, batch: int, workers=None) -> int:
-    """The number of threads probe() uses for `workers` (see probe)."""
-    # below ~96 hidden units a lag is too little work per call for threads to pay: measured on
-    # 2 cores, 16 sequences, 300 lags, 2 workers against 1: LSTM n = 32, 64: 0.54x, 0.93x;
-    # GRU n = 64: 0.87x; LSTM n = 96: 1.32x; RNN n = 128: 1.29x; GRU n = 128: 2.2x
-    auto = getattr(cell, "thread_safe", False) and getattr(cell, "hidden", cell.state_size) >= 96
-    return resolve_workers(workers, batch, auto)
+def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None) -> int:
+    """The number of workers probe() uses (see probe). By default, more than one only for a
+    cell that declares `parallel_safe` and a probe worth it. Measured on 2 cores, 2 workers
+    against 1: forked processes cost ~60 ms to start and break even at about 5e7 for
+    batch x lags x anchors x rows x S^2 (LSTM n = 16, 16 sequences, 100 lags: 0.19 s against
+    0.16 s; n = 32, 300 lags, 1.3e9: 0.71 s against 0.48 s). Threads, where forking is unsafe,
+    lose to the GIL below ~96 hidden units (LSTM n = 64: 0.93x; n = 96: 1.32x)."""
+    if workers is not None or not getattr(cell, "parallel_safe", False):
+        return resolve_workers(1 if workers is None else workers, batch)
+    S = cell.state_size
+    if can_fork():
+        worth = batch * lags * anchors * S ** 3 >= 1e8
+    else:
+        worth = getattr(cell, "hidden", S) >= 96
+    return resolve_workers(None, batch, worth)
 
 
 def _probe(cell, params, xs, K, anchors, paths, norms, h0):

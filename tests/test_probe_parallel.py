@@ -1,4 +1,6 @@
-"""The probe's batch split over threads: the same numbers whatever the worker count."""
+"""The probe's batch split over workers (forked processes, or threads): the same numbers whatever the count."""
+import os
+import sys
 import threading
 
 import numpy as np
@@ -6,8 +8,11 @@ import pytest
 
 from diagnostics.cells import make_cell
 from diagnostics.cells.rnn import RNN
+from diagnostics import parallel
 from diagnostics.parallel import chunks, resolve_workers, single_threaded_blas
 from diagnostics.probe import probe
+
+probe_module = sys.modules["diagnostics.probe"]   # the package exports the function under that name
 
 
 def _close(r1, r2, atol):
@@ -22,7 +27,7 @@ def _close(r1, r2, atol):
 
 @pytest.mark.parametrize("kind, options", [("lstm", {}), ("lstm", {"chrono": 50.0}), ("gru", {}),
                                            ("rnn", {"recurrent_init": {"kind": "gaussian", "gain": 1.5}})])
-def test_worker_count_changes_rounding_at_most(kind, options):
+def test_worker_count_changes_rounding_at_most(kind, options, mode):
     cell = make_cell(kind, input_size=3, hidden=10, **options)
     params = cell.init(np.random.default_rng(0))
     rng = np.random.default_rng(1)
@@ -39,7 +44,7 @@ def test_worker_count_changes_rounding_at_most(kind, options):
     _close(probe(cell, params, xs, workers=2, **kw), probe(cell, params, xs, workers=2, **kw), 0)
 
 
-def test_counters_combine_across_workers():
+def test_counters_combine_across_workers(mode):
     cell = make_cell("lstm", input_size=2, hidden=8)
     params = cell.init(np.random.default_rng(0))
     xs = np.random.default_rng(1).standard_normal((30, 6, 2))
@@ -49,37 +54,53 @@ def test_counters_combine_across_workers():
     assert its == max(i for i, _ in parts) and fbs == sum(f for _, f in parts)
 
 
-def test_a_users_cell_runs_in_the_callers_thread_unless_it_opts_in():
-    seen = set()
+class Recording(RNN):
+    """Appends the process and thread that ran each vjp to a file (a forked worker's memory
+    is its own: only a file shows where the work ran)."""
+    log = None
 
-    class Recording(RNN):   # a subclass of a built-in inherits thread_safe = True
-        def vjp(self, params, cache, m):
-            seen.add(threading.get_ident())
-            return super().vjp(params, cache, m)
-
-    cell = Recording(input_size=2, hidden=5)
-    params = cell.init(np.random.default_rng(0))
-    xs = np.random.default_rng(1).standard_normal((10, 4, 2))
-    probe(cell, params, xs, workers=2)
-    assert seen and threading.get_ident() not in seen   # pool threads (one may take both chunks)
-    assert resolve_workers(None, 4, allowed=True) >= 1
-
-    seen.clear()
-    probe(cell, params, xs)   # default: below 96 hidden units threads do not pay
-    assert seen == {threading.get_ident()}
-
-    big = Recording(input_size=2, hidden=96)
-    seen.clear()
-    probe(big, big.init(np.random.default_rng(0)), xs, lags=3)
-    if resolve_workers(None, 4) > 1:   # a machine with more than one core
-        assert seen and threading.get_ident() not in seen
-    seen.clear()
-    object.__setattr__(big, "thread_safe", False)   # what a cell that is not pure declares
-    probe(big, big.init(np.random.default_rng(0)), xs, lags=3)
-    assert seen == {threading.get_ident()}
+    def vjp(self, params, cache, m):
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()} {threading.get_ident()}\n")
+        return super().vjp(params, cache, m)
 
 
-def test_errors_in_a_worker_reach_the_caller():
+def _where(tmp_path, cell, xs, **kw):
+    log = tmp_path / "log.txt"
+    log.unlink(missing_ok=True)
+    Recording.log = str(log)
+    probe(cell, cell.init(np.random.default_rng(0)), xs, **kw)
+    return {tuple(map(int, line.split())) for line in log.read_text().split("\n") if line}
+
+
+@pytest.fixture(params=["processes", "threads"])
+def mode(request, monkeypatch):
+    if request.param == "threads":   # what a platform that cannot fork safely gets
+        monkeypatch.setattr(parallel, "can_fork", lambda: False)
+        monkeypatch.setattr(probe_module, "can_fork", lambda: False)
+    elif not parallel.can_fork():
+        pytest.skip("this platform does not fork workers")
+    return request.param
+
+
+def test_a_users_cell_runs_in_the_caller_unless_it_opts_in(tmp_path, mode):
+    here = (os.getpid(), threading.get_ident())
+    xs = np.random.default_rng(1).standard_normal((60, 8, 2))
+    cell = Recording(input_size=2, hidden=5)     # a subclass of a built-in: parallel_safe
+    ran = _where(tmp_path, cell, xs, workers=2)
+    assert ran and here not in ran
+    if mode == "processes":
+        assert os.getpid() not in {pid for pid, _ in ran} and len({pid for pid, _ in ran}) == 2
+    assert _where(tmp_path, cell, xs[:5]) == {here}   # default: a small probe stays home
+
+    big = Recording(input_size=2, hidden=150)
+    if resolve_workers(None, 8) > 1:   # a machine with more than one core
+        assert here not in _where(tmp_path, big, xs, lags=20)
+    object.__setattr__(big, "parallel_safe", False)   # what a cell that is not pure declares
+    assert _where(tmp_path, big, xs, lags=20) == {here}
+
+
+def test_errors_in_a_worker_reach_the_caller(mode):
     class Broken(RNN):
         def vjp(self, params, cache, m):
             raise RuntimeError("boom")

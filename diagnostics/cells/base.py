@@ -57,9 +57,10 @@ class Cell:
     kind: str = "cell"
     input_size: int
     hidden: int
-    # True when step/vjp/jacobian touch no shared mutable state, so the probe may run chunks
-    # of a batch in threads; a user's cell opts in by setting it
-    thread_safe = False
+    # True when step/vjp/jacobian are pure (no shared mutable state, results only through
+    # return values), so the probe may split a batch over forked processes or threads; a
+    # user's cell opts in by setting it
+    parallel_safe = False
 
     # --- sizes and layout -------------------------------------------------------------
     @property

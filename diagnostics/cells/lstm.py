@@ -62,7 +62,7 @@ class LSTM(GatedCell):
     input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
     bias: float = 0.0
     kind: str = field(default="lstm", init=False)  # fixed per class, not an option
-    thread_safe: ClassVar[bool] = True   # pure: the probe may run chunks of a batch in threads
+    parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)

@@ -28,7 +28,7 @@ class RNN(Cell):
     input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
     bias: float = 0.0
     kind: str = field(default="rnn", init=False)  # fixed per class, not an option
-    thread_safe: ClassVar[bool] = True   # pure: the probe may run chunks of a batch in threads
+    parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
 
     def __post_init__(self):
         object.__setattr__(self, "input_size", positive_int("input_size", self.input_size))

@@ -5,9 +5,11 @@
 For each (n, T): the probe of a default LSTM over 16 random sequences, anchor T, lags 1..T,
 paths a and c, spectral norm at every lag. Printed, all measured in this run:
   * the chain's GFLOP/s: flops of the vjp GEMMs, 2 B r (2n) n per lag with r = 2n rows,
-    divided by the wall time of the chain alone (the probe's forward pass, vjp's and
-    renormalisation with no norms, on the probe's workers); and the same flops divided by the
-    whole probe's time (spectral norms included);
+    divided by (a) the time spent inside cell.vjp during the probe, summed over its workers
+    and divided by their number (they run side by side, one per core), and (b) the wall time
+    of the chain alone: the probe's forward pass, vjp's and renormalisation with no norms, on
+    the same workers, process start included; and the same flops divided by the whole
+    probe's time (spectral norms included);
   * a large float64 numpy matmul's GFLOP/s on the same machine, and the ratio;
   * if torch imports (never a dependency of the package): the time of the PyTorch autograd
     route to the same curves -- forward with the graph, then vjp's from state<T> vectorised
@@ -19,6 +21,7 @@ Numbers depend on the machine and its load; the script prints the load average.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import time
@@ -28,6 +31,25 @@ import numpy as np
 from diagnostics.cells import make_cell
 from diagnostics.parallel import available_cores
 from diagnostics.probe import _probe_batch, probe, probe_workers
+
+
+class TimedCell:
+    """Delegates to a cell and adds up the wall time spent in vjp, over all of the probe's
+    workers: the total lives in shared memory, which forked workers inherit."""
+
+    def __init__(self, cell):
+        self._cell, self.total = cell, multiprocessing.Value("d", 0.0)
+
+    def __getattr__(self, name):
+        return getattr(self._cell, name)
+
+    def vjp(self, params, cache, m, out=None, scale=None, absmax=None):   # the LSTM's signature
+        t0 = time.perf_counter()
+        out = self._cell.vjp(params, cache, m, out=out, scale=scale, absmax=absmax)
+        dt = time.perf_counter() - t0
+        with self.total.get_lock():
+            self.total.value += dt
+        return out
 
 
 def gemm_gflops(size: int = 2048, reps: int = 5) -> float:
@@ -100,16 +122,18 @@ def run_case(n: int, T: int, B: int, use_torch: bool, threads: int) -> None:
         t0 = time.perf_counter()   # the chain alone: forward, vjp's and renormalisation, no norms
         _probe_batch(cell, params, xs, T, np.array([T]), ("a", "c"), (), None, asked)
         chain_s = min(chain_s, time.perf_counter() - t0)
+        timed = TimedCell(cell)
         t0 = time.perf_counter()
-        res = probe(cell, params, xs, paths=("a", "c"), norms=("spectral",), workers=asked)
-        total = min(total, time.perf_counter() - t0)
+        res = probe(timed, params, xs, paths=("a", "c"), norms=("spectral",), workers=asked)
+        if time.perf_counter() - t0 < total:
+            total, vjp_s = time.perf_counter() - t0, timed.total.value / workers
     gemm = max(gemm, gemm_gflops())
     flops = chain_flops(cell, B, T, 2 * n)
-    chain = flops / chain_s / 1e9
+    chain, chain_vjp = flops / chain_s / 1e9, flops / vjp_s / 1e9
     its = sum(i for p in res.stats.values() for i, _ in p.values())
     fb = sum(f for p in res.stats.values() for _, f in p.values())
-    print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s, {workers} worker(s) (chain alone {chain_s:6.2f} s) | "
-          f"chain {chain:6.1f} GFLOP/s = {chain / gemm:5.1%} of GEMM | whole probe {flops / total / 1e9:6.1f} "
+    print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s, {workers} worker(s) | chain: inside vjp "
+          f"{chain_vjp:6.1f} GFLOP/s = {chain_vjp / gemm:5.1%} of GEMM, alone {chain:6.1f} GFLOP/s = {chain / gemm:5.1%} | whole probe {flops / total / 1e9:6.1f} "
           f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} (GEMM {gemm:.1f} GFLOP/s) | power its/lag/path {its / (2 * T):.2f}, eigensolver fallbacks (sequence-lags) {fb}")
     if use_torch:
         import torch

@@ -115,9 +115,9 @@ def _takes(fn, name) -> bool:
         return False
 
 
-def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i):
+def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
     """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out."""
-    B, S = out[next(iter(out))].shape[1], cell.state_size
+    S = cell.state_size
     m = np.zeros((B, rows.size, S))
     m[:, np.arange(rows.size), rows] = 1.0
     scale = np.zeros(B)                      # log10 of what has been divided out, per sequence
@@ -250,7 +250,7 @@ def _probe(cell, params, xs, K, anchors, paths, norms, h0):
     stats = {}
     for a_i, t in enumerate(anchors):
         if rows is not None:
-            stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i)
+            stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i, B)
         if "c_direct" in paths:
             _direct(cell, params, caches, int(t), K, norms, out, a_i)
     return out, stats

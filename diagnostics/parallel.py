@@ -97,17 +97,19 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
     if processes is None:
         processes = can_fork()
     with _LOCK:
-        if not processes:
-            with single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
-                return list(pool.map(fn, parts))
-        _JOB = (fn, parts)
-        try:
-            with warnings.catch_warnings():
-                # Python >= 3.12 warns on fork from a process with threads (BLAS's own are
-                # enough); the children run only numpy on inherited arrays, and OpenBLAS
-                # resets its thread pool across fork
-                warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-                with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
-                    return list(pool.map(_run_part, range(len(parts))))
-        finally:
-            _JOB = None
+        if processes:
+            _JOB = (fn, parts)
+            try:
+                with warnings.catch_warnings():
+                    # Python >= 3.12 warns on fork from a process with threads (BLAS's own
+                    # are enough); the children run only numpy on inherited arrays, and
+                    # OpenBLAS resets its thread pool across fork
+                    warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+                    with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
+                        return list(pool.map(_run_part, range(len(parts))))
+            except (OSError, NotImplementedError):
+                pass   # no semaphores or no fork here (a locked-down container): threads then
+            finally:
+                _JOB = None
+        with single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
+            return list(pool.map(fn, parts))

@@ -128,3 +128,17 @@ def test_chunks_cover_the_batch_once():
             parts = chunks(batch, workers)
             assert len(parts) == workers
             assert np.array_equal(np.concatenate([np.arange(batch)[s] for s in parts]), np.arange(batch))
+
+
+def test_a_machine_that_cannot_start_processes_gets_threads(monkeypatch):
+    class NoProcesses:   # what a container without /dev/shm semaphores raises
+        def __init__(self, *a, **k):
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", NoProcesses)
+    cell = make_cell("lstm", input_size=2, hidden=6)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).standard_normal((20, 6, 2))
+    with single_threaded_blas():
+        ref = probe(cell, params, xs, workers=1)
+    _close(ref, probe(cell, params, xs, workers=2), 1e-13)

@@ -11,9 +11,10 @@ import sys
 from importlib import metadata
 
 from . import __version__
+from .parallel import can_fork
 
 FORMAT = "diag-run/1"
-PACKAGES = ("numpy", "scipy", "matplotlib", "pydantic", "click", "PyYAML", "Jinja2", "tqdm")
+PACKAGES = ("numpy", "scipy", "matplotlib", "pydantic", "click", "PyYAML", "Jinja2", "tqdm", "threadpoolctl")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR")
 
 
@@ -32,12 +33,13 @@ def machine() -> dict:
             "processor": platform.processor() or None, "cpus": os.cpu_count(),
             "python_implementation": platform.python_implementation(),
             "threads_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ}}
-    try:  # the BLAS numpy links, when threadpoolctl is installed (the `bench` extra)
+    try:  # the BLAS numpy links (threadpoolctl is a dependency; its discovery can still fail)
         from threadpoolctl import threadpool_info
         info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "num_threads")}
                         for d in threadpool_info()]
-    except Exception:  # noqa: BLE001 - optional, informational only
+    except Exception:  # noqa: BLE001 - informational only
         pass
+    info["probe_workers"] = "processes" if can_fork() else "threads"
     return info
 
 

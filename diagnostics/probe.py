@@ -10,7 +10,8 @@ advances one lag with `cell.vjp`: M_{k+1} = M_k J_{t-k}, one GEMM over all B r r
 step Jacobian is ever formed. After every lag each sequence's M is divided by its largest
 |entry| (by the LSTM's vjp during the next lag, see _chain) and log10 of that scale is
 accumulated, so 10,000 lags at factor 0.5 read -3010, not -inf. An exactly zero product
-gives scale 0 and stays -inf. The batch may be split over threads (`workers`).
+gives scale 0 and stays -inf. The batch may be split over worker processes or threads
+(`workers`, see diagnostics/parallel.py).
 
 Paths: "a" and "c" are blocks of the product of full-state Jacobians (total derivatives, every
 path through the cell included); "state" is the whole product; "c_direct" is the LSTM's direct
@@ -133,9 +134,8 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
     spare = np.empty_like(m) if _takes(cell.vjp, "out") else None
     # a vjp that also takes `scale` and `absmax` (the LSTM) renormalises on the fly: it
     # multiplies by the previous lag's 1/max inside its O(n^2) step matrices and reports the
-    # new max while each sequence's rows are in cache, which saves three passes over M per lag
-    # (a third of the probe's memory traffic at n = 128). M then lags one renormalisation
-    # behind, bounded by one step's growth
+    # new max while each sequence's rows are in cache, which saves three passes over M per
+    # lag. M then lags one renormalisation behind, bounded by one step's growth
     fused = spare is not None and _takes(cell.vjp, "absmax") and _takes(cell.vjp, "scale")
     inv, big = np.ones(B), np.empty(B)
     for k in range(1, K + 1):

@@ -98,7 +98,7 @@ class SpectralTracker:
         direct = self.skip > 0                    # hard sequences: no iteration this lag
         self.skip[direct] -= 1
         act = np.flatnonzero(~direct)             # sequences still iterating: only these are touched
-        ma, ua = m.take(act) if direct.any() else m, u[act]
+        ma, ua = _Stacks(m.take(act)) if direct.any() else m, u[act]
         if self.p > 1 and act.size:
             # the weakest Ritz vector gives way to a fresh fixed direction: a warm start that is
             # an exact invariant subspace (e.g. coordinate vectors of a diagonal chain) has zero
@@ -109,17 +109,17 @@ class SpectralTracker:
         live = np.ones(act.size, dtype=bool)      # of the rows of ma: not yet converged
         for it in range(self.max_iter if act.size else 0):
             self.iterations += 1
-            w = _mt_times(ma, ua)                                  # M^T U      (b, c, p)
+            w = ma.t_times(ua)                                  # M^T U      (b, c, p)
             theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))   # U^T A U
             if it == 0:
                 stuck = theta[:, -1] <= 0.0
                 if stuck.any():   # only then look at the blocks themselves (a pass over M)
-                    stuck[stuck] = frobenius(_take(ma, np.flatnonzero(stuck))) > 0.0
+                    stuck[stuck] = frobenius(ma.take(np.flatnonzero(stuck))) > 0.0
                 if stuck.any():   # warm start in the left null space of a nonzero block
                     ua[stuck] = self.start
-                    w = _mt_times(ma, ua)
+                    w = ma.t_times(ua)
                     theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))
-            v = _times(ma, np.matmul(w, y))                        # A U Y: A times Ritz vectors
+            v = ma.times(np.matmul(w, y))                          # A U Y: A times Ritz vectors
             ua = np.matmul(ua, y)                                  # Ritz vectors, orthonormal
             ok = self._converged(v, ua, theta) & live
             fin = act[ok]
@@ -139,7 +139,7 @@ class SpectralTracker:
             # Each sequence's arithmetic is its own, so which others share its batch does not
             # change its numbers
             if 4 * np.count_nonzero(live) <= 3 * live.size:
-                act, ma, v = act[live], _take(ma, np.flatnonzero(live)), v[live]
+                act, ma, v = act[live], _Stacks(ma.take(np.flatnonzero(live))), v[live]
                 live = np.ones(act.size, dtype=bool)
             ua, _ = np.linalg.qr(v)                                # next subspace: A U
         # not converged within the cap: skip the iteration for a while, doubling each time
@@ -169,25 +169,17 @@ class _Stacks:
         return np.concatenate([p[idx[(idx >= lo) & (idx < hi)] - lo]
                                for p, lo, hi in zip(self.parts, self.edges[:-1], self.edges[1:])])
 
-    def apply(self, fn, x: np.ndarray) -> np.ndarray:
+    def _apply(self, fn, x: np.ndarray) -> np.ndarray:
         """fn(part, rows of x for that part), joined: one batched product per part."""
         if len(self.parts) == 1:
             return fn(self.parts[0], x)
         return np.concatenate([fn(p, x[lo:hi]) for p, lo, hi in zip(self.parts, self.edges[:-1], self.edges[1:])])
 
+    def t_times(self, x: np.ndarray) -> np.ndarray:   # M^T x, batched
+        return self._apply(lambda p, xs: np.matmul(p.transpose(0, 2, 1), xs), x)
 
-def _mt_times(ma, x):   # M^T x, batched
-    if isinstance(ma, _Stacks):
-        return ma.apply(lambda p, xs: np.matmul(p.transpose(0, 2, 1), xs), x)
-    return np.matmul(ma.transpose(0, 2, 1), x)
-
-
-def _times(ma, x):      # M x, batched
-    return ma.apply(np.matmul, x) if isinstance(ma, _Stacks) else np.matmul(ma, x)
-
-
-def _take(ma, idx):
-    return ma.take(idx) if isinstance(ma, _Stacks) else ma[idx]
+    def times(self, x: np.ndarray) -> np.ndarray:     # M x, batched
+        return self._apply(np.matmul, x)
 
 
 def spectral_exact(m: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
 LN10 = np.log(10.0)
+# below this many hidden units, threads and threaded BLAS lose (see probe_workers)
+THREADS_MIN_HIDDEN = 96
 
 
 @dataclass
@@ -209,7 +211,7 @@ def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers):
     # a small built-in cell is also too small for threaded BLAS (LSTM n = 64, 16 sequences,
     # 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
     small = (workers is None and getattr(cell, "parallel_safe", False) and len(parts) == 1
-             and getattr(cell, "hidden", cell.state_size) < 96)
+             and _hidden(cell) < THREADS_MIN_HIDDEN)
     runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
                                        None if h0 is None else h0[s]), parts, one_blas_thread=small)
     if len(runs) == 1:
@@ -235,8 +237,12 @@ def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None) -
     if can_fork():
         worth = batch * lags * anchors * S ** 3 >= 1e8
     else:
-        worth = getattr(cell, "hidden", S) >= 96
+        worth = _hidden(cell) >= THREADS_MIN_HIDDEN
     return resolve_workers(None, batch, worth)
+
+
+def _hidden(cell) -> int:
+    return getattr(cell, "hidden", cell.state_size)
 
 
 def _probe(cell, params, xs, K, anchors, paths, norms, h0):

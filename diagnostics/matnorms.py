@@ -177,6 +177,7 @@ class _Stacks:
         self.parts = tuple(m) if isinstance(m, (tuple, list)) else (m,)
         self.edges = np.cumsum([0] + [p.shape[0] for p in self.parts])
         self.size = int(self.edges[-1])
+        self.joint = _joint_view(self.parts)
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         if len(self.parts) == 1:
@@ -188,13 +189,35 @@ class _Stacks:
         """fn(part, rows of x for that part), joined: one batched product per part."""
         if len(self.parts) == 1:
             return fn(self.parts[0], x)
+        if self.joint is not None:   # one batched product over (k, B), no join
+            k, b = self.joint.shape[:2]
+            y = fn(self.joint, x.reshape((k, b) + x.shape[1:]))
+            return y.reshape((k * b,) + y.shape[2:])
         return np.concatenate([fn(p, x[lo:hi]) for p, lo, hi in zip(self.parts, self.edges[:-1], self.edges[1:])])
 
     def t_times(self, x: np.ndarray) -> np.ndarray:   # M^T x, batched
-        return self._apply(lambda p, xs: np.matmul(p.transpose(0, 2, 1), xs), x)
+        return self._apply(lambda p, xs: np.matmul(np.swapaxes(p, -1, -2), xs), x)
 
     def times(self, x: np.ndarray) -> np.ndarray:     # M x, batched
         return self._apply(np.matmul, x)
+
+
+def _joint_view(parts):
+    """The parts as one (k, B, r, c) view when they are equally spaced in one buffer with
+    equal shapes and strides (the LSTM's a- and c-blocks of M are), else None. Element
+    [i, ...] of the view is the same byte as parts[i][...], so it reads nothing else."""
+    if len(parts) < 2:
+        return None
+    first = parts[0]
+    if any(p.shape != first.shape or p.strides != first.strides or p.dtype != first.dtype
+           or p.base is None or p.base is not first.base for p in parts):
+        return None
+    starts = [p.__array_interface__["data"][0] for p in parts]
+    step = starts[1] - starts[0]
+    if step == 0 or any(b - a != step for a, b in zip(starts[:-1], starts[1:])):
+        return None
+    return np.lib.stride_tricks.as_strided(first, shape=(len(parts),) + first.shape,
+                                           strides=(step,) + first.strides, writeable=False)
 
 
 def spectral_exact(m: np.ndarray) -> np.ndarray:

@@ -121,7 +121,10 @@ def _takes(fn, name) -> bool:
 def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
     """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out."""
     S = cell.state_size
-    m = np.zeros((B, rows.size, S))
+    # each sequence's M is stored column-major (a transposed view): a vjp's new columns are
+    # then one contiguous block, and the LSTM's per-sequence GEMM writing its a-columns runs
+    # ~10% faster than into every other half-row (n = 128, measured)
+    m = np.zeros((B, S, rows.size)).transpose(0, 2, 1)
     m[:, np.arange(rows.size), rows] = 1.0
     scale = np.zeros(B)                      # log10 of what has been divided out, per sequence
     # blocks of equal shape (the LSTM's a and c) share one tracker over a stacked batch: the

@@ -188,17 +188,17 @@ class LSTM(GatedCell):
         """[d a<t>/d a<t-1>; d c<t>/d a<t-1>] per sequence, (B, 2n, n) (a strided view)."""
         return self._fold(params, cache).transpose(1, 0, 2)
 
-    def _workspace(self, shape, dtype) -> np.ndarray:
+    def _workspace(self, shape, dtype, order="C") -> np.ndarray:
         """A per-thread scratch array reused across calls: the folded matrices are consumed
         inside vjp, and a fresh multi-megabyte array every lag costs page faults. Thread-local,
         so concurrent probes never share one; at most a few shapes are kept."""
         pool = _POOL.__dict__.setdefault("arrays", {})
-        key = (shape, np.dtype(dtype).str)
+        key = (shape, np.dtype(dtype).str, order)
         buf = pool.get(key)
         if buf is None:
             if len(pool) >= 4:
                 pool.clear()
-            buf = pool[key] = np.empty(shape, dtype=dtype)
+            buf = pool[key] = np.empty(shape, dtype=dtype, order=order)
         return buf
 
     def vjp(self, params, cache, m, out=None, scale=None, absmax=None):
@@ -226,7 +226,9 @@ class LSTM(GatedCell):
             row = np.concatenate([cache.k * gf, gf], axis=1)         # (B, 2n)
             if scale is not None:
                 row *= scale[:, None]
-            tmp = self._workspace((r, S), np.result_type(m, row))
+            # in M's own layout (the probe stores each sequence's M column-major), so the
+            # elementwise passes below run along memory
+            tmp = self._workspace((r, S), np.result_type(m, row), "F" if _column_major(m) else "C")
             for b in range(B):
                 np.matmul(m[b], e[b], out=out[b, :, :n])
                 np.multiply(m[b], row[b], out=tmp)
@@ -266,3 +268,8 @@ class LSTM(GatedCell):
 
     def direct_memory_log(self, params, cache):
         return cache.log_gamma_f
+
+
+def _column_major(m: np.ndarray) -> bool:
+    """Is each m[b] stored column by column (a transposed view, as the probe keeps M)?"""
+    return m.strides[1] < m.strides[2]

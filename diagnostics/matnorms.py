@@ -79,6 +79,7 @@ class SpectralTracker:
         self.skip = np.zeros(batch, dtype=int)      # lags left to go straight to the eigensolver
         self.backoff = np.ones(batch, dtype=int)    # next skip length after a failure
         self.last = 0        # passes the last call made
+        self.plain_steps = 0  # lags opened with a plain power step
         self.iterations = 0  # totals, reported by the benchmark
         self.fallbacks = 0
 
@@ -110,6 +111,7 @@ class SpectralTracker:
         plain = self.last > 1 and act.size > 0
         if plain:
             self.iterations += 1
+            self.plain_steps += 1
             ua = ma.times(ma.t_times(ua))
         if self.p > 1 and act.size:
             # the weakest (Ritz) vector gives way to a fresh fixed direction: a warm start that

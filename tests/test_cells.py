@@ -96,6 +96,11 @@ def test_jacobian_vjp_backward(case):
             ref = (M @ J) * scale[:, None, None]
             assert got is out and rel_err(got, ref) <= 1e-12
             np.testing.assert_allclose(big, np.abs(got).max(axis=(1, 2)), rtol=0, atol=0)
+            # the probe stores each sequence's M column-major (transposed views)
+            Mf = np.ascontiguousarray(M.transpose(0, 2, 1)).transpose(0, 2, 1)
+            got = cell.vjp(params, cache, Mf, out=np.empty_like(Mf), scale=scale, absmax=big)
+            assert rel_err(got, ref) <= 1e-12
+            np.testing.assert_allclose(big, np.abs(got).max(axis=(1, 2)), rtol=0, atol=0)
     # 3. backward: g_prev = g J, parameter and input gradients against step-only derivatives
     w = rng.normal(size=state.shape)
     g_prev, grads, g_x = cell.backward(params, cache, w)

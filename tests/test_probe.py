@@ -244,3 +244,52 @@ def test_spectral_tracker_handles_crossings_and_null_spaces():
             m[:, r - 1 - (k - 20), 0] = 3.0
         np.testing.assert_allclose(tr(m), np.linalg.norm(m, 2, axis=(1, 2)), rtol=1e-12)
     assert (tr(np.zeros((B, r, c))) == 0).all()
+
+
+def test_spectral_tracker_on_slowly_rotating_blocks_takes_plain_steps_and_stays_exact():
+    """Long-lag regime: the top singular vectors turn by ~1e-3 per call, so the warm start
+    never passes the test at once and each call opens with a plain power step."""
+    from diagnostics.matnorms import SpectralTracker
+    rng = np.random.default_rng(3)
+    r, B, K = 40, 4, 60
+    s = np.geomspace(1.0, 1e-3, r)
+    Q0 = np.stack([np.linalg.qr(rng.normal(size=(r, r)))[0] for _ in range(B)])
+    V, _ = np.linalg.qr(rng.normal(size=(r, r)))
+    gen = rng.normal(size=(r, r))
+    turn = 1e-3 * (gen - gen.T)                       # a small rotation per call
+    step = np.linalg.qr(np.eye(r) + turn)[0]
+    tr = SpectralTracker(B, r, r)
+    U = Q0
+    for k in range(K):
+        m = (U * s) @ V.T
+        got = tr(m)
+        np.testing.assert_allclose(got, np.linalg.norm(m, 2, axis=(1, 2)), rtol=1e-12)
+        U = step @ U
+    assert tr.plain_steps >= K // 2 and tr.fallbacks == 0, (tr.plain_steps, tr.fallbacks)
+
+
+def test_spectral_tracker_reads_equally_spaced_blocks_as_one_view():
+    """The probe hands the LSTM's a- and c-blocks over as views into M (stored column-major);
+    the tracker reads them as one strided (2, B, n, n) view and must give what it gives on
+    a stacked copy."""
+    from diagnostics.matnorms import SpectralTracker, _joint_view, _Stacks
+    rng = np.random.default_rng(4)
+    B, n = 3, 6
+    m = np.ascontiguousarray(rng.normal(size=(B, 2 * n, 2 * n)).transpose(0, 2, 1)).transpose(0, 2, 1)
+    a, c = m[:, :n, :n], m[:, n:, n:]
+    joint = _joint_view((a, c))
+    assert joint is not None and joint.shape == (2, B, n, n)
+    np.testing.assert_array_equal(joint[0], a)
+    np.testing.assert_array_equal(joint[1], c)
+    assert _joint_view((a, m[:, :n, n:n + n - 1])) is None            # shapes differ
+    assert _joint_view((a, np.ascontiguousarray(c))) is None          # another buffer
+    x = rng.normal(size=(2 * B, n, 2))
+    st = _Stacks((a, c))
+    np.testing.assert_allclose(st.t_times(x), np.concatenate([a.transpose(0, 2, 1) @ x[:B], c.transpose(0, 2, 1) @ x[B:]]), rtol=1e-14)
+    np.testing.assert_allclose(st.times(x), np.concatenate([a @ x[:B], c @ x[B:]]), rtol=1e-14)
+    t1, t2 = SpectralTracker(2 * B, n, n), SpectralTracker(2 * B, n, n)
+    for k in range(5):
+        stacked = np.concatenate([a, c])
+        np.testing.assert_allclose(t1((a, c)), t2(stacked), rtol=1e-13)
+        np.testing.assert_allclose(t2(stacked), np.linalg.norm(stacked, 2, axis=(1, 2)), rtol=1e-12)
+        m *= rng.uniform(0.5, 1.5, size=(B, 1, 2 * n))                 # the next "lag"

@@ -293,3 +293,17 @@ def test_spectral_tracker_reads_equally_spaced_blocks_as_one_view():
         np.testing.assert_allclose(t1((a, c)), t2(stacked), rtol=1e-13)
         np.testing.assert_allclose(t2(stacked), np.linalg.norm(stacked, 2, axis=(1, 2)), rtol=1e-12)
         m *= rng.uniform(0.5, 1.5, size=(B, 1, 2 * n))                 # the next "lag"
+
+
+@pytest.mark.parametrize("shape", [(3, 20, 30), (3, 64, 64), (3, 130, 100)])
+def test_gram_top_is_sigma_max_squared(shape):
+    """Both branches of the eigensolver fallback (all eigenvalues below 64, the top one alone
+    from 64 on) against SVDs, a zero block included."""
+    from diagnostics.matnorms import TOP_ONLY_MIN, gram_top
+    m = np.random.default_rng(5).normal(size=shape)
+    m[1] = 0.0
+    ref = np.linalg.norm(m, 2, axis=(1, 2)) ** 2
+    got = gram_top(m)
+    assert got[1] == 0.0
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
+    assert (min(shape[1:]) >= TOP_ONLY_MIN) == (shape[1] >= 64)

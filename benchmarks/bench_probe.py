@@ -134,7 +134,7 @@ def run_case(n: int, T: int, B: int, use_torch: bool, threads: int) -> None:
     fb = sum(f for p in res.stats.values() for _, f in p.values())
     print(f"LSTM n={n:4d} B={B} T={T:5d}: probe {total:7.2f} s, {workers} worker(s) | chain: inside vjp "
           f"{chain_vjp:6.1f} GFLOP/s = {chain_vjp / gemm:5.1%} of GEMM, alone {chain:6.1f} GFLOP/s = {chain / gemm:5.1%} | whole probe {flops / total / 1e9:6.1f} "
-          f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} (GEMM {gemm:.1f} GFLOP/s) | power its/lag/path {its / (2 * T):.2f}, eigensolver fallbacks (sequence-lags) {fb}")
+          f"GFLOP/s = {flops / total / 1e9 / gemm:5.1%} (GEMM {gemm:.1f} GFLOP/s) | products with A per lag and path {its / (2 * T):.2f}, eigensolver fallbacks (sequence-lags) {fb}")
     if use_torch:
         import torch
         torch_route(cell, params, xs[:20])   # warm-up: torch initialises its kernels on first use

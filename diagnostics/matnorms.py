@@ -13,8 +13,8 @@ Some sequences never leave that regime: a chrono-initialised LSTM's c-block is c
 power iteration needs tens of iterations at every lag (one run: 8,932 iterations and 635
 SVDs for n = 64, 200 lags). For those the exact answer is cheaper: λ_max of the Gram matrix
 by a batched symmetric eigensolver. A sequence that does not converge within `max_iter`
-products with M M^T is solved that way, and then skips the iteration (straight to the eigensolver)
-for a number of lags that doubles at each further failure and resets on success.
+products with M M^T is solved that way, and then skips the iteration (straight to the
+eigensolver) for a number of lags that doubles at each further failure and resets on success.
 """
 from __future__ import annotations
 
@@ -74,6 +74,8 @@ class SpectralTracker:
     a filter of degree 2 (also two products with A) T_2(3.08) ~ 18. Its first term, A Z, is
     the residual's own product, so it costs no extra pass. On the a- and c-blocks of an LSTM
     (n = 128, 300 lags) it took the eigensolver fallbacks from 341 to 53 sequence-lags.
+    A block that holds A's whole range (p >= min(r, c)), or a single vector, keeps the power
+    step (see __init__).
     When the previous lag needed more than one pass, a lag starts with a plain power step
     (U <- qr(A U), no Rayleigh-Ritz and no test): the warm start is then too far off to pass,
     and the skipped small eigenproblem and residual cost about as much as the passes over M
@@ -86,6 +88,10 @@ class SpectralTracker:
     def __init__(self, batch: int, rows: int, cols: int, p: int = 6,
                  tol: float = TOL, max_iter: int = MAX_ITER):
         self.p = max(1, min(p, rows, cols))
+        # no filter when the block holds all of A's range (a thin M: a power step lands in it
+        # exactly, while the filter keeps a share of the null space) or is one vector (θ_min
+        # would be θ_1 itself and the filter would stall)
+        self.filter = 1 < self.p < min(rows, cols)
         # deterministic start: a fixed-seed random orthonormal block (a constant vector can be
         # orthogonal to the top singular vector of a structured matrix)
         q, _ = np.linalg.qr(np.random.default_rng(12345).standard_normal((rows, self.p)))
@@ -97,7 +103,7 @@ class SpectralTracker:
         self.tol, self.max_iter = tol, max_iter
         self.skip = np.zeros(batch, dtype=int)      # lags left to go straight to the eigensolver
         self.backoff = np.ones(batch, dtype=int)    # next skip length after a failure
-        self.last = 0        # passes the last call made
+        self.last = 0        # products with A the last call made
         self.plain_steps = 0  # lags opened with a plain power step
         self.iterations = 0  # totals, reported by the benchmark
         self.fallbacks = 0
@@ -185,6 +191,9 @@ class SpectralTracker:
             # [0, θ_min] (θ_min the block's smallest Ritz value); A Z = v is its first term.
             # One product is kept for the Rayleigh-Ritz step after it. θ_min is floored at
             # 1e-10 θ_max (rounding can make it <= 0; the filter then grows like A^d)
+            if not self.filter:
+                ua, _ = np.linalg.qr(v)                            # a power step: A U
+                continue
             d = min(DEGREE, budget)
             half = np.maximum(theta[:, 0], 1e-10 * theta[:, -1])[:, None, None] / 2.0
             half = np.where(half > 0.0, half, 1.0)

@@ -2,7 +2,7 @@
 
 The probe's sequences never interact: each has its own Jacobian chain, renormalisation and
 power iteration. So the batch splits into contiguous chunks, each probed with single-threaded
-BLAS by one of the workers (two chunks per worker, taken in turn: see PER_WORKER). At the probe's sizes (n <= a few hundred) this beats one thread
+BLAS by its own worker. At the probe's sizes (n <= a few hundred) this beats one thread
 calling multi-threaded BLAS: OpenBLAS splits a (256 x 256) x (256 x 128) product poorly, and
 the work between products (renormalisation, gate diagonals, the small eigenproblems of the
 spectral tracker) does not thread at all.
@@ -13,8 +13,8 @@ trackers in two threads took 1.57 s where each alone took 0.95 s, and in two pro
 (LSTM n = 128, 300 lags). The forked children inherit the job (cell, parameters, inputs)
 instead of receiving it pickled, and send back only the curves.
 
-Each sequence's arithmetic is its own, and the chunks depend only on the worker count, so a
-given count gives the same bits on every run whichever worker takes which chunk, and different counts agree to rounding (BLAS may pick another kernel for another chunk
+Each sequence's arithmetic is its own, so a given worker count gives the same bits on every
+run, and different counts agree to rounding (BLAS may pick another kernel for another chunk
 shape; measured: identical bits here for chunks of 2 or more sequences). A chunk never holds a
 single sequence: numpy would send its one-row products to gemv, whose rounding differs.
 """
@@ -52,20 +52,8 @@ def resolve_workers(workers, batch: int, allowed: bool = True) -> int:
     return max(1, min(int(workers), batch // 2))
 
 
-# chunks per worker: a worker that finishes its chunk early takes the next one, so one hard
-# chunk (many eigensolver fallbacks, say) holds up the others less. LSTM n = 128, 16
-# sequences, 2 workers, 1,000 lags: 5.86-6.35 s with 4 chunks against 6.35-6.51 s with 2
-# (three paired runs; 300 lags: 2.20-2.31 s against 2.29-2.33 s)
-PER_WORKER = 2
-
-
-def chunk_count(batch: int, workers: int) -> int:
-    """How many chunks `workers` workers share: PER_WORKER each, of two sequences or more."""
-    return 1 if workers <= 1 else max(workers, min(PER_WORKER * workers, batch // 2))
-
-
 def chunks(batch: int, workers: int) -> list[slice]:
-    """Contiguous, near-equal slices of range(batch), `workers` of them."""
+    """Contiguous, near-equal slices of range(batch)."""
     edges = np.linspace(0, batch, workers + 1).round().astype(int)
     return [slice(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
 
@@ -95,15 +83,12 @@ def _run_part(i: int):
         return fn(parts[i])
 
 
-def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes: bool | None = None,
-               workers: int | None = None) -> list:
-    """[fn(part) for part in parts]: in `workers` (default: one per part) forked processes,
-    or threads where forking is not safe or processes=False, when there is more than one
-    part, each with one BLAS thread; a worker takes the next part when it is done with one.
-    A single part runs in the caller, with one BLAS thread if asked (small products lose more
+def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes: bool | None = None) -> list:
+    """[fn(part) for part in parts]: in forked processes (or threads where forking is not
+    safe, or processes=False) when there is more than one part, each with one BLAS thread; a
+    single part runs in the caller, with one BLAS thread if asked (small products lose more
     to BLAS threading than they gain). fn's results must pickle when processes are used."""
     global _JOB
-    size = len(parts) if workers is None else max(1, min(workers, len(parts)))
     if len(parts) == 1:
         if not one_blas_thread:
             return [fn(parts[0])]
@@ -120,11 +105,11 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
                     # are enough); the children run only numpy on inherited arrays, and
                     # OpenBLAS resets its thread pool across fork
                     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-                    with ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("fork")) as pool:
+                    with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
                         return list(pool.map(_run_part, range(len(parts))))
             except (OSError, NotImplementedError):
                 pass   # no semaphores or no fork here (a locked-down container): threads then
             finally:
                 _JOB = None
-        with single_threaded_blas(), ThreadPoolExecutor(size) as pool:
+        with single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
             return list(pool.map(fn, parts))

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .matnorms import SpectralTracker, frobenius, log_quantile
-from .parallel import can_fork, chunk_count, chunks, map_chunks, resolve_workers
+from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
 LN10 = np.log(10.0)
@@ -42,8 +42,7 @@ class ProbeResult:
     norms: tuple[str, ...]
     log10: dict = field(default_factory=dict)   # (path, norm) -> (A, B, K)
     # anchor -> {blocks: (batched power iterations, sequence-lags solved by the eigensolver)};
-    # with several chunks (see parallel.chunk_count), the most passes any chunk made and the
-    # total of eigensolves
+    # with several workers, the most passes any worker made and the total of eigensolves
     stats: dict = field(default_factory=dict)
 
     def summary(self, path: str, norm: str, anchor_index: int = -1) -> dict[str, np.ndarray]:
@@ -197,8 +196,8 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
     d state<t>/d state<t-k>, state<0> being the initial state (h0 or zeros).
     anchors: steps t in 1..T (default [T]). paths: default all of cell.paths.
-    workers: processes (threads where forking is unsafe) sharing contiguous chunks of the
-    batch, two per worker, each probed with single-threaded BLAS (see diagnostics/parallel.py). None: one per core for
+    workers: processes (threads where forking is unsafe), each probing a contiguous chunk of
+    the batch with single-threaded BLAS (see diagnostics/parallel.py). None: one per core for
     a built-in cell (a pure step: `parallel_safe`) when the probe is big enough to repay
     starting them (see probe_workers), else 1. The numbers agree to rounding whatever the
     count, and repeat bit for bit for a given count.
@@ -211,15 +210,13 @@ def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers):
     """probe() after validation: the batch split over workers. norms=() runs the forward pass
     and the Jacobian chain alone (the benchmark times the chain that way)."""
     B = xs.shape[1]
-    n_workers = probe_workers(cell, B, K, anchors.size, workers)
-    parts = chunks(B, chunk_count(B, n_workers))
+    parts = chunks(B, probe_workers(cell, B, K, anchors.size, workers))
     # a small built-in cell is also too small for threaded BLAS (LSTM n = 64, 16 sequences,
     # 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
     small = (workers is None and getattr(cell, "parallel_safe", False) and len(parts) == 1
              and _hidden(cell) < THREADS_MIN_HIDDEN)
     runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
-                                       None if h0 is None else h0[s]), parts, one_blas_thread=small,
-                      workers=n_workers)
+                                       None if h0 is None else h0[s]), parts, one_blas_thread=small)
     if len(runs) == 1:
         out, stats = runs[0]
     else:   # sequences are independent: outputs join along the batch axis

@@ -9,7 +9,7 @@ import pytest
 from diagnostics.cells import make_cell
 from diagnostics.cells.rnn import RNN
 from diagnostics import parallel
-from diagnostics.parallel import chunk_count, chunks, resolve_workers, single_threaded_blas
+from diagnostics.parallel import chunks, resolve_workers, single_threaded_blas
 from diagnostics.probe import probe
 
 probe_module = sys.modules["diagnostics.probe"]   # the package exports the function under that name
@@ -54,7 +54,7 @@ def test_counters_combine_across_workers(mode):
     params = cell.init(np.random.default_rng(0))
     xs = np.random.default_rng(1).standard_normal((30, 6, 2))
     parts = [probe(cell, params, xs[:, s], paths=("a", "c"), norms=("spectral",), workers=1).stats[30]["a+c"]
-             for s in chunks(6, chunk_count(6, 2))]
+             for s in chunks(6, 2)]
     its, fbs = probe(cell, params, xs, paths=("a", "c"), norms=("spectral",), workers=2).stats[30]["a+c"]
     assert its == max(i for i, _ in parts) and fbs == sum(f for _, f in parts)
 
@@ -95,8 +95,7 @@ def test_a_users_cell_runs_in_the_caller_unless_it_opts_in(tmp_path, mode):
     ran = _where(tmp_path, cell, xs, workers=2)
     assert ran and here not in ran
     if mode == "processes":
-        # 2 workers share 4 chunks: one of them may take them all if the other starts late
-        assert os.getpid() not in {pid for pid, _ in ran} and 1 <= len({pid for pid, _ in ran}) <= 2
+        assert os.getpid() not in {pid for pid, _ in ran} and len({pid for pid, _ in ran}) == 2
     assert _where(tmp_path, cell, xs[:5]) == {here}   # default: a small probe stays home
 
     big = Recording(input_size=2, hidden=150)
@@ -152,34 +151,4 @@ def test_a_machine_that_cannot_start_processes_gets_threads(monkeypatch):
         ref = probe(cell, params, xs, workers=1)
     got = probe(cell, params, xs, workers=2)
     assert tried == ([1] if parallel.can_fork() else [])   # processes were tried where they apply
-    assert _max_diff(ref, got) <= 1e-13
-
-
-def test_workers_share_two_chunks_each(mode, monkeypatch):
-    """2 workers, 16 sequences: 4 chunks of 4 go to a pool of 2 (a worker done early takes
-    the next chunk), and the curves are those of one worker."""
-    pools = []
-    kind = "ProcessPoolExecutor" if mode == "processes" else "ThreadPoolExecutor"
-    real = getattr(parallel, kind)
-
-    class Pool(real):
-        def __init__(self, size, *a, **k):
-            pools.append(size)
-            super().__init__(size, *a, **k)
-
-        def map(self, fn, items, **k):
-            items = list(items)
-            pools.append(len(items))
-            return super().map(fn, items, **k)
-
-    monkeypatch.setattr(parallel, kind, Pool)
-    assert [chunk_count(16, w) for w in (1, 2, 3, 8)] == [1, 4, 6, 8]
-    assert [chunk_count(b, 2) for b in (4, 5, 6, 7)] == [2, 2, 3, 3]   # chunks of two or more
-    cell = make_cell("lstm", input_size=2, hidden=6)
-    params = cell.init(np.random.default_rng(0))
-    xs = np.random.default_rng(1).standard_normal((20, 16, 2))
-    with single_threaded_blas():
-        ref = probe(cell, params, xs, workers=1)
-    got = probe(cell, params, xs, workers=2)
-    assert pools == [2, 4], pools
     assert _max_diff(ref, got) <= 1e-13

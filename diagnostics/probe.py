@@ -19,7 +19,6 @@ memory path Π diag(Γ_f), from sums of ln Γ_f, exact in log space.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,13 +110,6 @@ def _row_layout(cell, paths):
     return rows, where
 
 
-def _takes(fn, name) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
     """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out."""
     S = cell.state_size
@@ -134,14 +126,15 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
         groups.setdefault(m[:, r, c].shape[1:], []).append(p)
     trackers = {tuple(ps): SpectralTracker(B * len(ps), *shape)
                 for shape, ps in groups.items()} if "spectral" in norms else {}
-    # a cell whose vjp takes `out` (the LSTM) writes each lag into the buffer the lag before
-    # last used: no multi-megabyte allocation per lag
-    spare = np.empty_like(m) if _takes(cell.vjp, "out") else None
-    # a vjp that also takes `scale` and `absmax` (the LSTM) renormalises on the fly: it
+    # a cell whose vjp declares `out` (the LSTM) writes each lag into the buffer the lag
+    # before last used: no multi-megabyte allocation per lag
+    accepts = getattr(cell, "vjp_accepts", frozenset())
+    spare = np.empty_like(m) if "out" in accepts else None
+    # a vjp that also declares `scale` and `absmax` (the LSTM) renormalises on the fly: it
     # multiplies by the previous lag's 1/max inside its O(n^2) step matrices and reports the
     # new max while each sequence's rows are in cache, which saves three passes over M per
     # lag. M then lags one renormalisation behind, bounded by one step's growth
-    fused = spare is not None and _takes(cell.vjp, "absmax") and _takes(cell.vjp, "scale")
+    fused = spare is not None and {"absmax", "scale"} <= accepts
     inv, big = np.ones(B), np.empty(B)
     for k in range(1, K + 1):
         if spare is None:

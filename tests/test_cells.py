@@ -282,16 +282,16 @@ def test_params_read_only_and_layout(kind):
 @pytest.mark.parametrize("kind,opts,msg", [
     ("rnn", {"hidden": 0}, "hidden: must be a positive integer, got 0"),
     ("gru", {"input_size": -2}, "input_size: must be a positive integer, got -2"),
-    ("lstm", {"hidden": 2.5}, "hidden: must be a positive integer, got 2.5"),
+    ("lstm", {"hidden": 2.5}, "hidden: must be an integer, got 2.5"),
     ("rnn", {"recurrent_init": {"kind": "orthogonal", "gain": float("nan")}}, "recurrent_init.gain: must be a finite"),
     ("gru", {"input_init": "he"}, "input_init.kind: must be one of"),
-    ("lstm", {"input_init": {"kind": "gaussian", "scale": 1}}, "input_init: unknown key 'scale'"),
-    ("lstm", {"chrono": 1}, "chrono: must be a number >= 2"),
+    ("lstm", {"input_init": {"kind": "gaussian", "scale": 1}}, "input_init.scale: unknown key"),
+    ("lstm", {"chrono": 1}, "chrono: must be >= 2"),
     ("lstm", {"forget_bias": float("inf")}, "forget_bias: must be a finite number"),
     ("lstm", {"forget_gate": "no"}, "forget_gate: must be true or false"),
     ("gru", {"reset_gate": 1}, "reset_gate: must be true or false"),
     ("rnn", {"activation": "sigmoid"}, "activation: must be one of"),
-    ("gru", {"gates": 3}, "gru.gates: unknown option"),
+    ("gru", {"gates": 3}, "gates: unknown option of gru cells"),
     ("cnn", {}, "cell kind: must be one of gru, lstm, rnn"),
 ])
 def test_validation_names_the_option(kind, opts, msg):

@@ -1,5 +1,6 @@
 """Instrumented recurrent cells: pure step functions with analytic Jacobians."""
-from .base import Cell, Init, freeze, sigmoid
+from ..options import Init
+from .base import Cell, freeze, sigmoid
 from .registry import (JacobianCheck, cell_kinds, cell_options, check_jacobian, make_cell,
                        reference_jacobian, register_cell, unregister_cell)
 from .gru import GRU

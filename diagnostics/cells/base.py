@@ -20,11 +20,13 @@ product over (B * r) rows instead of B dense n x n products.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+import dataclasses
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from scipy.special import expit
+
+from ..options import INIT_KINDS, Init, options_model, validate
 
 Params = Mapping[str, np.ndarray]
 Cache = Any
@@ -52,15 +54,32 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class Cell:
-    """Base class; subclasses are frozen dataclasses with `kind`, `input_size`, `hidden`."""
+    """Base class; subclasses are frozen dataclasses whose typed init fields (`input_size`,
+    `hidden` and the options) are the cell's one declaration of its options (see
+    diagnostics/options.py): they are validated here, on construction, and the case schema,
+    `diag list` and `diag schema` are built from them."""
 
-    kind: str = "cell"
+    kind: ClassVar[str] = "cell"
     input_size: int
     hidden: int
     # True when step/vjp/jacobian are pure (no shared mutable state, results only through
     # return values), so the probe may split a batch over forked processes or threads; a
     # user's cell opts in by setting it
-    parallel_safe = False
+    parallel_safe: ClassVar[bool] = False
+    # the keyword arguments this cell's `vjp` honours beyond (params, cache, m), which the
+    # probe then passes (see vjp below); a cell declares the ones it implements
+    vjp_accepts: ClassVar[frozenset] = frozenset()
+
+    def __post_init__(self):
+        if not dataclasses.is_dataclass(self):
+            return
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        for k, v in validate(options_model(type(self)), given).items():
+            object.__setattr__(self, k, v)     # normalised (frozen dataclass)
+        self.check()
+
+    def check(self) -> None:
+        """Constraints between options (raise ValueError("name: problem")); none by default."""
 
     # --- sizes and layout -------------------------------------------------------------
     @property
@@ -95,8 +114,13 @@ class Cell:
     def jacobian(self, params: Params, cache: Cache) -> np.ndarray:
         raise NotImplementedError
 
-    def vjp(self, params: Params, cache: Cache, m: np.ndarray) -> np.ndarray:
-        """m @ J for m of shape (B, r, S). Default: through the dense Jacobian."""
+    def vjp(self, params: Params, cache: Cache, m: np.ndarray, **extras) -> np.ndarray:
+        """m @ J for m of shape (B, r, S). Default: through the dense Jacobian.
+
+        A cell may also honour these keywords, declared in `vjp_accepts` (the probe passes
+        only what is declared): `out` (B, r, S), a buffer to write the result into (not
+        overlapping m); `scale` (B,), a factor per sequence to multiply the result by;
+        `absmax` (B,), receives each sequence's max |entry| of the result."""
         return np.matmul(m, self.jacobian(params, cache))
 
     def backward(self, params: Params, cache: Cache, g: np.ndarray):
@@ -118,8 +142,8 @@ class Cell:
 
     def describe(self) -> dict:
         """Options that define the cell, for reports and run.json."""
-        from dataclasses import asdict, is_dataclass
-        return asdict(self) if is_dataclass(self) else {"kind": self.kind}
+        opts = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+        return {"kind": self.kind, **opts}
 
 
 class GatedCell(Cell):
@@ -140,54 +164,6 @@ class GatedCell(Cell):
         W = np.vstack([init_matrix(rng, self.recurrent_init, n, n, n) for _ in range(G)])
         U = np.vstack([init_matrix(rng, self.input_init, n, d, n) for _ in range(G)])
         return W, U, np.full(G * n, float(self.bias))
-
-
-@dataclass(frozen=True)
-class Init:
-    """How one weight group is initialised: `kind` in gaussian | orthogonal | identity |
-    uniform | zeros, scaled by `gain`."""
-
-    kind: str = "gaussian"
-    gain: float = 1.0
-
-
-INIT_KINDS = ("gaussian", "orthogonal", "identity", "uniform", "zeros")
-
-
-def as_init(spec: Init | Mapping | str | None, default: Init, name: str = "init") -> Init:
-    """Normalise an init spec (Init, {"kind":..., "gain":...}, a kind name or None)."""
-    if spec is None:
-        return default
-    if isinstance(spec, Init):
-        out = spec
-    elif isinstance(spec, str):
-        out = Init(kind=spec)
-    elif isinstance(spec, Mapping):
-        extra = sorted(set(spec) - {"kind", "gain"})
-        if extra:
-            raise ValueError(f"{name}: unknown key {extra[0]!r}; expected kind and gain")
-        out = Init(**dict(spec))
-    else:
-        raise ValueError(f"{name}: must be an init kind or {{kind, gain}}, got {spec!r}")
-    if out.kind not in INIT_KINDS:
-        raise ValueError(f"{name}.kind: must be one of {', '.join(INIT_KINDS)}, got {out.kind!r}")
-    gain = finite_float(f"{name}.gain", out.gain)
-    return Init(out.kind, gain)
-
-
-def positive_int(name: str, value) -> int:
-    """Validate a size option; bools are rejected even though Python counts them as ints."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def finite_float(name: str, value) -> float:
-    """Validate a real option (gain, bias); NaN and inf would silently poison every curve."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
-        raise ValueError(f"{name}: must be a finite number, got {value!r}")
-    return float(value)
 
 
 def init_matrix(rng: np.random.Generator, spec: Init, rows: int, cols: int, hidden: int) -> np.ndarray:

@@ -18,12 +18,13 @@ two GEMMs over all B r rows (one without the reset gate: [M du, M dc] @ [W_u; W_
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from .base import GatedCell, Init, as_init, finite_float, freeze, positive_int, sigmoid
+from ..options import Finite, Init, InitSpec, PosInt
+from .base import GatedCell, freeze, sigmoid
 
 
 class GRUCache(NamedTuple):
@@ -38,25 +39,15 @@ class GRUCache(NamedTuple):
 
 @dataclass(frozen=True)
 class GRU(GatedCell):
-    input_size: int = 1
-    hidden: int = 32
+    """A GRU in the notes' form: c<t> = Γ_u * c~<t> + (1 - Γ_u) * c<t-1>, a<t> = c<t>."""
+    input_size: PosInt = 1
+    hidden: PosInt = 32
     reset_gate: bool = True
-    recurrent_init: Any = field(default_factory=lambda: Init("orthogonal", 1.0))
-    input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
-    bias: float = 0.0
-    kind: str = field(default="gru", init=False)  # fixed per class, not an option
+    recurrent_init: InitSpec = Init("orthogonal", 1.0)
+    input_init: InitSpec = Init("gaussian", 1.0)
+    bias: Finite = 0.0
+    kind: ClassVar[str] = "gru"
     parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
-
-    def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("input_size", positive_int("input_size", self.input_size))
-        set_("hidden", positive_int("hidden", self.hidden))
-        if not isinstance(self.reset_gate, (bool, np.bool_)):
-            raise ValueError(f"reset_gate: must be true or false, got {self.reset_gate!r}")
-        set_("reset_gate", bool(self.reset_gate))
-        set_("bias", finite_float("bias", self.bias))
-        set_("recurrent_init", as_init(self.recurrent_init, Init("orthogonal", 1.0), "recurrent_init"))
-        set_("input_init", as_init(self.input_init, Init("gaussian", 1.0), "input_init"))
 
     @property
     def gates(self) -> tuple[str, ...]:

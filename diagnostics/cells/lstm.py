@@ -26,14 +26,15 @@ For rows M = [M_a, M_c] (B, r, 2n), with G_c = M_c + M_a k (the gradient reachin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
-
 import threading
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, NamedTuple, Optional
 
 import numpy as np
+from pydantic import Field
 
-from .base import GatedCell, Init, as_init, finite_float, freeze, positive_int, sigmoid
+from ..options import Finite, Init, InitSpec, PosInt
+from .base import GatedCell, freeze, sigmoid
 
 
 _POOL = threading.local()   # per-thread scratch arrays for vjp (see LSTM._workspace)
@@ -52,35 +53,20 @@ class LSTMCache(NamedTuple):
 
 @dataclass(frozen=True)
 class LSTM(GatedCell):
-    input_size: int = 1
-    hidden: int = 32
+    """An LSTM: c<t> = Γ_u * c~<t> + Γ_f * c<t-1>, a<t> = Γ_o * tanh(c<t>)."""
+    input_size: PosInt = 1
+    hidden: PosInt = 32
     forget_gate: bool = True
     output_tanh: bool = True
-    forget_bias: float = 1.0
-    chrono: Any = None
-    recurrent_init: Any = field(default_factory=lambda: Init("orthogonal", 1.0))
-    input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
-    bias: float = 0.0
-    kind: str = field(default="lstm", init=False)  # fixed per class, not an option
+    forget_bias: Finite = 1.0
+    # chrono initialisation's T_max: b_f ~ ln U[1, T_max - 1] must have a non-empty range
+    chrono: Optional[Annotated[float, Field(ge=2, allow_inf_nan=False)]] = None
+    recurrent_init: InitSpec = Init("orthogonal", 1.0)
+    input_init: InitSpec = Init("gaussian", 1.0)
+    bias: Finite = 0.0
+    kind: ClassVar[str] = "lstm"
     parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
-
-    def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("input_size", positive_int("input_size", self.input_size))
-        set_("hidden", positive_int("hidden", self.hidden))
-        for name in ("forget_gate", "output_tanh"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
-            set_(name, bool(getattr(self, name)))
-        set_("forget_bias", finite_float("forget_bias", self.forget_bias))
-        set_("bias", finite_float("bias", self.bias))
-        if self.chrono is not None:
-            t_max = finite_float("chrono", self.chrono)
-            if t_max < 2:  # U[1, T_max - 1] must not be empty
-                raise ValueError(f"chrono: must be a number >= 2 (T_max) or null, got {self.chrono!r}")
-            set_("chrono", t_max)
-        set_("recurrent_init", as_init(self.recurrent_init, Init("orthogonal", 1.0), "recurrent_init"))
-        set_("input_init", as_init(self.input_init, Init("gaussian", 1.0), "input_init"))
+    vjp_accepts: ClassVar[frozenset] = frozenset({"out", "scale", "absmax"})
 
     # --- layout ----------------------------------------------------------------------
     @property

@@ -6,24 +6,29 @@
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from ..errors import suggest
+from ..options import option_fields
 from .base import Cell
 
 _REGISTRY: dict[str, Callable[..., Cell]] = {}
+_VERSION = [0]   # bumped on every change, so the case schema knows to rebuild
 
 
 def register_cell(name: str, factory: Callable[..., Cell], *, overwrite: bool = False) -> None:
-    """Make `factory(input_size=..., hidden=..., **options)` available as `make_cell(name, ...)`."""
+    """Make `factory(input_size=..., hidden=..., **options)` available as `make_cell(name, ...)`.
+    `factory` is a Cell dataclass whose typed fields declare its options (diagnostics/options.py);
+    a plain callable's parameters are taken as untyped options."""
     if not name or not isinstance(name, str):
         raise ValueError(f"register_cell: name must be a non-empty string, got {name!r}")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"register_cell: a cell named {name!r} exists; pass overwrite=True to replace it")
     _REGISTRY[name] = factory
+    _VERSION[0] += 1
 
 
 def unregister_cell(name: str) -> None:
@@ -31,36 +36,38 @@ def unregister_cell(name: str) -> None:
     if name not in _REGISTRY:
         raise ValueError(f"unregister_cell: no cell named {name!r}")
     del _REGISTRY[name]
+    _VERSION[0] += 1
+
+
+def registry_version() -> int:
+    return _VERSION[0]
 
 
 def cell_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def cell_factory(name: str) -> Callable[..., Cell]:
+    if name not in _REGISTRY:
+        raise ValueError(f"cell kind: must be one of {', '.join(cell_kinds())}, got {name!r}{suggest(name, _REGISTRY)}")
+    return _REGISTRY[name]
+
+
 def cell_options(name: str) -> dict[str, object]:
-    """Option names and defaults of a registered cell (for `diag list`)."""
-    f = _REGISTRY[name]
-    if is_dataclass(f):
-        from dataclasses import MISSING
-        def default(fl):
-            if fl.default is not MISSING:
-                return fl.default
-            return None if fl.default_factory is MISSING else fl.default_factory()
-        return {fl.name: default(fl) for fl in fields(f) if fl.init}
-    sig = inspect.signature(f)
-    return {k: (None if p.default is p.empty else p.default) for k, p in sig.parameters.items()}
+    """Option names and defaults of a registered cell (`input_size` and `hidden` included)."""
+    out = {}
+    for k, (_, info) in option_fields(cell_factory(name)).items():
+        out[k] = info.get_default(call_default_factory=True) if not info.is_required() else None
+    return out
 
 
 def make_cell(name: str, **options) -> Cell:
-    if name not in _REGISTRY:
-        raise ValueError(f"cell kind: must be one of {', '.join(cell_kinds())}, got {name!r}")
-    factory = _REGISTRY[name]
+    factory = cell_factory(name)
     known = cell_options(name)
-    takes_any = not is_dataclass(factory) and any(
-        p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
     for key in options:
-        if key not in known and not takes_any:  # name the bad key instead of a TypeError
-            raise ValueError(f"{name}.{key}: unknown option; expected one of {', '.join(known)}")
+        if key not in known:  # name the bad key instead of a TypeError
+            raise ValueError(f"{key}: unknown option of {name} cells{suggest(key, known)}; "
+                             f"expected one of {', '.join(known)}")
     return factory(**options)
 
 

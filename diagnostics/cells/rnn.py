@@ -9,35 +9,28 @@ The Pascanu bound uses γ = sup |g'| = 1 for all three activations.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 
-from .base import Cell, Init, as_init, finite_float, freeze, init_matrix, positive_int
+from ..options import Finite, Init, InitSpec, PosInt
+from .base import Cell, freeze, init_matrix
 
 ACTIVATIONS = ("tanh", "relu", "linear")
 
 
 @dataclass(frozen=True)
 class RNN(Cell):
-    input_size: int = 1
-    hidden: int = 32
-    activation: str = "tanh"
-    recurrent_init: Any = field(default_factory=lambda: Init("orthogonal", 1.0))
-    input_init: Any = field(default_factory=lambda: Init("gaussian", 1.0))
-    bias: float = 0.0
-    kind: str = field(default="rnn", init=False)  # fixed per class, not an option
+    """A plain RNN: a<t> = g(W_a a<t-1> + U_a x<t> + b_a)."""
+    input_size: PosInt = 1
+    hidden: PosInt = 32
+    activation: Literal[ACTIVATIONS] = "tanh"
+    recurrent_init: InitSpec = Init("orthogonal", 1.0)
+    input_init: InitSpec = Init("gaussian", 1.0)
+    bias: Finite = 0.0
+    kind: ClassVar[str] = "rnn"
     parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
-
-    def __post_init__(self):
-        object.__setattr__(self, "input_size", positive_int("input_size", self.input_size))
-        object.__setattr__(self, "hidden", positive_int("hidden", self.hidden))
-        object.__setattr__(self, "bias", finite_float("bias", self.bias))
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        object.__setattr__(self, "recurrent_init", as_init(self.recurrent_init, Init("orthogonal", 1.0), "recurrent_init"))
-        object.__setattr__(self, "input_init", as_init(self.input_init, Init("gaussian", 1.0), "input_init"))
 
     @property
     def analytic(self) -> bool:

@@ -1,0 +1,172 @@
+"""Bad input as one line per problem, key path first:
+
+    cells[1].hidden: must be a positive integer, got 0
+    task.dealy: unknown option of copy tasks (did you mean 'delay'?) (copy options: delay, ...)
+
+`CaseError(lines)` carries the lines (the CLI prints them and exits 2); `error_lines(exc, root)`
+turns a pydantic ValidationError into them. `root` is the model the data was validated
+against: walking the error's location through it tells which model a key belongs to (for
+"did you mean") and drops the tags pydantic inserts for discriminated unions (the `lstm` in
+`cells.0.lstm.hidden`).
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+
+class CaseError(Exception):
+    """Input that cannot be used; `lines` holds one message per problem."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def suggest(word: Any, options) -> str:
+    near = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def key_path(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(case)"
+
+
+# --- walking a location through the models ----------------------------------------------
+def _members(tp) -> list:
+    """The model classes an annotation can lead to (through Optional, Annotated, list, unions)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    out = []
+    for a in get_args(tp):
+        if a is not type(None):
+            out += _members(a)
+    return out
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    f = model.model_fields.get("kind")
+    if f is None or get_origin(f.annotation) is None:
+        return None
+    args = get_args(f.annotation)
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def walk(root: type[BaseModel] | None, loc) -> tuple[tuple, type[BaseModel] | None]:
+    """(loc without union tags, the model holding the last key, or None if unknown)."""
+    clean: list = []
+    models = [root] if root is not None else []
+    parent = None
+    for part in loc:
+        if isinstance(part, int):          # list items share the list's models
+            clean.append(part)
+            continue
+        tagged = [m for m in models if _tag_of(m) == part]
+        if len(models) > 1 and tagged:     # a discriminated union's tag: not a key of the file
+            models = tagged
+            continue
+        clean.append(part)
+        parent = models[0] if len(models) == 1 else None
+        nxt = []
+        for m in models:
+            if part in m.model_fields:
+                nxt += _members(m.model_fields[part].annotation)
+        models = nxt
+    if len(models) == 1 and clean and not isinstance(clean[-1], int):
+        pass
+    return tuple(clean), parent
+
+
+def model_at(root, loc) -> type[BaseModel] | None:
+    """The model whose fields are the keys at `loc` (a mapping in the file), if known."""
+    clean, _ = walk(root, loc)
+    models = [root]
+    for part in clean:
+        if isinstance(part, int):
+            continue
+        nxt = []
+        for m in models:
+            if m is not None and part in m.model_fields:
+                nxt += _members(m.model_fields[part].annotation)
+        models = nxt
+    return models[0] if len(models) == 1 else None
+
+
+# --- one error -> one line ----------------------------------------------------------------
+_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+               "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
+               "model_type": "a mapping", "model_attributes_type": "a mapping",
+               "dataclass_type": "a mapping", "dataclass_exact_type": "a mapping",
+               "tuple_type": "a list", "int_from_float": "an integer", "finite_number": "a finite number"}
+_OPS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def format_error(err: dict, root: type[BaseModel] | None = None, unknown=None) -> str:
+    """One pydantic error dict as one line. `unknown(loc, key, parent_model)` may phrase an
+    unknown key (the schema says "is not an option of rnn cells" where that is the case)."""
+    raw_loc, typ, inp = tuple(err["loc"]), err["type"], err.get("input")
+    loc, parent = walk(root, raw_loc)
+    ctx = err.get("ctx") or {}
+    where = key_path(loc)
+    if typ == "extra_forbidden":
+        if unknown is not None:
+            said = unknown(loc, loc[-1], parent)
+            if said:
+                return f"{where}: {said}"
+        return f"{where}: unknown key{suggest(loc[-1], parent.model_fields) if parent else ''}"
+    if typ == "missing":
+        return f"{where}: is required"
+    if typ == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        got = ctx.get("tag")
+        return (f"{key_path(loc + ('kind',))}: must be one of {', '.join(sorted(tags))}, got {got!r}"
+                + suggest(got, tags))
+    if typ == "union_tag_not_found":
+        return f"{key_path(loc + ('kind',))}: is required"
+    if typ in _TYPE_WORDS:
+        msg = f"must be {_TYPE_WORDS[typ]}"
+    elif typ == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        options = [e.strip(" '") for e in expected.replace(" or ", ",").split(",")]
+        return f"{where}: must be one of {expected.replace(chr(39), '')}, got {short(inp)}" + suggest(inp, options)
+    elif typ in _OPS:
+        msg = f"must be {_OPS[typ]} {next(iter(ctx.values()))}"
+    elif typ in ("too_short", "string_too_short"):
+        msg = ("must not be empty" if isinstance(inp, str) and ctx.get("min_length") == 1
+               else f"must have at least {ctx.get('min_length')} {'character' if isinstance(inp, str) else 'item'}(s)")
+    elif typ in ("too_long", "string_too_long"):
+        msg = f"must have at most {ctx.get('max_length')} {'characters' if isinstance(inp, str) else 'items'}"
+    else:
+        msg = err["msg"]
+        # model-level checks say "field: problem"; fold the field into the key path
+        head, sep, rest = msg.partition(": ")
+        here = model_at(root, raw_loc) if root is not None else None
+        if sep and here is not None and head in here.model_fields:
+            return f"{key_path(loc + (head,))}: {rest}"
+        if sep and here is None and head.isidentifier():
+            return f"{key_path(loc + (head,))}: {rest}"
+    return f"{where}: {msg}, got {short(inp)}"
+
+
+def error_lines(exc: ValidationError, root: type[BaseModel] | None = None, unknown=None) -> list[str]:
+    out: list[str] = []
+    for err in exc.errors(include_url=False):
+        line = format_error(err, root, unknown)
+        if line not in out:
+            out.append(line)
+    return out
+
+
+def union_members(tp) -> list:
+    """Members of a Union annotation (for the schema's discriminated unions)."""
+    return list(get_args(tp)) if get_origin(tp) is Union else [tp]

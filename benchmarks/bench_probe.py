@@ -31,7 +31,7 @@ import numpy as np
 
 from diagnostics.cells import make_cell
 from diagnostics.parallel import available_cores
-from diagnostics.probe import _probe_batch, probe, probe_workers
+from diagnostics.probing import _probe_batch, probe, probe_workers
 
 
 class TimedCell:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .caseload import CaseError, LoadedCase, load_case
+from .errors import CaseError
+from .version import __version__
 
 
 def _fail(lines, code: int = 2):
@@ -25,23 +25,13 @@ def _fail(lines, code: int = 2):
     sys.exit(code)
 
 
-def _load_all(files) -> list[LoadedCase]:
-    """Every case validated before anything runs: one bad file means nothing is written."""
-    loaded, problems = [], []
-    for f in files:
-        try:
-            loaded.append(load_case(f))
-        except CaseError as e:
-            problems += e.lines
-    names: dict[str, str] = {}
-    for lc in loaded:
-        if lc.case.name in names:
-            problems.append(f"{lc.path}: name: {lc.case.name!r} is also the name of {names[lc.case.name]}; "
-                            "both would write the same report folder")
-        names.setdefault(lc.case.name, str(lc.path))
-    if problems:
-        _fail(problems)
-    return loaded
+def _resolve_all(files, quick: bool = False):
+    """Every case resolved before anything runs: one bad file means nothing is written."""
+    from .spec import resolve_files
+    try:
+        return resolve_files(files, quick=quick)
+    except CaseError as e:
+        _fail(e.lines)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,11 +44,13 @@ def main():
 @click.argument("cases", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="folder under which each case writes <name>/")
-@click.option("--quick", is_flag=True, help="smoke run: fewer steps, lags and sequences (see `diag run -h`)")
+@click.option("--quick", is_flag=True, help="smoke run: fewer steps, lags and sequences (details below); "
+              "writes OUT/<name>.quick/, never the full run's folder")
 @click.option("--update-baseline", is_flag=True, help="write (or rewrite) each case's baseline curves")
 @click.option("--no-report", is_flag=True, help="write curves.json and run.json only, no HTML/PNG")
 def run(cases, out, quick, update_baseline, no_report):
-    """Run CASES (YAML files) and write OUT/<name>/: curves.json, run.json, index.html, figures/.
+    """Run CASES (YAML files) and write OUT/<name>/: curves.json, run.json, index.html, figures/
+    (OUT/<name>.quick/ with --quick).
 
     Each run is compared with its baseline (cases/baselines/<name>.json beside the case, or the
     case's `baseline:` key; <name>.quick.json with --quick) and exits 1 on a regression. A
@@ -70,36 +62,54 @@ def run(cases, out, quick, update_baseline, no_report):
     """
     if out.exists() and not out.is_dir():
         _fail(f"--out {out}: exists and is not a folder")
-    loaded = _load_all(cases)
-    if quick:
-        from .plan import quick_case
-        for lc in loaded:
-            lc.case = quick_case(lc.case, lc.task.length)
-    from .session import run_one
+    specs = _resolve_all(cases, quick)
     code = 0
-    for lc in loaded:
+    for spec in specs:
         try:
-            code = max(code, run_one(lc, out, quick=quick, update_baseline=update_baseline,
-                                     report=not no_report))
+            code = max(code, _run_one(spec, out, update_baseline=update_baseline, report=not no_report))
         except KeyboardInterrupt:
-            _fail("interrupted; files already written are complete (writes are atomic)", 1)
+            _fail("interrupted; files already written are complete (writes are atomic)", 130)
         except Exception as e:  # noqa: BLE001 - a failed run is exit 1 with a message
             if os.environ.get("DIAG_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"error: {lc.path}: run failed: {e.__class__.__name__}: {e} "
+            click.echo(f"error: {spec.path}: run failed: {e.__class__.__name__}: {e} "
                        "(set DIAG_DEBUG=1 for the traceback)", err=True)
             code = 1
     sys.exit(code)
+
+
+def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
+    """Run, publish, print the summary, gate against the baseline; the exit code."""
+    from .curves import summary_table
+    from .regression.baseline import gate
+    from .runner import run_to_folder
+    click.echo(f"== {spec.name}{' (quick)' if spec.quick else ''}: {spec.path}", err=True)
+    res = run_to_folder(spec, out, report=report)
+    code = 0
+    if res.report_error:
+        click.echo(f"error: report for {res.folder} failed: {res.report_error} (the run's files are "
+                   f"written; retry with `diag report {res.folder}`)", err=True)
+        code = 1
+    elif report:
+        click.echo(f"report: {res.folder / 'index.html'}", err=True)
+    t = res.result.timings
+    took = f"compute {t.get('compute', 0):.1f} s" + (f", report {t['report']:.1f} s" if "report" in t else "")
+    click.echo(f"\n{spec.name}: {res.folder}  ({took})")
+    click.echo(summary_table(res.result.summary))
+    g = gate(res.result.curves, spec.baseline_path, spec.case.tolerances, update=update_baseline,
+             overlays_dir=res.folder / "regression")
+    click.echo(g.message())
+    return max(code, g.exit_code)
 
 
 @main.command()
 @click.argument("cases", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(cases):
     """Check CASES against the schema and the cells/tasks they name (nothing runs)."""
-    for lc in _load_all(cases):
-        tr = f", train {lc.case.train.steps} steps" if lc.case.train else ", no training"
-        click.echo(f"ok: {lc.path}: {lc.case.name} ({lc.case.task.kind} task; cells: "
-                   f"{', '.join(lc.labels)}{tr})")
+    for spec in _resolve_all(cases):
+        tr = f", train {spec.case.train.steps} steps" if spec.case.train else ", no training"
+        click.echo(f"ok: {spec.path}: {spec.name} ({spec.task.kind} task; cells: "
+                   f"{', '.join(spec.labels)}{tr}; {spec.plan.K} lags)")
 
 
 @main.command("list")
@@ -138,7 +148,7 @@ def report(run_dir):
     t0 = time.perf_counter()
     try:
         page = render_report(run_dir)
-    except (FileNotFoundError, ValueError) as e:
+    except ValueError as e:   # a missing or unreadable curves.json / run.json: one line
         _fail(str(e))
     click.echo(f"wrote {page} ({time.perf_counter() - t0:.1f} s)")
 
@@ -150,11 +160,12 @@ def schema():
     click.echo(json.dumps(json_schema(), indent=2))
 
 
-try:  # the regression helper's `diag check CURRENT BASELINE`
+def _check_command():
     from .regression.cli import check_cmd
-    main.add_command(check_cmd, "check")
-except ImportError:  # pragma: no cover - module not installed in a partial checkout
-    pass
+    return check_cmd
+
+
+main.add_command(_check_command(), "check")
 
 
 if __name__ == "__main__":

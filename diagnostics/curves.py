@@ -6,15 +6,15 @@ become null when written (diagnostics.io.dumps): a log10 of an exact zero is nul
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from .documents import CURVES
 from .matnorms import log_quantile
 from .metrics import fit_decay
+from .numfmt import fmt
 
-FORMAT = "diag-curves/1"
 STATS = (("median", 0.5), ("q25", 0.25), ("q75", 0.75))
 
 
@@ -94,14 +94,15 @@ def temporal_items(label: str, result) -> list[dict]:
 
 def assemble(name: str, K: int, parts: dict[str, list]) -> dict:
     """The document, keys in contract order, then the extensions."""
-    doc = {"format": FORMAT, "case": name, "lags": list(range(1, K + 1))}
+    doc = {"format": CURVES, "case": name, "lags": list(range(1, K + 1))}
     for key in ("series", "lyapunov", "training", "grad_flow", "bounds", "tk_map", "temporal_components"):
         doc[key] = parts.get(key, [])
     return doc
 
 
 def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[dict]:
-    """Per cell and checkpoint: the fit of path "a", top Lyapunov exponent, training outcome."""
+    """Per cell and checkpoint: the fit of path "a" in `norm` (documents.primary_norm: the one
+    rule for which norm a summary reads), top Lyapunov exponent, training outcome."""
     rows = []
     train = {t["cell"]: t for t in curves["training"]}
     lyap = {(x["cell"], x["checkpoint"]): x["exponents"] for x in curves["lyapunov"]}
@@ -122,26 +123,16 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
     return rows
 
 
-def _num(v, fmt: str) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if isinstance(v, float) and math.isnan(v):
-        return "nan"
-    return format(v, fmt)
-
-
 def summary_table(rows: list[dict]) -> str:
     """The terminal table printed at the end of `diag run`."""
     head = ("cell", "ckpt", "factor", "tau", "horizon", "lyap top", "loss", "baseline", "solved")
     def tau(r):  # a null tau with factor >= 1 means nothing decays: an infinite time constant
         if r["tau"] is None and r["factor"] is not None and r["factor"] >= 1:
             return "inf"
-        return _num(r["tau"], ".3g")
-    body = [(r["cell"], str(r["checkpoint"]), _num(r["factor"], ".4f"), tau(r),
-             _num(r["horizon"], "d"), _num(r["lyapunov_top"], "+.4f"), _num(r["final_loss"], ".4g"),
-             _num(r["baseline"], ".4g"),
+        return fmt(r["tau"], ".3g")
+    body = [(r["cell"], str(r["checkpoint"]), fmt(r["factor"], ".4f"), tau(r),
+             fmt(r["horizon"], "d"), fmt(r["lyapunov_top"], "+.4f"), fmt(r["final_loss"], ".4g"),
+             fmt(r["baseline"], ".4g"),
              "-" if r["solved"] is None else ("yes" if r["solved"] else "no")) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731

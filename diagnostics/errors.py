@@ -12,7 +12,7 @@ against: walking the error's location through it tells which model a key belongs
 from __future__ import annotations
 
 import difflib
-from typing import Any, Union, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -82,8 +82,6 @@ def walk(root: type[BaseModel] | None, loc) -> tuple[tuple, type[BaseModel] | No
             if part in m.model_fields:
                 nxt += _members(m.model_fields[part].annotation)
         models = nxt
-    if len(models) == 1 and clean and not isinstance(clean[-1], int):
-        pass
     return tuple(clean), parent
 
 
@@ -140,7 +138,8 @@ def format_error(err: dict, root: type[BaseModel] | None = None, unknown=None) -
         options = [e.strip(" '") for e in expected.replace(" or ", ",").split(",")]
         return f"{where}: must be one of {expected.replace(chr(39), '')}, got {short(inp)}" + suggest(inp, options)
     elif typ in _OPS:
-        msg = f"must be {_OPS[typ]} {next(iter(ctx.values()))}"
+        bound = next(iter(ctx.values()))
+        msg = f"must be {_OPS[typ]} {bound:g}" if isinstance(bound, float) else f"must be {_OPS[typ]} {bound}"
     elif typ in ("too_short", "string_too_short"):
         msg = ("must not be empty" if isinstance(inp, str) and ctx.get("min_length") == 1
                else f"must have at least {ctx.get('min_length')} {'character' if isinstance(inp, str) else 'item'}(s)")
@@ -165,8 +164,3 @@ def error_lines(exc: ValidationError, root: type[BaseModel] | None = None, unkno
         if line not in out:
             out.append(line)
     return out
-
-
-def union_members(tp) -> list:
-    """Members of a Union annotation (for the schema's discriminated unions)."""
-    return list(get_args(tp)) if get_origin(tp) is Union else [tp]

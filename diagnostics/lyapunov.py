@@ -14,12 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
-                      per_sequence: bool = False) -> np.ndarray:
-    """Top-m Lyapunov exponents (ln per step), largest first, averaged over the batch.
+def state_path(cell) -> str:
+    """The path of the state the QR method follows: a<t>, or the whole state ([a<t>; c<t>])
+    when the cell carries more than a."""
+    return "a" if cell.state_size == cell.hidden else "state"
 
-    per_sequence=True returns the (B, m) estimates instead of their mean.
-    """
+
+def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None) -> np.ndarray:
+    """Top-m Lyapunov exponents (ln per step), largest first, averaged over the batch."""
     xs = np.asarray(xs, dtype=float)
     if xs.ndim != 3 or xs.shape[2] != cell.input_size:
         raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
@@ -43,4 +45,4 @@ def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
                 total += np.log(np.abs(np.diagonal(r, axis1=1, axis2=2)))
     lam = total / (T - warmup)
     lam = -np.sort(-lam, axis=1)   # QR order is already largest first once converged
-    return lam if per_sequence else lam.mean(axis=0)
+    return lam.mean(axis=0)

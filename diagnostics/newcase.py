@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic_core import PydanticCustomError
 
-from .schema import _safe_name
+from .schema import safe_name
 
 TEMPLATE = """\
 # A gradient-diagnostics case. Check it with `diag validate {name}.yaml`, run it with
@@ -54,7 +54,7 @@ report:
 def safe_case_name(name: str) -> str | None:
     """None if `name` is a usable case name, else the problem in words."""
     try:
-        _safe_name(name)
+        safe_name(name)
     except PydanticCustomError as e:
         return e.message()
     return None

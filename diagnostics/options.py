@@ -23,11 +23,11 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      create_model)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+                      ValidationError, create_model)
 from pydantic_core import PydanticCustomError
 
-from .errors import error_lines
+from .errors import error_lines, suggest
 
 # strict: a YAML string "64" is not an integer and `true` is not 1; .nan / .inf are typos here
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -91,7 +91,8 @@ def _init_in(v):
 
 InitSpec = Annotated[InitModel,
                      BeforeValidator(_init_in, json_schema_input_type=Union[Literal[INIT_KINDS], InitModel]),
-                     AfterValidator(lambda m: Init(m.kind, float(m.gain)))]
+                     AfterValidator(lambda m: Init(m.kind, float(m.gain))),
+                     PlainSerializer(lambda i: {"kind": i.kind, "gain": i.gain}, return_type=dict)]
 
 
 # --- validation --------------------------------------------------------------------------
@@ -110,12 +111,24 @@ def _plain(v):
     return v
 
 
-def validate(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
-    """Validated, normalised values of `model`'s fields (every default filled in), or OptionError."""
+def unknown_option(what: str):
+    """How an unknown key of `what` ("lstm cells", "copy tasks") is said, with its options."""
+    def say(loc, key, parent):
+        if parent is None or len(loc) > 1 and not isinstance(loc[-2], int) and loc[-2] not in ("task",):
+            return None
+        names = [k for k in parent.model_fields if k != "kind"]
+        return (f"unknown option of {what}{suggest(key, names)} "
+                f"({what.split()[0]} options: {', '.join(names) or 'none'})")
+    return say
+
+
+def validate(model: type[BaseModel], values: dict[str, Any], what: str | None = None) -> dict[str, Any]:
+    """Validated, normalised values of `model`'s fields (every default filled in), or OptionError.
+    `what` names the owner ("copy tasks") in the message for an unknown option."""
     try:
         m = model.model_validate({k: _plain(v) for k, v in values.items()})
     except ValidationError as e:
-        raise OptionError(error_lines(e, model)) from None
+        raise OptionError(error_lines(e, model, unknown_option(what) if what else None)) from None
     return {k: getattr(m, k) for k in type(m).model_fields}
 
 

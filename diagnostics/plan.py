@@ -23,8 +23,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .schema import Case
-
 QUICK = {"steps": 30, "batch": 16, "lags": 40, "sequences": 4, "tk_anchors": 3, "lyapunov_steps": 100}
 DEFAULT_LYAPUNOV = 8
 MIN_LYAPUNOV_STEPS = 500
@@ -54,9 +52,11 @@ def whole_episodes(steps: int, episode: int) -> int:
     return episode * max(1, math.ceil(steps / episode))
 
 
-def lyapunov_path(cell) -> str:
-    """The state the cell carries: a<t>, or [a<t>; c<t>] when the state is larger than a."""
-    return "a" if cell.state_size == cell.hidden else "state"
+def default_lags(probe, episode: int) -> int:
+    """K when the case does not say: one episode, or less when an explicit anchor is earlier."""
+    if probe.lags is not None:
+        return probe.lags
+    return min(episode, min(probe.anchors)) if probe.anchors else episode
 
 
 def _anchors_tk(spec, K: int, episode: int) -> tuple[int, ...]:
@@ -70,14 +70,13 @@ def _anchors_tk(spec, K: int, episode: int) -> tuple[int, ...]:
     return tuple(sorted({round(K + (hi - K) * i / (spec - 1)) for i in range(spec)}))
 
 
-def make_plan(case: Case, task, cells) -> ProbePlan:
+def make_plan(case, task, cells) -> ProbePlan:
     p, T_ep = case.probe, int(task.length)
+    K = default_lags(p, T_ep)
     if p.anchors:
-        K = p.lags if p.lags is not None else min(T_ep, min(p.anchors))
         stream = whole_episodes(max(max(p.anchors), K), T_ep)
         anchors = tuple(sorted(set(p.anchors)))
     else:
-        K = p.lags if p.lags is not None else T_ep
         stream = whole_episodes(K, T_ep)
         anchors = (stream,)
     smallest = min(c.state_size for c in cells)
@@ -91,7 +90,7 @@ def make_plan(case: Case, task, cells) -> ProbePlan:
                      paths=paths)
 
 
-def plan_problems(case: Case, task, cells) -> list[str]:
+def plan_problems(case, task, cells) -> list[str]:
     """Problems only visible once task and cells exist (one line each)."""
     p, out = case.probe, []
     if p.anchors and p.lags is not None and p.lags > min(p.anchors):
@@ -107,7 +106,7 @@ def plan_problems(case: Case, task, cells) -> list[str]:
     return out
 
 
-def quick_case(case: Case, task_length: int) -> Case:
+def quick_case(case, task_length: int):
     """The --quick form of a case (see the module docstring)."""
     upd: dict = {}
     if case.train is not None:
@@ -117,7 +116,7 @@ def quick_case(case: Case, task_length: int) -> Case:
         upd["train"] = tr.model_copy(update={"steps": steps, "batch": min(tr.batch, QUICK["batch"]),
                                              "checkpoints": ck})
     p = case.probe
-    K = p.lags if p.lags is not None else (min(task_length, min(p.anchors)) if p.anchors else task_length)
+    K = default_lags(p, task_length)
     tk = p.tk_map.anchors
     tk = min(tk, QUICK["tk_anchors"]) if isinstance(tk, int) else tk
     ly = p.lyapunov_steps if p.lyapunov_steps is not None else MIN_LYAPUNOV_STEPS

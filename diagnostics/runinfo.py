@@ -10,10 +10,9 @@ import platform
 import sys
 from importlib import metadata
 
-from . import __version__
+from .documents import RUN
 from .parallel import can_fork
-
-FORMAT = "diag-run/1"
+from .version import __version__
 PACKAGES = ("numpy", "scipy", "matplotlib", "pydantic", "click", "PyYAML", "Jinja2", "tqdm", "threadpoolctl")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR")
 
@@ -43,25 +42,21 @@ def machine() -> dict:
     return info
 
 
-def cell_entries(lc) -> list[dict]:
-    out = []
-    for label, spec, cell in zip(lc.labels, lc.case.cells, lc.cells):
-        opts = {k: v for k, v in cell.describe().items() if k not in ("kind",)}
-        out.append({"label": label, "kind": spec.kind, "options": opts})
-    return out
-
-
-def run_document(lc, plan, summary, timings, *, quick: bool) -> dict:
-    case = lc.case.resolved()
-    for c, label in zip(case["cells"], lc.labels):
-        c["label"] = label
-    return {"format": FORMAT, "case": case, "seed": lc.case.seed, "quick": quick,
-            "case_file": str(lc.path) if lc.path else None,
+def run_document(spec, summary, timings) -> dict:
+    """run.json: the resolved specification (case with every default, cells as built, the
+    probe plan) and what varies between runs of it (versions, machine, timings)."""
+    plan = spec.plan
+    return {"format": RUN, "case": spec.resolved(), "seed": spec.case.seed, "quick": spec.quick,
+            "case_file": str(spec.path) if spec.path else None,
             "versions": versions(), "timings": {k: round(v, 3) for k, v in timings.items()},
             "machine": machine(), "command": " ".join(["diag"] + sys.argv[1:]),
-            "summary": summary, "cells": cell_entries(lc),
-            "task_description": lc.task.describe(),
+            "summary": summary,
+            "cells": [{"label": label, "kind": cell.kind,
+                       "options": {k: v for k, v in cell.describe().items() if k != "kind"}}
+                      for label, cell in zip(spec.labels, spec.cells)],
+            "task_description": spec.task.describe(), "task_lag": spec.task.lag,
             "probe_plan": {"lags": plan.K, "episode": plan.episode, "stream": plan.stream,
                            "anchors": list(plan.anchors), "tk_anchors": list(plan.tk_anchors),
                            "lyapunov": plan.lyapunov, "lyapunov_steps": plan.lyapunov_steps,
-                           "sequences": plan.sequences}}
+                           "sequences": plan.sequences, "norms": list(plan.norms),
+                           "paths": {label: list(p) for label, p in zip(spec.labels, plan.paths)}}}

@@ -1,6 +1,13 @@
-"""Run one case: task, cells, training with checkpoints, the probe at each checkpoint, the
-fits, Lyapunov spectra, the Pascanu bound, the (t, k) map; then curves.json + run.json
-(atomically) and the report.
+"""Running a resolved case (a RunSpec, diagnostics/spec.py), in two layers:
+
+    result = compute(spec)                   # in memory: curves.json's document, summary, timings
+    out = run_to_folder(spec, reports_dir)   # compute, then write <reports_dir>/<name>/ whole
+
+`compute` trains each cell with checkpoints, probes every checkpoint, fits, takes Lyapunov
+spectra, the Pascanu bound and the (t, k) map; the pytest plugin and `diag sweep` call it
+directly. `run_to_folder` writes curves.json, the report and run.json (once, last) into a
+staging folder and swaps it in whole (publish.py); `diag run` adds the baseline gate and the
+printing on top (cli.py).
 
 Seeds. Everything random comes from the case seed through separate streams, so adding a cell
 does not change another cell's numbers: cell i's initial parameters from [seed, 1, i], the
@@ -18,24 +25,32 @@ import numpy as np
 from tqdm import tqdm
 
 from . import curves as cv
-from .caseload import LoadedCase
+from .documents import primary_norm
 from .io import atomic_write_json, json_safe
-from .lyapunov import lyapunov_spectrum
+from .lyapunov import lyapunov_spectrum, state_path
 from .metrics import pascanu_bound
-from .plan import ProbePlan, lyapunov_path, make_plan
-from .probe import probe
+from .plan import ProbePlan
+from .probing import probe
+from .publish import discard, staging_dir, swap_in
 from .runinfo import run_document
+from .spec import RunSpec
 
 PROBE_SEED, INIT_SEED = 2, 1
 
 
 @dataclass
-class RunOutput:
-    run_dir: Path
-    curves: dict
-    run: dict
-    summary: list[dict]
+class RunResult:
+    curves: dict                 # the curves.json document (plain JSON values)
+    summary: list[dict]          # per cell and checkpoint (run.json's summary, the CLI table)
     timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunOutput:
+    folder: Path                 # the published report folder
+    result: RunResult
+    run: dict                    # run.json as written
+    report_error: str | None = None   # why the page failed (the numbers are written anyway)
 
 
 def probe_stream(task, plan: ProbePlan, seed: int) -> np.ndarray:
@@ -52,11 +67,11 @@ def _bar(iterable, desc: str, total: int | None = None, show: bool = True):
                 dynamic_ncols=True)
 
 
-def _train(lc: LoadedCase, cell, params, label: str, show: bool):
+def _train(spec: RunSpec, cell, params, show: bool):
     from .training import train
-    tr = lc.case.train
-    return train(cell, params, lc.task, steps=tr.steps, batch=tr.batch,
-                 optimizer=tr.optimizer.as_dict(), clip=tr.clip, seed=lc.case.seed,
+    tr = spec.case.train
+    return train(cell, params, spec.task, steps=tr.steps, batch=tr.batch,
+                 optimizer=tr.optimizer.as_dict(), clip=tr.clip, seed=spec.case.seed,
                  checkpoints=list(tr.checkpoints), dtype=tr.dtype,
                  progress=show and sys.stderr.isatty())
 
@@ -70,22 +85,21 @@ def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str):
     return rows
 
 
-def run_case(lc: LoadedCase, run_dir: Path, *, quick: bool = False, show: bool = True) -> RunOutput:
-    """Compute everything and write run_dir/curves.json and run.json (run_dir: the staging
-    folder when called from the CLI, see publish.py)."""
-    case, task, cells, labels = lc.case, lc.task, lc.cells, lc.labels
-    plan = make_plan(case, task, cells)
+def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
+    """Everything the case asks for, in memory (nothing is written)."""
+    case, task, plan = spec.case, spec.task, spec.plan
+    norm = primary_norm(plan.norms)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     xs = probe_stream(task, plan, case.seed)
     parts: dict[str, list] = {k: [] for k in ("series", "lyapunov", "training", "grad_flow", "bounds",
                                               "tk_map", "temporal_components")}
     lags = np.arange(1, plan.K + 1)
-    for i, (cell, label) in enumerate(zip(cells, labels)):
+    for i, (cell, label) in enumerate(zip(spec.cells, spec.labels)):
         params0 = cell.init(np.random.default_rng([case.seed, INIT_SEED, i]))
         if case.train is not None:
             t0 = time.perf_counter()
-            result = _train(lc, cell, params0, label, show)
+            result = _train(spec, cell, params0, show)
             timings[f"train {label}"] = time.perf_counter() - t0
             ckpts = {int(k): v for k, v in result.checkpoint_params.items()}
             parts["training"].append(cv.training_item(label, result, case.train.checkpoints, task.loss_kind))
@@ -106,19 +120,48 @@ def run_case(lc: LoadedCase, run_dir: Path, *, quick: bool = False, show: bool =
                 # the first fifth lets the QR frame align with the dominant directions; not averaged
                 ex = lyapunov_spectrum(cell, params, xs[:plan.lyapunov_steps], m=plan.lyapunov,
                                        warmup=plan.lyapunov_steps // 5)
-                parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": lyapunov_path(cell),
+                parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": state_path(cell),
                                           "exponents": ex})
             if plan.tk_anchors:
-                rows = _tk_rows(cell, params, xs, plan, "a", plan.norms[0])
-                parts["tk_map"].append(cv.tk_item(label, ck, "a", plan.norms[0], plan.K, plan.tk_anchors, rows))
+                rows = _tk_rows(cell, params, xs, plan, "a", norm)
+                parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))
         timings[f"probe {label}"] = time.perf_counter() - t0
     # plain JSON values from here on (null for non-finite): what is compared is what is written
     curves = json_safe(cv.assemble(case.name, plan.K, parts))
-    summary = cv.summary_rows(curves, [(lab, c.kind) for lab, c in zip(labels, cells)], plan.norms[0])
+    summary = cv.summary_rows(curves, [(lab, c.kind) for lab, c in zip(spec.labels, spec.cells)], norm)
     timings["compute"] = time.perf_counter() - t_all
-    run_dir = Path(run_dir)
-    run = run_document(lc, plan, summary, timings, quick=quick)
-    # curves first, run.json last: a run.json on disk means its curves.json is complete
-    atomic_write_json(run_dir / "curves.json", curves)
-    atomic_write_json(run_dir / "run.json", run)
-    return RunOutput(run_dir, curves, run, summary, timings)
+    return RunResult(curves, summary, timings)
+
+
+def _render(folder: Path, curves: dict, run: dict) -> str | None:
+    """Draw the report in `folder`; the reason it failed, or None. A failed page does not
+    lose the numbers: `diag report` can redraw it from the saved files."""
+    try:
+        from .report import render_report
+        render_report(folder, curves=curves, run=run)
+        return None
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        return f"{e.__class__.__name__}: {e}"
+
+
+def run_to_folder(spec: RunSpec, out: Path, *, report: bool = True, show: bool = True,
+                  result: RunResult | None = None) -> RunOutput:
+    """Compute (unless `result` is given) and publish out/<folder_name>/ whole: curves.json,
+    the report, then run.json, in a staging folder swapped in at the end (publish.py)."""
+    result = result or compute(spec, show=show)
+    final = Path(out) / spec.folder_name
+    stage = staging_dir(final)
+    error = None
+    try:
+        atomic_write_json(stage / "curves.json", result.curves)
+        if report:   # the page is drawn from the documents in memory, before run.json exists
+            t0 = time.perf_counter()
+            error = _render(stage, result.curves, run_document(spec, result.summary, result.timings))
+            result.timings["report"] = time.perf_counter() - t0
+        # run.json last, once: a run.json on disk means the folder is complete
+        run = run_document(spec, result.summary, result.timings)
+        atomic_write_json(stage / "run.json", run)
+        swap_in(stage, final)
+    finally:
+        discard(stage)   # a no-op after the swap; the leftovers otherwise
+    return RunOutput(final, result, run, error)

@@ -9,186 +9,117 @@ A case names a task, the cells to compare, optional training, the probe and the 
     train: {steps: 500, batch: 32, optimizer: {kind: adam, lr: 0.001}, checkpoints: [0, 100, 500]}
     probe: {lags: 200, sequences: 16, norms: [spectral, frobenius], lyapunov: 8}
 
-Models are strict (a YAML string "64" is not an integer) and forbid unknown keys. This module
-checks shapes and types only; checks that need the cells and tasks themselves (an option valid
-for one cell kind only, a task's own options, unique labels) live in `caseload`, which also
-turns pydantic's errors into one line per problem.
+`task` and each of `cells` is a union discriminated by `kind`, with one member per registered
+kind built from that kind's own declaration of its options (a cell's typed dataclass fields,
+a task's `Options` model; diagnostics/options.py). So a kind registered by a user gets the
+same validation, JSON Schema entry and `diag list` row as a built-in one, and an editor using
+`diag schema` completes only the options of the kind written. Models are strict (a YAML
+string "64" is not an integer) and forbid unknown keys. Checks that need the built cells and
+task (state sizes, paths) are made when the case is resolved (diagnostics/spec.py).
 """
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      ValidationError, WrapValidator, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag,
+                      ValidationInfo, create_model, field_validator)
 from pydantic_core import PydanticCustomError
 
-from .regression.tolerances import Tolerances
+from .options import NonNegInt, PosFloat, PosInt, between, option_fields
+from .probing import NORMS
+from .tolerances import Tolerances
 
-STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)  # .nan / .inf are typos here
-NORMS = ("spectral", "frobenius")
-CELL_KINDS = ("rnn", "gru", "lstm")       # built-in kinds, for the JSON Schema; registered ones also pass
-TASK_KINDS = ("copy", "adding", "temporal_order", "latch", "tariff_shock", "none")
-INIT_KINDS = ("gaussian", "orthogonal", "identity", "uniform", "zeros")
+CASE = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+# set by the runner (from the task) or by the schema itself, never a cell option in a case
+NOT_CELL_OPTIONS = ("input_size",)
 
-
-def _positive(v):
-    if v <= 0:
-        kind = "integer" if isinstance(v, int) else "number"
-        raise PydanticCustomError("positive", f"must be a positive {kind}")
-    return v
+# A safe folder name: the report goes to <out>/<name>/, so no separators, no "..", no hidden
+# dirs; fullmatch, since `$` would also match before a final newline
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 
-def _non_negative(v):
-    if v < 0:
-        kind = "integer" if isinstance(v, int) else "number"
-        raise PydanticCustomError("non_negative", f"must be a non-negative {kind}")
-    return v
-
-
-PosInt = Annotated[int, AfterValidator(_positive), Field(json_schema_extra={"minimum": 1})]
-NonNegInt = Annotated[int, AfterValidator(_non_negative), Field(json_schema_extra={"minimum": 0})]
-PosFloat = Annotated[float, AfterValidator(_positive), Field(json_schema_extra={"exclusiveMinimum": 0})]
-
-# A safe folder name: the report goes to <out>/<name>/, so no separators, no "..", no hidden dirs.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-
-
-def _safe_name(v: str) -> str:
-    if not _SAFE_NAME.match(v) or ".." in v or len(v) > 100:
+def safe_name(v: str) -> str:
+    if not _SAFE_NAME.fullmatch(v) or ".." in v or len(v) > 100:
         raise PydanticCustomError(
             "safe_name", "must be a safe folder name (letters, digits, '_', '-', '.'; "
             "no '/', no '..', not starting with '.'; at most 100 characters)")
     return v
 
 
-def _one_error(message: str):
-    """A union reports one error per member; say once what is expected instead."""
-    def wrap(v, handler):
-        try:
-            return handler(v)
-        except ValidationError:
-            raise PydanticCustomError("expected", message) from None
-    return WrapValidator(wrap)
+Beta = Annotated[float, between(0.0, 1.0, hi_open=True)]
 
 
-def _init_shorthand(v):
-    # `recurrent_init: orthogonal` is short for `recurrent_init: {kind: orthogonal}`
-    return {"kind": v} if isinstance(v, str) else v
-
-
-class InitSpec(BaseModel):
-    """How one weight group is initialised."""
-    model_config = STRICT
-    kind: Literal[INIT_KINDS] = Field(description="gaussian | orthogonal | identity | uniform | zeros")
-    gain: float = Field(1.0, description="scale of the initial matrix")
-
-
-InitField = Annotated[Optional[InitSpec], BeforeValidator(_init_shorthand)]
-
-
-class TaskSpec(BaseModel):
-    """`kind` plus that task's own options (`diag list` shows them); checked against the task."""
-    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
-    kind: str = Field(description="one of " + ", ".join(TASK_KINDS),
-                      json_schema_extra={"enum": list(TASK_KINDS)})
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class CellSpec(BaseModel):
-    """One cell. Options left out take the cell's defaults; an option of another kind is an error."""
-    model_config = STRICT
-    kind: str = Field(description="one of " + ", ".join(CELL_KINDS),
-                      json_schema_extra={"enum": list(CELL_KINDS)})
-    label: Optional[str] = Field(None, min_length=1, max_length=80,
-                                 description="name in the report; default the kind ('lstm 2' when repeated)")
-    hidden: PosInt = Field(32, description="hidden size n")
-    activation: Optional[Literal["tanh", "relu", "linear"]] = Field(None, description="rnn only")
-    reset_gate: Optional[bool] = Field(None, description="gru only: learned reset gate Γ_r")
-    forget_gate: Optional[bool] = Field(None, description="lstm only: false gives the 1997 constant error carousel")
-    output_tanh: Optional[bool] = Field(None, description="lstm only: a = Γ_o tanh(c) (true) or Γ_o c")
-    forget_bias: Optional[float] = Field(None, description="lstm only: initial forget-gate bias b_f")
-    chrono: Optional[PosFloat] = Field(None, description="lstm only: chrono init with this T_max")
-    recurrent_init: InitField = Field(None, description="{kind, gain} of the recurrent weights")
-    input_init: InitField = Field(None, description="{kind, gain} of the input weights")
-    bias: Optional[float] = Field(None, description="initial bias of the candidate / activation")
-
-    SPECIAL: ClassVar[tuple[str, ...]] = ("kind", "label", "hidden")
-
-    def options(self) -> dict[str, Any]:
-        """Options explicitly set in the case, as make_cell keyword arguments."""
-        out = {}
-        for k in type(self).model_fields:
-            v = getattr(self, k)
-            if k in self.SPECIAL or v is None:
-                continue
-            out[k] = v.model_dump() if isinstance(v, BaseModel) else v
-        return out
-
-
-class OptimizerSpec(BaseModel):
-    model_config = STRICT
-    kind: Literal["adam", "sgd"] = "adam"
+class Adam(BaseModel):
+    model_config = CASE
+    kind: Literal["adam"] = "adam"
     lr: PosFloat = Field(1e-3, description="learning rate")
-    momentum: Optional[float] = Field(None, ge=0, lt=1, description="sgd only (default 0)")
-    betas: Optional[list[float]] = Field(None, min_length=2, max_length=2,
-                                         description="adam only (default [0.9, 0.999])")
-
-    eps: Optional[PosFloat] = Field(None, description="adam only (default 1e-8)")
+    # beta = 1 would never forget the first gradient: the step is 0/0 at step 1
+    betas: Annotated[list[Beta], Field(min_length=2, max_length=2)] = Field(
+        [0.9, 0.999], description="moment decay rates [beta1, beta2], each in [0, 1)")
+    eps: PosFloat = Field(1e-8, description="added to the root of the second moment")
 
     def as_dict(self) -> dict[str, Any]:
-        """The trainer's optimizer dict (adam takes beta1/beta2/eps, sgd momentum)."""
-        out: dict[str, Any] = {"kind": self.kind, "lr": self.lr}
-        if self.momentum is not None:
-            out["momentum"] = self.momentum
-        if self.betas is not None:
-            out["beta1"], out["beta2"] = self.betas
-        if self.eps is not None:
-            out["eps"] = self.eps
-        return out
+        return {"kind": "adam", "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps}
+
+
+class SGD(BaseModel):
+    model_config = CASE
+    kind: Literal["sgd"]
+    lr: PosFloat = Field(1e-2, description="learning rate")
+    momentum: Annotated[float, between(0.0, 1.0, hi_open=True)] = Field(0.0, description="heavy-ball momentum in [0, 1)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
+
+
+def _optimizer_kind(v) -> str:
+    kind = v.get("kind", "adam") if isinstance(v, dict) else getattr(v, "kind", "adam")
+    return kind if kind in ("adam", "sgd") else str(kind)
+
+
+Optimizer = Annotated[Union[Annotated[Adam, Tag("adam")], Annotated[SGD, Tag("sgd")]],
+                      Discriminator(_optimizer_kind)]
 
 
 class TrainSpec(BaseModel):
-    model_config = STRICT
+    model_config = CASE
     steps: PosInt = Field(description="optimiser steps")
     batch: PosInt = Field(32, description="sequences per step")
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    optimizer: Optimizer = Field(default_factory=Adam)
     clip: Optional[PosFloat] = Field(None, description="gradient-norm clipping threshold (Pascanu Alg. 1)")
     checkpoints: Optional[list[NonNegInt]] = Field(
-        None, description="steps at which the probe runs; default [0, steps]")
+        None, min_length=1, validate_default=True, description="steps at which the probe runs; default [0, steps]")
     dtype: Literal["float64", "float32"] = Field("float64", description="training dtype; probes are float64")
 
-    @model_validator(mode="after")
-    def _checkpoints(self):
-        # range errors are reported by checks.py (with the rest of the file's problems)
-        if self.checkpoints is None:
-            self.checkpoints = [0, self.steps]
-        self.checkpoints = sorted(set(self.checkpoints))
-        return self
+    @field_validator("checkpoints")
+    @classmethod
+    def _checkpoints(cls, v, info: ValidationInfo):
+        steps = info.data.get("steps")
+        if steps is None:
+            return v
+        if v is None:
+            return [0, steps]
+        if any(c > steps for c in v):
+            raise PydanticCustomError("range", "must lie in 0..steps ({steps})", {"steps": steps})
+        return sorted(set(v))
 
 
 class TkMapSpec(BaseModel):
     """The (t, k) map: the median decay curve at a grid of anchors t (0 turns it off)."""
-    model_config = STRICT
-    anchors: Annotated[int | list[PosInt], _one_error("must be a count or a list of positive integers")] = Field(
-        6, description="a count of evenly spaced anchors, or the anchors themselves (steps of the probe stream)")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if isinstance(self.anchors, int) and self.anchors < 0:
-            raise PydanticCustomError("tk", "anchors: must be a count >= 0 or a list of steps")
-        return self
+    model_config = CASE
+    anchors: Union[NonNegInt, Annotated[list[PosInt], Field(min_length=1)]] = Field(
+        6, description="a count of evenly spaced anchors (0: off), or the anchors themselves (steps of the probe stream)",
+        union_mode="left_to_right")
 
 
 class ProbeSpec(BaseModel):
-    model_config = STRICT
+    model_config = CASE
     lags: Optional[PosInt] = Field(None, description="K, the largest lag; default the task's sequence length")
     sequences: PosInt = Field(16, description="probe sequences (the batch of the probe)")
     norms: list[Literal[NORMS]] = Field(list(NORMS), min_length=1, description="spectral and/or frobenius")
-    paths: Optional[list[Literal["a", "c", "c_direct", "state"]]] = Field(
-        None, min_length=1, description="Jacobian paths; default all of each cell's")
+    paths: Optional[list[str]] = Field(
+        None, min_length=1, description="Jacobian paths (a, c, c_direct, state, ...); default all of each cell's")
     anchors: Optional[list[PosInt]] = Field(
         None, min_length=1, description="steps t at which curves are read; default the last step of the stream")
     tk_map: TkMapSpec = Field(default_factory=TkMapSpec)
@@ -198,57 +129,89 @@ class ProbeSpec(BaseModel):
 
 
 class ReportSpec(BaseModel):
-    model_config = STRICT
+    model_config = CASE
     title: Optional[str] = Field(None, description="page title; default the case name")
     notes: Optional[str] = Field(None, description="free text shown under the title (escaped)")
 
 
-class Case(BaseModel):
-    """A case file, resolved. `diag schema` prints this model's JSON Schema."""
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, title="diag case")
-    name: Annotated[str, AfterValidator(_safe_name)] = Field(description="report folder name")
+class CaseBase(BaseModel):
+    """The keys of a case besides `task` and `cells` (whose members come from the registries)."""
+    model_config = ConfigDict(CASE, title="diag case")
+    name: Annotated[str, AfterValidator(safe_name)] = Field(description="report folder name")
     description: str = ""
     seed: NonNegInt = 0
-    task: TaskSpec
-    cells: list[CellSpec] = Field(min_length=1)
     train: Optional[TrainSpec] = None
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
     report: ReportSpec = Field(default_factory=ReportSpec)
     baseline: Optional[str] = Field(None, description="baseline curves file, relative to the case file")
     tolerances: Tolerances = Field(default_factory=Tolerances)
 
-    def resolved(self) -> dict[str, Any]:
-        """The case as plain data with every default filled in (for run.json)."""
-        d = self.model_dump(mode="json", exclude_none=True)
-        d["task"] = {"kind": self.task.kind, **self.task.options()}
-        return d
+
+# --- members built from the registries ----------------------------------------------------
+def cell_model(kind: str) -> type[BaseModel]:
+    """One cell entry of a case: `kind`, `label` and the kind's own options."""
+    from .cells.registry import cell_factory
+    factory = cell_factory(kind)
+    fields = {k: v for k, v in option_fields(factory).items() if k not in NOT_CELL_OPTIONS}
+    doc = (getattr(factory, "__doc__", None) or f"a {kind} cell").strip().splitlines()[0]
+    return create_model(
+        f"cell_{kind}", __config__=CASE, __doc__=doc,
+        kind=(Literal[kind], Field(description=f"cell kind: {kind}")),
+        label=(Optional[Annotated[str, Field(min_length=1, max_length=80)]],
+               Field(None, description="name in the report; default the kind ('lstm 2' when repeated)")),
+        **fields)
+
+
+def task_model(kind: str) -> type[BaseModel]:
+    from .tasks import task_class
+    cls = task_class(kind)
+    doc = (cls.__doc__ or cls.Options.__doc__ or f"the {kind} task").strip().splitlines()[0]
+    return create_model(f"task_{kind}", __base__=cls.Options, __doc__=doc,
+                        kind=(Literal[kind], Field(description=f"task kind: {kind}")))
+
+
+def _union(models: list[type[BaseModel]]):
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator="kind")]
+
+
+_CACHE: dict = {}
+
+
+def case_model() -> type[BaseModel]:
+    """The Case model for the kinds registered now (rebuilt when a registry changes)."""
+    from .cells.registry import cell_kinds, registry_version as cells_version
+    from .tasks import registry_version as tasks_version, task_kinds
+    key = (cells_version(), tasks_version())
+    if key not in _CACHE:
+        _CACHE.clear()
+        cells = _union([cell_model(k) for k in cell_kinds()])
+        task = _union([task_model(k) for k in task_kinds()])
+        _CACHE[key] = create_model("Case", __base__=CaseBase,
+                                   task=(task, Field(description="kind and that task's options (diag list)")),
+                                   cells=(list[cells], Field(min_length=1, description="the cells to compare")))
+    return _CACHE[key]
+
+
+def unknown_key(loc, key, parent) -> str | None:
+    """An unknown key in a cell or the task, said with the kind's own options."""
+    if parent is None or "kind" not in parent.model_fields or loc[0] not in ("cells", "task") \
+            or len(loc) != (3 if loc[0] == "cells" else 2):
+        return None
+    from .errors import suggest
+    kind = parent.model_fields["kind"].annotation.__args__[0]
+    names = [k for k in parent.model_fields if k not in ("kind", "label")]
+    if loc[0] == "cells":
+        from .cells.registry import cell_kinds
+        others = [k for k in cell_kinds() if k != kind and key in cell_model(k).model_fields]
+        if others:
+            return f"is not an option of {kind} cells ({kind} options: {', '.join(names)})"
+        return f"unknown key{suggest(key, names)}"
+    return f"unknown option of {kind} tasks{suggest(key, names)} ({kind} options: {', '.join(names) or 'none'})"
 
 
 def json_schema() -> dict[str, Any]:
-    """Case.model_json_schema() plus, per cell and task kind, which options that kind takes
-    (JSON Schema if/then), so an editor completes and checks `forget_bias` only on an lstm."""
-    import json
-
-    from .checks import cell_kinds, cell_option_defaults, task_kinds, task_option_defaults
-    s = Case.model_json_schema()
-    defs = s["$defs"]
-
-    def per_kind(kinds, options, common):
-        rules = []
-        for k in kinds:
-            allowed = {name: {} for name in (*common, *options(k))}
-            for name, default in options(k).items():
-                try:  # defaults an editor can show; skip what JSON cannot hold
-                    json.dumps(default)
-                    allowed[name] = {"default": default}
-                except TypeError:
-                    pass
-            rules.append({"if": {"properties": {"kind": {"const": k}}, "required": ["kind"]},
-                          "then": {"properties": allowed, "additionalProperties": False}})
-        return rules
-
-    defs["CellSpec"]["properties"]["kind"]["enum"] = cell_kinds()
-    defs["CellSpec"]["allOf"] = per_kind(cell_kinds(), cell_option_defaults, CellSpec.SPECIAL)
-    defs["TaskSpec"]["properties"]["kind"]["enum"] = task_kinds()
-    defs["TaskSpec"]["allOf"] = per_kind(task_kinds(), task_option_defaults, ("kind",))
-    return s
+    """The JSON Schema of case files: `cells[]` and `task` are oneOf over the kinds,
+    discriminated by `kind`, so an editor offers only the chosen kind's options."""
+    return case_model().model_json_schema()

@@ -221,13 +221,16 @@ def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
     assert (tmp_path / "o2" / "tiny" / "curves.json").read_bytes() != texts[0]
 
 
-def test_quick_run_uses_quick_baseline_name(tmp_path):
+def test_quick_run_uses_quick_baseline_and_never_replaces_the_full_report(tmp_path):
     case = write_case(tmp_path, TINY)
+    assert invoke("run", case, "--out", tmp_path / "o", "--no-report").exit_code == 0
+    full = (tmp_path / "o" / "tiny" / "run.json").read_bytes()
     res = invoke("run", case, "--out", tmp_path / "o", "--no-report", "--quick")
     assert res.exit_code == 0
     assert f"no baseline at {tmp_path / 'baselines' / 'tiny.quick.json'}" in res.output
-    run = json.loads((tmp_path / "o" / "tiny" / "run.json").read_text())
+    run = json.loads((tmp_path / "o" / "tiny.quick" / "run.json").read_text())
     assert run["quick"] is True and run["case"]["train"]["steps"] == 4   # already below the quick cap
+    assert (tmp_path / "o" / "tiny" / "run.json").read_bytes() == full      # the full run's folder is untouched
 
 
 def test_json_summary_numbers_are_finite_or_null(tmp_path):
@@ -247,7 +250,7 @@ def test_contract_example_runs_as_is(tmp_path):
     case = write_case(tmp_path, CONTRACT)
     res = invoke("run", case, "--out", tmp_path / "o", "--no-report", "--quick")
     assert res.exit_code == 0, res.output
-    c = _no_nonfinite((tmp_path / "o" / "rnn-vs-lstm-copy" / "curves.json").read_text())
+    c = _no_nonfinite((tmp_path / "o" / "rnn-vs-lstm-copy.quick" / "curves.json").read_text())
     assert c["lags"] == list(range(1, 41)) and {s["cell"] for s in c["series"]} == {"tanh RNN", "gru", "lstm"}
 
 

@@ -8,7 +8,7 @@ from scipy.special import roots_hermitenorm
 from diagnostics.cells import make_cell
 from diagnostics.lyapunov import lyapunov_spectrum
 from diagnostics.metrics import fit_decay, pascanu_bound
-from diagnostics.probe import probe
+from diagnostics.probing import probe
 
 # ---------------------------------------------------------------- fit_decay
 

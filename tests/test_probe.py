@@ -5,7 +5,7 @@ from scipy.special import expit
 
 from diagnostics.cells import make_cell
 from diagnostics.metrics import pascanu_bound
-from diagnostics.probe import forward, probe
+from diagnostics.probing import forward, probe
 
 LOG10_REL = 1e-10 / np.log(10)   # a relative error of 1e-10 in a norm, in log10 units
 

@@ -10,9 +10,9 @@ from diagnostics.cells import make_cell
 from diagnostics.cells.rnn import RNN
 from diagnostics import parallel
 from diagnostics.parallel import chunks, resolve_workers, single_threaded_blas
-from diagnostics.probe import probe
+from diagnostics.probing import probe
 
-probe_module = sys.modules["diagnostics.probe"]   # the package exports the function under that name
+probe_module = sys.modules["diagnostics.probing"]   # the package exports the function under that name
 
 
 def _max_diff(r1, r2) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 
 from diagnostics.cells import make_cell
 from diagnostics.matnorms import SpectralTracker
-from diagnostics.probe import forward, probe
+from diagnostics.probing import forward, probe
 
 LOG10_REL = 1e-10 / np.log(10)
 

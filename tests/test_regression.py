@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from regression_data import make_curves
 
-from diagnostics.regression.compare import compare
-from diagnostics.regression.tolerances import Tolerances
+from diagnostics.regression.comparison import compare
+from diagnostics.tolerances import Tolerances
 
 
 def failing(cmp, what=None):

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 # pytester's in-process runs (test_plugin_check_case) restore sys.modules afterwards, and numpy/scipy
 # C extensions cannot be imported twice in one process: import what the inner run needs first.
-import diagnostics.caseload  # noqa: F401
 import diagnostics.plan  # noqa: F401
+import diagnostics.spec  # noqa: F401
 import diagnostics.regression.adapt  # noqa: F401
 import diagnostics.regression.overlay  # noqa: F401
 import diagnostics.runner  # noqa: F401
@@ -82,7 +82,7 @@ def test_unperturbed_run_passes(with_baseline):
     ((0, "recurrent_init", {"kind": "orthogonal", "gain": 1.05}), "rnn ckpt=0 a/"),  # recurrent gain + 5%
 ])
 def test_perturbed_cell_fails_the_check(with_baseline, change, moved):
-    from diagnostics.regression.compare import compare
+    from diagnostics.regression.comparison import compare
 
     case = write_case(with_baseline, cells=[change])
     code, out = diag("run", case, "--out", with_baseline / "moved", "--no-report")
@@ -102,17 +102,17 @@ def test_float_noise_passes_with_default_tolerances(with_baseline, monkeypatch):
     """Cross-machine noise stand-in: every initial parameter moved by ~1e-12 relative (far more than
     a BLAS summation order changes), training included. The numbers move; the check passes by
     orders of magnitude, while the perturbations above (real changes) fail it."""
-    from diagnostics.caseload import load_case
-    from diagnostics.regression.compare import compare
-    from diagnostics.runner import run_case
+    from diagnostics.regression.comparison import compare
+    from diagnostics.runner import compute
+    from diagnostics.spec import resolve
 
-    lc = load_case(with_baseline / "small.yaml")
+    lc = resolve(with_baseline / "small.yaml")
     rng = np.random.default_rng(7)
     for cls in {type(c) for c in lc.cells}:
         def noisy(self, r, _orig=cls.init):
             return {k: v * (1 + 1e-12 * rng.standard_normal(v.shape)) for k, v in _orig(self, r).items()}
         monkeypatch.setattr(cls, "init", noisy)
-    res = run_case(lc, with_baseline / "noisy", show=False)
+    res = compute(lc, show=False)
     base = load_curves(with_baseline / "baselines" / "small.json")
     assert res.curves != base                                    # the noise reached the curves
     cmp = compare(res.curves, base)
@@ -137,7 +137,7 @@ def test_other_blas_kernels_pass_the_check(tmp_path):
     oldest SSE kernels instead of this CPU's AVX ones sums in another order. The curves may differ
     in the last bits; the check passes by many orders of magnitude. (Without OpenBLAS the variable
     is ignored and the runs are simply identical.)"""
-    from diagnostics.regression.compare import compare
+    from diagnostics.regression.comparison import compare
 
     case = write_case(tmp_path)
     assert diag("run", case, "--out", tmp_path / "here", "--no-report")[0] == 0

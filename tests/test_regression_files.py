@@ -13,18 +13,23 @@ import pytest
 from click.testing import CliRunner
 from regression_data import make_curves
 
-from diagnostics.regression.baseline import BadCurves, baseline_path_for, gate, load_curves, write_baseline
+from diagnostics.regression.baseline import BadCurves, gate, load_curves, write_baseline
 from diagnostics.regression.cli import check_cmd
-from diagnostics.regression.compare import compare
+from diagnostics.regression.comparison import compare
 
 
 # --- baseline files --------------------------------------------------------------------------
-def test_baseline_path_for(tmp_path):
+def test_baseline_path_of_a_resolved_case(tmp_path):
+    from diagnostics.spec import resolve
+    (tmp_path / "cases").mkdir()
     case = tmp_path / "cases" / "copy.yaml"
-    assert baseline_path_for("copy", case) == tmp_path / "cases" / "baselines" / "copy.json"
-    assert baseline_path_for("copy", case, quick=True) == tmp_path / "cases" / "baselines" / "copy.quick.json"
-    assert baseline_path_for("copy", case, explicit="b/x.json") == tmp_path / "cases" / "b" / "x.json"
-    assert baseline_path_for("c", case, explicit="/abs/y.json", quick=True).as_posix() == "/abs/y.quick.json"
+    text = "name: copy\ntask: {kind: copy, delay: 3}\ncells: [{kind: rnn, hidden: 2}]\n"
+    case.write_text(text)
+    assert resolve(case).baseline_path == tmp_path / "cases" / "baselines" / "copy.json"
+    assert resolve(case, quick=True).baseline_path == tmp_path / "cases" / "baselines" / "copy.quick.json"
+    case.write_text(text + "baseline: b/x.json\n")
+    assert resolve(case).baseline_path == tmp_path / "cases" / "b" / "x.json"
+    assert resolve(case, quick=True).baseline_path == tmp_path / "cases" / "b" / "x.quick.json"
 
 
 def test_load_curves_errors(tmp_path):
@@ -101,19 +106,28 @@ def test_check_takes_tolerances_from_a_case_file(tmp_path):
     assert res.exit_code == 2 and "decadez" in res.output
 
 
-def test_probe_result_as_curves():
+def test_probe_result_as_curves_pools_every_anchor_like_diag_run():
+    """The plugin's curves summarise like `diag run`: quantiles over every (anchor, sequence)
+    pair, not the last anchor alone; checked against numpy's own median and a direct fit."""
     import numpy as np
 
     from diagnostics.cells import make_cell
-    from diagnostics.probe import probe
-    from diagnostics.regression.adapt import curves_from_probe, curves_from_result
+    from diagnostics.metrics import fit_decay
+    from diagnostics.probing import probe
+    from diagnostics.regression.adapt import curves_from_result
     cell = make_cell("rnn", input_size=2, hidden=5)
     params = cell.init(np.random.default_rng(0))
-    xs = np.random.default_rng(1).normal(size=(10, 3, 2))
-    by_result = curves_from_result(probe(cell, params, xs), label="rnn", kind="rnn")
-    by_probe = curves_from_probe(cell, params, xs)
-    assert by_result == by_probe and len(by_result["series"]) == 2 and by_result["lags"] == list(range(1, 11))
-    assert compare(by_probe, json.loads(json.dumps(by_result))).ok
+    xs = np.random.default_rng(1).normal(size=(12, 5, 2))
+    res = probe(cell, params, xs, lags=6, anchors=[7, 12])
+    doc = curves_from_result(res, label="rnn", kind="rnn")
+    assert doc["lags"] == list(range(1, 7)) and len(doc["series"]) == 2
+    s = next(x for x in doc["series"] if x["norm"] == "spectral")
+    pooled = res.log10[("a", "spectral")].reshape(-1, 6)            # (anchors x sequences, lags)
+    np.testing.assert_allclose(s["log10"]["median"], np.median(pooled, axis=0), rtol=0, atol=1e-15)
+    last_only = np.median(res.log10[("a", "spectral")][-1], axis=0)
+    assert np.abs(np.array(s["log10"]["median"]) - last_only).max() > 1e-6   # the anchors differ
+    assert s["fit"]["slope"] == fit_decay(res.lags, np.median(pooled, axis=0))["slope"]
+    assert compare(doc, json.loads(json.dumps(doc))).ok
 
 
 # --- atomic writes ---------------------------------------------------------------------------

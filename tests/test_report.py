@@ -135,11 +135,11 @@ def test_rendering_is_deterministic(full_run, tmp_path):
 
 
 def test_bad_run_folder_gives_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="curves.json: missing"):
+    with pytest.raises(ValueError, match="curves.json: no such file"):
         render_report(tmp_path)
     write_run(tmp_path)
     (tmp_path / "curves.json").write_text('{"format": "other/9"}')
-    with pytest.raises(ValueError, match="format must be 'diag-curves/1', got 'other/9'"):
+    with pytest.raises(ValueError, match="format: expected 'diag-curves/1', got 'other/9'"):
         render_report(tmp_path)
     assert not (tmp_path / "index.html").exists()
 

@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 import yaml
 
-from diagnostics.caseload import CaseError, load_case, read_yaml, validate_case
+from diagnostics.errors import CaseError
 from diagnostics.plan import QUICK, make_plan, quick_case
 from diagnostics.runner import probe_stream
 from diagnostics.schema import json_schema
+from diagnostics.spec import resolve
+from diagnostics.yamlfile import read_yaml
+
+validate_case = load_case = resolve
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 
@@ -39,7 +43,7 @@ def problems(raw) -> list[str]:
 
 def test_contract_example_validates():
     lc = validate_case(contract())
-    assert lc.labels == ["tanh RNN", "gru", "lstm"]
+    assert lc.labels == ("tanh RNN", "gru", "lstm")
     assert lc.case.train.checkpoints == [0, 100, 500]
     assert [c.kind for c in lc.cells] == ["rnn", "gru", "lstm"]
     assert lc.cells[2].forget_bias == 1.0 and lc.cells[0].input_size == lc.task.input_size
@@ -63,7 +67,7 @@ def test_defaults_and_labels():
            "cells": [{"kind": "lstm", "hidden": 4}, {"kind": "lstm", "hidden": 4, "forget_bias": 0.0},
                      {"kind": "rnn", "hidden": 4}], "train": {"steps": 7}}
     lc = validate_case(raw)
-    assert lc.labels == ["lstm", "lstm 2", "rnn"]
+    assert lc.labels == ("lstm", "lstm 2", "rnn")
     assert lc.case.train.checkpoints == [0, 7]
     plan = make_plan(lc.case, lc.task, lc.cells)
     assert plan.K == 10 and plan.anchors == (10,) and plan.lyapunov == 4   # min(8, rnn state 4)
@@ -83,7 +87,9 @@ BAD = [
     (("train", "steps"), 0, "train.steps: must be a positive integer, got 0"),
     (("train", "batch"), True, "train.batch: must be an integer, got True"),
     (("train", "optimizer", "lr"), -1.0, "train.optimizer.lr: must be a positive number, got -1.0"),
-    (("train", "optimizer", "kind"), "adamw", "train.optimizer.kind: must be one of adam or sgd, got 'adamw'"),
+    (("train", "optimizer", "kind"), "adamw", "train.optimizer.kind: must be one of adam, sgd, got 'adamw'"),
+    (("train", "optimizer", "betas"), [1.0, 0.999], "train.optimizer.betas[0]: must be < 1, got 1.0"),
+    (("train", "optimizer", "momentum"), 0.9, "train.optimizer.momentum: unknown key"),
     (("probe", "sequences"), 0, "probe.sequences: must be a positive integer, got 0"),
     (("probe", "norms"), "spectral", "probe.norms: must be a list, got 'spectral'"),
     (("seed",), -1, "seed: must be a non-negative integer, got -1"),
@@ -91,9 +97,13 @@ BAD = [
     (("cells", 2, "kind"), "lstn", ("cells[2].kind: must be one of gru, ", "got 'lstn' (did you mean 'lstm'?)")),
     (("task", "kind"), "cpy", ("task.kind: must be one of adding, copy, ", "got 'cpy' (did you mean 'copy'?)")),
     (("task", "delay"), 0, "task.delay: must be a positive integer, got 0"),
+    (("task", "alphabet"), 1, "task.alphabet: must be >= 2, got 1"),
+    (("cells", 2, "chrono"), 1.5, "cells[2].chrono: must be >= 2, got 1.5"),   # one rule set: the cell's
+    (("name",), "abc\n", "name: must be a safe folder name"),
     (("cells", 0, "activation"), "tahn", "cells[0].activation: must be one of tanh, relu or linear, "
                                          "got 'tahn' (did you mean 'tanh'?)"),
     (("cells", 0, "forget_bias"), 1.0, "cells[0].forget_bias: is not an option of rnn cells"),
+    (("cells", 0, "kind"), 7, "cells[0].kind: must be one of"),
     (("cells", 1, "output_tanh"), False, "cells[1].output_tanh: is not an option of gru cells"),
     (("cells", 2, "reset_gate"), True, "cells[2].reset_gate: is not an option of lstm cells"),
     (("cells", 2, "forget_bais"), 1.0, "cells[2].forget_bais: unknown key (did you mean 'forget_bias'?)"),
@@ -101,7 +111,7 @@ BAD = [
     (("nmae",), "x", "nmae: unknown key (did you mean 'name'?)"),
     (("probe", "lyapnuov"), 3, "probe.lyapnuov: unknown key (did you mean 'lyapunov'?)"),
     (("probe", "lyapunov"), 500, "probe.lyapunov: must be <= the smallest cell state size (64), got 500"),
-    (("train", "checkpoints"), [0, 900], "train.checkpoints: must lie in 0..steps (500), got [900]"),
+    (("train", "checkpoints"), [0, 900], "train.checkpoints: must lie in 0..steps (500), got [0, 900]"),
     (("name",), "a/b", "name: must be a safe folder name"),
     (("name",), "..", "name: must be a safe folder name"),
     (("name",), "../up", "name: must be a safe folder name"),
@@ -131,7 +141,7 @@ def test_one_clear_line_per_problem(where, value, expected):
 
 
 def test_missing_required_keys_and_many_problems_at_once():
-    assert problems({"seed": 1}) == ["name: is required", "task: is required", "cells: is required"]
+    assert sorted(problems({"seed": 1})) == ["cells: is required", "name: is required", "task: is required"]
     raw = contract()
     raw["cells"][0]["hidden"] = 0
     raw["cells"][1]["hidden"] = "x"
@@ -196,7 +206,8 @@ def test_quick_form_is_deterministic_and_small():
     assert q.train.steps == QUICK["steps"] and q.train.checkpoints == [0, 6, 30]
     assert q.probe.lags == 40 and q.probe.sequences == 4 and q.train.batch == 16
     assert quick_case(lc.case, lc.task.length) == q
-    validate_case(q.model_dump(mode="json", exclude_none=True))   # still a valid case
+    again = validate_case(q.model_dump(mode="json", exclude_none=True))   # still a valid case
+    assert again.case == q
 
 
 def test_shipped_cases_validate_in_both_forms():
@@ -207,8 +218,8 @@ def test_shipped_cases_validate_in_both_forms():
         lc = load_case(f)
         names.add(lc.case.name)
         assert "2 cores" in lc.case.description, f"{f}: description must say how long it takes"
-        q = quick_case(lc.case, lc.task.length)
-        make_plan(q, lc.task, lc.cells)
+        q = resolve(f, quick=True)
+        assert q.plan.K <= QUICK["lags"] and q.plan.sequences <= QUICK["sequences"]
     assert len(names) == len(files)
 
 

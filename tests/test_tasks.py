@@ -26,14 +26,14 @@ def test_registry_lists_every_kind_with_defaults():
 
 @pytest.mark.parametrize("kind,opts,msg", [
     ("copy", {"delay": -3}, "delay: must be a positive integer, got -3"),
-    ("copy", {"alphabet": 1}, "alphabet: must be an integer >= 2, got 1"),
-    ("copy", {"delay": True}, "delay: must be a positive integer"),
-    ("adding", {"variant": "x"}, "variant: must be one of urnn, hochreiter1997"),
+    ("copy", {"alphabet": 1}, "alphabet: must be >= 2, got 1"),
+    ("copy", {"delay": True}, "delay: must be an integer, got True"),
+    ("adding", {"variant": "x"}, "variant: must be one of urnn or hochreiter1997, got 'x'"),
     ("latch", {"noise": "yes"}, "noise: must be true or false"),
-    ("latch", {"colour": 1}, "latch: unknown option 'colour'"),
+    ("latch", {"colour": 1}, "colour: unknown option of latch tasks"),
     ("tariff_shock", {"lag": 60}, "lag: must be smaller than length"),
     ("tariff_shock", {"reversion": 1.5}, "reversion: must be <= 0.999"),
-    ("none", {"inputs": "ones"}, "inputs: must be one of zeros, gaussian"),
+    ("none", {"inputs": "ones"}, "inputs: must be one of zeros or gaussian, got 'ones'"),
     ("nope", {}, "task kind: must be one of"),
 ])
 def test_bad_options_raise_one_line_errors(kind, opts, msg):

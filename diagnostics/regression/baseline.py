@@ -1,72 +1,27 @@
-"""Baseline files: where they live, reading them, writing them atomically, and the gate `diag run` uses.
+"""Baseline files: reading them, writing them atomically, and the gate `diag run` uses.
 
-    baseline_path_for("copy", "cases/copy.yaml")              -> cases/baselines/copy.json
-    baseline_path_for("copy", "cases/copy.yaml", quick=True)  -> cases/baselines/copy.quick.json
-    baseline_path_for("copy", "cases/copy.yaml", explicit="b/x.json") -> cases/b/x.json (relative to the case file)
     write_baseline(curves, path)        # temp file + rename: a killed writer leaves the old file intact
     gate(curves, path, tol, update=False, overlays_dir=None) -> GateResult  # compare / write / report missing
+
+Where a case's baseline lives is the resolved case's business (RunSpec.baseline_path).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..documents import CURVES, BadDocument, read_document
 from ..io import atomic_write_text, dumps
-from .compare import Comparison, compare
-from .tolerances import Tolerances
+from ..tolerances import Tolerances
+from .comparison import Comparison, compare
 
-FORMAT = "diag-curves/1"
-
-
-class BadCurves(ValueError):
-    """A curves file that cannot be compared; the message is one line naming the file and the problem."""
-
-
-def _resolve(path_or_run_dir: str | os.PathLike) -> Path:
-    p = Path(path_or_run_dir)
-    return p / "curves.json" if p.is_dir() else p
+BadCurves = BadDocument   # the name this package has always raised
 
 
 def load_curves(path_or_run_dir: str | os.PathLike) -> dict:
     """Read a curves.json (or RUN_DIR/curves.json) and check it is a diag-curves/1 document."""
-    p = _resolve(path_or_run_dir)
-    if not p.exists():
-        where = f"{path_or_run_dir} has no curves.json" if Path(path_or_run_dir).is_dir() else f"{p}: no such file"
-        raise BadCurves(where)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise BadCurves(f"{p}: not a text file (expected diag-curves/1 JSON)") from None
-    except json.JSONDecodeError as e:
-        raise BadCurves(f"{p}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
-    except OSError as e:
-        raise BadCurves(f"{p}: cannot read ({e.strerror})") from None
-    if not isinstance(data, dict):
-        raise BadCurves(f"{p}: expected a JSON object with format {FORMAT!r}, got {type(data).__name__}")
-    if data.get("format") != FORMAT:
-        raise BadCurves(f"{p}: format: expected {FORMAT!r}, got {data.get('format')!r}")
-    for key in ("lags", "series"):
-        if not isinstance(data.get(key), list):
-            raise BadCurves(f"{p}: {key}: expected a list, got {type(data.get(key)).__name__}")
-    return data
-
-
-def baseline_path_for(case_name: str, case_file: str | os.PathLike, explicit: str | os.PathLike | None = None,
-                      quick: bool = False) -> Path:
-    """The baseline of a case: `explicit` (relative to the case file's folder) or
-    <case folder>/baselines/<name>.json. Quick runs keep their own file, <stem>.quick.json, since
-    their lags and steps differ."""
-    folder = Path(case_file).parent
-    if explicit is not None:
-        p = Path(explicit)
-        p = p if p.is_absolute() else folder / p
-    else:
-        p = folder / "baselines" / f"{case_name}.json"
-    if quick:
-        p = p.with_name(f"{p.stem}.quick{p.suffix or '.json'}")
-    return p
+    return read_document(path_or_run_dir, CURVES)
 
 
 def write_baseline(curves: dict, path: str | os.PathLike) -> Path:

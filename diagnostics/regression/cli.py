@@ -12,8 +12,8 @@ import click
 from pydantic import ValidationError
 
 from .baseline import BadCurves, load_curves
-from .compare import compare
-from .tolerances import Tolerances
+from .comparison import compare
+from ..tolerances import Tolerances
 
 
 def _bad(msg: str) -> None:
@@ -45,9 +45,10 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
              "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs}
     start = {}
     if case_file is not None:
-        from ..caseload import CaseError, load_case
+        from ..errors import CaseError
+        from ..spec import resolve
         try:
-            start = load_case(case_file).case.tolerances.model_dump()
+            start = resolve(case_file).case.tolerances.model_dump()
         except CaseError as e:
             _bad("\n".join(e.lines))
     try:

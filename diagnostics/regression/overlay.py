@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..io import atomic_write_bytes
-from .compare import Comparison
+from .comparison import Comparison
 
 BASE, CUR = "#0072B2", "#D55E00"     # Okabe-Ito blue / vermillion: colour-blind safe
 

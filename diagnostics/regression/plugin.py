@@ -72,7 +72,7 @@ class GradientCurves:
         paths, lyapunov) -- against the stored baseline.
         Returns the Comparison (fails the test on a regression or a missing baseline)."""
         from .adapt import curves_from_probe, curves_from_result
-        from .tolerances import Tolerances
+        from ..tolerances import Tolerances
 
         if isinstance(data, (tuple, list)) and len(data) == 3:
             cell, params, xs = data
@@ -87,9 +87,10 @@ class GradientCurves:
         return self._check(data, basename or self._default(), tol)
 
     def check_case(self, case_path, quick: bool = True, basename: str | None = None, tol=None):
-        """Run a case file (in memory, nothing written beside it) and check its curves.
+        """Run a case file (in memory, nothing written) and check its curves. A relative
+        `case_path` is taken relative to the test file's folder (then to the working folder).
         The case's own `tolerances:` apply unless `tol` is given."""
-        from .tolerances import Tolerances
+        from ..tolerances import Tolerances
 
         curves, case_tol, name = self._run_case(case_path, quick)
         if isinstance(tol, dict):
@@ -98,20 +99,20 @@ class GradientCurves:
         return self._check(curves, basename, tol or case_tol)
 
     def _run_case(self, case_path, quick: bool):
-        """Run the case as `diag run [--quick]` would, into pytest's temporary folder."""
-        from ..caseload import CaseError, load_case
-        from ..runner import run_case
+        """Resolve and compute the case as `diag run [--quick]` would, in memory."""
+        from ..errors import CaseError
+        from ..runner import compute
+        from ..spec import resolve
 
+        p = Path(case_path)
+        if not p.is_absolute() and not p.exists():
+            near = Path(self._request.node.path).parent / p
+            p = near if near.exists() else p
         try:
-            lc = load_case(case_path)
+            spec = resolve(p, quick=quick)
         except CaseError as e:
             pytest.fail("gradient_curves.check_case: bad case file\n" + "\n".join(e.lines), pytrace=False)
-        if quick:
-            from ..plan import quick_case
-            lc.case = quick_case(lc.case, lc.task.length)
-        out = self._tmp_factory.mktemp(f"diag-run-{_safe(lc.case.name)}"[:60], numbered=True)
-        res = run_case(lc, out, quick=quick, show=False)
-        return res.curves, lc.case.tolerances, lc.case.name
+        return compute(spec, show=False).curves, spec.case.tolerances, spec.name
 
     # -----------------------------------------------------------------------------------------
     def _default(self) -> str:
@@ -119,7 +120,7 @@ class GradientCurves:
 
     def _check(self, curves: dict, basename: str, tol):
         from .baseline import BadCurves, load_curves, write_baseline
-        from .compare import compare
+        from .comparison import compare
         from .overlay import write_overlays
 
         if basename in self._used:

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import math
 
+from ..numfmt import fmt
+
 HEADERS = ("series", "what", "worst lag", "expected (baseline)", "obtained (current)",
            "difference", "tolerance", "status")
 RIGHT = {2, 3, 4, 5, 6}
 
 
 def fmt_value(v) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return f"{v:.4g}" if (v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5)) else f"{v:.4f}"
-    return str(v)
+    """4 decimals, or 4 significant digits for very small and very large values."""
+    if isinstance(v, bool) or not isinstance(v, float) or not math.isfinite(v):
+        return fmt(v, "d" if isinstance(v, int) and not isinstance(v, bool) else ".4g", none="null")
+    return fmt(v, ".4g" if (v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5)) else ".4f")
 
 
 def fmt_diff(row) -> str:

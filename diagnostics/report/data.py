@@ -7,15 +7,13 @@ here and the drawing code turns non-finite values into gaps.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-CURVES_FORMAT = "diag-curves/1"
-RUN_FORMAT = "diag-run/1"
+from ..documents import CURVES, RUN, primary_norm, read_document
 
 
 def log_array(values: Any, null: float = -np.inf) -> np.ndarray:
@@ -28,19 +26,6 @@ def log_array(values: Any, null: float = -np.inf) -> np.ndarray:
 def num_array(values: Any) -> np.ndarray:
     """JSON list of plain numbers -> float64 array; null (was non-finite) -> NaN."""
     return log_array(values, null=np.nan)
-
-
-def _read_json(path: Path, expected_format: str) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; run `diag run` first (the report reads only saved files)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict) or data.get("format") != expected_format:
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{path}: format must be {expected_format!r}, got {got!r}")
-    return data
 
 
 @dataclass
@@ -73,9 +58,9 @@ class RunData:
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunData":
+        """From a run folder's saved files (BadDocument, one line, when one is missing or bad)."""
         run_dir = Path(run_dir)
-        return cls(_read_json(run_dir / "curves.json", CURVES_FORMAT),
-                   _read_json(run_dir / "run.json", RUN_FORMAT))
+        return cls(read_document(run_dir / "curves.json", CURVES), read_document(run_dir / "run.json", RUN))
 
     # --- selections -------------------------------------------------------------------
     @property
@@ -84,9 +69,9 @@ class RunData:
 
     @property
     def primary_norm(self) -> str:
-        """Spectral when measured (the norm of the Pascanu bound), else the first one there is."""
-        norms = self.norms()
-        return "spectral" if "spectral" in norms or not norms else norms[0]
+        """The norm summaries read (documents.primary_norm), in the order the probe listed them."""
+        listed = (self.run.get("probe_plan") or {}).get("norms") or self.norms()
+        return primary_norm(listed)
 
     def curve(self, cell: str, checkpoint: int, path: str = "a", norm: str | None = None) -> Curve | None:
         norm = norm or self.primary_norm

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..numfmt import fmt
+
 GATE = "σ(W_{g} a<t-1> + U_{g} x<t> + b_{g})"
 
 
@@ -58,10 +60,10 @@ def lstm_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
     if forget:
         parts.append("Along the memory the gradient is multiplied by Γ_f at each step (∂c<t>/∂c<t-1> direct = diag(Γ_f)).")
         if opts.get("chrono") is not None:
-            parts.append(f"Chrono initialisation: b_f ~ ln U[1, {_num(opts['chrono'])} - 1] and b_u = -b_f, so "
+            parts.append(f"Chrono initialisation: b_f ~ ln U[1, {fmt(opts['chrono'] - 1)}] and b_u = -b_f, so "
                          "memory time scales spread up to that many steps.")
         elif opts.get("forget_bias") is not None:
-            parts.append(f"The forget-gate bias b_f starts at {_num(opts['forget_bias'])}, a memory time scale "
+            parts.append(f"The forget-gate bias b_f starts at {fmt(opts['forget_bias'])}, a memory time scale "
                          "of about -1/ln σ(b_f) steps.")
     else:
         parts.append("Without a forget gate (Γ_f = 1, the 1997 LSTM) the direct memory path ∂c<t>/∂c<t-1> "
@@ -69,16 +71,6 @@ def lstm_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
     if not out_tanh:
         parts.append("The output has no tanh, as in the notes' a<t> = Γ_o * c<t>.")
     return eqs, " ".join(parts)
-
-
-def _num(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, (int, float)):
-        return f"{v:g}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_num(x) for x in v)
-    return str(v)
 
 
 EQUATIONS = {"rnn": rnn_equations, "gru": gru_equations, "lstm": lstm_equations}
@@ -99,6 +91,6 @@ def settings_text(options: dict[str, Any] | None) -> str:
         if v is None:
             continue
         if isinstance(v, dict) and "kind" in v:
-            v = f"{v['kind']} (gain {_num(v.get('gain', 1.0))})"
-        out.append(f"{k.replace('_', ' ')} {_num(v)}")
+            v = f"{v['kind']} (gain {fmt(v.get('gain', 1.0))})"
+        out.append(f"{k.replace('_', ' ')} {fmt(v)}")
     return " · ".join(out)

@@ -34,9 +34,7 @@ def fit_line(lags: np.ndarray, median: np.ndarray, fit: dict) -> np.ndarray | No
     ok = np.isfinite(median)
     if slope is None or not ok.any() or median.size != lags.size:
         return None
-    icpt = fit.get("intercept")
-    if icpt is None:
-        icpt = float(np.median(median[ok] - slope * lags[ok]))
+    icpt = float(np.median(median[ok] - slope * lags[ok]))
     line = icpt + slope * lags
     line[~ok] = np.nan    # only where the curve itself exists
     return line

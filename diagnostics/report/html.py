@@ -16,6 +16,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from ..io import atomic_write_bytes, atomic_write_text
+from ..metrics import DECADES
+from ..numfmt import fmt
 from .data import RunData
 from .equations import cell_equations, settings_text
 from .figures import FIGURES
@@ -37,33 +39,16 @@ def notation(text: str) -> Markup:
 
 
 def _fmt(v, spec: str = ".3g", none: str = "—") -> str:
-    if v is None:
-        return none
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    try:
-        return format(float(v), spec)
-    except (TypeError, ValueError):
-        return str(v)
+    return fmt(v, spec, none)
 
 
-def _decades() -> float:
-    try:
-        from ..metrics import DECADES   # the horizon's definition lives with the fit
-        return float(DECADES)
-    except Exception:  # pragma: no cover - the report must render even from a partial install
-        return 3.0
-
-
-def summary_rows(d: RunData) -> list[dict]:
-    """One row per cell at the last checkpoint (run.json summary; falls back to curves.json fits)."""
+def summary_display(d: RunData) -> list[dict]:
+    """The summary table's rows as text: one per cell at the last checkpoint, from the rows
+    the run computed (run.json's summary, curves.summary_rows: one rule for every table)."""
     rows = {}
     for r in d.run.get("summary") or []:
         if int(r.get("checkpoint", 0)) == d.last_checkpoint or r.get("cell") not in rows:
             rows[r.get("cell")] = r
-    for cell in d.cells:
-        if cell not in rows and (c := d.curve(cell, d.last_checkpoint)) is not None:
-            rows[cell] = {"cell": cell, "kind": d.kinds.get(cell), **c.fit}
     K = int(d.lags[-1]) if d.lags.size else 0
     out = []
     for cell in [c for c in d.cells if c in rows] + [c for c in rows if c not in d.cells]:
@@ -150,10 +135,12 @@ def _provenance(d: RunData) -> list[tuple[str, str]]:
     return [(k, _plain(v)) for k, v in rows if v not in (None, "", {}, [])]
 
 
-def render_report(run_dir: str | Path) -> Path:
-    """Draw every figure and write figures/<slug>.png and index.html in run_dir; returns the page."""
+def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict | None = None) -> Path:
+    """Draw every figure and write figures/<slug>.png and index.html in run_dir; returns the
+    page. The documents are read from run_dir unless given (a run draws its page before it
+    writes run.json, which comes last)."""
     run_dir = Path(run_dir)
-    d = RunData.load(run_dir)
+    d = RunData(curves, run) if curves is not None and run is not None else RunData.load(run_dir)
     figures = []
     for spec in FIGURES:
         png_path = run_dir / "figures" / f"{spec.slug}.png"
@@ -173,9 +160,9 @@ def render_report(run_dir: str | Path) -> Path:
         name=d.name, title=str((d.case.get("report") or {}).get("title") or d.name), quick=bool(d.run.get("quick")),
         description=str(d.case.get("description") or ""),
         task_description=str(d.run.get("task_description") or ""), seed=d.run.get("seed", d.case.get("seed")),
-        facts=_case_facts(d), cells=cell_blocks(d), summary=summary_rows(d), checkpoints=d.checkpoints,
+        facts=_case_facts(d), cells=cell_blocks(d), summary=summary_display(d), checkpoints=d.checkpoints,
         trained=bool(d.curves.get("training")) or bool(d.case.get("train")),
-        checkpoint_rows=checkpoint_rows(d), figures=figures, decades=_fmt(_decades(), "g"),
+        checkpoint_rows=checkpoint_rows(d), figures=figures, decades=_fmt(DECADES, "g"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
         provenance=_provenance(d))
     out = run_dir / "index.html"

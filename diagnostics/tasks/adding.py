@@ -14,22 +14,34 @@ in [T, T + T/10]; here every sequence has length T so that a batch is one array.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal
 
-from .base import Batch, Task, choice, positive_int
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..options import STRICT
+from .base import Batch, Task
 
 VARIANTS = ("urnn", "hochreiter1997")
+
+
+class AddingOptions(BaseModel):
+    model_config = STRICT
+    length: int = Field(100, ge=2, description="steps T; one marker in each half")
+    variant: Literal[VARIANTS] = Field("urnn", description="urnn (values U[0,1], target the sum) or hochreiter1997")
+
+    @model_validator(mode="after")
+    def _room(self):
+        if self.variant == "hochreiter1997" and self.length < 24:   # room for both marker ranges
+            raise PydanticCustomError("adding", f"length: must be >= 24 for the hochreiter1997 variant, got {self.length}")
+        return self
 
 
 class AddingTask(Task):
     kind = "adding"
     loss_kind = "mse"
-    OPTIONS = {"length": 100, "variant": "urnn"}
-
-    def _validate(self, o):
-        variant = choice("variant", o["variant"], VARIANTS)
-        minimum = 24 if variant == "hochreiter1997" else 2  # room for both marker ranges
-        return {"length": positive_int("length", o["length"], minimum=minimum), "variant": variant}
+    Options = AddingOptions
 
     length = property(lambda self: self.opts["length"])
     variant = property(lambda self: self.opts["variant"])

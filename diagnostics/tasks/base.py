@@ -13,6 +13,9 @@ from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
 import numpy as np
+from pydantic import BaseModel
+
+from ..options import STRICT, validate
 
 
 class Batch(NamedTuple):
@@ -21,62 +24,26 @@ class Batch(NamedTuple):
     mask: np.ndarray            # (T, B) bool, the scored steps
 
 
-# --- option validation: one-line errors that name the option -----------------------------
-def positive_int(name: str, value, minimum: int = 1) -> int:
-    # bools are ints to Python, but `delay: true` in a case file is a mistake, not 1
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name}: must be {what}, got {value!r}")
-    return int(value)
-
-
-def real(name: str, value, lo: float | None = None, hi: float | None = None,
-         lo_open: bool = False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
-        raise ValueError(f"{name}: must be a finite number, got {value!r}")
-    v = float(value)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise ValueError(f"{name}: must be {'>' if lo_open else '>='} {lo:g}, got {value!r}")
-    if hi is not None and v > hi:
-        raise ValueError(f"{name}: must be <= {hi:g}, got {value!r}")
-    return v
-
-
-def choice(name: str, value, allowed: tuple) -> object:
-    if value not in allowed:
-        raise ValueError(f"{name}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
-    return value
-
-
-def flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: must be true or false, got {value!r}")
-    return bool(value)
+class NoOptions(BaseModel):
+    model_config = STRICT
 
 
 class Task:
-    """Base of every task. Subclasses declare OPTIONS (name -> default) and `_validate`,
-    which returns the normalised options; they are then read as `self.opts[name]`.
+    """Base of every task. A subclass declares its options once, as its `Options` model (a
+    pydantic model with the STRICT config, see diagnostics/options.py); that declaration
+    validates `make_task(...)` and builds the task's entry in the case schema. The validated
+    options are read as `self.opts[name]`.
 
-    A dict rather than dataclass fields because two tasks have an option called `length`,
+    A model rather than dataclass fields because two tasks have an option called `length`,
     which is also the property every task exposes.
     """
 
     kind: ClassVar[str] = "task"
     loss_kind: ClassVar[str | None] = None
-    OPTIONS: ClassVar[dict] = {}
+    Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, **options):
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            raise ValueError(f"{self.kind}: unknown option {unknown[0]!r}; expected one of "
-                             f"{', '.join(self.OPTIONS) or '(none)'}")
-        merged = {**self.OPTIONS, **options}
-        self.opts = MappingProxyType(self._validate(merged))
-
-    def _validate(self, o: dict) -> dict:
-        return o
+        self.opts = MappingProxyType(validate(self.Options, options, what=f"{self.kind} tasks"))
 
     def __repr__(self) -> str:
         return f"make_task({self.kind!r}, {', '.join(f'{k}={v!r}' for k, v in self.opts.items())})"

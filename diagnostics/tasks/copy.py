@@ -13,20 +13,26 @@ T steps, so the baseline is S ln A / (D + 2 S) per step (D=100, S=10, A=8: 0.173
 from __future__ import annotations
 
 import math
-import numpy as np
 
-from .base import Batch, Task, one_hot, positive_int
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..options import STRICT, PosInt
+from .base import Batch, Task, one_hot
+
+
+class CopyOptions(BaseModel):
+    model_config = STRICT
+    delay: PosInt = Field(100, description="steps between the last symbol and the delimiter, plus one")
+    symbols: PosInt = Field(10, description="symbols to remember")
+    # one symbol carries no information: the baseline would be 0 and nothing to learn
+    alphabet: int = Field(8, ge=2, description="alphabet size (>= 2)")
 
 
 class CopyTask(Task):
     kind = "copy"
     loss_kind = "xent"
-    OPTIONS = {"delay": 100, "symbols": 10, "alphabet": 8}
-
-    def _validate(self, o):
-        # one symbol carries no information: the baseline would be 0 and nothing to learn
-        return {"delay": positive_int("delay", o["delay"]), "symbols": positive_int("symbols", o["symbols"]),
-                "alphabet": positive_int("alphabet", o["alphabet"], minimum=2)}
+    Options = CopyOptions
 
     delay = property(lambda self: self.opts["delay"])
     symbols = property(lambda self: self.opts["symbols"])

@@ -12,17 +12,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from pydantic import BaseModel, Field
 
-from .base import Batch, Task, flag, one_hot, positive_int
+from ..options import STRICT
+from .base import Batch, Task, one_hot
+
+
+class LatchOptions(BaseModel):
+    model_config = STRICT
+    p: int = Field(100, ge=2, description="sequence length; the first symbol is asked for p - 1 steps later")
+    noise: bool = Field(False, description="random distractors (experiment 2b) instead of the fixed chain (2a)")
 
 
 class LatchTask(Task):
     kind = "latch"
     loss_kind = "xent"
-    OPTIONS = {"p": 100, "noise": False}
-
-    def _validate(self, o):
-        return {"p": positive_int("p", o["p"], minimum=2), "noise": flag("noise", o["noise"])}
+    Options = LatchOptions
 
     p = property(lambda self: self.opts["p"])
     noise = property(lambda self: self.opts["noise"])

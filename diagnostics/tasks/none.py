@@ -6,21 +6,27 @@ Gaussian inputs are N(0, scale²) i.i.d. per step and channel; zeros ignore `sca
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal
 
-from .base import Batch, Task, choice, positive_int, real
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..options import STRICT, NonNegFloat, PosInt
+from .base import Batch, Task
+
+
+class NoneOptions(BaseModel):
+    model_config = STRICT
+    length: PosInt = Field(100, description="steps of one episode")
+    input_size: PosInt = Field(1, description="input channels d")
+    inputs: Literal["zeros", "gaussian"] = Field("gaussian", description="zeros or gaussian N(0, scale²)")
+    scale: NonNegFloat = Field(1.0, description="std of gaussian inputs")
 
 
 class NoneTask(Task):
     kind = "none"
     loss_kind = None
-    OPTIONS = {"length": 100, "input_size": 1, "inputs": "gaussian", "scale": 1.0}
-
-    def _validate(self, o):
-        return {"length": positive_int("length", o["length"]),
-                "input_size": positive_int("input_size", o["input_size"]),
-                "inputs": choice("inputs", o["inputs"], ("zeros", "gaussian")),
-                "scale": real("scale", o["scale"], lo=0.0)}
+    Options = NoneOptions
 
     length = property(lambda self: self.opts["length"])
     input_size = property(lambda self: self.opts["input_size"])

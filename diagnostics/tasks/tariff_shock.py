@@ -19,29 +19,39 @@ with probability 1 / (T - L). A predictor that remembers the news L - 1 days bac
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Annotated, Literal
 
-from .base import Batch, Task, choice, positive_int, real
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..options import STRICT, NonNegFloat, PosFloat, PosInt, between
+from .base import Batch, Task
 
 PROCESSES = ("mean_reverting", "random_walk")
+
+
+class TariffShockOptions(BaseModel):
+    model_config = STRICT
+    length: int = Field(60, ge=2, description="days T")
+    lag: PosInt = Field(20, description="days between the news and the price move (< length)")
+    process: Literal[PROCESSES] = Field("mean_reverting", description="mean_reverting or random_walk")
+    # φ < 1 keeps the process stationary; φ = 1 is what `random_walk` means
+    reversion: Annotated[float, between(0.0, 0.999)] = Field(0.9, description="φ of the mean-reverting price")
+    noise: NonNegFloat = Field(0.1, description="daily noise σ")
+    shock: PosFloat = Field(1.0, description="std of the announced tariff change")
+
+    @model_validator(mode="after")
+    def _lag(self):
+        if self.lag >= self.length:  # at least one announcement day and one scored day
+            raise PydanticCustomError("tariff", f"lag: must be smaller than length ({self.length}), got {self.lag}")
+        return self
 
 
 class TariffShockTask(Task):
     kind = "tariff_shock"
     loss_kind = "mse"
-    OPTIONS = {"length": 60, "lag": 20, "process": "mean_reverting", "reversion": 0.9,
-               "noise": 0.1, "shock": 1.0}
-
-    def _validate(self, o):
-        length = positive_int("length", o["length"], minimum=2)
-        lag = positive_int("lag", o["lag"])
-        if lag >= length:  # at least one announcement day and one scored day
-            raise ValueError(f"lag: must be smaller than length ({length}), got {lag!r}")
-        return {"length": length, "lag": lag, "process": choice("process", o["process"], PROCESSES),
-                # φ < 1 keeps the process stationary; φ = 1 is what `random_walk` means
-                "reversion": real("reversion", o["reversion"], lo=0.0, hi=0.999),
-                "noise": real("noise", o["noise"], lo=0.0),
-                "shock": real("shock", o["shock"], lo=0.0, lo_open=True)}
+    Options = TariffShockOptions
 
     length = property(lambda self: self.opts["length"])
     input_size = property(lambda self: 2)

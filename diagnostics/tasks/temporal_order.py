@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from typing import Literal
 
-from .base import Batch, Task, choice, one_hot, positive_int
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..options import STRICT
+from .base import Batch, Task, one_hot
 
 E, B_, X, Y = 0, 1, 2, 3           # symbol indices; 4..7 are the distractors a, b, c, d
 WINDOWS = {"6a": ((10, 20), (50, 60)), "6b": ((10, 20), (33, 43), (66, 76))}
 
 
+class TemporalOrderOptions(BaseModel):
+    model_config = STRICT
+    variant: Literal[tuple(WINDOWS)] = Field("6a", description="6a (two relevant symbols) or 6b (three)")
+    # windows must stay distinct and between the start and end symbols once scaled
+    length: int = Field(100, ge=12, description="steps T; the windows scale with it")
+
+
 class TemporalOrderTask(Task):
     kind = "temporal_order"
     loss_kind = "xent"
-    OPTIONS = {"variant": "6a", "length": 100}
-
-    def _validate(self, o):
-        variant = choice("variant", o["variant"], tuple(WINDOWS))
-        # windows must stay distinct and between the start and end symbols once scaled
-        return {"variant": variant, "length": positive_int("length", o["length"], minimum=12)}
+    Options = TemporalOrderOptions
 
     variant = property(lambda self: self.opts["variant"])
     length = property(lambda self: self.opts["length"])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..io import json_safe
-from .tolerances import Tolerances
+from ..tolerances import Tolerances
 
 ZERO_LOG10 = -300.0        # log10 values below this count as an exact zero (null)
 ZERO_LN = ZERO_LOG10 * 2.302585092994046

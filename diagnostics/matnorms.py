@@ -267,11 +267,6 @@ def _joint_view(parts):
                                            strides=(step,) + first.strides, writeable=False)
 
 
-def spectral_exact(m: np.ndarray) -> np.ndarray:
-    """σ_max by SVD, for small stacks and reference values."""
-    return np.linalg.norm(m, ord=2, axis=(-2, -1))
-
-
 def frobenius(m: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("bij,bij->b", m, m))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 
+from .cells.unroll import unroll
 from .matnorms import SpectralTracker, frobenius, log_quantile
 from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
@@ -79,16 +80,6 @@ def _check(cell, xs, lags, anchors, paths, norms, h0):
         if h0.shape != (B, cell.state_size):
             raise ValueError(f"h0: must have shape ({B}, {cell.state_size}), got {h0.shape}")
     return xs, T, B, anchors, int(K), paths, norms, h0
-
-
-def forward(cell, params, xs, h0=None):
-    """Run the cell over xs (T, B, d); return the list of T per-step caches and final state."""
-    state = cell.initial_state(xs.shape[1]) if h0 is None else h0
-    caches = []
-    for x in xs:
-        state, cache = cell.step(params, state, x)
-        caches.append(cache)
-    return caches, state
 
 
 def _row_layout(cell, paths):
@@ -244,7 +235,7 @@ def _hidden(cell) -> int:
 def _probe(cell, params, xs, K, anchors, paths, norms, h0):
     """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters)."""
     B = xs.shape[1]
-    caches, _ = forward(cell, params, xs, h0)
+    caches = unroll(cell, params, xs, h0).caches
     if "c_direct" in paths and cell.direct_memory_log(params, caches[0]) is None:
         raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
     out = {(p, n): np.empty((anchors.size, B, K)) for p in paths for n in norms}

@@ -11,7 +11,8 @@ import numpy as np
 
 from diagnostics.cells import make_cell
 from diagnostics.matnorms import SpectralTracker
-from diagnostics.probing import forward, probe
+from diagnostics.cells.unroll import unroll
+from diagnostics.probing import probe
 
 LOG10_REL = 1e-10 / np.log(10)
 
@@ -27,7 +28,7 @@ def test_chrono_lstm_clustered_spectrum_stays_cheap_and_exact():
     assert iterations <= 15 * K, res.stats
     assert fallbacks <= 2 * B * K, res.stats          # one eigensolve per block and lag at most
     # the numbers stay true: dense float64 products of the step Jacobians, every 10th lag
-    caches, _ = forward(cell, params, xs)
+    caches = unroll(cell, params, xs).caches
     P = np.broadcast_to(np.eye(2 * n), (B, 2 * n, 2 * n)).copy()
     for k in range(1, K + 1):
         P = P @ cell.jacobian(params, caches[K - k])

@@ -115,7 +115,8 @@ def test_result_shapes_and_records():
     lags, comp = r.temporal_components[0]
     assert comp.shape == lags.shape == (task.length,)
     assert r.baseline == task.baseline and r.diverged_at is None and r.loss_kind == "xent"
-    assert len(r.loss_at_checkpoints) == 3
+    assert all(np.array_equal(r.checkpoint_params[0][k], params[k]) for k in params)   # step 0: initial
+    assert not all(np.array_equal(r.checkpoint_params[10][k], params[k]) for k in params)
 
 
 @pytest.mark.parametrize("kind,opts", CELL_OPTIONS, ids=[f"{k}-{o}" for k, o in CELL_OPTIONS])

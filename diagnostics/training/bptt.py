@@ -1,6 +1,6 @@
 """Back-propagation through time for any cell with `step` and `backward`.
 
-    trace = forward(cell, params, inputs)                 # states (T, B, S) and per-step caches
+    trace = unroll(cell, params, inputs)                  # states (T, B, S) and per-step caches
     out   = loss_and_grads(cell, params, readout, batch, loss_kind)
     out.loss, out.accuracy, out.grads (cell names + "V", "b_y"), out.flow (T,) ||dL/da<s>||
     total = full_loss(cell, params, readout, batch, loss_kind)   # forward only; complex-safe
@@ -15,13 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells.unroll import Trace, unroll
 from .readout import gather, loss_and_dy, loss_value, readout_backward, readout_forward
-
-
-@dataclass
-class Trace:
-    states: np.ndarray   # (T, B, S)
-    caches: list
 
 
 @dataclass
@@ -34,28 +29,16 @@ class Gradients:
     g_out: np.ndarray      # (T, B, n) the read-out's direct gradient on a<t> (for components)
 
 
-def forward(cell, params, inputs: np.ndarray, state0: np.ndarray | None = None) -> Trace:
-    T, B, _ = inputs.shape
-    state = cell.initial_state(B, dtype=inputs.dtype) if state0 is None else state0
-    states = np.empty((T, B, cell.state_size), dtype=np.result_type(state, inputs))
-    caches = []
-    for t in range(T):
-        state, cache = cell.step(params, state, inputs[t])
-        states[t] = state
-        caches.append(cache)
-    return Trace(states, caches)
-
-
 def full_loss(cell, params, readout, batch, loss_kind):
     """The loss from parameters alone; complex dtypes pass through (gradient checks)."""
     dtype = np.result_type(*params.values(), *readout.values(), batch.inputs)
-    trace = forward(cell, params, batch.inputs.astype(dtype))
+    trace = unroll(cell, params, batch.inputs.astype(dtype))
     h, tm, bm = gather(trace.states[:, :, cell.blocks["a"]], batch.mask)
     return loss_value(readout_forward(readout, h), batch.targets[tm, bm], loss_kind)
 
 
 def loss_and_grads(cell, params, readout, batch, loss_kind) -> Gradients:
-    trace = forward(cell, params, batch.inputs)
+    trace = unroll(cell, params, batch.inputs)
     a_blk = cell.blocks["a"]
     h, tm, bm = gather(trace.states[:, :, a_blk], batch.mask)
     y = readout_forward(readout, h)

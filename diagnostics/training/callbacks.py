@@ -1,8 +1,6 @@
 """Tracking, kept out of the training loop: each callback sees a StepInfo and keeps what it
 wants. The trainer calls every callback after each gradient evaluation (step 0 = initial
 parameters, before any update); a callback decides from its own schedule whether to act.
-
-    log_schedule(1000, 20) -> [0, 1, 2, 3, 5, ..., 1000]    (log-spaced, always 0 and the end)
 """
 from __future__ import annotations
 
@@ -29,32 +27,22 @@ class StepInfo:
         return self.out.loss
 
 
-def log_schedule(steps: int, count: int) -> list[int]:
-    """About `count` log-spaced steps in 0..steps (rounded, deduplicated)."""
-    if steps <= 0:
-        return [0]
-    pts = np.unique(np.round(np.geomspace(1, steps, max(count - 1, 1))).astype(int))
-    return [0] + [int(p) for p in pts if p != steps] + [steps]
-
-
 def _log10(x: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log10(np.asarray(x, dtype=np.float64))  # an exact zero -> -inf, by contract
 
 
 class History:
-    """Loss, accuracy and global gradient norm at every step (or on a schedule)."""
+    """Loss, accuracy and global gradient norm at every step."""
 
-    def __init__(self, schedule=None):
-        self.schedule = None if schedule is None else set(schedule)
+    def __init__(self):
         self.steps, self.loss, self.grad_norm, self.accuracy = [], [], [], []
 
     def __call__(self, info: StepInfo) -> None:
-        if self.schedule is None or info.step in self.schedule:
-            self.steps.append(info.step)
-            self.loss.append(info.loss)
-            self.grad_norm.append(info.grad_norm)
-            self.accuracy.append(info.out.accuracy)
+        self.steps.append(info.step)
+        self.loss.append(info.loss)
+        self.grad_norm.append(info.grad_norm)
+        self.accuracy.append(info.out.accuracy)
 
 
 class Checkpoints:

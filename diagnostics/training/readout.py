@@ -69,7 +69,3 @@ def readout_forward(readout: dict, h: np.ndarray) -> np.ndarray:
 def readout_backward(readout: dict, h: np.ndarray, dy: np.ndarray):
     """({V, b_y} gradients, dL/dh (M, n))."""
     return {"V": dy.T @ h, "b_y": dy.sum(axis=0)}, dy @ readout["V"]
-
-
-def scored_targets(targets: np.ndarray, tm: np.ndarray, bm: np.ndarray) -> np.ndarray:
-    return targets[tm, bm]

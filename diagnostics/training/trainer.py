@@ -12,11 +12,12 @@ from its own seeded stream, so they do not depend on the training batches.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .bptt import forward, loss_and_grads
+from ..cells.unroll import unroll
+from .bptt import loss_and_grads
 from .callbacks import CallbackList, Checkpoints, GradFlow, History, StepInfo, TemporalComponents
 from .fused_lstm import FusedLSTM, supports
 from .optim import clip_, global_norm, make_optimizer
@@ -40,12 +41,6 @@ class TrainResult:
     checkpoint_params: dict
     grad_flow: dict
     temporal_components: dict
-    readout_params: dict = field(default_factory=dict)
-
-    @property
-    def loss_at_checkpoints(self) -> list:
-        at = dict(zip(self.steps, self.loss))
-        return [at.get(s) for s in sorted(self.checkpoint_params)]
 
 
 def _check_schedule(name: str, sched, steps: int) -> list[int]:
@@ -59,7 +54,7 @@ def _check_schedule(name: str, sched, steps: int) -> list[int]:
 
 def evaluate(cell, params, readout, task, batch) -> tuple[float, float | None]:
     """Loss and accuracy of given parameters on one batch, forward only."""
-    trace = forward(cell, params, batch.inputs.astype(next(iter(params.values())).dtype))
+    trace = unroll(cell, params, batch.inputs.astype(next(iter(params.values())).dtype))
     h, tm, bm = gather(trace.states[:, :, cell.blocks["a"]], batch.mask)
     loss, _, acc = loss_and_dy(readout_forward(readout, h), batch.targets[tm, bm], task.loss_kind)
     return loss, acc
@@ -149,8 +144,7 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
         diverged_at=diverged, final_loss=final_loss, final_accuracy=final_acc,
         solved=bool(task.solved(final_loss, final_acc)), baseline=task.baseline,
         loss_kind=task.loss_kind, checkpoint_params=ck.params, grad_flow=flow.curves,
-        temporal_components=temporal.curves,
-        readout_params={k: np.array(v, dtype=np.float64) for k, v in ro.items()})
+        temporal_components=temporal.curves)
 
 
 __all__ = ["train", "TrainResult", "evaluate"]

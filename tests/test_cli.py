@@ -240,7 +240,6 @@ def test_json_summary_numbers_are_finite_or_null(tmp_path):
     c = _no_nonfinite((tmp_path / "o" / "tiny" / "curves.json").read_text())
     med = c["series"][0]["log10"]["median"]
     assert med == [None] * 12   # W_a = 0: the Jacobian is exactly zero, log10 -> null
-    assert not any(isinstance(v, float) and not math.isfinite(v) for v in med if v is not None)
 
 
 @pytest.mark.slow

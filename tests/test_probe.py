@@ -297,17 +297,23 @@ def test_spectral_tracker_reads_equally_spaced_blocks_as_one_view():
 
 
 @pytest.mark.parametrize("shape", [(3, 20, 30), (3, 64, 64), (3, 130, 100)])
-def test_gram_top_is_sigma_max_squared(shape):
+def test_gram_top_is_sigma_max_squared(shape, monkeypatch):
     """Both branches of the eigensolver fallback (all eigenvalues below 64, the top one alone
-    from 64 on) against SVDs, a zero block included."""
+    by LAPACK's dsyevx from 64 on) against SVDs, a zero block included."""
+    import scipy.linalg
+
     from diagnostics.matnorms import TOP_ONLY_MIN, gram_top
+    calls = []
+    real = scipy.linalg.eigh
+    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: calls.append(k.get("driver")) or real(*a, **k))
     m = np.random.default_rng(5).normal(size=shape)
     m[1] = 0.0
     ref = np.linalg.norm(m, 2, axis=(1, 2)) ** 2
     got = gram_top(m)
     assert got[1] == 0.0
     np.testing.assert_allclose(got, ref, rtol=1e-13)
-    assert (min(shape[1:]) >= TOP_ONLY_MIN) == (shape[1] >= 64)
+    # the branch taken: the Gram matrix is min(r, c) square
+    assert calls == (["evx"] * shape[0] if min(shape[1:]) >= TOP_ONLY_MIN else [])
 
 
 @pytest.mark.parametrize("shape", [(3, 20, 1), (3, 1, 20), (3, 20, 2)])

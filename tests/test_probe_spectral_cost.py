@@ -26,7 +26,9 @@ def test_chrono_lstm_clustered_spectrum_stays_cheap_and_exact():
     iterations, fallbacks = res.stats[K]["a+c"]
     # before the fix: 5,900-6,900 batched iterations here (~30 per lag); now ~11 per lag
     assert iterations <= 15 * K, res.stats
-    assert fallbacks <= 2 * B * K, res.stats          # one eigensolve per block and lag at most
+    # 2 B K sequence-lags (a and c blocks); measured 377 of 1,600 go to the eigensolver. A
+    # tracker whose iteration stopped settling them (no warm start, no filter) sends nearly all
+    assert fallbacks <= B * K, res.stats
     # the numbers stay true: dense float64 products of the step Jacobians, every 10th lag
     caches = unroll(cell, params, xs).caches
     P = np.broadcast_to(np.eye(2 * n), (B, 2 * n, 2 * n)).copy()

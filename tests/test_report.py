@@ -13,7 +13,7 @@ from diagnostics.report.equations import cell_equations
 from diagnostics.report.figures import FIGURES, fit_line
 from diagnostics.report.html import notation
 from diagnostics.io import atomic_write_json
-from report_fixture import make_run, write_run
+from report_fixture import CHECKPOINTS, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
@@ -73,9 +73,13 @@ def test_page_reads_like_a_report(full_run):
     for c in run["cells"]:
         assert f"<h3>{c['label']}<span" in html
     # the summary shows run.json's numbers for the last checkpoint, not something recomputed
-    for row in (r for r in run["summary"] if r["checkpoint"] == 300):
+    rows = [r for r in run["summary"] if r["checkpoint"] == CHECKPOINTS[-1]]
+    assert len(rows) == len(run["cells"])
+    assert any(r["lyapunov_top"] is None for r in rows)     # the dead ReLU RNN: -inf, written null
+    for row in rows:
         assert f"<td>{row['factor']:.4f}</td>" in html
-        assert f"<td>{row['lyapunov_top']:+.4f}</td>" in html
+        lyap = "—" if row["lyapunov_top"] is None else f"{row['lyapunov_top']:+.4f}"
+        assert f"<td>{lyap}</td>" in html
     assert "Γ<sub>f</sub> = σ(W<sub>f</sub> a<sup>⟨t−1⟩</sup>" in html   # the LSTM's equations, typeset
 
 
@@ -96,15 +100,14 @@ def test_degenerate_run_renders_without_warnings(tmp_path):
     """Optional keys missing, a cell whose Jacobian is exactly zero at every lag (all null),
     a one-step training record: the page still renders, and matplotlib raises no warning."""
     import warnings
-    curves, run = make_run(lstm=False)
+    src = write_run(tmp_path / "src", lstm=False)
+    curves, run = (json.loads((src / f).read_text()) for f in ("curves.json", "run.json"))
     for key in ("bounds", "tk_map", "temporal_components", "grad_flow"):
         del curves[key]
     for key in ("summary", "cells", "versions", "timings", "machine"):
         del run[key]
-    for s in curves["series"]:
-        if s["cell"] == "ReLU RNN":
-            s["log10"] = {k: [None] * len(v) for k, v in s["log10"].items()}
-            s["fit"] = {"slope": None, "factor": 0.0, "tau": 0.0, "horizon": 1}
+    relu = [s for s in curves["series"] if s["cell"] == "ReLU RNN"]
+    assert relu and all(v is None for s in relu for v in s["log10"]["median"])   # exactly zero, as run
     for t in curves["training"]:
         for k in ("step", "loss", "grad_norm"):
             t[k] = t[k][:1]
@@ -137,11 +140,11 @@ def test_rendering_is_deterministic(full_run, tmp_path):
 def test_bad_run_folder_gives_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="curves.json: no such file"):
         render_report(tmp_path)
-    write_run(tmp_path)
-    (tmp_path / "curves.json").write_text('{"format": "other/9"}')
+    run_dir = write_run(tmp_path)
+    (run_dir / "curves.json").write_text('{"format": "other/9"}')
     with pytest.raises(ValueError, match="format: expected 'diag-curves/1', got 'other/9'"):
-        render_report(tmp_path)
-    assert not (tmp_path / "index.html").exists()
+        render_report(run_dir)
+    assert not (run_dir / "index.html").exists()
 
 
 def test_fit_line_reproduces_an_exact_geometric_curve():

@@ -235,3 +235,17 @@ def test_json_schema_checks_cases_like_the_loader():
     bad["task"]["dealy"] = 3                 # not a copy option
     bad["probe"]["lagz"] = 3
     assert len(list(v.iter_errors(bad))) == 3
+    # each alone is caught, like the loader catches it, and so are these
+    wrong = [("cells", 0, {"kind": "rnn", "forget_bias": 1.0}), ("cells", 1, {"kind": "lstn"}),
+             ("cells", 2, {"hidden": 4}), ("cells", 2, {"kind": "lstm", "chrono": "x"}),
+             ("task", None, {"kind": "copy", "dealy": 3}), ("task", None, {"kind": "latch", "p": 1}),
+             ("train", None, {"steps": 5, "optimizer": {"kind": "sgd", "betas": [0.9, 0.9]}})]
+    for key, i, value in wrong:
+        case = contract()
+        if i is None:
+            case[key] = value
+        else:
+            case[key][i] = value
+        assert list(v.iter_errors(case)), (key, value)
+        with pytest.raises(CaseError):
+            validate_case(case)

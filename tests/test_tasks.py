@@ -1,7 +1,5 @@
 """Tasks: layouts, option errors, stated baselines against empirical memoryless predictors,
 and a short-lag smoke training per task."""
-import time
-
 import numpy as np
 import pytest
 
@@ -16,12 +14,16 @@ TASKS = [("copy", {"delay": 20, "symbols": 5, "alphabet": 6}), ("adding", {"leng
 IDS = [f"{k}-{o}" for k, o in TASKS]
 
 
-def test_registry_lists_every_kind_with_defaults():
-    assert task_kinds() == sorted(["copy", "adding", "temporal_order", "latch", "tariff_shock", "none"])
-    assert task_options("copy") == {"delay": 100, "symbols": 10, "alphabet": 8}
-    assert task_options("none") == {"length": 100, "input_size": 1, "inputs": "gaussian", "scale": 1.0}
+def test_every_task_builds_from_its_defaults_and_samples_what_it_states():
+    """task_options(kind) are the defaults its declaration validates to, and a task built from
+    them samples batches of the length, input size and mask it states."""
+    assert set(task_kinds()) >= {"copy", "adding", "temporal_order", "latch", "tariff_shock", "none"}
     for kind in task_kinds():
-        assert make_task(kind).options() == task_options(kind)
+        task = make_task(kind)
+        assert task.options() == task_options(kind) == make_task(kind, **task_options(kind)).options()
+        b = task.sample(np.random.default_rng(0), 3)
+        assert b.inputs.shape == (task.length, 3, task.input_size) and b.mask.shape == (task.length, 3)
+        assert (b.targets is None) == (task.loss_kind is None) == (task.baseline is None)
 
 
 @pytest.mark.parametrize("kind,opts,msg", [
@@ -133,8 +135,6 @@ SMOKE = [("copy", {"delay": 3, "symbols": 2, "alphabet": 3}), ("adding", {"lengt
 def test_smoke_training_beats_baseline_at_short_lag(kind, opts):
     task = make_task(kind, **opts)
     cell = make_cell("lstm", input_size=task.input_size, hidden=16)
-    t0 = time.perf_counter()
     r = train(cell, cell.init(np.random.default_rng(0)), task, steps=200, batch=32,
               optimizer={"kind": "adam", "lr": 1e-2}, clip=5.0)
-    assert time.perf_counter() - t0 < 20
     assert r.diverged_at is None and r.final_loss < 0.5 * task.baseline, (r.final_loss, task.baseline)

@@ -14,7 +14,6 @@ CELL_OPTIONS = [
     ("lstm", {}), ("lstm", {"forget_gate": False}), ("lstm", {"output_tanh": False}),
     ("lstm", {"forget_gate": False, "output_tanh": False}), ("lstm", {"chrono": 10}),
 ]
-CELL_OPTIONS = [c for c in CELL_OPTIONS if c[0] in cell_kinds()]
 T, B, D, N = 5, 3, 2, 3
 
 
@@ -193,7 +192,6 @@ def test_clipping_is_pascanu_algorithm_1():
 LSTM_OPTIONS = [{}, {"forget_gate": False}, {"output_tanh": False}, {"forget_gate": False, "output_tanh": False}]
 
 
-@pytest.mark.skipif("lstm" not in cell_kinds(), reason="no lstm cell")
 @pytest.mark.parametrize("opts", LSTM_OPTIONS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fused_lstm_equals_cell_bptt(opts, dtype):
@@ -217,7 +215,6 @@ def test_fused_lstm_equals_cell_bptt(opts, dtype):
         assert np.allclose(got.flow, ref.flow, rtol=tol)
 
 
-@pytest.mark.skipif("lstm" not in cell_kinds(), reason="no lstm cell")
 def test_fused_and_generic_training_agree():
     task = make_task("latch", p=6)
     cell = make_cell("lstm", input_size=task.input_size, hidden=6)

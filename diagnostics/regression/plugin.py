@@ -71,15 +71,16 @@ class GradientCurves:
         checkpoint) or a (cell, params, xs) tuple probed with `probe_kwargs` (label, lags, norms,
         paths, lyapunov) -- against the stored baseline.
         Returns the Comparison (fails the test on a regression or a missing baseline)."""
-        from .adapt import curves_from_probe, curves_from_result
+        from ..documents import CURVES
         from ..tolerances import Tolerances
+        from .adapt import curves_from_probe, curves_from_result
 
         if isinstance(data, (tuple, list)) and len(data) == 3:
             cell, params, xs = data
             data = curves_from_probe(cell, params, xs, name=basename or self._default(), **probe_kwargs)
         elif hasattr(data, "summary") and hasattr(data, "log10"):        # a ProbeResult
             data = curves_from_result(data, name=basename or self._default(), **probe_kwargs)
-        elif not (isinstance(data, dict) and data.get("format") == "diag-curves/1"):
+        elif not (isinstance(data, dict) and data.get("format") == CURVES):
             raise TypeError("gradient_curves.check: expected a diag-curves/1 dict (format: 'diag-curves/1') "
                             f"or a (cell, params, xs) tuple, got {type(data).__name__}")
         if isinstance(tol, dict):

@@ -38,10 +38,6 @@ def notation(text: str) -> Markup:
     return Markup(s)
 
 
-def _fmt(v, spec: str = ".3g", none: str = "—") -> str:
-    return fmt(v, spec, none)
-
-
 def summary_display(d: RunData) -> list[dict]:
     """The summary table's rows as text: one per cell at the last checkpoint, from the rows
     the run computed (run.json's summary, curves.summary_rows: one rule for every table)."""
@@ -57,17 +53,17 @@ def summary_display(d: RunData) -> list[dict]:
         if tau is None:
             tau_s = "∞ (no decay)" if factor is not None and factor >= 1 else "—"
         else:
-            tau_s = _fmt(tau, ".3g")
+            tau_s = fmt(tau, ".3g", "—")
         loss, base = r.get("final_loss"), r.get("baseline")
-        loss_s = "—" if loss is None else _fmt(loss, ".4g") + ("" if base is None else f" vs {_fmt(base, '.4g')}")
+        loss_s = "—" if loss is None else fmt(loss, ".4g", "—") + ("" if base is None else f" vs {fmt(base, '.4g', '—')}")
         diverged = (d.training(cell) or {}).get("diverged_at")
         if diverged is not None:
             loss_s = f"diverged at step {diverged}"
         solved = r.get("solved")
         out.append({"cell": cell, "kind": r.get("kind") or d.kinds.get(cell, "?"),
-                    "factor": _fmt(factor, ".4f"), "tau": tau_s,
-                    "horizon": (f"> {K}" if K else "—") if hz is None else _fmt(hz, ".0f"),
-                    "lyap": _fmt(r.get("lyapunov_top"), "+.4f"), "loss": loss_s,
+                    "factor": fmt(factor, ".4f", "—"), "tau": tau_s,
+                    "horizon": (f"> {K}" if K else "—") if hz is None else fmt(hz, ".0f", "—"),
+                    "lyap": fmt(r.get("lyapunov_top"), "+.4f", "—"), "loss": loss_s,
                     "solved": "—" if solved is None else ("yes" if solved else "no"),
                     "solved_class": "" if solved is None else ("yes" if solved else "no")})
     return out
@@ -84,7 +80,7 @@ def checkpoint_rows(d: RunData) -> list[dict]:
             c = d.curve(cell, ck)
             fit = c.fit if c else {}
             hz = fit.get("horizon")
-            cols.append(f"{_fmt(fit.get('factor'), '.4f')} / {f'> {K}' if hz is None else _fmt(hz, '.0f')}")
+            cols.append(f"{fmt(fit.get('factor'), '.4f', '—')} / {f'> {K}' if hz is None else fmt(hz, '.0f', '—')}")
         out.append({"cell": cell, "cols": cols})
     return out
 
@@ -162,7 +158,7 @@ def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict 
         task_description=str(d.run.get("task_description") or ""), seed=d.run.get("seed", d.case.get("seed")),
         facts=_case_facts(d), cells=cell_blocks(d), summary=summary_display(d), checkpoints=d.checkpoints,
         trained=bool(d.curves.get("training")) or bool(d.case.get("train")),
-        checkpoint_rows=checkpoint_rows(d), figures=figures, decades=_fmt(DECADES, "g"),
+        checkpoint_rows=checkpoint_rows(d), figures=figures, decades=fmt(DECADES, "g", "—"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
         provenance=_provenance(d))
     out = run_dir / "index.html"

@@ -25,11 +25,11 @@ def _fail(lines, code: int = 2):
     sys.exit(code)
 
 
-def _resolve_all(files, quick: bool = False):
+def _resolve_all(files, quick: bool = False, baseline_anywhere: bool = False):
     """Every case resolved before anything runs: one bad file means nothing is written."""
     from .spec import resolve_files
     try:
-        return resolve_files(files, quick=quick)
+        return resolve_files(files, quick=quick, baseline_anywhere=baseline_anywhere)
     except CaseError as e:
         _fail(e.lines)
 
@@ -48,7 +48,11 @@ def main():
               "writes OUT/<name>.quick/, never the full run's folder")
 @click.option("--update-baseline", is_flag=True, help="write (or rewrite) each case's baseline curves")
 @click.option("--no-report", is_flag=True, help="write curves.json and run.json only, no HTML/PNG")
-def run(cases, out, quick, update_baseline, no_report):
+@click.option("--baseline-anywhere", is_flag=True,
+              help="allow a case's `baseline:` outside its folder (absolute, or climbing with ..)")
+@click.option("--max-memory", "max_memory", default=None, metavar="SIZE",
+              help="refuse a case whose estimated memory exceeds SIZE (e.g. 4GB); default: what the machine has free")
+def run(cases, out, quick, update_baseline, no_report, baseline_anywhere, max_memory):
     """Run CASES (YAML files) and write OUT/<name>/: curves.json, run.json, index.html, figures/
     (OUT/<name>.quick/ with --quick).
 
@@ -62,13 +66,17 @@ def run(cases, out, quick, update_baseline, no_report):
     """
     if out.exists() and not out.is_dir():
         _fail(f"--out {out}: exists and is not a folder")
-    specs = _resolve_all(cases, quick)
+    specs = _resolve_all(cases, quick, baseline_anywhere)
+    _check_budget(specs, max_memory)
+    made = not out.exists()
     code = 0
     for spec in specs:
         try:
             code = max(code, _run_one(spec, out, update_baseline=update_baseline, report=not no_report))
         except KeyboardInterrupt:
-            _fail("interrupted; files already written are complete (writes are atomic)", 130)
+            if made and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()    # nothing finished: leave no empty --out behind
+            _fail("interrupted; reports already finished are complete (each is swapped in whole)", 130)
         except Exception as e:  # noqa: BLE001 - a failed run is exit 1 with a message
             if os.environ.get("DIAG_DEBUG"):
                 traceback.print_exc()
@@ -76,6 +84,20 @@ def run(cases, out, quick, update_baseline, no_report):
                        "(set DIAG_DEBUG=1 for the traceback)", err=True)
             code = 1
     sys.exit(code)
+
+
+def _check_budget(specs, max_memory) -> None:
+    """Refuse, before anything runs, a case that would not fit in memory (one line each)."""
+    from .budget import over_budget, parse_size
+    limit = None
+    if max_memory is not None:
+        try:
+            limit = parse_size(max_memory)
+        except ValueError as e:
+            _fail(f"--max-memory: {e}")
+    problems = [f"{spec.path}: {line}" for spec in specs if (line := over_budget(spec, limit))]
+    if problems:
+        _fail(problems)
 
 
 def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
@@ -96,6 +118,11 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
     took = f"compute {t.get('compute', 0):.1f} s" + (f", report {t['report']:.1f} s" if "report" in t else "")
     click.echo(f"\n{spec.name}: {res.folder}  ({took})")
     click.echo(summary_table(res.result.summary))
+    from .narrative import opening, warnings
+    for line in opening(res.result.curves, res.result.summary):
+        click.echo(line)
+    for line in warnings(res.result.curves):
+        click.echo(f"warning: {line}")
     g = gate(res.result.curves, spec.baseline_path, spec.case.tolerances, update=update_baseline,
              overlays_dir=res.folder / "regression")
     click.echo(g.message())
@@ -106,10 +133,13 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
 @click.argument("cases", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(cases):
     """Check CASES against the schema and the cells/tasks they name (nothing runs)."""
+    from .budget import estimate, human
     for spec in _resolve_all(cases):
         tr = f", train {spec.case.train.steps} steps" if spec.case.train else ", no training"
+        est = estimate(spec)
         click.echo(f"ok: {spec.path}: {spec.name} ({spec.task.kind} task; cells: "
-                   f"{', '.join(spec.labels)}{tr}; {spec.plan.K} lags)")
+                   f"{', '.join(spec.labels)}{tr}; {spec.plan.K} lags; about {human(est.bytes)} "
+                   f"and {est.flops:.1g} flops)")
 
 
 @main.command("list")

@@ -1,8 +1,14 @@
 """Building curves.json ("diag-curves/1") from probe results and training results.
 
 Only numbers that depend on the case and seed go here (no timings, no machine facts), so the
-same case and seed give a byte-identical file; run.json carries the rest. Non-finite values
-become null when written (diagnostics.io.dumps): a log10 of an exact zero is null.
+same case and seed give a byte-identical file; run.json carries the rest.
+
+Nulls. log10 of an exact zero is -inf, written null; it is a value (the smallest one) and
+takes part in the quantiles. A NaN or +inf from the probe (a sequence whose numbers diverged)
+is not a value: the quantiles are over the other (sequence, anchor) pairs, and each series
+carries `nonfinite`, per lag how many pairs were left out, so a null can never stand for a
+diverged sequence unannounced (a lag where every pair diverged has null quantiles and
+`nonfinite` equal to the pair count).
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .documents import CURVES
-from .matnorms import log_quantile
+from .matnorms import log_quantile, not_a_value, value_extremes
 from .metrics import fit_decay
 from .numfmt import fmt
 
@@ -19,10 +25,12 @@ STATS = (("median", 0.5), ("q25", 0.25), ("q75", 0.75))
 
 
 def pooled_summary(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Quantiles over every (anchor, sequence) pair at each lag: values (A, B, K)."""
+    """Quantiles over every (anchor, sequence) pair at each lag, values (A, B, K); the pairs
+    that are not a number are left out and counted in "nonfinite"."""
     v = np.asarray(values, dtype=float).reshape(-1, values.shape[-1])
     out = {name: log_quantile(v, q) for name, q in STATS}
-    out["min"], out["max"] = v.min(axis=0), v.max(axis=0)
+    out["min"], out["max"] = value_extremes(v)
+    out["nonfinite"] = not_a_value(v)
     return out
 
 
@@ -40,6 +48,7 @@ def series_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> l
             out.append({"cell": label, "kind": kind, "checkpoint": int(checkpoint), "path": path,
                         "norm": norm,
                         "log10": {k: s[k] for k in ("median", "q25", "q75", "min", "max")},
+                        "nonfinite": [int(c) for c in s["nonfinite"]],
                         "fit": _fit(res.lags, s["median"])})
     return out
 
@@ -106,6 +115,7 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
     rows = []
     train = {t["cell"]: t for t in curves["training"]}
     lyap = {(x["cell"], x["checkpoint"]): x["exponents"] for x in curves["lyapunov"]}
+    fixed = {(x["cell"], x["checkpoint"]) for x in curves["lyapunov"] if x.get("fixed_point")}
     for s in curves["series"]:
         if s["path"] != "a" or s["norm"] != norm:
             continue
@@ -118,6 +128,8 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
                      "factor": s["fit"]["factor"], "tau": s["fit"]["tau"],
                      "horizon": s["fit"]["horizon"],
                      "lyapunov_top": ex[0] if ex else None,   # null: -inf (an exactly singular step)
+                     "fixed_point": (label, ck) in fixed,
+                     "nonfinite": max(s.get("nonfinite") or [0]),
                      "final_loss": final, "baseline": tr["baseline"] if tr else None,
                      "solved": tr["solved"] if tr and ck == max(tr["checkpoints"]) else None})
     return rows
@@ -126,9 +138,9 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
 def summary_table(rows: list[dict]) -> str:
     """The terminal table printed at the end of `diag run`."""
     head = ("cell", "ckpt", "factor", "tau", "horizon", "lyap top", "loss", "baseline", "solved")
-    def tau(r):  # a null tau with factor >= 1 means nothing decays: an infinite time constant
+    def tau(r):  # a null tau with factor >= 1: nothing decays, the curve grows by ρ per step
         if r["tau"] is None and r["factor"] is not None and r["factor"] >= 1:
-            return "inf"
+            return "none (grows)" if r["factor"] == 1 else f"grows x{r['factor']:.4g}/step"
         return fmt(r["tau"], ".3g")
     body = [(r["cell"], str(r["checkpoint"]), fmt(r["factor"], ".4f"), tau(r),
              fmt(r["horizon"], "d"), fmt(r["lyapunov_top"], "+.4f"), fmt(r["final_loss"], ".4g"),

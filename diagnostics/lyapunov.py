@@ -14,6 +14,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def at_fixed_point(cell, params, xs, warmup: int = 0, h0=None, rtol: float = 1e-12) -> bool:
+    """Did the trajectory stop moving? True when, after `warmup`, no step changes any
+    sequence's state by more than rtol (relative to the state's size). There the exponents
+    are the log moduli of one Jacobian's eigenvalues (ln ρ(W) at 0 for a tanh RNN), not the
+    rates along a moving trajectory, and a report must say so."""
+    from .cells.unroll import unroll
+    states = unroll(cell, params, np.asarray(xs, dtype=float), h0).states[warmup:]
+    if states.shape[0] < 2:
+        return False
+    step = np.abs(np.diff(states, axis=0)).max()
+    return bool(np.isfinite(step) and step <= rtol * max(1.0, float(np.abs(states).max())))
+
+
 def state_path(cell) -> str:
     """The path of the state the QR method follows: a<t>, or the whole state ([a<t>; c<t>])
     when the cell carries more than a."""

@@ -272,17 +272,41 @@ def frobenius(m: np.ndarray) -> np.ndarray:
 
 
 def log_quantile(values: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
-    """Linear-interpolation quantile that accepts -inf without producing NaN.
+    """Linear-interpolation quantile of log values, over the values that are numbers.
 
-    np.quantile interpolates lo + g (hi - lo), which is NaN when lo = -inf. A quantile whose
-    lower neighbour is -inf is -inf: some mass sits at -inf below it.
+    -inf (log10 of an exact zero) is a value, the smallest there is: a quantile whose lower
+    neighbour is -inf is -inf (np.quantile would give NaN there). NaN and +inf (a diverged
+    sequence, an overflow) are not values: they are left out, each lag over its own count
+    (count them with `not_a_value`); a lag with no value at all gives NaN.
     """
-    v = np.sort(np.moveaxis(np.asarray(values, dtype=float), axis, 0), axis=0)
-    n = v.shape[0]
-    pos = q * (n - 1)
-    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
+    bad = ~(np.isfinite(v) | np.isneginf(v))
+    n = (~bad).sum(axis=0)                                  # values per column
+    v = np.sort(np.where(bad, np.inf, v), axis=0)           # the excluded sort last
+    pos = q * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(int)
+    hi = np.ceil(pos).astype(int)
     g = pos - lo
-    a, b = v[lo], v[hi]
+    a = np.take_along_axis(v, lo[None], axis=0)[0]
+    b = np.take_along_axis(v, hi[None], axis=0)[0]
     with np.errstate(invalid="ignore"):
-        out = a + g * (b - a) if g > 0 else a.copy()
-    return np.where(np.isneginf(a), -np.inf, out)
+        out = np.where(g > 0, a + g * (b - a), a)
+    out = np.where(np.isneginf(a), -np.inf, out)
+    return np.where(n > 0, out, np.nan)
+
+
+def not_a_value(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """How many entries along `axis` are NaN or +inf (not a norm: the sequence diverged)."""
+    v = np.asarray(values, dtype=float)
+    return (~(np.isfinite(v) | np.isneginf(v))).sum(axis=axis)
+
+
+def value_extremes(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """min and max over the values that are numbers (-inf included), NaN where there is none."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v) | np.isneginf(v)
+    with np.errstate(invalid="ignore"):
+        lo = np.where(ok, v, np.inf).min(axis=axis)
+        hi = np.where(ok, v, -np.inf).max(axis=axis)
+    none = ~ok.any(axis=axis)
+    return np.where(none, np.nan, lo), np.where(none, np.nan, hi)

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .cells.unroll import unroll
-from .matnorms import SpectralTracker, frobenius, log_quantile
+from .matnorms import SpectralTracker, frobenius, log_quantile, value_extremes
 from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
@@ -46,13 +46,14 @@ class ProbeResult:
     stats: dict = field(default_factory=dict)
 
     def summary(self, path: str, norm: str, anchor_index: int = -1) -> dict[str, np.ndarray]:
-        """Quantiles across sequences at one anchor; -inf (exactly zero) is a valid value."""
+        """Quantiles across sequences at one anchor; -inf (exactly zero) is a valid value, NaN
+        (a diverged sequence) is left out (see matnorms.log_quantile)."""
         key = (path, norm)
         if key not in self.log10:
             raise KeyError(f"path/norm: {path!r}/{norm!r} was not probed; have {sorted(self.log10)}")
         v = self.log10[key][anchor_index]            # (B, K)
         return {"median": log_quantile(v, 0.5), "q25": log_quantile(v, 0.25),
-                "q75": log_quantile(v, 0.75), "min": v.min(axis=0), "max": v.max(axis=0)}
+                "q75": log_quantile(v, 0.75), **dict(zip(("min", "max"), value_extremes(v)))}
 
 
 def _check(cell, xs, lags, anchors, paths, norms, h0):

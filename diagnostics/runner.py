@@ -27,7 +27,7 @@ from tqdm import tqdm
 from . import curves as cv
 from .documents import primary_norm
 from .io import atomic_write_json, json_safe
-from .lyapunov import lyapunov_spectrum, state_path
+from .lyapunov import at_fixed_point, lyapunov_spectrum, state_path
 from .metrics import pascanu_bound
 from .plan import ProbePlan
 from .probing import probe
@@ -118,10 +118,11 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
                 parts["bounds"].append({"cell": label, "checkpoint": ck, "kind": "pascanu", "log10": bound})
             if plan.lyapunov:
                 # the first fifth lets the QR frame align with the dominant directions; not averaged
-                ex = lyapunov_spectrum(cell, params, xs[:plan.lyapunov_steps], m=plan.lyapunov,
-                                       warmup=plan.lyapunov_steps // 5)
+                ly_xs, warm = xs[:plan.lyapunov_steps], plan.lyapunov_steps // 5
+                ex = lyapunov_spectrum(cell, params, ly_xs, m=plan.lyapunov, warmup=warm)
                 parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": state_path(cell),
-                                          "exponents": ex})
+                                          "exponents": ex,
+                                          "fixed_point": at_fixed_point(cell, params, ly_xs, warm)})
             if plan.tk_anchors:
                 rows = _tk_rows(cell, params, xs, plan, "a", norm)
                 parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))

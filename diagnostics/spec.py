@@ -135,27 +135,45 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
                    plan=make_plan(case, task, cells))
 
 
+def _check_baseline(spec: RunSpec) -> None:
+    """`baseline:` stays under the case's folder: `--update-baseline` writes there, and a case
+    file from elsewhere must not be able to point it at /etc or ../../anything."""
+    b = spec.case.baseline
+    if b is None:
+        return
+    inside = not Path(b).is_absolute() and ".." not in Path(b).parts
+    if not inside:
+        raise CaseError([f"baseline: must be a path inside the case's folder ({spec.base_dir}), got {b!r} "
+                         "(diag run --baseline-anywhere allows it)"])
+
+
 def resolve(source: str | os.PathLike | dict, *, quick: bool = False,
-            base_dir: str | os.PathLike | None = None) -> RunSpec:
+            base_dir: str | os.PathLike | None = None, baseline_anywhere: bool = False) -> RunSpec:
     """A case file's path (or an inline case as a dict, relative paths against `base_dir`)
     -> RunSpec; CaseError(lines) on any problem, each line prefixed with the file."""
     if isinstance(source, dict):
-        return build(validate_data(source), quick=quick, base_dir=Path(base_dir) if base_dir else None)
+        spec = build(validate_data(source), quick=quick, base_dir=Path(base_dir) if base_dir else None)
+        if not baseline_anywhere:
+            _check_baseline(spec)
+        return spec
     p = Path(source)
     raw = read_yaml(p)
     try:
-        return build(validate_data(raw), quick=quick, path=p)
+        spec = build(validate_data(raw), quick=quick, path=p)
+        if not baseline_anywhere:
+            _check_baseline(spec)
+        return spec
     except CaseError as e:
         raise CaseError([f"{p}: {line}" for line in e.lines]) from None
 
 
-def resolve_files(files, *, quick: bool = False) -> list[RunSpec]:
+def resolve_files(files, *, quick: bool = False, baseline_anywhere: bool = False) -> list[RunSpec]:
     """Every case resolved before anything runs (one bad file: nothing is written); two cases
     that would write the same report folder are an error."""
     specs, problems = [], []
     for f in files:
         try:
-            specs.append(resolve(f, quick=quick))
+            specs.append(resolve(f, quick=quick, baseline_anywhere=baseline_anywhere))
         except CaseError as e:
             problems += e.lines
     names: dict[str, str] = {}

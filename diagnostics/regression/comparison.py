@@ -25,7 +25,7 @@ ZERO_LN = ZERO_LOG10 * 2.302585092994046
 @dataclass(frozen=True)
 class Row:
     series: str                 # human label, e.g. "LSTM ckpt=0 c/spectral median"
-    what: str                   # point|slope|horizon|loss|diverged|lyapunov|lags|missing|duplicate
+    what: str                   # point|slope|horizon|loss|diverged|nonfinite|lyapunov|lags|missing|duplicate
     lag: Any                    # worst lag (point), checkpoint step (loss), exponent index (lyapunov)
     baseline: Any               # value, None (null = exact zero / no value) or a word ("missing")
     current: Any
@@ -144,6 +144,15 @@ def _series_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
         i, bv, cv, d = w
         rows.append(Row(f"{name} {stat}", "point", i + 1, bv, cv, _diff(bv, cv), tol.decades,
                         d <= tol.decades, key))
+    # diverged (sequence, anchor) pairs: any change in their count is a change of the run
+    # (a file from before the count existed reads as all zeros)
+    n = max(len(_as_list(cl.get("median"))), len(_as_list(bl.get("median"))))
+    cn, bn = (_as_list(x.get("nonfinite")) or [0] * n for x in (c, b))
+    moved = [i for i, (p, q) in enumerate(zip(bn, cn)) if p != q] or ([min(len(bn), len(cn))] if len(bn) != len(cn) else [])
+    if moved:
+        i = moved[0]
+        rows.append(Row(f"{name} nonfinite", "nonfinite", i + 1, bn[i] if i < len(bn) else None,
+                        cn[i] if i < len(cn) else None, None, 0, False, key))
     cf, bf = c.get("fit") or {}, b.get("fit") or {}
     ok, d, t = _within(bf.get("slope"), cf.get("slope"), tol.slope_tol)
     rows.append(Row(f"{name} slope", "slope", None, bf.get("slope"), cf.get("slope"), d, t, ok, key))

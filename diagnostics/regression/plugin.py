@@ -112,8 +112,11 @@ class GradientCurves:
         try:
             spec = resolve(p, quick=quick)
         except CaseError as e:
-            pytest.fail("gradient_curves.check_case: bad case file\n" + "\n".join(e.lines), pytrace=False)
-        return compute(spec, show=False).curves, spec.case.tolerances, spec.name
+            problem = "\n".join(e.lines)
+        else:
+            return compute(spec, show=False).curves, spec.case.tolerances, spec.name
+        # outside the except block, so the failure is the message alone, not a chained traceback
+        pytest.fail("gradient_curves.check_case: bad case file\n" + problem, pytrace=False)
 
     # -----------------------------------------------------------------------------------------
     def _default(self) -> str:

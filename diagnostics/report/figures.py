@@ -66,6 +66,16 @@ def _at(d: RunData) -> str:
     return "at initialisation" if d.last_checkpoint == 0 else f"after {d.last_checkpoint} training steps"
 
 
+def _bound(d: RunData, cell: str, ck: int):
+    """The Pascanu bound for the norm drawn: (γ σ_max)^k holds for the spectral norm; for the
+    Frobenius norm the bound that holds is √n times it (‖J‖_F <= √n ‖J‖_2)."""
+    b = d.bound(cell, ck)
+    if b is None or d.primary_norm == "spectral":
+        return b
+    n = d.cell_options(cell).get("hidden")
+    return b + 0.5 * np.log10(n) if isinstance(n, int) and n > 0 else None
+
+
 def select_decay(d: RunData):
     ck, curves = d.last_checkpoint, {}
     for cell in d.cells:
@@ -74,7 +84,7 @@ def select_decay(d: RunData):
             continue
         hz = c.fit.get("horizon")
         curves[cell] = {**_curve_dict(c), "fit_line": fit_line(d.lags, c.median, c.fit),
-                        "rho": c.fit.get("factor"), "bound": d.bound(cell, ck),
+                        "rho": c.fit.get("factor"), "bound": _bound(d, cell, ck),
                         "horizon": float(hz) if hz is not None else None}
     if not curves:
         return "No a-path curves in curves.json."
@@ -179,7 +189,7 @@ FIGURES: list[FigureSpec] = [
                "Each line is the median over probe sequences of log10 ‖∂a<t>/∂a<t-k>‖₂, the factor by which a "
                "change in the hidden state k steps back still moves the state now; the shaded band holds the middle "
                "half of the sequences. A straight falling line is geometric decay: its slope is log10 ρ per step. "
-               "Dashed: the fitted line; dash-dot: the Pascanu bound (γ σ_max(W_a))^k for plain RNNs; dotted "
+               "Dashed: the fitted line; dash-dot: the Pascanu bound (γ σ_max(W_a))^k for plain RNNs (times √n when the curves are Frobenius norms, the bound that holds for them); dotted "
                "vertical: the horizon; thick grey vertical (when known): the task's lag, how far back the input that "
                "matters lies. Gaps mean an exact zero.", select_decay, fd.decay_curves),
     FigureSpec("memory_paths", "2. Memory paths (gated cells)",

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from ..io import atomic_write_bytes, atomic_write_text
 from ..metrics import DECADES
+from ..narrative import opening, warnings
 from ..numfmt import fmt
 from .data import RunData
 from .equations import cell_equations, settings_text
@@ -51,7 +52,8 @@ def summary_display(d: RunData) -> list[dict]:
         r = rows[cell]
         factor, tau, hz = r.get("factor"), r.get("tau"), r.get("horizon")
         if tau is None:
-            tau_s = "∞ (no decay)" if factor is not None and factor >= 1 else "—"
+            tau_s = ("— (grows ×{:.4g} per step)".format(factor) if factor is not None and factor > 1
+                     else "∞ (no decay)" if factor == 1 else "—")
         else:
             tau_s = fmt(tau, ".3g", "—")
         loss, base = r.get("final_loss"), r.get("baseline")
@@ -160,7 +162,8 @@ def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict 
         trained=bool(d.curves.get("training")) or bool(d.case.get("train")),
         checkpoint_rows=checkpoint_rows(d), figures=figures, decades=fmt(DECADES, "g", "—"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
-        provenance=_provenance(d))
+        provenance=_provenance(d), opening=[notation(x) for x in opening(d.curves, d.run.get("summary") or [])],
+        warnings=[notation(x) for x in warnings(d.curves)])
     out = run_dir / "index.html"
     atomic_write_text(out, page)
     return out

@@ -89,4 +89,7 @@ def make_optimizer(spec: dict | None, params: dict):
             raise ValueError(f"optimizer.{k}: must be a non-negative number, got {v!r}")
     if opts["lr"] <= 0:
         raise ValueError(f"optimizer.lr: must be > 0, got {opts['lr']!r}")
+    for k in ("beta1", "beta2", "momentum"):   # 1 would never forget: Adam's first step is 0/0
+        if k in opts and not opts[k] < 1:
+            raise ValueError(f"optimizer.{k}: must be < 1, got {opts[k]!r}")
     return Adam(params, **opts) if kind == "adam" else SGD(params, **opts)

@@ -37,23 +37,24 @@ def declared_paths(cell, params, x0, h0=None) -> frozenset:
     return frozenset(cell.log_diagonal(params, cache) or ())
 
 
-def logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """ln Σ_i exp(a[b, i]) per row, bit for bit scipy.special.logsumexp(a, axis=1) (1.17)
-    at about a quarter of its cost: the maxima are taken out of the sum and counted,
-    out = log1p(s / count) + ln count + max."""
-    a_max = a.max(axis=1, keepdims=True)
-    at_max = a == a_max
-    count = at_max.sum(axis=1, keepdims=True).astype(a.dtype)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shifted = a - a_max
-        shifted[at_max] = -np.inf
-        s = np.exp(shifted).sum(axis=1, keepdims=True)
-        s = np.where(s == 0, s, s / count)
-        out = np.log1p(s) + np.log(count) + a_max
-    # rows of -inf (no maximum found by ==) or with NaN: scipy gives -inf and NaN
-    out[np.isneginf(a_max)] = -np.inf
-    out[np.isnan(a_max)] = np.nan
-    return out[:, 0]
+def half_log_sum_exp2(run: np.ndarray, top: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """½ ln Σ_i exp(2 run[b, i]) per row, given top = max_i run[b, i]: the log of the
+    Frobenius norm of diag(exp(run)). Shifted by the max, so nothing overflows and the
+    result is exact to rounding (absolute error a few eps). Rows whose max is -inf (an exact
+    zero product) give -inf, rows with NaN give NaN. `buf` (same shape) is scratch space."""
+    finite_top = np.where(np.isfinite(top), top, 0.0)
+    np.subtract(run, finite_top[:, None], out=buf)
+    buf *= 2.0
+    # terms below e^-80 add < 1e-30 to a sum >= 1 (its top term is 1), but left alone they
+    # underflow to subnormals, which made exp ~15x slower (n = 4,096, 16 sequences: 1.7 ms
+    # against 0.1 ms per lag)
+    np.maximum(buf, -80.0, out=buf)
+    np.exp(buf, out=buf)
+    with np.errstate(divide="ignore"):
+        out = 0.5 * np.log(buf.sum(axis=1)) + finite_top
+    out[np.isneginf(top)] = -np.inf
+    out[np.isnan(top)] = np.nan
+    return out
 
 
 class KahanSum:
@@ -66,6 +67,7 @@ class KahanSum:
         self.value = np.array(first, dtype=float)
         self.comp = np.zeros_like(self.value)
         self._y, self._t = np.empty_like(self.value), np.empty_like(self.value)
+        self.scratch = np.empty_like(self.value)      # for the caller's norms
 
     def add(self, v: np.ndarray) -> np.ndarray:
         y, t = self._y, self._t
@@ -91,10 +93,11 @@ def chain(logs: Iterator[dict], K: int, paths, norms, out, a_i) -> None:
                 r = run[p].value
             else:
                 r = run[p].add(v)
-            if "spectral" in norms:   # σ_max = largest |entry| of the diagonal product
-                out[(p, "spectral")][a_i, :, k - 1] = r.max(axis=1) / LN10
+            top = r.max(axis=1)       # σ_max = largest |entry| of the diagonal product
+            if "spectral" in norms:
+                out[(p, "spectral")][a_i, :, k - 1] = top / LN10
             if "frobenius" in norms:
-                out[(p, "frobenius")][a_i, :, k - 1] = 0.5 * logsumexp_rows(2.0 * r) / LN10
+                out[(p, "frobenius")][a_i, :, k - 1] = half_log_sum_exp2(r, top, run[p].scratch) / LN10
 
 
 def from_caches(cell, params, caches, t: int, K: int) -> Iterator[dict]:

@@ -5,7 +5,7 @@ import pytest
 from scipy.special import logsumexp
 
 from diagnostics.cells import make_cell
-from diagnostics.diagonal import KahanSum, Replay, declared_paths, logsumexp_rows
+from diagnostics.diagonal import KahanSum, Replay, declared_paths, half_log_sum_exp2
 from diagnostics.parallel import available_cores, can_fork
 from diagnostics.probe import forward, probe, probe_workers
 
@@ -155,14 +155,18 @@ def test_zero_entries_stay_minus_inf_and_nan_stays_nan():
     assert np.isnan(r[0, 0]) and np.isneginf(r[0, 1]) and abs(r[0, 2] - 0.7) < 1e-15
 
 
-def test_logsumexp_rows_is_scipys_bit_for_bit():
+def test_half_log_sum_exp2_against_scipy():
     rng = np.random.default_rng(0)
-    a = rng.normal(size=(40, 33)) * 30
-    a[1, 3] = a[1, 8] = a[1].max() + 2.0       # a tie at the maximum
+    a = rng.normal(size=(40, 33)) * 300             # exp(2a) alone would overflow
+    a[1, 3] = a[1, 8] = a[1].max() + 2.0            # a tie at the maximum
     a[2], a[3, :20], a[4, 5], a[5] = -np.inf, -np.inf, np.nan, 7.0
     with np.errstate(all="ignore"):
-        ref = logsumexp(a, axis=1)
-    assert np.array_equal(logsumexp_rows(a.copy()), ref, equal_nan=True)
+        ref = 0.5 * logsumexp(2.0 * a, axis=1)
+    got = half_log_sum_exp2(a, a.max(axis=1), np.empty_like(a))
+    assert np.isneginf(got[2]) and np.isnan(got[4]) and np.isneginf(ref[2])
+    ok = np.isfinite(ref)
+    np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-15, atol=0)
+    assert got[5] == pytest.approx(7.0 + 0.5 * np.log(33), rel=1e-15)
 
 
 def test_diagonal_only_probe_splits_over_workers_and_agrees():

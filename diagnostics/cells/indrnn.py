@@ -96,11 +96,16 @@ class IndRNN(Cell):
             if self.activation == "tanh":
                 # ln sech²z from z itself: 1 - tanh² loses its relative precision for |z| > ~3
                 # and underflows to 0 near |z| = 19, where this stays exact
+                # (in place: at n = 4,096 this runs once per sequence-lag in the probe)
                 az = np.abs(cache.z)
-                log_gp = 2.0 * np.log(2.0) - 2.0 * az - 2.0 * np.log1p(np.exp(-2.0 * az))
-            else:
-                log_gp = np.log(cache.gp)   # relu: 0 -> -inf, an exact zero
-        return {"a": log_gp + log_u}
+                e = np.multiply(az, -2.0)
+                np.exp(e, out=e)
+                np.log1p(e, out=e)
+                e += az
+                e *= -2.0
+                e += 2.0 * np.log(2.0) + log_u
+                return {"a": e}
+            return {"a": np.log(cache.gp) + log_u}   # relu: g' = 0 -> -inf, an exact zero
 
     def recurrent_weight(self, params):
         return np.diag(params["W_a"])

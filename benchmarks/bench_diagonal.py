@@ -65,7 +65,6 @@ def main():
     a = ap.parse_args()
     print(f"cores {available_cores()}, load average {os.getloadavg()[0]:.2f}, cell {a.cell} {CELLS[a.cell]}")
 
-    per_unit = None
     for n in a.small_n:
         cell, params, xs = _setup(a.cell, n, a.small_lags, a.batch)
         kw = dict(norms=("spectral", "frobenius"), workers=1)

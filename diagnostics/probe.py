@@ -33,7 +33,6 @@ from .matnorms import SpectralTracker, frobenius, log_quantile
 from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
-LN10 = np.log(10.0)
 # below this many hidden units, threads and threaded BLAS lose (see probe_workers)
 THREADS_MIN_HIDDEN = 96
 # batch x lags x anchors x state size from which forked workers repay their start on the

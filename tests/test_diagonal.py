@@ -186,3 +186,10 @@ def test_diagonal_flag_is_checked():
     cell = make_cell("mingru", input_size=1, hidden=2)
     with pytest.raises(ValueError, match="^diagonal: must be true or false"):
         probe(cell, cell.init(np.random.default_rng(0)), np.zeros((3, 2, 1)), diagonal="no")
+
+
+def test_fast_path_repeats_bit_for_bit():
+    cell, params, xs, h0 = _setup("lru", {}, T=200)
+    runs = [probe(cell, params, xs, h0=h0, anchors=[150, 200], lags=150) for _ in range(2)]
+    for key in runs[0].log10:
+        assert np.array_equal(runs[0].log10[key], runs[1].log10[key])

@@ -16,22 +16,32 @@ gives scale 0 and stays -inf. The batch may be split over worker processes or th
 Paths: "a" and "c" are blocks of the product of full-state Jacobians (total derivatives, every
 path through the cell included); "state" is the whole product; "c_direct" is the LSTM's direct
 memory path Π diag(Γ_f), from sums of ln Γ_f, exact in log space.
+
+Diagonal paths. A path the cell declares diagonal (`Cell.log_diagonal`: c_direct, and the
+a-path of the IndRNN, LRU, minGRU and minLSTM) takes the fast path of diagnostics/diagonal.py
+instead of the chain: running sums of ln|d| per coordinate, O(B n) per lag, norms exact.
+`diagonal=False` sends such paths (all but c_direct, which has no dense form) through the
+dense chain instead; the two agree to rounding (tested).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
 
+from . import diagonal as diag
 from .cells.unroll import unroll
-from .matnorms import SpectralTracker, frobenius, log_quantile, value_extremes
+from .matnorms import SpectralTracker, log_quantile, value_extremes
 from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
-LN10 = np.log(10.0)
 # below this many hidden units, threads and threaded BLAS lose (see probe_workers)
 THREADS_MIN_HIDDEN = 96
+# batch x lags x anchors x state size from which forked workers repay their start on the
+# diagonal fast path (~70 ns per unit on one core). Measured on the shared 2-core VM, 2
+# workers against 1 (IndRNN tanh, 16 sequences): 1.2e7 lost (1.65 s against 0.92 s),
+# 5e7-7e7 went either way (2.6 s against 3.6 s; 4.5 s against 3.7 s)
+DIAGONAL_WORTH = 1e8
 
 
 @dataclass
@@ -149,12 +159,17 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
             scale += step
             m *= inv[:, None, None]
         with np.errstate(divide="ignore"):
-            if "frobenius" in norms:
-                for p, (r, c) in where.items():
-                    out[(p, "frobenius")][a_i, :, k - 1] = np.log10(frobenius(m[:, r, c])) + scale
+            # one pass over each block gives its row norms: the Frobenius norm is their sum,
+            # and the largest certifies the tracker's answer (matnorms: σ_max >= any row norm)
+            rows_sq = {p: np.einsum("bij,bij->bi", m[:, r, c], m[:, r, c]) for p, (r, c) in where.items()} \
+                if "frobenius" in norms else None
+            if rows_sq is not None:
+                for p in where:
+                    out[(p, "frobenius")][a_i, :, k - 1] = np.log10(np.sqrt(rows_sq[p].sum(axis=1))) + scale
             for ps, tracker in trackers.items():
                 # views into M, read in place (no copy of the blocks per lag)
-                sig = np.log10(tracker(tuple(m[:, where[p][0], where[p][1]] for p in ps))).reshape(len(ps), B)
+                top = None if rows_sq is None else np.concatenate([rows_sq[p].max(axis=1) for p in ps])
+                sig = np.log10(tracker(tuple(m[:, where[p][0], where[p][1]] for p in ps), top)).reshape(len(ps), B)
                 for i, p in enumerate(ps):
                     out[(p, "spectral")][a_i, :, k - 1] = sig[i] + scale
         if fused:   # the next vjp divides by this lag's max
@@ -162,20 +177,8 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
     return {"+".join(ps): (tr.iterations, tr.fallbacks) for ps, tr in trackers.items()}
 
 
-def _direct(cell, params, caches, t, K, norms, out, a_i):
-    """c_direct: ln of Π diag(Γ_f) is the running sum of ln Γ_f; exact in log space."""
-    run = None
-    for k in range(1, K + 1):
-        lg = np.asarray(cell.direct_memory_log(params, caches[t - k]), dtype=float)
-        run = lg.copy() if run is None else run + lg
-        if "spectral" in norms:   # diagonal: σ_max = max |Γ|
-            out[("c_direct", "spectral")][a_i, :, k - 1] = run.max(axis=1) / LN10
-        if "frobenius" in norms:
-            out[("c_direct", "frobenius")][a_i, :, k - 1] = 0.5 * logsumexp(2.0 * run, axis=1) / LN10
-
-
 def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
-          norms=("spectral", "frobenius"), h0=None, workers=None) -> ProbeResult:
+          norms=("spectral", "frobenius"), h0=None, workers=None, diagonal=True) -> ProbeResult:
     """log10 Jacobian norms of `cell` along xs (T, B, d). See the module docstring.
 
     lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
@@ -186,22 +189,36 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     a built-in cell (a pure step: `parallel_safe`) when the probe is big enough to repay
     starting them (see probe_workers), else 1. The numbers agree to rounding whatever the
     count, and repeat bit for bit for a given count.
+    diagonal: paths the cell declares diagonal take the log-space fast path (see the module
+    docstring); False forces the dense chain for all of them but c_direct.
     """
     xs, T, B, anchors, K, paths, norms, h0 = _check(cell, xs, lags, anchors, paths, norms, h0)
-    return _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers)
+    if not isinstance(diagonal, bool):
+        raise ValueError(f"diagonal: must be true or false, got {diagonal!r}")
+    return _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal)
 
 
-def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers):
+def _split_paths(cell, params, xs, paths, h0, diagonal):
+    """(paths for the diagonal fast path, paths for the dense chain)."""
+    declared = diag.declared_paths(cell, params, xs[0], h0)
+    if "c_direct" in paths and "c_direct" not in declared:
+        raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
+    fast = tuple(p for p in paths if p in declared and (diagonal or p == "c_direct"))
+    return fast, tuple(p for p in paths if p not in fast)
+
+
+def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal=True):
     """probe() after validation: the batch split over workers. norms=() runs the forward pass
     and the Jacobian chain alone (the benchmark times the chain that way)."""
     B = xs.shape[1]
-    parts = chunks(B, probe_workers(cell, B, K, anchors.size, workers))
+    fast, dense = _split_paths(cell, params, xs, paths, h0, diagonal)
+    parts = chunks(B, probe_workers(cell, B, K, anchors.size, workers, diagonal_only=not dense))
     # a small built-in cell is also too small for threaded BLAS (LSTM n = 64, 16 sequences,
     # 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
     small = (workers is None and getattr(cell, "parallel_safe", False) and len(parts) == 1
              and _hidden(cell) < THREADS_MIN_HIDDEN)
     runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
-                                       None if h0 is None else h0[s]), parts, one_blas_thread=small)
+                                       None if h0 is None else h0[s], fast), parts, one_blas_thread=small)
     if len(runs) == 1:
         out, stats = runs[0]
     else:   # sequences are independent: outputs join along the batch axis
@@ -212,17 +229,23 @@ def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers):
     return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats)
 
 
-def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None) -> int:
+def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None, *,
+                  diagonal_only: bool = False) -> int:
     """The number of workers probe() uses (see probe). By default, more than one only for a
     cell that declares `parallel_safe` and a probe worth it. Measured on 2 cores, 2 workers
     against 1: forked processes cost ~60 ms to start and break even at about 5e7 for
     batch x lags x anchors x rows x S^2 (LSTM n = 16, 16 sequences, 100 lags: 0.19 s against
     0.16 s; n = 32, 300 lags, 1.3e9: 0.71 s against 0.48 s). Threads, where forking is unsafe,
-    lose to the GIL below ~96 hidden units (LSTM n = 64: 0.93x; n = 96: 1.32x)."""
+    lose to the GIL below ~96 hidden units (LSTM n = 64: 0.93x; n = 96: 1.32x).
+    `diagonal_only`: every path takes the diagonal fast path, whose work is two forward
+    passes and O(S) per sequence-lag, so the size that repays workers is measured in
+    batch x lags x anchors x S (see DIAGONAL_WORTH)."""
     if workers is not None or not getattr(cell, "parallel_safe", False):
         return resolve_workers(1 if workers is None else workers, batch)
     S = cell.state_size
-    if can_fork():
+    if diagonal_only:
+        worth = can_fork() and batch * lags * anchors * S >= DIAGONAL_WORTH
+    elif can_fork():
         worth = batch * lags * anchors * S ** 3 >= 1e8
     else:
         worth = _hidden(cell) >= THREADS_MIN_HIDDEN
@@ -233,20 +256,23 @@ def _hidden(cell) -> int:
     return getattr(cell, "hidden", cell.state_size)
 
 
-def _probe(cell, params, xs, K, anchors, paths, norms, h0):
-    """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters)."""
+def _probe(cell, params, xs, K, anchors, paths, norms, h0, fast=()):
+    """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters).
+    `fast`: the paths that take the diagonal fast path (see _split_paths)."""
     B = xs.shape[1]
-    caches = unroll(cell, params, xs, h0).caches
-    if "c_direct" in paths and cell.direct_memory_log(params, caches[0]) is None:
-        raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
     out = {(p, n): np.empty((anchors.size, B, K)) for p in paths for n in norms}
-    rows, where = _row_layout(cell, paths)
+    rows, where = _row_layout(cell, [p for p in paths if p not in fast])
+    if rows is None:   # nothing needs the caches: replay the logs from state checkpoints
+        replay = diag.Replay(cell, params, xs, h0, int(anchors.max()), fast)
+    else:
+        caches = unroll(cell, params, xs, h0).caches
     stats = {}
     for a_i, t in enumerate(anchors):
         if rows is not None:
             stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i, B)
-        if "c_direct" in paths:
-            _direct(cell, params, caches, int(t), K, norms, out, a_i)
+        if fast:
+            logs = replay.logs(int(t), K) if rows is None else diag.from_caches(cell, params, caches, int(t), K)
+            diag.chain(logs, K, fast, norms, out, a_i)
     return out, stats
 
 

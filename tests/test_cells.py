@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -20,9 +21,23 @@ CONFIGS = [
 ] + [("lstm", {"forget_gate": fg, "output_tanh": ot, **extra})
      for fg in (True, False) for ot in (True, False)
      for extra in ({"chrono": 20}, {"forget_bias": 2.0, "bias": -0.2})]
+MODERN = [
+    ("indrnn", {"activation": "relu", "recurrent_min": -1.0, "recurrent_max": 1.0}),
+    ("indrnn", {"activation": "tanh"}),
+    ("indrnn", {"activation": "linear", "recurrent_min": 0.5, "recurrent_max": 2.0, "bias": 0.3}),
+    ("lru", {}), ("lru", {"normalize": False, "r_min": 0.2, "r_max": 0.6, "max_phase": 0.5}),
+    ("mingru", {}), ("mingru", {"update_bias": -2.0, "bias": 0.4}),
+    ("minlstm", {}), ("minlstm", {"forget_bias": 3.0, "bias": -1.0}),
+    ("cornn", {}),
+    ("cornn", {"dt": 0.3, "gamma": 0.0, "epsilon": 0.5, "recurrent_init": {"kind": "gaussian", "gain": 1.5}}),
+    ("slstm", {}), ("slstm", {"forget": "exp", "forget_bias": -0.5}),
+    ("slstm", {"heads": 2, "recurrent_init": {"kind": "gaussian", "gain": 1.5}}),
+]
+CONFIGS += MODERN
 SIZES = [(1, 1), (3, 4), (8, 1), (8, 4)]   # (hidden n, input_size d)
 SEEDS = [0, 1]
-CASES = [(k, o, n, d, s) for k, o in CONFIGS for n, d in SIZES for s in SEEDS]
+CASES = [(k, o, n, d, s) for k, o in CONFIGS for n, d in SIZES for s in SEEDS
+         if n % o.get("heads", 1) == 0]
 H_CENTRAL = 1e-3  # relu is piecewise linear: no truncation error, so a large h only cuts rounding
 
 
@@ -36,6 +51,8 @@ def setup(kind, opts, n, d, seed, B=3):
     params = cell.init(np.random.default_rng(seed))
     rng = np.random.default_rng(1000 + seed)
     state = rng.normal(scale=0.7, size=(B, cell.state_size))
+    if kind == "slstm":   # a state the cell can reach: its normaliser n is positive
+        state[:, cell.blocks["n"]] = np.abs(state[:, cell.blocks["n"]]) + 0.2
     return cell, params, state, rng.normal(size=(B, d)), rng
 
 
@@ -117,7 +134,7 @@ def test_jacobian_vjp_backward(case):
                          ids=[case_id(c + (0, 0, 0)) for c in CONFIGS if c[1].get("activation") != "relu"])
 def test_bptt_over_several_steps(kind, opts):
     """Chained backward() with summed parameter gradients = complex step of a 4-step loss."""
-    cell, params, state, _, rng = setup(kind, opts, 3, 2, 5, B=2)
+    cell, params, state, _, rng = setup(kind, opts, 3 if opts.get("heads", 1) == 1 else 4, 2, 5, B=2)
     xs, w = rng.normal(size=(4, 2, 2)), rng.normal(size=state.shape)
 
     def run(p, s0):
@@ -292,10 +309,22 @@ def test_params_read_only_and_layout(kind):
     ("gru", {"reset_gate": 1}, "reset_gate: must be true or false"),
     ("rnn", {"activation": "sigmoid"}, "activation: must be one of"),
     ("gru", {"gates": 3}, "gates: unknown option of gru cells"),
-    ("cnn", {}, "cell kind: must be one of gru, lstm, rnn"),
+    ("cnn", {}, "cell kind: must be one of cornn, gru, indrnn, lru, lstm, mingru, minlstm, rnn, slstm"),
+    ("indrnn", {"recurrent_min": 0.5, "recurrent_max": 0.2}, "recurrent_max: must be >= recurrent_min (0.5), got 0.2"),
+    ("indrnn", {"activation": "sigmoid"}, "activation: must be one of"),
+    ("lru", {"r_min": 0.0}, "r_min: must be > 0, got 0.0"),
+    ("lru", {"r_max": 1.0}, "r_max: must be < 1, got 1.0"),
+    ("lru", {"r_min": 0.9, "r_max": 0.5}, "r_max: must be >= r_min (0.9), got 0.5"),
+    ("lru", {"max_phase": -1.0}, "max_phase: must be a non-negative number"),
+    ("lru", {"normalize": "yes"}, "normalize: must be true or false"),
+    ("cornn", {"dt": 0.0}, "dt: must be a positive number"),
+    ("cornn", {"gamma": -1.0}, "gamma: must be a non-negative number"),
+    ("slstm", {"hidden": 6, "heads": 4}, "heads: must divide hidden (6), got 4"),
+    ("slstm", {"forget": "tanh"}, "forget: must be one of"),
+    ("mingru", {"update_bias": float("nan")}, "update_bias: must be a finite number"),
 ])
 def test_validation_names_the_option(kind, opts, msg):
-    with pytest.raises(ValueError, match="^" + msg.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ValueError, match="^" + re.escape(msg)):
         make_cell(kind, input_size=opts.pop("input_size", 1), **opts)
 
 

@@ -20,6 +20,10 @@ CELLS = [
     ("lstm", {"forget_gate": False}),
     ("lstm", {"output_tanh": False, "recurrent_init": {"kind": "gaussian", "gain": 1.5}}),
     ("lstm", {"chrono": 20.0}),
+    ("cornn", {}), ("cornn", {"dt": 0.5, "gamma": 0.0, "epsilon": 0.1, "recurrent_init": {"kind": "gaussian", "gain": 1.5}}),
+    ("slstm", {}), ("slstm", {"forget": "exp", "forget_bias": -0.5}),
+    # diagonal cells: the probe takes the log-space fast path for them (diagnostics/diagonal.py)
+    ("indrnn", {"activation": "tanh", "recurrent_max": 1.2}), ("lru", {}), ("mingru", {}), ("minlstm", {}),
 ]
 
 
@@ -46,6 +50,8 @@ def test_matches_direct_product(kind, opts, seed):
     rng = np.random.default_rng(100 + seed)
     xs = rng.normal(size=(T, B, d))
     h0 = 0.5 * rng.normal(size=(B, cell.state_size))
+    if kind == "slstm":   # a reachable state: the normaliser is positive
+        h0[:, cell.blocks["n"]] = np.abs(h0[:, cell.blocks["n"]]) + 0.2
     anchors = [30, 34]
     res = probe(cell, params, xs, lags=K, anchors=anchors, h0=h0)
     assert res.log10[(cell.paths[0], "spectral")].shape == (2, B, K)

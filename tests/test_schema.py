@@ -94,7 +94,7 @@ BAD = [
     (("probe", "norms"), "spectral", "probe.norms: must be a list, got 'spectral'"),
     (("seed",), -1, "seed: must be a non-negative integer, got -1"),
     # other tests may register extra kinds: check the start and the suggestion, not the whole list
-    (("cells", 2, "kind"), "lstn", ("cells[2].kind: must be one of gru, ", "got 'lstn' (did you mean 'lstm'?)")),
+    (("cells", 2, "kind"), "lstn", ("cells[2].kind: must be one of ", "gru, ", "got 'lstn' (did you mean 'lstm'?)")),
     (("task", "kind"), "cpy", ("task.kind: must be one of adding, copy, ", "got 'cpy' (did you mean 'copy'?)")),
     (("task", "delay"), 0, "task.delay: must be a positive integer, got 0"),
     (("task", "alphabet"), 1, "task.alphabet: must be >= 2, got 1"),

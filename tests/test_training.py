@@ -13,6 +13,10 @@ CELL_OPTIONS = [
     ("gru", {"reset_gate": True}), ("gru", {"reset_gate": False}),
     ("lstm", {}), ("lstm", {"forget_gate": False}), ("lstm", {"output_tanh": False}),
     ("lstm", {"forget_gate": False, "output_tanh": False}), ("lstm", {"chrono": 10}),
+    ("indrnn", {"activation": "relu", "recurrent_min": -1.0}), ("indrnn", {"activation": "tanh"}),
+    ("lru", {}), ("lru", {"normalize": False, "r_min": 0.3, "r_max": 0.8}),
+    ("mingru", {"update_bias": -1.0}), ("minlstm", {}),
+    ("cornn", {"dt": 0.2}), ("slstm", {}), ("slstm", {"forget": "exp"}),
 ]
 T, B, D, N = 5, 3, 2, 3
 
@@ -55,7 +59,7 @@ def test_bptt_matches_finite_step(kind, opts, loss_kind):
     cell = make_cell(kind, input_size=D, hidden=N, **opts)
     params = cell.init(rng)
     batch, outputs = tiny_batch(loss_kind, rng)
-    ro = init_readout(rng, N, outputs)
+    ro = init_readout(rng, cell.readout_size, outputs)   # the LRU reads [Re x; Im x]: 2N
     ro["b_y"] = rng.standard_normal(outputs)
     got = loss_and_grads(cell, params, ro, batch, loss_kind)
     ref = reference_grads(cell, params, ro, batch, loss_kind)
@@ -73,9 +77,9 @@ def test_temporal_components_sum_to_gradient(kind, opts):
     cell = make_cell(kind, input_size=task.input_size, hidden=4, **opts)
     params = cell.init(rng)
     batch = task.sample(rng, 5)
-    out = loss_and_grads(cell, params, init_readout(rng, 4, 1), batch, "mse")
+    out = loss_and_grads(cell, params, init_readout(rng, cell.readout_size, 1), batch, "mse")
     lags, comps = temporal_components(cell, params, out)
-    names = recurrent_names(params)
+    names = cell.recurrent_names(params)
     full = np.concatenate([out.grads[k].ravel() for k in names])
     assert list(lags) == list(range(task.length)) and comps.shape == (task.length, full.size)
     assert np.linalg.norm(comps.sum(axis=0) - full) <= 1e-10 * np.linalg.norm(full)
@@ -128,7 +132,7 @@ def test_float32_stays_float32(kind, opts):
     traced = [tr for tr, _ in seen if tr is not None]  # tracked steps run the cell's own step
     assert len(traced) >= 2 and all(tr.states.dtype == np.float32 for tr in traced)
     assert np.isfinite(r.final_loss)
-    assert r.checkpoint_params[0]["W_a" if kind == "rnn" else "W"].dtype == np.float64
+    assert all(v.dtype == np.float64 for v in r.checkpoint_params[0].values())
 
 
 def test_divergence_is_a_result():

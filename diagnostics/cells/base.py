@@ -128,9 +128,37 @@ class Cell:
         raise NotImplementedError(f"{self.kind}: backward() not implemented; the trainer needs it")
 
     # --- optional extras used by the probe and metrics -------------------------------
+    def log_diagonal(self, params: Params, cache: Cache) -> dict[str, np.ndarray] | None:
+        """Paths whose one-step factor is diagonal, as {path: ln|d| (B, m)}, or None.
+
+        A path may be declared here when its step factor is D_t Q_t with D_t = diag(|d_t|)
+        and Q_t orthogonal, block diagonal with blocks on which |d_t| is constant, taken from
+        a family that commutes across steps (1x1 signs; 2x2 rotations, as the LRU's complex
+        λ_j acting on (Re x_j, Im x_j)). Then the k-step product is diag(Π|d|) times an
+        orthogonal matrix, so its singular values are exactly exp(Σ ln|d_i|), one per entry
+        i: a 2x2 rotation-scaling block lists its ln|λ_j| twice, once per real coordinate,
+        and the Frobenius norm stays exact. An exact zero is -inf. The probe then sums these
+        logs instead of multiplying matrices (diagnostics/diagonal.py): O(B m) per lag.
+
+        The entries cover the whole block of the path ("a", "state", ...), or for
+        "c_direct" the direct memory path alone. Default: the LSTM-style direct memory path
+        from `direct_memory_log`, if the cell has one."""
+        lg = self.direct_memory_log(params, cache)
+        return None if lg is None else {"c_direct": lg}
+
     def direct_memory_log(self, params: Params, cache: Cache) -> np.ndarray | None:
         """ln of the diagonal of the direct memory path d c<t>/d c<t-1> (B, n), or None."""
         return None
+
+    def recurrent_names(self, params: Params) -> list[str]:
+        """Parameters whose gradient the trainer splits into temporal components: by
+        convention those acting on the previous state, named with a leading W."""
+        return sorted(k for k in params if k.startswith("W"))
+
+    @property
+    def readout_size(self) -> int:
+        """Width of the a-block, the part of the state the trainer's linear read-out sees."""
+        return len(range(self.state_size)[self.blocks["a"]])
 
     def recurrent_weight(self, params: Params) -> np.ndarray | None:
         """W_a of a plain RNN (for the Pascanu bound); None for gated cells."""

@@ -92,7 +92,9 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
     # independent streams: read-out init, training batches, evaluation batch
     s_init, s_batch, s_eval = np.random.SeedSequence(seed).spawn(3)
     p = {k: np.array(v, dtype=dt, copy=True) for k, v in params.items()}   # writable, own copy
-    ro = init_readout(np.random.default_rng(s_init), cell.hidden, task.output_size, dt)
+    # the read-out sees the a-block: n units, or the LRU's 2n real coordinates [Re x; Im x]
+    width = getattr(cell, "readout_size", cell.hidden)
+    ro = init_readout(np.random.default_rng(s_init), width, task.output_size, dt)
     both = {**{("cell", k): v for k, v in p.items()}, **{("ro", k): v for k, v in ro.items()}}
     opt = make_optimizer(optimizer, both)
     last_good = {k: v.copy() for k, v in both.items()}

@@ -17,6 +17,7 @@ from diagnostics.cells import (Cell, check_jacobian, freeze, make_cell, referenc
 CONFIGS = [
     ("rnn", {"activation": "tanh"}), ("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),
     ("gru", {"reset_gate": True}), ("gru", {"reset_gate": False, "bias": 0.3}),
+    ("gru", {"reset_after": True}), ("gru", {"reset_after": True, "bias": 0.3}),
 ] + [("lstm", {"forget_gate": fg, "output_tanh": ot, **extra})
      for fg in (True, False) for ot in (True, False)
      for extra in ({"chrono": 20}, {"forget_bias": 2.0, "bias": -0.2})]
@@ -290,6 +291,7 @@ def test_params_read_only_and_layout(kind):
     ("lstm", {"forget_bias": float("inf")}, "forget_bias: must be a finite number"),
     ("lstm", {"forget_gate": "no"}, "forget_gate: must be true or false"),
     ("gru", {"reset_gate": 1}, "reset_gate: must be true or false"),
+    ("gru", {"reset_gate": False, "reset_after": True}, "reset_after: needs reset_gate: true"),
     ("rnn", {"activation": "sigmoid"}, "activation: must be one of"),
     ("gru", {"gates": 3}, "gates: unknown option of gru cells"),
     ("cnn", {}, "cell kind: must be one of gru, lstm, rnn"),
@@ -354,6 +356,7 @@ def test_property_jacobian_and_vjp(kind, n, d, seed, flag1, flag2, gain):
         opts["activation"] = "tanh" if flag1 else "linear"
     elif kind == "gru":
         opts["reset_gate"] = flag1
+        opts["reset_after"] = flag1 and flag2
     else:
         opts.update(forget_gate=flag1, output_tanh=flag2)
     cell, params, state, x, rng = setup(kind, opts, n, d, seed % 1000, B=2)

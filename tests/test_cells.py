@@ -75,6 +75,23 @@ def numeric_grads(cell, params, state, x, w):
     return out, g_x
 
 
+def input_jacobian(cell, params, state, x):
+    """d state<t>/d x<t> (B, S, d) from `step` alone: complex step, or central differences."""
+    B, d = x.shape
+    J = np.empty((B, cell.state_size, d))
+    for j in range(d):
+        if cell.analytic:
+            xx = x.astype(np.complex128)
+            xx[:, j] += 1e-30j
+            J[:, :, j] = cell.step(params, state.astype(np.complex128), xx)[0].imag / 1e-30
+        else:
+            xp, xm = x.copy(), x.copy()
+            xp[:, j] += H_CENTRAL
+            xm[:, j] -= H_CENTRAL
+            J[:, :, j] = (cell.step(params, state, xp)[0] - cell.step(params, state, xm)[0]) / (2 * H_CENTRAL)
+    return J
+
+
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_jacobian_vjp_backward(case):
     cell, params, state, x, rng = setup(*case)
@@ -102,6 +119,12 @@ def test_jacobian_vjp_backward(case):
             got = cell.vjp(params, cache, Mf, out=np.empty_like(Mf), scale=scale, absmax=big)
             assert rel_err(got, ref) <= 1e-12
             np.testing.assert_allclose(big, np.abs(got).max(axis=(1, 2)), rtol=0, atol=0)
+    # 2b. input_vjp = M @ d state<t>/d x<t> (what a stacked cell passes down), on both sides
+    # of the LSTM's strategy switch, against derivatives of `step` in x alone
+    Jx = input_jacobian(cell, params, state, x)
+    for r in (1, 5, 12):
+        M = rng.normal(size=(3, r, cell.state_size))
+        assert rel_err(cell.input_vjp(params, cache, M), M @ Jx) <= 1e-10
     # 3. backward: g_prev = g J, parameter and input gradients against step-only derivatives
     w = rng.normal(size=state.shape)
     g_prev, grads, g_x = cell.backward(params, cache, w)

@@ -10,6 +10,7 @@ arrays are read as float64 whatever their stored precision.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -77,10 +78,13 @@ def _read_torch(p: Path) -> dict[str, np.ndarray]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower():
-            raise WeightsError(f"{p}: the pickle needs code to load, which is never run (torch.load with "
-                               "weights_only=True refused it); save model.state_dict() instead") from None
-        raise WeightsError(f"{p}: not a readable PyTorch file ({first_line(e)})") from None
+        # torch's weights-only unpickler names the class a pickle would have to import and run
+        needs = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if needs:
+            raise WeightsError(f"{p}: the pickle needs code to load ({needs[1]}), which is never run "
+                               "(torch.load with weights_only=True); save model.state_dict() instead") from None
+        detail = re.search(r"WeightsUnpickler error: \s*(.+)", str(e))
+        raise WeightsError(f"{p}: not a readable PyTorch file ({detail[1].strip() if detail else first_line(e)})") from None
     except Exception as e:   # torch raises KeyError, RuntimeError, EOFError ... on damaged files
         raise WeightsError(f"{p}: not a readable PyTorch file ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(obj, Mapping):

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from diagnostics.interop.torch import from_module, module_inputs  # noqa: E402
 from diagnostics.probe import probe  # noqa: E402
-from diagnostics.weights import Imported, load_weights  # noqa: E402
+from diagnostics.weights import Imported, load_weights, read_inputs  # noqa: E402
 from torch_reference import StepRef, kind_of, layer_module, lower_outputs, reference_curves  # noqa: E402
 
 D, H, T, B = 3, 5, 12, 3
@@ -74,6 +74,8 @@ def check_against_module(m, imp: Imported, xs, layer, direction):
     states, jac = ref.run(us)
     cell, params = imp.cell, imp.params
     assert cell.state_size == ref.S and imp.reverse == (direction == "backward")
+    T, B, _ = xs.shape
+    H = ref.H
     # 1. forward states: ours over imp.inputs(xs) against the module's steps, and the original
     # module's own outputs and final states
     mine = np.empty((T, B, cell.state_size))
@@ -157,3 +159,40 @@ def test_weight_file_roundtrip_every_format(tmp_path):
     assert imp32.params["W"].dtype == np.float64
     np.testing.assert_array_equal(imp32.params["W"], m.weight_hh_l1.detach().float().double().numpy())
     check_against_module(m.float().double(), imp32, inputs(), 1, None)
+
+
+WEIGHTS = __import__("pathlib").Path(__file__).resolve().parents[1] / "cases" / "weights"
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_trained_weights_from_the_committed_files(kind):
+    """Weights after 1,000 PyTorch training steps (examples/train_torch_models.py), read from
+    .safetensors as float64, probed over the whole 50-step sequences."""
+    from safetensors.torch import load_file
+    path = WEIGHTS / f"adding_{kind}16.safetensors"
+    imp = load_weights(path, kind)
+    assert imp.source.startswith(f"{path}: nn.{kind.upper()} 'rnn' (1 layer, input 2, hidden 16)")
+    m = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](2, 16)
+    m.load_state_dict({k[4:]: v for k, v in load_file(str(path)).items() if k.startswith("rnn.")})
+    xs = read_inputs(WEIGHTS / "adding_inputs.npy", imp.input_size)
+    assert xs.shape == (50, 8, 2)
+    check_against_module(m.double(), imp, xs, 0, None)
+
+
+def test_proj_size_module_refused_by_name():
+    from diagnostics.weights import WeightsError
+    with pytest.raises(WeightsError, match=r"^torch module: nn.LSTM \(1 layer, input 3, hidden 5\): nn.LSTM with "
+                                           r"proj_size 2 \(weight_hr_l0 present\) is not supported"):
+        from_module(nn.LSTM(D, H, proj_size=2))
+
+
+def test_unsupported_modules_named():
+    from diagnostics.weights import WeightsError
+    with pytest.raises(WeightsError, match=r"^from_module: Sequential holds no recurrent module; expected an nn.RNN"):
+        from_module(nn.Sequential(nn.Linear(2, 2)))
+    with pytest.raises(WeightsError, match=r"^from_module: Sequential holds 2 recurrent modules \('0' \(GRU\), "
+                                           r"'1' \(LSTM\)\); choose one with prefix"):
+        from_module(nn.Sequential(nn.GRU(2, 3), nn.LSTM(3, 3)))
+    assert from_module(nn.Sequential(nn.GRU(2, 3), nn.LSTM(3, 3)), prefix="1").cell.kind == "lstm"
+    with pytest.raises(WeightsError, match=r"^from_module: expected an nn.RNN, .* got ndarray"):
+        from_module(np.zeros(3))

@@ -270,3 +270,44 @@ def test_imported_inputs_checks_the_model_input_size():
 
 def test_errors_are_value_errors():
     assert issubclass(WeightsError, ValueError)
+
+
+def test_without_torch(tmp_path):
+    """With torch unimportable: .safetensors and .npz still read, and everything that needs
+    torch says so in one line with the install command."""
+    import subprocess
+    import sys
+    from safetensors.numpy import save_file
+    save_file({k: v for k, v in lstm_sd("rnn").items()}, str(tmp_path / "m.safetensors"))
+    np.savez(tmp_path / "m.npz", **lstm_sd())
+    (tmp_path / "m.pt").write_bytes(b"")
+    code = f"""
+import sys
+class NoTorch:                       # import torch now raises ImportError, as where it is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError("No module named 'torch'")
+sys.meta_path.insert(0, NoTorch())
+import numpy as np
+import diagnostics
+from diagnostics.weights import load_weights, WeightsError
+from diagnostics.probe import probe
+for f in ("m.safetensors", "m.npz"):
+    imp = load_weights(r"{tmp_path}/" + f, "lstm")
+    probe(imp.cell, imp.params, np.zeros((5, 2, 2)), lags=3)
+try:
+    load_weights(r"{tmp_path}/m.pt")
+except WeightsError as e:
+    print(e)
+from diagnostics.interop.torch import from_module
+from diagnostics.cells.torchfn import TorchFn
+for f in (lambda: from_module(None), lambda: TorchFn(lambda p, s, x: s, hidden=2).step({{}}, np.zeros((1, 2)), np.zeros((1, 1)))):
+    try:
+        f()
+    except ImportError as e:
+        print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [f"{tmp_path}/m.pt: reading a .pt file needs PyTorch: pip install 'gradient-diagnostics[torch]'",
+                   "from_module needs PyTorch: pip install 'gradient-diagnostics[torch]'",
+                   "a torchfn cell needs PyTorch: pip install 'gradient-diagnostics[torch]'"], out

@@ -92,6 +92,11 @@ def test_layout_paths_and_probe():
         d = np.abs(res.log10[(f"l0.{p}", "spectral")] - alone.log10[(p, "spectral")]).max()
         assert d <= 1e-10, (p, d)
     np.testing.assert_array_equal(res.log10[("a", "frobenius")], res.log10[("l1.a", "frobenius")])
+    # fewer paths carry only their blocks' rows (the top layer's 2n, or blocks apart): same curves
+    for paths in (["a", "c"], ["l0.a", "c"]):
+        part = probe(cell, params, xs, lags=10, paths=paths, workers=1)
+        for key, v in part.log10.items():
+            assert np.abs(v - res.log10[key]).max() <= 1e-12, key
 
 
 def test_bad_stacks_name_the_problem():

@@ -286,7 +286,7 @@ import sys
 class NoTorch:                       # import torch now raises ImportError, as where it is not installed
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "torch":
-            raise ImportError("No module named 'torch'")
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
 sys.meta_path.insert(0, NoTorch())
 import numpy as np
 import diagnostics

@@ -33,7 +33,8 @@ def from_state_dict(sd: dict, kind: str | None = None, *, prefix: str | None = N
     """The recurrent module of sd (the one found, or the one under `prefix`) as an Imported.
 
     kind: rnn | gru | lstm, checked against weight_hh's rows (default: what they say).
-    layer: 0..num_layers-1, or "all" for the Stacked cell of every layer (not bidirectional).
+    layer: 0..num_layers-1, or "all" for the Stacked cell of every layer (the layer's own cell
+    when there is one; not for a bidirectional module).
     direction: forward | backward; required for a bidirectional module, else forward.
     nonlinearity: tanh | relu for nn.RNN (not stored in a state_dict; default tanh).
     hidden: if given, must equal the file's."""

@@ -99,10 +99,10 @@ def _row_layout(cell, paths):
     dense = [p for p in paths if p != "c_direct"]
     if not dense:
         return None, {}
-    if "state" in dense or len(dense) > 1:
+    if "state" in dense:
         rows = np.arange(S)
-    else:
-        rows = np.arange(S)[blocks[dense[0]]]
+    else:   # the blocks asked for: a stacked cell's top-layer a and c are not all of its state
+        rows = np.unique(np.concatenate([np.arange(S)[blocks[p]] for p in dense]))
     pos = {int(r): i for i, r in enumerate(rows)}
     where = {}
     for p in dense:

@@ -18,6 +18,7 @@ from diagnostics.cells import (Cell, check_jacobian, freeze, make_cell, referenc
 CONFIGS = [
     ("rnn", {"activation": "tanh"}), ("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),
     ("gru", {"reset_gate": True}), ("gru", {"reset_gate": False, "bias": 0.3}),
+    ("gru", {"reset_after": True}), ("gru", {"reset_after": True, "bias": 0.3}),
 ] + [("lstm", {"forget_gate": fg, "output_tanh": ot, **extra})
      for fg in (True, False) for ot in (True, False)
      for extra in ({"chrono": 20}, {"forget_bias": 2.0, "bias": -0.2})]
@@ -91,6 +92,23 @@ def numeric_grads(cell, params, state, x, w):
     return out, g_x
 
 
+def input_jacobian(cell, params, state, x):
+    """d state<t>/d x<t> (B, S, d) from `step` alone: complex step, or central differences."""
+    B, d = x.shape
+    J = np.empty((B, cell.state_size, d))
+    for j in range(d):
+        if cell.analytic:
+            xx = x.astype(np.complex128)
+            xx[:, j] += 1e-30j
+            J[:, :, j] = cell.step(params, state.astype(np.complex128), xx)[0].imag / 1e-30
+        else:
+            xp, xm = x.copy(), x.copy()
+            xp[:, j] += H_CENTRAL
+            xm[:, j] -= H_CENTRAL
+            J[:, :, j] = (cell.step(params, state, xp)[0] - cell.step(params, state, xm)[0]) / (2 * H_CENTRAL)
+    return J
+
+
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_jacobian_vjp_backward(case):
     cell, params, state, x, rng = setup(*case)
@@ -118,6 +136,12 @@ def test_jacobian_vjp_backward(case):
             got = cell.vjp(params, cache, Mf, out=np.empty_like(Mf), scale=scale, absmax=big)
             assert rel_err(got, ref) <= 1e-12
             np.testing.assert_allclose(big, np.abs(got).max(axis=(1, 2)), rtol=0, atol=0)
+    # 2b. input_vjp = M @ d state<t>/d x<t> (what a stacked cell passes down), on both sides
+    # of the LSTM's strategy switch, against derivatives of `step` in x alone
+    Jx = input_jacobian(cell, params, state, x)
+    for r in (1, 5, 12):
+        M = rng.normal(size=(3, r, cell.state_size))
+        assert rel_err(cell.input_vjp(params, cache, M), M @ Jx) <= 1e-10
     # 3. backward: g_prev = g J, parameter and input gradients against step-only derivatives
     w = rng.normal(size=state.shape)
     g_prev, grads, g_x = cell.backward(params, cache, w)
@@ -307,6 +331,7 @@ def test_params_read_only_and_layout(kind):
     ("lstm", {"forget_bias": float("inf")}, "forget_bias: must be a finite number"),
     ("lstm", {"forget_gate": "no"}, "forget_gate: must be true or false"),
     ("gru", {"reset_gate": 1}, "reset_gate: must be true or false"),
+    ("gru", {"reset_gate": False, "reset_after": True}, "reset_after: needs reset_gate: true"),
     ("rnn", {"activation": "sigmoid"}, "activation: must be one of"),
     ("gru", {"gates": 3}, "gates: unknown option of gru cells"),
     ("cnn", {}, "cell kind: must be one of cornn, gru, indrnn, lru, lstm, mingru, minlstm, rnn, slstm"),
@@ -383,6 +408,7 @@ def test_property_jacobian_and_vjp(kind, n, d, seed, flag1, flag2, gain):
         opts["activation"] = "tanh" if flag1 else "linear"
     elif kind == "gru":
         opts["reset_gate"] = flag1
+        opts["reset_after"] = flag1 and flag2
     else:
         opts.update(forget_gate=flag1, output_tanh=flag2)
     cell, params, state, x, rng = setup(kind, opts, n, d, seed % 1000, B=2)

@@ -162,6 +162,7 @@ def test_fit_line_reproduces_an_exact_geometric_curve():
     ("rnn", {"activation": "linear"}, ["a<t> = W_a a<t-1> + U_a x<t> + b_a"], ["tanh", "max"]),
     ("gru", {}, ["Γ_r = ", "(Γ_r * a<t-1>)", "(1 - Γ_u) * c<t-1>"], []),
     ("gru", {"reset_gate": False}, ["tanh(W_m a<t-1>"], ["Γ_r"]),
+    ("gru", {"reset_after": True}, ["Γ_r * (W_m a<t-1> + b_hn)", "(1 - Γ_u) * c<t-1>"], ["(Γ_r * a<t-1>)"]),
     ("lstm", {}, ["Γ_f * c<t-1>", "Γ_o * tanh(c<t>)"], []),
     ("lstm", {"forget_gate": False, "output_tanh": False}, ["Γ_u * c~<t> + c<t-1>", "a<t> = Γ_o * c<t>"], ["Γ_f ="]),
 ])

@@ -10,7 +10,7 @@ from diagnostics.training import (clip_, full_loss, global_norm, init_readout, l
 
 CELL_OPTIONS = [
     ("rnn", {"activation": "tanh"}), ("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),
-    ("gru", {"reset_gate": True}), ("gru", {"reset_gate": False}),
+    ("gru", {"reset_gate": True}), ("gru", {"reset_gate": False}), ("gru", {"reset_after": True, "bias": 0.2}),
     ("lstm", {}), ("lstm", {"forget_gate": False}), ("lstm", {"output_tanh": False}),
     ("lstm", {"forget_gate": False, "output_tanh": False}), ("lstm", {"chrono": 10}),
     ("indrnn", {"activation": "relu", "recurrent_min": -1.0}), ("indrnn", {"activation": "tanh"}),

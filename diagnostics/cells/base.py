@@ -8,6 +8,7 @@ parameters and state, in the manner of equinox/flax cells:
     state, cache    = cell.step(params, state, x)       # x: (B, d)
     J               = cell.jacobian(params, cache)      # (B, S, S) = d state<t> / d state<t-1>
     M @ J           = cell.vjp(params, cache, M)        # M: (B, r, S), r rows at once
+    M @ dstate/dx   = cell.input_vjp(params, cache, M)  # (B, r, d): for stacked layers
     g_prev, grads, g_x = cell.backward(params, cache, g)  # one BPTT step, g: (B, S)
 
 The state is one array: a<t> for the RNN and GRU (S = n), [a<t>; c<t>] for the LSTM (S = 2n).
@@ -122,6 +123,12 @@ class Cell:
         overlapping m); `scale` (B,), a factor per sequence to multiply the result by;
         `absmax` (B,), receives each sequence's max |entry| of the result."""
         return np.matmul(m, self.jacobian(params, cache))
+
+    def input_vjp(self, params: Params, cache: Cache, m: np.ndarray) -> np.ndarray:
+        """m @ d state<t>/d x<t> (B, r, d) for rows m (B, r, S): what a stacked cell passes to
+        the layer below. Default: backward's input gradient, one row at a time (the built-in
+        cells do all rows in one product)."""
+        return np.stack([self.backward(params, cache, m[:, i])[2] for i in range(m.shape[1])], axis=1)
 
     def backward(self, params: Params, cache: Cache, g: np.ndarray):
         """One BPTT step: g = dL/d state<t> (B, S) -> (dL/d state<t-1>, {name: dL/dparam}, dL/dx<t>)."""

@@ -5,6 +5,10 @@
     c~<t> = tanh(W_c (Γ_r * c<t-1>) + U_c x<t> + b_c)    candidate memory              (B, n)
     c<t>  = Γ_u * c~<t> + (1 - Γ_u) * c<t-1>,   a<t> = c<t>
 reset_gate=False is the notes' simplified GRU: Γ_r = 1 and there are no W_r, U_r, b_r.
+reset_after=True applies Γ_r after the recurrent product, with a bias of its own b_hn (n,):
+    c~<t> = tanh(U_c x<t> + b_c + Γ_r * (W_c c<t-1> + b_hn))
+the form of cuDNN, PyTorch's nn.GRU and Keras's reset_after=True (REFERENCES item 16). A
+PyTorch GRU is this cell with Γ_u = 1 - z: its z-gate weights and biases negated (σ(-v) = 1 - σ(v)).
 
 Parameters are stacked by gate: W (G n, n), U (G n, d), b (G n,), gate order (u, r, c), or
 (u, c) without the reset gate. (PyTorch stacks (r, z, n) and puts Γ_u on c<t-1>; here Γ_u
@@ -15,6 +19,9 @@ Step Jacobian, with σ'_* = Γ_*(1 - Γ_*), du = (c~ - c<t-1>) σ'_u, dc = Γ_u 
 For rows M (B, r, n), with P = (M dc) @ W_c:
     M J = M (1 - Γ_u) + P Γ_r + [M du, P c<t-1> σ'_r] @ [W_u; W_r]
 two GEMMs over all B r rows (one without the reset gate: [M du, M dc] @ [W_u; W_c]).
+With reset_after, h = W_c c<t-1> + b_hn and dr = h σ'_r:
+    d c<t>/d c<t-1> = diag(1 - Γ_u) + diag(du) W_u + diag(dc dr) W_r + diag(dc Γ_r) W_c
+    M J = M (1 - Γ_u) + [M du, M dc dr, M dc Γ_r] @ [W_u; W_r; W_c]      one GEMM
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ class GRUCache(NamedTuple):
     gamma_r: np.ndarray     # (B, n); ones without the reset gate
     du: np.ndarray          # (B, n) (c~ - c<t-1>) σ'_u
     dc: np.ndarray          # (B, n) Γ_u (1 - c~²)
-    dr: np.ndarray          # (B, n) c<t-1> σ'_r; zeros without the reset gate
+    dr: np.ndarray          # (B, n) c<t-1> σ'_r (reset_after: h σ'_r); zeros without the reset gate
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,16 @@ class GRU(GatedCell):
     input_size: PosInt = 1
     hidden: PosInt = 32
     reset_gate: bool = True
+    reset_after: bool = False
     recurrent_init: InitSpec = Init("orthogonal", 1.0)
     input_init: InitSpec = Init("gaussian", 1.0)
     bias: Finite = 0.0
     kind: ClassVar[str] = "gru"
     parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
+
+    def check(self) -> None:
+        if self.reset_after and not self.reset_gate:
+            raise ValueError("reset_after: needs reset_gate: true (it says where Γ_r applies)")
 
     @property
     def gates(self) -> tuple[str, ...]:
@@ -55,9 +67,13 @@ class GRU(GatedCell):
 
     def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         W, U, b = self.stacked_weights(rng)
+        if self.reset_after:   # every bias starts at `bias`, b_hn too (PyTorch draws them all alike)
+            return freeze({"W": W, "U": U, "b": b, "b_hn": np.full(self.hidden, float(self.bias))})
         return freeze({"W": W, "U": U, "b": b})
 
     def step(self, params, state, x):
+        if self.reset_after:
+            return self._step_after(params, state, x)
         n = self.hidden
         W, U, b = params["W"], params["U"], params["b"]
         c_prev = state
@@ -76,10 +92,24 @@ class GRU(GatedCell):
         dc = gamma_u * (1.0 - c_tilde * c_tilde)
         return c, GRUCache(c_prev, x, gamma_u, gamma_r, du, dc, dr)
 
+    def _step_after(self, params, c_prev, x):
+        n = self.hidden
+        xu = x @ params["U"].T + params["b"]
+        hw = c_prev @ params["W"].T            # every gate reads c<t-1> itself: one GEMM
+        gamma_u = sigmoid(hw[:, :n] + xu[:, :n])
+        gamma_r = sigmoid(hw[:, n:2 * n] + xu[:, n:2 * n])
+        h = hw[:, 2 * n:] + params["b_hn"]
+        c_tilde = np.tanh(xu[:, 2 * n:] + gamma_r * h)
+        c = gamma_u * c_tilde + (1.0 - gamma_u) * c_prev
+        du = (c_tilde - c_prev) * gamma_u * (1.0 - gamma_u)
+        dc = gamma_u * (1.0 - c_tilde * c_tilde)
+        return c, GRUCache(c_prev, x, gamma_u, gamma_r, du, dc, h * gamma_r * (1.0 - gamma_r))
+
     def _dz(self, params, cache, m):
-        """Gradient w.r.t. the stacked pre-activations (..., G n) and the P term, for rows m."""
+        """Gradient w.r.t. the stacked pre-activations (..., G n) and the P term, for rows m.
+        With reset_after, P is None and dz is the gradient w.r.t. the input side; the
+        recurrent side differs only in its c-block, dz_c Γ_r (see _dz_recurrent)."""
         n, G = self.hidden, len(self.gates)
-        W_c = params["W"][(G - 1) * n:]
         bc = lambda v: v.reshape(v.shape[0], *([1] * (m.ndim - 2)), n)  # noqa: E731
         dz = np.empty(m.shape[:-1] + (G * n,), dtype=np.result_type(m, cache.dc))
         dz_c = dz[..., (G - 1) * n:]
@@ -87,10 +117,21 @@ class GRU(GatedCell):
         np.multiply(m, bc(cache.du), out=dz[..., :n])
         if not self.reset_gate:
             return dz, None
+        if self.reset_after:
+            np.multiply(dz_c, bc(cache.dr), out=dz[..., n:2 * n])
+            return dz, None
+        W_c = params["W"][(G - 1) * n:]
         p = dz_c.reshape(-1, n) @ W_c           # gradient reaching Γ_r * c<t-1>
         p = p.reshape(m.shape)
         np.multiply(p, bc(cache.dr), out=dz[..., n:2 * n])
         return dz, p
+
+    def _dz_recurrent(self, cache, dz):
+        """reset_after: the gradient w.r.t. [W_u; W_r; W_c] c<t-1> (the c-block scaled by Γ_r)."""
+        n = self.hidden
+        dh = dz.copy()
+        dh[..., 2 * n:] *= cache.gamma_r.reshape(cache.gamma_r.shape[0], *([1] * (dz.ndim - 2)), n)
+        return dh
 
     def _gate_rows(self, params):
         return params["W"][:2 * self.hidden]   # [W_u; W_r] or [W_u; W_c]: rows hit by dz[:, :2n]
@@ -98,22 +139,37 @@ class GRU(GatedCell):
     def vjp(self, params, cache, m):
         B, r, n = m.shape
         dz, p = self._dz(params, cache, m)
+        if self.reset_after:
+            dh = self._dz_recurrent(cache, dz)
+            out = (dh.reshape(B * r, 3 * n) @ params["W"]).reshape(B, r, n)
+            out += m * (1.0 - cache.gamma_u)[:, None, :]
+            return out
         out = (dz[..., :2 * n].reshape(B * r, 2 * n) @ self._gate_rows(params)).reshape(B, r, n)
         out += m * (1.0 - cache.gamma_u)[:, None, :]
         if p is not None:
             out += p * cache.gamma_r[:, None, :]
         return out
 
+    def input_vjp(self, params, cache, m):
+        """m @ d c<t>/d x<t> for rows m (B, r, n): the pre-activations' gradient through U."""
+        B, r, _ = m.shape
+        dz, _ = self._dz(params, cache, m)
+        return (dz.reshape(B * r, -1) @ params["U"]).reshape(B, r, -1)
+
     def jacobian(self, params, cache):
         """Dense (B, n, n) from the formula in the module docstring."""
         n = self.hidden
         s = self.split(params)
         W_c = s["W_c"]
-        if self.reset_gate:
-            inner = W_c[None] * cache.gamma_r[:, None, :] + (W_c[None] * cache.dr[:, None, :]) @ s["W_r"]
+        if self.reset_after:
+            J = (cache.du[:, :, None] * s["W_u"][None] + (cache.dc * cache.dr)[:, :, None] * s["W_r"][None]
+                 + (cache.dc * cache.gamma_r)[:, :, None] * W_c[None])
         else:
-            inner = W_c[None]
-        J = cache.du[:, :, None] * s["W_u"][None] + cache.dc[:, :, None] * inner
+            if self.reset_gate:
+                inner = W_c[None] * cache.gamma_r[:, None, :] + (W_c[None] * cache.dr[:, None, :]) @ s["W_r"]
+            else:
+                inner = W_c[None]
+            J = cache.du[:, :, None] * s["W_u"][None] + cache.dc[:, :, None] * inner
         idx = np.arange(n)
         J[:, idx, idx] += 1.0 - cache.gamma_u
         return J
@@ -121,6 +177,12 @@ class GRU(GatedCell):
     def backward(self, params, cache, g):
         n, G = self.hidden, len(self.gates)
         dz, p = self._dz(params, cache, g)
+        if self.reset_after:
+            dh = self._dz_recurrent(cache, dz)
+            g_prev = dh @ params["W"] + g * (1.0 - cache.gamma_u)
+            grads = {"W": dh.T @ cache.c_prev, "U": dz.T @ cache.x, "b": dz.sum(axis=0),
+                     "b_hn": dh[:, 2 * n:].sum(axis=0)}
+            return g_prev, grads, dz @ params["U"]
         g_prev = dz[:, :2 * n] @ self._gate_rows(params) + g * (1.0 - cache.gamma_u)
         if p is not None:
             g_prev += p * cache.gamma_r

@@ -147,7 +147,7 @@ class LSTM(GatedCell):
         dz = dz.reshape(lead + (G * n,))                          # contiguous: a view
         return dz, g_c
 
-    def _fold(self, params, cache, et=None, scale=None) -> np.ndarray:
+    def _fold(self, params, cache, et=None, scale=None, mat=None) -> np.ndarray:
         """[d a<t>/d a<t-1>; d c<t>/d a<t-1>] per sequence, stored as et (2n, B, n): et[i, b]
         is row i of sequence b's matrix, so et.transpose(1, 0, 2) is the (B, 2n, n) stack.
         Row i of either block combines row i of the G gate matrices,
@@ -156,7 +156,8 @@ class LSTM(GatedCell):
         writing et and no (B, G, n, n) temporary (the einsum it replaces cost ~1.4 ms at n = 128)."""
         n, G = self.hidden, len(self.gates)
         B = cache.k.shape[0]
-        W = params["W"]
+        W = params["W"] if mat is None else mat   # mat = U folds d state<t>/d x<t> the same way
+        cols = W.shape[1]
         dtype = np.result_type(cache.coef, W)
         coef = np.zeros((2, n, B, G), dtype=dtype)                # block, row i, sequence b, gate
         coef[1, :, :, :G - 1] = cache.coef.transpose(2, 0, 1)
@@ -165,9 +166,9 @@ class LSTM(GatedCell):
         if scale is not None:   # a factor per sequence, applied to O(n G) numbers, not to E
             coef *= scale[:, None]
         if et is None:
-            et = np.empty((2 * n, B, n), dtype=dtype)
-        w_rows = W.reshape(G, n, n).transpose(1, 0, 2)            # (n, G, n): row i of each gate
-        np.matmul(coef, w_rows, out=et.reshape(2, n, B, n))
+            et = np.empty((2 * n, B, cols), dtype=dtype)
+        w_rows = W.reshape(G, n, cols).transpose(1, 0, 2)         # (n, G, cols): row i of each gate
+        np.matmul(coef, w_rows, out=et.reshape(2, n, B, cols))
         return et
 
     def _da_dc(self, params, cache) -> np.ndarray:
@@ -233,6 +234,19 @@ class LSTM(GatedCell):
         if absmax is not None:
             absmax[...] = np.maximum(out.max(axis=(1, 2)), -out.min(axis=(1, 2)))
         return out
+
+    def input_vjp(self, params, cache, m):
+        """m @ d state<t>/d x<t> for rows m (B, r, 2n), (B, r, d): what a stacked cell passes
+        down to the layer below. Many rows: U folded per sequence like W in vjp (4 B r n d
+        flops); few: one stacked GEMM through U."""
+        B, r, _ = m.shape
+        n, d = self.hidden, self.input_size
+        if r >= max(8, (3 * n) // 4):
+            dtype = np.result_type(cache.coef, params["U"])
+            e = self._fold(params, cache, self._workspace((2 * n, B, d), dtype), mat=params["U"])
+            return np.matmul(m, e.transpose(1, 0, 2))
+        dz, _ = self._dz(cache, m[:, :, :n], m[:, :, n:])
+        return (dz.reshape(B * r, -1) @ params["U"]).reshape(B, r, d)
 
     def jacobian(self, params, cache):
         """Dense (B, 2n, 2n): the a-columns from the formulas, the c-columns diagonal."""

@@ -66,6 +66,12 @@ class RNN(Cell):
         B, r, n = m.shape
         return ((m * gp[:, None, :]).reshape(B * r, n) @ params["W_a"]).reshape(B, r, n)
 
+    def input_vjp(self, params, cache, m):
+        """m @ d a<t>/d x<t> = (m g') U_a for rows m (B, r, n)."""
+        _, _, gp = cache
+        B, r, n = m.shape
+        return ((m * gp[:, None, :]).reshape(B * r, n) @ params["U_a"]).reshape(B, r, -1)
+
     def backward(self, params, cache, g):
         a_prev, x, gp = cache
         gz = g * gp

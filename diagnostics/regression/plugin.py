@@ -4,6 +4,7 @@
         gradient_curves.check((cell, params, xs))              # probe a cell on inputs
         gradient_curves.check(probe(cell, params, xs), label="lstm", kind="lstm")  # a ProbeResult
         gradient_curves.check(curves_dict, basename="mine")    # or any diag-curves/1 dict
+        gradient_curves.check(nn.LSTM(2, 16), xs)               # a torch module on its own inputs
 
     def test_quickstart(gradient_curves):
         gradient_curves.check_case("cases/quickstart.yaml", quick=True)
@@ -66,16 +67,24 @@ class GradientCurves:
     def baseline_path(self, basename: str) -> Path:
         return self.datadir / f"{basename}.json"
 
-    def check(self, data, basename: str | None = None, tol=None, **probe_kwargs):
+    def check(self, data, xs=None, basename: str | None = None, tol=None, **probe_kwargs):
         """Check `data` -- a diag-curves/1 dict, a ProbeResult (`probe_kwargs`: label, kind,
-        checkpoint) or a (cell, params, xs) tuple probed with `probe_kwargs` (label, lags, norms,
-        paths, lyapunov) -- against the stored baseline.
+        checkpoint), a (cell, params, xs) tuple probed with `probe_kwargs` (label, lags, norms,
+        paths, lyapunov), or a torch nn.RNN/GRU/LSTM (or *Cell) probed on its inputs `xs`
+        (`probe_kwargs` also: layer, direction) -- against the stored baseline.
         Returns the Comparison (fails the test on a regression or a missing baseline)."""
         from ..documents import CURVES
         from ..tolerances import Tolerances
         from .adapt import curves_from_probe, curves_from_result
 
-        if isinstance(data, (tuple, list)) and len(data) == 3:
+        if isinstance(xs, str) and basename is None:   # check(curves, "name"): the old position
+            xs, basename = None, xs
+        if xs is not None:   # a torch module; torch is imported only on this branch
+            from ..interop.torch import curves_from_module, is_module
+            if not is_module(data):
+                raise TypeError(f"gradient_curves.check: inputs xs go with a torch module, got {type(data).__name__}")
+            data = curves_from_module(data, xs, name=basename or self._default(), **probe_kwargs)
+        elif isinstance(data, (tuple, list)) and len(data) == 3:
             cell, params, xs = data
             data = curves_from_probe(cell, params, xs, name=basename or self._default(), **probe_kwargs)
         elif hasattr(data, "summary") and hasattr(data, "log10"):        # a ProbeResult

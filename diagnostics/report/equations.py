@@ -32,15 +32,24 @@ def rnn_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
 
 def gru_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
     reset = opts.get("reset_gate", True) is not False
+    after = reset and opts.get("reset_after", False) is True
     eqs = [f"Γ_u = {_gate('u')}"]
-    if reset:
+    if after:
+        eqs.append(f"Γ_r = {_gate('r')}")
+        eqs.append("c~<t> = tanh(U_m x<t> + b_m + Γ_r * (W_m a<t-1> + b_hn))")
+    elif reset:
         eqs.append(f"Γ_r = {_gate('r')}")
         eqs.append("c~<t> = tanh(W_m (Γ_r * a<t-1>) + U_m x<t> + b_m)")
     else:
         eqs.append("c~<t> = tanh(W_m a<t-1> + U_m x<t> + b_m)")
     eqs += ["c<t> = Γ_u * c~<t> + (1 - Γ_u) * c<t-1>", "a<t> = c<t>"]
-    kind = "the full GRU: the relevance gate Γ_r decides how much of a<t-1> enters the candidate" if reset \
-        else "the simplified GRU (Γ_r = 1): the whole of a<t-1> enters the candidate"
+    if after:
+        kind = ("the reset gate applied after the recurrent product (the form of cuDNN, PyTorch's nn.GRU "
+                "and Keras's reset_after), with its own bias b_hn; PyTorch's update gate z is 1 - Γ_u")
+    elif reset:
+        kind = "the full GRU: the relevance gate Γ_r decides how much of a<t-1> enters the candidate"
+    else:
+        kind = "the simplified GRU (Γ_r = 1): the whole of a<t-1> enters the candidate"
     return eqs, (f"A GRU, {kind}. Forgetting is tied to storing (Γ_f = 1 - Γ_u) and there is no "
                  "output gate (a<t> = c<t>); where Γ_u is near 0 the state is copied unchanged.")
 

@@ -1,0 +1,84 @@
+"""The gradient_curves fixture takes a torch module and its own inputs (run through pytester,
+in-process: see test_regression_plugin.py for why everything is imported here first)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import diagnostics.interop.torch  # noqa: E402,F401
+import diagnostics.metrics  # noqa: E402,F401
+import diagnostics.probing  # noqa: E402,F401
+import diagnostics.regression.adapt  # noqa: E402,F401
+import diagnostics.regression.overlay  # noqa: E402,F401
+
+pytest_plugins = ["pytester"]
+
+USER_TESTS = '''
+import os
+import numpy as np
+import torch
+
+
+def test_lstm_module(gradient_curves):
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(2, 8, batch_first=True)
+    with torch.no_grad():
+        m.weight_hh_l0.mul_(float(os.environ.get("DIAG_GAIN", "1")))
+    xs = torch.randn(4, 30, 2, generator=torch.Generator().manual_seed(1))     # batch-first, as m takes them
+    gradient_curves.check(m, xs, lags=20, basename="lstm8")
+
+
+def test_gru_backward(gradient_curves):
+    torch.manual_seed(1)
+    m = torch.nn.GRU(2, 4, bidirectional=True)
+    gradient_curves.check(m, np.random.default_rng(0).normal(size=(10, 3, 2)), direction="backward")
+'''
+
+
+def test_fixture_probes_a_module(pytester, monkeypatch):
+    pytester.makepyfile(test_user=USER_TESTS)
+    datadir = pytester.path / "test_user"
+    res = pytester.runpytest("--diag-update", "-p", "no:cacheprovider")
+    res.assert_outcomes(passed=2)
+    lstm = json.loads((datadir / "lstm8.json").read_text())
+    assert {s["path"] for s in lstm["series"]} == {"a", "c", "c_direct", "state"} and len(lstm["lags"]) == 20
+    assert lstm["series"][0]["cell"] == "lstm" and lstm["series"][0]["kind"] == "lstm"
+    # the baseline holds the probe of the imported module on its inputs made time-major
+    from diagnostics.interop.torch import from_module
+    from diagnostics.probing import probe
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(2, 8, batch_first=True)
+    xs = torch.randn(4, 30, 2, generator=torch.Generator().manual_seed(1)).numpy().transpose(1, 0, 2)
+    imp = from_module(m)
+    med = probe(imp.cell, imp.params, xs, lags=20, paths=["a"], norms=["spectral"]).summary("a", "spectral")["median"]
+    got = next(s for s in lstm["series"] if s["path"] == "a" and s["norm"] == "spectral")["log10"]["median"]
+    np.testing.assert_allclose(got, med, rtol=0, atol=1e-12)
+    gru = json.loads((datadir / "test_gru_backward.json").read_text())
+    assert {s["path"] for s in gru["series"]} == {"a"} and gru["series"][0]["cell"] == "gru backward"
+    pytester.runpytest().assert_outcomes(passed=2)
+    monkeypatch.setenv("DIAG_GAIN", "1.2")   # a moved recurrent gain fails with the table
+    res = pytester.runpytest()
+    res.assert_outcomes(failed=1, passed=1)
+    assert "lstm ckpt=0 a/" in res.stdout.str()
+
+
+def test_xs_without_a_module_is_an_error(pytester):
+    pytester.makepyfile(test_bad='''
+def test_bad(gradient_curves):
+    gradient_curves.check({"format": "diag-curves/1"}, [[1.0]])
+''')
+    res = pytester.runpytest()
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["*inputs xs go with a torch module, got dict*"])
+
+
+def test_plugin_and_package_import_no_torch():
+    code = ("import sys; import diagnostics, diagnostics.regression.plugin, diagnostics.weights, "
+            "diagnostics.cells.stacked; assert 'torch' not in sys.modules and 'safetensors' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -119,7 +119,8 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
     click.echo(f"\n{spec.name}: {res.folder}  ({took})")
     click.echo(summary_table(res.result.summary))
     from .narrative import opening, warnings
-    for line in opening(res.result.curves, res.result.summary):
+    imported = [lab for lab, f in zip(spec.labels, spec.feeds) if f is not None]
+    for line in opening(res.result.curves, res.result.summary, imported):
         click.echo(line)
     for line in warnings(res.result.curves):
         click.echo(f"warning: {line}")

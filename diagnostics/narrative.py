@@ -44,8 +44,10 @@ def _decay_phrase(cell: str, y: list[float]) -> str:
     return f"{'falls' if change < 0 else 'grows'} {abs(change):.1f} decades for the {cell}"
 
 
-def opening(curves: dict, summary: list[dict]) -> list[str]:
-    """Two or three sentences: how each cell's a-path decays, how training ended, the contrast."""
+def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
+    """Two or three sentences: how each cell's a-path decays, how training ended, the contrast.
+    `imported`: labels of cells read from weight files (their checkpoint 0 is not an
+    initialisation)."""
     norms = sorted({s["norm"] for s in curves.get("series", [])})
     norm = primary_norm(norms)
     rows = _last_rows(summary)
@@ -53,7 +55,13 @@ def opening(curves: dict, summary: list[dict]) -> list[str]:
         return []
     ck = max(r["checkpoint"] for r in rows.values())
     K = len(curves.get("lags", []))
-    when = "at initialisation" if ck == 0 else f"after {ck} training steps"
+    if ck > 0:
+        when = f"after {ck} training steps"
+    elif imported:
+        when = ("with the weights as read from their files" if set(imported) >= set(rows)
+                else "with the imported weights as read (the other cells at initialisation)")
+    else:
+        when = "at initialisation"
     phrases = [_decay_phrase(c, y) for c in rows if (y := _median(curves, c, rows[c]["checkpoint"], norm))]
     out = []
     if phrases:

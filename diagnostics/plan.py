@@ -70,9 +70,23 @@ def _anchors_tk(spec, K: int, episode: int) -> tuple[int, ...]:
     return tuple(sorted({round(K + (hi - K) * i / (spec - 1)) for i in range(spec)}))
 
 
-def make_plan(case, task, cells) -> ProbePlan:
-    p, T_ep = case.probe, int(task.length)
+def make_plan(case, task, cells, given: tuple[int, int] | None = None) -> ProbePlan:
+    """`given` = (T, B) of the user's own inputs (probe.inputs), which replace the task's
+    stream: then the stream is those T steps (one "episode"), the sequences at most B."""
+    p, T_ep = case.probe, int(task.length if given is None else given[0])
     K = default_lags(p, T_ep)
+    if given is not None:
+        anchors = tuple(sorted(set(p.anchors))) if p.anchors else (T_ep,)
+        smallest = min(c.state_size for c in cells)
+        m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, smallest)
+        ly_steps = min(p.lyapunov_steps if p.lyapunov_steps is not None else T_ep, T_ep)
+        tk = p.tk_map.anchors
+        tk_anchors = (tuple(sorted(set(tk))) if isinstance(tk, list) else () if tk == 0 or K >= T_ep else
+                      tuple(sorted({round(K + (T_ep - K) * i / max(tk - 1, 1)) for i in range(tk)})))
+        paths = tuple(tuple(x for x in dict.fromkeys(p.paths or c.paths) if x in c.paths) for c in cells)
+        return ProbePlan(K=int(K), episode=T_ep, stream=T_ep, anchors=anchors, tk_anchors=tk_anchors,
+                         lyapunov=int(m), lyapunov_steps=int(ly_steps), sequences=min(p.sequences, given[1]),
+                         norms=tuple(dict.fromkeys(p.norms)), paths=paths)
     if p.anchors:
         stream = whole_episodes(max(max(p.anchors), K), T_ep)
         anchors = tuple(sorted(set(p.anchors)))
@@ -90,9 +104,15 @@ def make_plan(case, task, cells) -> ProbePlan:
                      paths=paths)
 
 
-def plan_problems(case, task, cells) -> list[str]:
+def plan_problems(case, task, cells, given: tuple[int, int] | None = None) -> list[str]:
     """Problems only visible once task and cells exist (one line each)."""
     p, out = case.probe, []
+    if given is not None:
+        T = given[0]
+        if p.lags is not None and p.lags > T:
+            out.append(f"probe.lags: must be <= the {T} steps of probe.inputs, got {p.lags}")
+        if p.anchors and max(p.anchors) > T:
+            out.append(f"probe.anchors: must be steps of probe.inputs (1..{T}), got {max(p.anchors)}")
     if p.anchors and p.lags is not None and p.lags > min(p.anchors):
         out.append(f"probe.lags: must be <= the smallest of probe.anchors ({min(p.anchors)}), got {p.lags}")
     if p.paths:

@@ -42,6 +42,21 @@ def machine() -> dict:
     return info
 
 
+def _files(spec) -> dict:
+    """The files a case read (weights, inputs), with their SHA-256, and what was imported."""
+    import hashlib
+    out = {}
+    named = [c.weights.file for c in spec.case.cells if getattr(c, "weights", None) is not None]
+    named += [spec.case.probe.inputs] if spec.case.probe.inputs else []
+    for name in dict.fromkeys(named):
+        p = spec.base_dir / name
+        out[name] = {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
+    for label, feed in zip(spec.labels, spec.feeds or ()):
+        if feed is not None:
+            out.setdefault("imported", {})[label] = feed.source
+    return out
+
+
 def run_document(spec, summary, timings) -> dict:
     """run.json: the resolved specification (case with every default, cells as built, the
     probe plan) and what varies between runs of it (versions, machine, timings)."""
@@ -54,7 +69,11 @@ def run_document(spec, summary, timings) -> dict:
             "cells": [{"label": label, "kind": cell.kind,
                        "options": {k: v for k, v in cell.describe().items() if k != "kind"}}
                       for label, cell in zip(spec.labels, spec.cells)],
-            "task_description": spec.task.describe(), "task_lag": spec.task.lag,
+            "task_description": spec.task.describe() if spec.inputs is None else
+            f"your own inputs: {spec.case.probe.inputs} ({spec.inputs.shape[0]} steps, {spec.inputs.shape[1]} "
+            f"sequences, {spec.inputs.shape[2]} features; the first {spec.plan.sequences} probed)",
+            "task_lag": spec.task.lag if spec.inputs is None else None,
+            "files": _files(spec),
             "probe_plan": {"lags": plan.K, "episode": plan.episode, "stream": plan.stream,
                            "anchors": list(plan.anchors), "tk_anchors": list(plan.tk_anchors),
                            "lyapunov": plan.lyapunov, "lyapunov_steps": plan.lyapunov_steps,

@@ -91,12 +91,15 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
     norm = primary_norm(plan.norms)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-    xs = probe_stream(task, plan, case.seed)
+    xs = probe_stream(task, plan, case.seed) if spec.inputs is None else spec.inputs[:, :plan.sequences]
     parts: dict[str, list] = {k: [] for k in ("series", "lyapunov", "training", "grad_flow", "bounds",
                                               "tk_map", "temporal_components")}
     lags = np.arange(1, plan.K + 1)
     for i, (cell, label) in enumerate(zip(spec.cells, spec.labels)):
-        params0 = cell.init(np.random.default_rng([case.seed, INIT_SEED, i]))
+        feed = spec.feeds[i] if spec.feeds else None
+        # a cell read from a weight file starts from those weights (and trains from them)
+        params0 = feed.params if feed is not None else cell.init(np.random.default_rng([case.seed, INIT_SEED, i]))
+        xs_i = feed.inputs(xs) if feed is not None else xs     # through layers below, reversed for backward
         if case.train is not None:
             t0 = time.perf_counter()
             result = _train(spec, cell, params0, show)
@@ -110,7 +113,7 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
         t0 = time.perf_counter()
         for ck in _bar(sorted(ckpts), f"probe {label}", show=show):
             params = ckpts[ck]
-            res = probe(cell, params, xs[:plan.stream], lags=plan.K, anchors=list(plan.anchors),
+            res = probe(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors),
                         paths=list(plan.paths[i]), norms=list(plan.norms))
             parts["series"] += cv.series_items(label, cell.kind, ck, res, plan.paths[i], plan.norms)
             bound = pascanu_bound(cell, params, lags)
@@ -118,13 +121,13 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
                 parts["bounds"].append({"cell": label, "checkpoint": ck, "kind": "pascanu", "log10": bound})
             if plan.lyapunov:
                 # the first fifth lets the QR frame align with the dominant directions; not averaged
-                ly_xs, warm = xs[:plan.lyapunov_steps], plan.lyapunov_steps // 5
+                ly_xs, warm = xs_i[:plan.lyapunov_steps], plan.lyapunov_steps // 5
                 ex = lyapunov_spectrum(cell, params, ly_xs, m=plan.lyapunov, warmup=warm)
                 parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": state_path(cell),
                                           "exponents": ex,
                                           "fixed_point": at_fixed_point(cell, params, ly_xs, warm)})
             if plan.tk_anchors:
-                rows = _tk_rows(cell, params, xs, plan, "a", norm)
+                rows = _tk_rows(cell, params, xs_i, plan, "a", norm)
                 parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))
         timings[f"probe {label}"] = time.perf_counter() - t0
     # plain JSON values from here on (null for non-finite): what is compared is what is written

@@ -126,6 +126,24 @@ class ProbeSpec(BaseModel):
     lyapunov: Optional[NonNegInt] = Field(None, description="exponents m (0: off; default min(8, state size))")
     lyapunov_steps: Optional[PosInt] = Field(
         None, description="steps of the QR method (the first fifth is warm-up); default max(500, stream)")
+    inputs: Optional[str] = Field(
+        None, description="your own sequences, .npy or .npz (T, B, d) relative to the case file: they replace "
+                          "the task's stream for the probe and the Lyapunov spectrum")
+
+
+class WeightsSpec(BaseModel):
+    """A trained model's weights: the cell is read from the file instead of initialised."""
+    model_config = CASE
+    file: str = Field(description="weight file relative to the case file: .pt/.pth/.bin (torch, weights only), "
+                                  ".safetensors (no torch needed) or .npz")
+    prefix: Optional[str] = Field(None, description="state_dict prefix of the recurrent module; default the one found")
+    layer: Union[NonNegInt, Literal["all"]] = Field(0, description="layer of a stacked module, or all (a stacked cell)",
+                                                    union_mode="left_to_right")
+    direction: Optional[Literal["forward", "backward"]] = Field(
+        None, description="of a bidirectional module (required there); backward runs over the reversed sequence")
+
+
+IMPORTABLE = ("rnn", "gru", "lstm")   # kinds a weight file can hold (PyTorch's nn.RNN, nn.GRU, nn.LSTM)
 
 
 class ReportSpec(BaseModel):
@@ -154,12 +172,16 @@ def cell_model(kind: str) -> type[BaseModel]:
     factory = cell_factory(kind)
     fields = {k: v for k, v in option_fields(factory).items() if k not in NOT_CELL_OPTIONS}
     doc = (getattr(factory, "__doc__", None) or f"a {kind} cell").strip().splitlines()[0]
+    extra = {}
+    if kind in IMPORTABLE:
+        extra["weights"] = (Optional[WeightsSpec], Field(None, description="read this cell from a trained model's "
+                                                                          "weight file (hidden from the file)"))
     return create_model(
         f"cell_{kind}", __config__=CASE, __doc__=doc,
         kind=(Literal[kind], Field(description=f"cell kind: {kind}")),
         label=(Optional[Annotated[str, Field(min_length=1, max_length=80)]],
                Field(None, description="name in the report; default the kind ('lstm 2' when repeated)")),
-        **fields)
+        **fields, **extra)
 
 
 def task_model(kind: str) -> type[BaseModel]:
@@ -201,7 +223,7 @@ def unknown_key(loc, key, parent) -> str | None:
         return None
     from .errors import suggest
     kind = parent.model_fields["kind"].annotation.__args__[0]
-    names = [k for k in parent.model_fields if k not in ("kind", "label")]
+    names = [k for k in parent.model_fields if k not in ("kind", "label", "weights")]
     if loc[0] == "cells":
         from .cells.registry import cell_kinds
         others = [k for k in cell_kinds() if k != kind and key in cell_model(k).model_fields]

@@ -35,6 +35,8 @@ class RunSpec:
     task: Any
     cells: tuple
     plan: ProbePlan
+    feeds: tuple = ()            # per cell: weights.Imported when read from a file, else None
+    inputs: Any = None           # probe.inputs (T, B, d), replacing the task's stream
 
     @property
     def name(self) -> str:
@@ -100,11 +102,30 @@ def _prefixed(key: str, exc: Exception) -> list[str]:
             for ln in lines]
 
 
+def _imported(i: int, spec, base_dir: Path, lines: list[str]):
+    """cells[i] read from its weight file (diagnostics.weights), or None with the problem said."""
+    from .weights import WeightsError, load_weights
+    given = type(spec).model_fields.keys() & spec.model_fields_set - {"kind", "label", "weights"}
+    allowed = {"hidden"} | ({"activation"} if spec.kind == "rnn" else set())
+    for k in sorted(given - allowed):
+        lines.append(f"cells[{i}].{k}: is set by the weight file (cells[{i}].weights); remove it")
+    w = spec.weights
+    try:
+        return load_weights(base_dir / w.file, spec.kind, prefix=w.prefix, layer=w.layer, direction=w.direction,
+                            nonlinearity=spec.activation if "activation" in given else None,
+                            hidden=spec.hidden if "hidden" in given else None)
+    except WeightsError as e:
+        lines.append(f"cells[{i}].weights: {e}")
+        return None
+
+
 def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
           base_dir: Path | None = None) -> RunSpec:
-    """The second pass: task, cells, labels and the probe plan of a validated case."""
+    """The second pass: task, cells (or imported weights), user inputs, labels and the probe
+    plan of a validated case."""
     from .cells import make_cell
     from .tasks import make_task
+    base_dir = base_dir or (path.parent if path else Path.cwd())
     lines: list[str] = []
     labels = default_labels(case.cells)
     first: dict[str, int] = {}
@@ -117,22 +138,53 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
     if case.train is not None and task.loss_kind is None:
         lines.append(f"train: the {task.kind} task has no targets to train on; remove `train` "
                      "(the probe then runs at initialisation)")
-    cells = []
+    cells, feeds = [], []
     for i, spec in enumerate(case.cells):
-        opts = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("kind", "label")}
+        imp = _imported(i, spec, base_dir, lines) if getattr(spec, "weights", None) is not None else None
+        feeds.append(imp)
+        if imp is not None:
+            cells.append(imp.cell)
+            if case.train is not None and (imp.reverse or imp.below):
+                lines.append(f"cells[{i}].weights: a backward direction or a layer above the first reads inputs "
+                             "the task does not provide, so it cannot be trained here; remove `train`")
+            elif case.train is not None and imp.input_size != task.input_size:
+                lines.append(f"cells[{i}].weights: the model reads {imp.input_size} features per step but the "
+                             f"{task.kind} task gives {task.input_size}; train it on a task of that input size")
+            continue
+        opts = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("kind", "label", "weights")}
         try:
             cells.append(make_cell(spec.kind, input_size=task.input_size, **opts))
         except (ValueError, TypeError) as e:
             lines += _prefixed(f"cells[{i}]", e)
+    inputs = None
+    if not lines and case.probe.inputs is not None:
+        inputs = _read_inputs(case, cells, feeds, base_dir, lines)
+    given = None if inputs is None else inputs.shape[:2]
     if not lines:
-        lines += plan_problems(case, task, cells)
+        lines += plan_problems(case, task, cells, given)
     if lines:
         raise CaseError(lines)
     if quick:
-        case = quick_case(case, task.length)
-    return RunSpec(case=case, path=path, base_dir=base_dir or (path.parent if path else Path.cwd()),
-                   quick=quick, labels=tuple(labels), task=task, cells=tuple(cells),
-                   plan=make_plan(case, task, cells))
+        case = quick_case(case, task.length if given is None else given[0])
+    return RunSpec(case=case, path=path, base_dir=base_dir, quick=quick, labels=tuple(labels), task=task,
+                   cells=tuple(cells), plan=make_plan(case, task, cells, given),
+                   feeds=tuple(feeds), inputs=inputs)
+
+
+def _read_inputs(case, cells, feeds, base_dir: Path, lines: list[str]):
+    """probe.inputs, read and checked against every cell's input size (an imported cell takes
+    the model's own inputs and turns them into its own, see weights.Imported.inputs)."""
+    from .weights import WeightsError, read_inputs
+    sizes = {f.input_size if f is not None else c.input_size for c, f in zip(cells, feeds)}
+    if len(sizes) > 1:
+        lines.append(f"probe.inputs: the cells read different input sizes ({', '.join(map(str, sorted(sizes)))}); "
+                     "one input file cannot feed them all")
+        return None
+    try:
+        return read_inputs(base_dir / case.probe.inputs, sizes.pop())
+    except WeightsError as e:
+        lines.append(f"probe.inputs: {e}")
+        return None
 
 
 def _check_baseline(spec: RunSpec) -> None:

@@ -110,7 +110,12 @@ def _case_facts(d: RunData) -> list[tuple[str, str]]:
         facts.append(("training", f"{t.get('steps')} steps, batch {t.get('batch')}, {opt.get('kind', '')} "
                       f"lr {opt.get('lr', '')}, clip {t.get('clip')}, probe at steps {', '.join(map(str, d.checkpoints))}"))
     else:
-        facts.append(("training", "none (the probe ran on the initial weights)"))
+        imported = (d.run.get("files") or {}).get("imported") or {}
+        facts.append(("training", "none (the probe ran on " + ("the imported weights of " + ", ".join(imported)
+                      + (" and the initial weights of the others)" if len(imported) < len(d.cells) else ")")
+                      if imported else "the initial weights)")))
+    for label, source in ((d.run.get("files") or {}).get("imported") or {}).items():
+        facts.append((f"weights of {label}", source))
     probe = case.get("probe") or {}
     if probe:
         facts.append(("probe", settings_text({k: v for k, v in probe.items() if not isinstance(v, dict)})))
@@ -162,7 +167,8 @@ def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict 
         trained=bool(d.curves.get("training")) or bool(d.case.get("train")),
         checkpoint_rows=checkpoint_rows(d), figures=figures, decades=fmt(DECADES, "g", "—"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
-        provenance=_provenance(d), opening=[notation(x) for x in opening(d.curves, d.run.get("summary") or [])],
+        provenance=_provenance(d), opening=[notation(x) for x in opening(d.curves, d.run.get("summary") or [],
+                                              ((d.run.get("files") or {}).get("imported") or {}).keys())],
         warnings=[notation(x) for x in warnings(d.curves)])
     out = run_dir / "index.html"
     atomic_write_text(out, page)

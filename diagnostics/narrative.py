@@ -62,26 +62,42 @@ def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
                 else "with the imported weights as read (the other cells at initialisation)")
     else:
         when = "at initialisation"
-    phrases = [_decay_phrase(c, y) for c in rows if (y := _median(curves, c, rows[c]["checkpoint"], norm))]
+    phrases: list[str] = []
+    within = [c for c in rows if (y := _median(curves, c, rows[c]["checkpoint"], norm)) and
+              not math.isinf(y[0]) and not math.isinf(y[-1]) and abs(y[-1] - y[0]) <= WITHIN]
+    for c in rows:
+        y = _median(curves, c, rows[c]["checkpoint"], norm)
+        if y and c not in within:
+            phrases.append(_decay_phrase(c, y))
+    if within:   # one phrase for all the cells it fits
+        phrases.append(f"stays within one decade of its lag-1 value for the {_join(within)}")
     out = []
     if phrases:
         out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences) "
                    + _join(phrases) + ".")
     trained = [r for r in rows.values() if r.get("final_loss") is not None and r.get("baseline")]
     if trained:
-        out.append(f"On a held-out evaluation batch {when}, " + _join([_loss_phrase(r) for r in trained]) + ".")
+        out.append(f"On a held-out evaluation batch {when}, " + _loss_sentence(trained) + ".")
     fits = [r for r in rows.values() if r.get("factor") is not None and not math.isnan(r["factor"])]
-    if len(fits) >= 2:
-        slow = max(fits, key=lambda r: r["factor"])
-        fast = min(fits, key=lambda r: r["factor"])
-        if slow is not fast:
-            s = (f"The slowest decay is the {slow['cell']}'s (ρ = {slow['factor']:.3g} per step, "
-                 f"{_horizon(slow, K)}); the fastest the {fast['cell']}'s (ρ = {fast['factor']:.3g}, {_horizon(fast, K)}).")
-            best = min(trained, key=lambda r: r["final_loss"] / r["baseline"]) if trained else None
-            if best is not None and best["cell"] != slow["cell"] and best["final_loss"] < slow["final_loss"]:
-                s += (f" Yet the {best['cell']} reaches the lower loss: a slowly decaying gradient is "
-                      "necessary for a long dependency, not sufficient.")
-            out.append(s)
+    decaying = [r for r in fits if r["factor"] < 1]
+    if len(decaying) >= 2:
+        slow = max(decaying, key=lambda r: r["factor"])
+        fast = min(decaying, key=lambda r: r["factor"])
+        s = (f"Of the decaying curves the slowest is the {slow['cell']}'s (ρ = {slow['factor']:.3g} per step, "
+             f"{_horizon(slow, K)}) and the fastest the {fast['cell']}'s (ρ = {fast['factor']:.3g}, {_horizon(fast, K)})")
+        growing = [r["cell"] for r in fits if r["factor"] > 1]
+        out.append(s + (f"; {_join([f'the {g}' for g in growing])} {'grows' if len(growing) == 1 else 'grow'} "
+                        "(ρ > 1)." if growing else "."))
+    # the honest contrast: cells whose gradient survives the lags yet which learned nothing,
+    # beside a cell that did learn
+    kept = {c for c in rows if (y := _median(curves, c, rows[c]["checkpoint"], norm)) and abs(y[-1] - y[0]) <= WITHIN}
+    learned = [r["cell"] for r in trained if r["final_loss"] > 0 and r["baseline"] / r["final_loss"] >= 1.25]
+    idle = [r["cell"] for r in trained if r["cell"] in kept and r["cell"] not in learned]
+    if idle and learned:
+        out.append(f"The {_join(idle)} keep{'s' if len(idle) == 1 else ''} its gradient within one decade over the "
+                   f"{K} lags yet stay{'s' if len(idle) == 1 else ''} at the baseline: a slowly decaying gradient "
+                   "is necessary for learning a long dependency, not sufficient.".replace(
+                       "keep its", "keep their").replace("keeps its", "keeps its"))
     return out
 
 
@@ -89,15 +105,27 @@ def _horizon(r: dict, K: int) -> str:
     return f"horizon {r['horizon']} steps" if r.get("horizon") is not None else f"no 3-decade fall within {K} lags"
 
 
-def _loss_phrase(r: dict) -> str:
-    loss, base = r["final_loss"], r["baseline"]
-    ratio = base / loss if loss > 0 else math.inf
-    if ratio >= 1.25:
-        solved = ", solved" if r.get("solved") else ""
-        return f"the {r['cell']}'s loss is {ratio:.3g}x below the memoryless baseline ({loss:.3g} against {base:.3g}{solved})"
-    if ratio <= 0.8:
-        return f"the {r['cell']}'s loss is above the memoryless baseline ({loss:.3g} against {base:.3g})"
-    return f"the {r['cell']}'s loss stays at the memoryless baseline ({loss:.3g} against {base:.3g})"
+def _loss_sentence(rows: list[dict]) -> str:
+    """Cells grouped by outcome against the memoryless baseline (one baseline per task)."""
+    below, at, above = [], [], []
+    for r in rows:
+        loss, base = r["final_loss"], r["baseline"]
+        ratio = base / loss if loss > 0 else math.inf
+        if ratio >= 1.25:
+            below.append(f"{ratio:.3g}x below it for the {r['cell']} ({loss:.3g}{', solved' if r.get('solved') else ''})")
+        elif ratio <= 0.8:
+            above.append(f"{r['cell']} ({loss:.3g})")
+        else:
+            at.append(f"{r['cell']} ({loss:.3g})")
+    base = rows[0]["baseline"]
+    parts = []
+    if at:
+        parts.append(f"the loss stays at the memoryless baseline {base:.3g} for the {_join(at)}")
+    if above:
+        parts.append(f"it is above the baseline for the {_join(above)}")
+    if below:
+        parts.append(("it is " if parts else f"against the memoryless baseline {base:.3g} the loss is ") + _join(below))
+    return "; ".join(parts)
 
 
 def _join(parts: list[str]) -> str:

@@ -165,6 +165,13 @@ def test_fit_line_reproduces_an_exact_geometric_curve():
     ("gru", {"reset_after": True}, ["Γ_r * (W_m a<t-1> + b_hn)", "(1 - Γ_u) * c<t-1>"], ["(Γ_r * a<t-1>)"]),
     ("lstm", {}, ["Γ_f * c<t-1>", "Γ_o * tanh(c<t>)"], []),
     ("lstm", {"forget_gate": False, "output_tanh": False}, ["Γ_u * c~<t> + c<t-1>", "a<t> = Γ_o * c<t>"], ["Γ_f ="]),
+    ("indrnn", {"activation": "tanh"}, ["a<t> = tanh(U_a x<t> + u * a<t-1> + b_a)"], ["max"]),
+    ("lru", {"normalize": True}, ["x<t> = λ * x<t-1> + γ * (B u<t>)", "γ_j = sqrt(1 - |λ_j|²)"], ["γ_j = 1"]),
+    ("lru", {"normalize": False}, ["γ_j = 1"], ["sqrt"]),
+    ("mingru", {}, ["a<t> = (1 - Γ_u) * a<t-1> + Γ_u * c~<t>"], ["W_"]),
+    ("minlstm", {}, ["(Γ_f / (Γ_f + Γ_u)) * a<t-1>"], ["W_"]),
+    ("cornn", {"dt": 0.1}, ["a<t> = a<t-1> + Δt z<t>"], []),
+    ("slstm", {"forget": "exp"}, ["m<t> = max(ln Γ_f + m<t-1>, ln Γ_u)", "ln Γ_f = W_f a<t-1>"], ["ln σ"]),
 ])
 def test_equations_follow_the_options(kind, options, present, absent):
     eqs, words = cell_equations(kind, options)

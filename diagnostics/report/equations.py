@@ -82,7 +82,70 @@ def lstm_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
     return eqs, " ".join(parts)
 
 
-EQUATIONS = {"rnn": rnn_equations, "gru": gru_equations, "lstm": lstm_equations}
+def indrnn_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
+    act = opts.get("activation") or "relu"
+    inner = "U_a x<t> + u * a<t-1> + b_a"
+    rhs = {"tanh": f"tanh({inner})", "relu": f"max(0, {inner})", "linear": inner}.get(act, f"{act}({inner})")
+    lo, hi = opts.get("recurrent_min"), opts.get("recurrent_max")
+    init = f" It starts with u ~ U[{fmt(lo)}, {fmt(hi)}]." if lo is not None and hi is not None else ""
+    return [f"a<t> = {rhs}"], ("An IndRNN (Li et al. 2018): each unit feeds back only to itself through one weight "
+                               "u_j, so ∂a<t>/∂a<t-1> = diag(g'(z<t>) * u) is diagonal and the gradient of unit j "
+                               f"is scaled by about |u_j| per step.{init}")
+
+
+def lru_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
+    norm = opts.get("normalize", True) is not False
+    eqs = ["λ_j = exp(-exp(ν_j) + i θ_j)", "x<t> = λ * x<t-1> + γ * (B u<t>)"]
+    eqs.append("γ_j = sqrt(1 - |λ_j|²)" if norm else "γ_j = 1")
+    ring = ""
+    if opts.get("r_min") is not None and opts.get("r_max") is not None:
+        ring = f" It starts with |λ| on the ring [{fmt(opts['r_min'])}, {fmt(opts['r_max'])}]."
+    return eqs, ("A linear recurrent unit (Orvieto et al. 2023): a complex diagonal linear recurrence, its state "
+                 "carried as [Re x; Im x]; the read-out Re(C x) is the trainer's linear read-out. "
+                 "∂x<t>/∂x<t-k> = diag(λ^k), so the gradient decays exactly like |λ|^k"
+                 + (", and γ (recomputed from ν) keeps the state's variance bounded as |λ| -> 1." if norm else ".")
+                 + ring)
+
+
+def mingru_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
+    return (["Γ_u = σ(U_u x<t> + b_u)", "c~<t> = U_c x<t> + b_c", "a<t> = (1 - Γ_u) * a<t-1> + Γ_u * c~<t>"],
+            "A minGRU (Feng et al. 2024): the gate and the candidate read the input only, so the recurrence is "
+            "element-wise and linear in a<t-1>: ∂a<t>/∂a<t-1> = diag(1 - Γ_u), and the gradient survives where "
+            "the update gate stays closed.")
+
+
+def minlstm_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
+    return (["Γ_f = σ(U_f x<t> + b_f),  Γ_u = σ(U_u x<t> + b_u)", "c~<t> = U_c x<t> + b_c",
+             "a<t> = (Γ_f / (Γ_f + Γ_u)) * a<t-1> + (Γ_u / (Γ_f + Γ_u)) * c~<t>"],
+            "A minLSTM (Feng et al. 2024): forget and store gates of the input only, normalised to sum to one, "
+            "so ∂a<t>/∂a<t-1> = diag(Γ_f / (Γ_f + Γ_u)) is diagonal.")
+
+
+def cornn_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
+    return (["z<t> = z<t-1> + Δt (tanh(W_y a<t-1> + W_z z<t-1> + U x<t> + b) - γ a<t-1> - ε z<t-1>)",
+             "a<t> = a<t-1> + Δt z<t>"],
+            "A coupled oscillatory RNN (Rusch & Mishra 2021): a damped, driven second-order ODE discretised with "
+            f"step Δt = {fmt(opts.get('dt'))} (γ = {fmt(opts.get('gamma'))}, ε = {fmt(opts.get('epsilon'))}); the "
+            "state is the position a and velocity z of n oscillators, whose Jacobian stays close to the identity "
+            "for small Δt, so gradients neither vanish nor explode quickly.")
+
+
+def slstm_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
+    forget = opts.get("forget") or "sigmoid"
+    lnf = "ln σ(W_f a<t-1> + U_f x<t> + b_f)" if forget == "sigmoid" else "W_f a<t-1> + U_f x<t> + b_f"
+    return (["ln Γ_u = W_u a<t-1> + U_u x<t> + b_u,  ln Γ_f = " + lnf,
+             "m<t> = max(ln Γ_f + m<t-1>, ln Γ_u)",
+             "Γ_u' = exp(ln Γ_u - m<t>),  Γ_f' = exp(ln Γ_f + m<t-1> - m<t>)",
+             "c<t> = Γ_f' * c<t-1> + Γ_u' * c~<t>,  n<t> = Γ_f' * n<t-1> + Γ_u'", "a<t> = Γ_o * c<t> / n<t>"],
+            "An sLSTM (Beck et al. 2024, xLSTM): an exponential store gate, a normaliser n<t> and a stabiliser "
+            "m<t>. Implemented in the stabilised form of the paper's eqs. 15-17 (as in the official cell): c and n "
+            "are the paper's unstabilised ones times exp(-m<t>), so a<t> is the paper's h<t> exactly and every "
+            f"exponential stays <= 1. {fmt(opts.get('heads'))} head(s): the recurrent matrices are block-diagonal.")
+
+
+EQUATIONS = {"rnn": rnn_equations, "gru": gru_equations, "lstm": lstm_equations, "indrnn": indrnn_equations,
+             "lru": lru_equations, "mingru": mingru_equations, "minlstm": minlstm_equations,
+             "cornn": cornn_equations, "slstm": slstm_equations}
 
 
 def cell_equations(kind: str, options: dict[str, Any] | None) -> tuple[list[str], str]:

@@ -67,7 +67,8 @@ def run_document(spec, summary, timings) -> dict:
             "machine": machine(), "command": " ".join(["diag"] + sys.argv[1:]),
             "summary": summary,
             "cells": [{"label": label, "kind": cell.kind,
-                       "options": {k: v for k, v in cell.describe().items() if k != "kind"}}
+                       "options": {k: v for k, v in cell.describe().items() if k != "kind"},
+                       "doc": (type(cell).__doc__ or "").strip() or None}
                       for label, cell in zip(spec.labels, spec.cells)],
             "task_description": spec.task.describe() if spec.inputs is None else
             f"your own inputs: {spec.case.probe.inputs} ({spec.inputs.shape[0]} steps, {spec.inputs.shape[1]} "

@@ -78,10 +78,12 @@ def test_validate_list_schema_and_run(leaky, tmp_path):
     entry = schema["$defs"]["cell_leaky"]
     assert set(entry["properties"]) == {"kind", "label", "hidden", "leak", "squash"}
     assert entry["properties"]["squash"]["enum"] == ["tanh", "none"] and entry["additionalProperties"] is False
-    res = invoke("run", case, "--out", tmp_path / "out", "--no-report")
+    res = invoke("run", case, "--out", tmp_path / "out")
     assert res.exit_code == 0, res.output
     curves = json.loads((tmp_path / "out" / "leaky-case" / "curves.json").read_text())
     assert {s["cell"] for s in curves["series"]} == {"leaky", "rnn"}
+    page = (tmp_path / "out" / "leaky-case" / "index.html").read_text()   # its card: its own docstring
+    assert "A leaky tanh RNN: a<sup>⟨t⟩</sup> = (1 - leak) a<sup>⟨t−1⟩</sup>" in page
 
 
 @pytest.mark.parametrize("change,line", [

@@ -148,11 +148,13 @@ EQUATIONS = {"rnn": rnn_equations, "gru": gru_equations, "lstm": lstm_equations,
              "cornn": cornn_equations, "slstm": slstm_equations}
 
 
-def cell_equations(kind: str, options: dict[str, Any] | None) -> tuple[list[str], str]:
-    """(equation lines, a sentence in words) for one cell; unknown kinds get no equations."""
+def cell_equations(kind: str, options: dict[str, Any] | None, doc: str | None = None) -> tuple[list[str], str]:
+    """(equation lines, a sentence in words) for one cell. A kind registered by a user has no
+    entry here: its class docstring (`doc`, recorded in run.json) stands in for the words."""
     fn = EQUATIONS.get(kind)
     if fn is None:
-        return [], f"A '{kind}' cell (registered by a plug-in; its equations are not known to the report)."
+        words = " ".join((doc or "").strip().split("\n\n")[0].split())
+        return [], words or f"A '{kind}' cell (registered by a plug-in; it has no docstring to show)."
     return fn(dict(options or {}))
 
 

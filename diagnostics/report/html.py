@@ -92,7 +92,8 @@ def cell_blocks(d: RunData) -> list[dict]:
     for cell in d.cells:
         kind = d.kinds.get(cell, "?")
         opts = d.cell_options(cell)
-        eqs, words = cell_equations(kind, opts)
+        doc = next((c.get("doc") for c in d.run.get("cells", []) if c.get("label") == cell), None)
+        eqs, words = cell_equations(kind, opts, doc)
         blocks.append({"label": cell, "kind": kind, "equations": [notation(e) for e in eqs],
                        "words": notation(words), "settings": settings_text(opts)})
     return blocks

@@ -1,7 +1,6 @@
 """The `diag` command: bad input exits 2 with one line per problem and writes nothing; a tiny
 run writes the four outputs, a contract-shaped curves.json, byte-identical on a rerun."""
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path

@@ -60,8 +60,8 @@ def test_a_point_fails_exactly_when_it_moves_beyond_tolerance(shift, lag, decade
 
 def test_whole_curve_shift_fails_all_stats():
     base, cur = make_curves(), make_curves()
-    for st in ("median", "q25", "q75"):
-        cur["series"][0]["log10"][st] = [v - 0.1 for v in cur["series"][0]["log10"][st]]
+    for stat in ("median", "q25", "q75"):
+        cur["series"][0]["log10"][stat] = [v - 0.1 for v in cur["series"][0]["log10"][stat]]
     assert {r.series.split()[-1] for r in failing(compare(cur, base), "point")} == {"median", "q25", "q75"}
 
 

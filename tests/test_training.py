@@ -3,7 +3,7 @@ temporal components against the full gradient, optimisers against their textbook
 import numpy as np
 import pytest
 
-from diagnostics.cells import cell_kinds, make_cell
+from diagnostics.cells import make_cell
 from diagnostics.tasks import Batch, make_task
 from diagnostics.training import (clip_, full_loss, global_norm, init_readout, loss_and_grads,
                                   make_optimizer, recurrent_names, temporal_components, train)

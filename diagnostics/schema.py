@@ -126,6 +126,8 @@ class ProbeSpec(BaseModel):
     lyapunov: Optional[NonNegInt] = Field(None, description="exponents m (0: off; default min(8, state size))")
     lyapunov_steps: Optional[PosInt] = Field(
         None, description="steps of the QR method (the first fifth is warm-up); default max(500, stream)")
+    sensitivity: bool = Field(
+        False, description="also measure d a<t>/dθ of the recurrent parameters θ, split by lag (curves.json `sensitivity`)")
 
 
 class ReportSpec(BaseModel):

@@ -164,6 +164,7 @@ def test_a_dead_cell_is_an_exact_zero():
     ({"lags": 0}, r"lags: must be an integer in 1\.\.10 \(the smallest anchor\), got 0"),
     ({"lags": 5, "anchors": [11]}, r"anchors: must be steps in 1\.\.10, got \[11\]"),
     ({"lags": 6, "anchors": [4, 10]}, r"lags: must be an integer in 1\.\.4 \(the smallest anchor\), got 6"),
+    ({"lags": 2, "names": ["W_x"]}, r"names: must be parameters of this rnn cell \(U_a, W_a, b_a\), got \['W_x'\]"),
 ])
 def test_bad_arguments_are_one_line(kw, msg):
     cell, params = _linear(0.5)

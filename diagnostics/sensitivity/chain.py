@@ -12,7 +12,8 @@ immediate dependence of one step. The walk carries the R identity rows of the a-
 M_k = d a<t>/d state<t-k> (B, R, S), back one step at a time with `cell.vjp` and files each
 step's immediate part `cell.param_vjp(M_k)` under its lag k. The total sums every lag back to
 the start of the stream (the initial state does not depend on θ), so it is d a<t>/dθ itself,
-not the first K lags only; the per-lag norms are kept for k < K.
+not the first K lags only; the per-lag norms are kept for k < K. Cost per anchor t: t steps
+of vjp and param_vjp, memory B R |θ| for the sum (small cells; see budget.py).
 
 Log space. After every step each sequence's M is divided by its largest |entry| and the
 natural log of that scale accumulated, so products of thousands of Jacobians neither
@@ -105,6 +106,9 @@ def state_sensitivity(cell, params, xs, lags: int, anchors=None, names=None) -> 
     recurrent parameters), at each anchor t, for every sequence of xs (T, B, d)."""
     xs, anchors = _check(cell, xs, lags, anchors)
     names = tuple(cell.recurrent_names(params) if names is None else names)
+    unknown = [n for n in names if n not in params]
+    if unknown:
+        raise ValueError(f"names: must be parameters of this {cell.kind} cell ({', '.join(sorted(params))}), got {unknown}")
     trace = unroll(cell, params, xs[:int(anchors.max())])
     A, B, K = anchors.size, xs.shape[1], int(lags)
     res = SensitivityResult(np.arange(K), anchors, names)
@@ -113,7 +117,7 @@ def state_sensitivity(cell, params, xs, lags: int, anchors=None, names=None) -> 
     total = {k: [] for k in names}
     a_rows = cell.blocks["a"]
     res.log10_state = np.stack([log10_norms(trace.states[t - 1][:, a_rows]) for t in anchors])
-    for ai, t in enumerate(anchors):
+    for ai, t in enumerate(anchors if names else ()):    # no recurrent parameter: the state only
         acc, acc_log = None, np.zeros(B)
         for k, comps, log_scale in walk(cell, params, trace.caches, int(t), names, B):
             if acc is None:

@@ -79,6 +79,13 @@ def estimate(spec) -> Estimate:
         P = _params(cell)
         parts.append((4 * P * F8, "the parameters and optimiser state", hid[0]))
         flops = 2.0 * K * A * B * S ** 3 + 2.0 * plan.lyapunov_steps * B * S ** 3
+        if plan.sensitivity:
+            # d a<t>/dθ per sequence is (rows of a) x (entries of θ): the sum, one step's part
+            # and its copy; the walk reuses the probe's cache size (the probe's are freed first)
+            R = cell.readout_size
+            parts.append((3 * B * R * P * F8, "the state's sensitivity (probe.sensitivity)",
+                          _key([("probe.sequences", B, 16), hid])))
+            flops += 4.0 * A * T_probe * B * R * P
         if case.train is not None:
             tr, T = case.train, task.length
             batch_key = ("train.batch", tr.batch, 32)

@@ -9,12 +9,27 @@ is not a value: the quantiles are over the other (sequence, anchor) pairs, and e
 carries `nonfinite`, per lag how many pairs were left out, so a null can never stand for a
 diverged sequence unannounced (a lag where every pair diverged has null quantiles and
 `nonfinite` equal to the pair count).
+
+Sensitivity (`probe.sensitivity: true`; the key is absent otherwise). `sensitivity` holds, per
+cell and checkpoint, one item of kind "sensitivity" per recurrent parameter θ (the cell's
+`recurrent_names`: W_a of the rnn and IndRNN, the stacked W of gated cells, nu and theta of the
+LRU, ...) and one item of kind "state" (parameter null). For one anchor t and one sequence,
+the lag-k component is the matrix C_k = (d a<t>/d a<t-k>) (∂⁺a<t-k>/∂θ), rows the a-block of
+the state, columns the entries of θ, and its size is the Frobenius norm ||C_k||_F; the total
+is ||d a<t>/dθ||_F = ||Σ_k C_k||_F summed over every lag back to the start of the probe stream
+(not only the first K); the state's size is ||a<t>||_2 (diagnostics/sensitivity/chain.py).
+These are pooled over every (anchor, sequence) pair, "pairs" of them: "log10" per lag
+k = 0..K-1 (listed in "lags") and "total" {"log10"} each hold "rms" = log10 sqrt(mean over
+the pairs of the squared norm) -- the root mean square of the closed forms, E[(dh/dλ)²] and
+E[h²] -- and "median", "q25", "q75", "min", "max" of the pairs' log10 norms. Nulls and
+"nonfinite" as for the series.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp
 
 from .documents import CURVES
 from .matnorms import log_quantile, not_a_value, value_extremes
@@ -101,11 +116,45 @@ def temporal_items(label: str, result) -> list[dict]:
     return _per_checkpoint(label, getattr(result, "temporal_components", None), "lags")
 
 
+def _pooled_stats(values: np.ndarray) -> tuple[dict, list[int]]:
+    """Statistics over the pairs of log10 norms (pairs, K): the log10 root mean square of the
+    norms (summed in log space; NaN and +inf left out, -inf an exact zero) and the quantiles."""
+    v = np.asarray(values, dtype=float)
+    s = pooled_summary(v[None])
+    ok = ~(np.isnan(v) | np.isposinf(v))
+    n = ok.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lse = logsumexp(np.where(ok, 2.0 * np.log(10.0) * v, -np.inf), axis=0)
+        rms = np.where(n > 0, (lse - np.log(np.maximum(n, 1))) / (2.0 * np.log(10.0)), np.nan)
+    stats = {"rms": rms, **{k: s[k] for k in ("median", "q25", "q75", "min", "max")}}
+    return stats, [int(c) for c in s["nonfinite"]]
+
+
+def sensitivity_items(label: str, checkpoint: int, res) -> list[dict]:
+    """curves.json `sensitivity` items from a SensitivityResult (see the module docstring)."""
+    A, B, K = next(iter(res.log10_lag.values())).shape if res.names else (*res.log10_state.shape, 0)
+    out = []
+    for name in res.names:
+        lag, lag_bad = _pooled_stats(res.log10_lag[name].reshape(A * B, K))
+        tot, tot_bad = _pooled_stats(res.log10_total[name].reshape(A * B, 1))
+        out.append({"cell": label, "checkpoint": int(checkpoint), "kind": "sensitivity", "parameter": name,
+                    "lags": [int(k) for k in res.lags], "pairs": A * B, "log10": lag, "nonfinite": lag_bad,
+                    "total": {"log10": {k: v[0] for k, v in tot.items()}, "nonfinite": tot_bad[0]}})
+    st, st_bad = _pooled_stats(res.log10_state.reshape(-1, 1))
+    out.append({"cell": label, "checkpoint": int(checkpoint), "kind": "state", "parameter": None,
+                "pairs": int(res.log10_state.size),
+                "total": {"log10": {k: v[0] for k, v in st.items()}, "nonfinite": st_bad[0]}})
+    return out
+
+
 def assemble(name: str, K: int, parts: dict[str, list]) -> dict:
-    """The document, keys in contract order, then the extensions."""
+    """The document, keys in contract order, then the extensions (`sensitivity` only when
+    measured, so cases without it write the same file as before it existed)."""
     doc = {"format": CURVES, "case": name, "lags": list(range(1, K + 1))}
     for key in ("series", "lyapunov", "training", "grad_flow", "bounds", "tk_map", "temporal_components"):
         doc[key] = parts.get(key, [])
+    if parts.get("sensitivity"):
+        doc["sensitivity"] = parts["sensitivity"]
     return doc
 
 

@@ -42,6 +42,7 @@ probe:
   norms: [spectral, frobenius]
   lyapunov: 8                # top Lyapunov exponents (0: off)
   tk_map: {{anchors: 4}}       # the (t, k) map at 4 anchors (0: off)
+  # sensitivity: true        # also d a<t>/dθ of the recurrent weights, by lag (figures 10, 11)
 
 report:
   title: "{name}: RNN against LSTM"

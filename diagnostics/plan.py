@@ -40,6 +40,7 @@ class ProbePlan:
     sequences: int
     norms: tuple[str, ...]
     paths: tuple[tuple[str, ...], ...]   # per cell
+    sensitivity: bool = False            # d a<t>/dθ by lag at each checkpoint (diagnostics/sensitivity)
 
     @property
     def total_steps(self) -> int:
@@ -101,7 +102,7 @@ def make_plan(case, task, cells, given: tuple[int, int] | None = None) -> ProbeP
     return ProbePlan(K=int(K), episode=T_ep, stream=stream, anchors=anchors,
                      tk_anchors=_anchors_tk(p.tk_map.anchors, int(K), T_ep), lyapunov=int(m),
                      lyapunov_steps=int(ly_steps), sequences=p.sequences, norms=tuple(dict.fromkeys(p.norms)),
-                     paths=paths)
+                     paths=paths, sensitivity=bool(p.sensitivity))
 
 
 def plan_problems(case, task, cells, given: tuple[int, int] | None = None) -> list[str]:

@@ -79,4 +79,5 @@ def run_document(spec, summary, timings) -> dict:
                            "anchors": list(plan.anchors), "tk_anchors": list(plan.tk_anchors),
                            "lyapunov": plan.lyapunov, "lyapunov_steps": plan.lyapunov_steps,
                            "sequences": plan.sequences, "norms": list(plan.norms),
+                           "sensitivity": plan.sensitivity,
                            "paths": {label: list(p) for label, p in zip(spec.labels, plan.paths)}}}

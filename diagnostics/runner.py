@@ -7,7 +7,8 @@
 spectra, the Pascanu bound and the (t, k) map; the pytest plugin and `diag sweep` call it
 directly. `run_to_folder` writes curves.json, the report and run.json (once, last) into a
 staging folder and swaps it in whole (publish.py); `diag run` adds the baseline gate and the
-printing on top (cli.py).
+printing on top (cli.py). With `probe.sensitivity` each checkpoint also gets the state's
+sensitivity to its recurrent parameters, by lag (diagnostics/sensitivity/).
 
 Seeds. Everything random comes from the case seed through separate streams, so adding a cell
 does not change another cell's numbers: cell i's initial parameters from [seed, 1, i], the
@@ -33,6 +34,7 @@ from .plan import ProbePlan
 from .probing import probe
 from .publish import discard, staging_dir, swap_in
 from .runinfo import run_document
+from .sensitivity import state_sensitivity
 from .spec import RunSpec
 
 PROBE_SEED, INIT_SEED = 2, 1
@@ -93,7 +95,7 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
     t_all = time.perf_counter()
     xs = probe_stream(task, plan, case.seed) if spec.inputs is None else spec.inputs[:, :plan.sequences]
     parts: dict[str, list] = {k: [] for k in ("series", "lyapunov", "training", "grad_flow", "bounds",
-                                              "tk_map", "temporal_components")}
+                                              "tk_map", "temporal_components", "sensitivity")}
     lags = np.arange(1, plan.K + 1)
     for i, (cell, label) in enumerate(zip(spec.cells, spec.labels)):
         feed = spec.feeds[i] if spec.feeds else None
@@ -129,6 +131,11 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
             if plan.tk_anchors:
                 rows = _tk_rows(cell, params, xs_i, plan, "a", norm)
                 parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))
+            if plan.sensitivity:
+                t1 = time.perf_counter()
+                sens = state_sensitivity(cell, params, xs[:plan.stream], lags=plan.K, anchors=list(plan.anchors))
+                parts["sensitivity"] += cv.sensitivity_items(label, ck, sens)
+                timings[f"sensitivity {label}"] = timings.get(f"sensitivity {label}", 0.0) + time.perf_counter() - t1
         timings[f"probe {label}"] = time.perf_counter() - t0
     # plain JSON values from here on (null for non-finite): what is compared is what is written
     curves = json_safe(cv.assemble(case.name, plan.K, parts))

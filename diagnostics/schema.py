@@ -129,6 +129,8 @@ class ProbeSpec(BaseModel):
     inputs: Optional[str] = Field(
         None, description="your own sequences, .npy or .npz (T, B, d) relative to the case file: they replace "
                           "the task's stream for the probe and the Lyapunov spectrum")
+    sensitivity: bool = Field(
+        False, description="also measure d a<t>/dθ of the recurrent parameters θ, split by lag (curves.json `sensitivity`)")
 
 
 class WeightsSpec(BaseModel):

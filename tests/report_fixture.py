@@ -5,7 +5,7 @@ the page is tested on what production writes (not on hand-built JSON).
 
 The cells are chosen to exercise every figure: a tanh RNN (Pascanu bound), a ReLU RNN with zero
 and input weights (its Jacobian is exactly zero: null in curves.json, gaps in the figures), a
-GRU and an LSTM (memory paths).
+GRU and an LSTM (memory paths); the probe also measures the state's sensitivity.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def case(description: str = "Plain RNN against gated memory on the copy task.", 
         cells.append({"kind": "lstm", "hidden": 8})
     out = {"name": "report-fixture", "description": description, "seed": 0,
            "task": {"kind": "copy", "delay": 8, "symbols": 3, "alphabet": 4}, "cells": cells,
-           "probe": {"lags": 24, "sequences": 4, "lyapunov": 3, "lyapunov_steps": 60, "tk_map": {"anchors": 3}}}
+           "probe": {"lags": 24, "sequences": 4, "lyapunov": 3, "lyapunov_steps": 60, "tk_map": {"anchors": 3},
+                     "sensitivity": True}}
     if train:
         out["train"] = {"steps": 20, "batch": 8, "optimizer": {"kind": "adam", "lr": 0.01}, "clip": 1.0,
                         "checkpoints": CHECKPOINTS}

@@ -102,7 +102,7 @@ def test_degenerate_run_renders_without_warnings(tmp_path):
     import warnings
     src = write_run(tmp_path / "src", lstm=False)
     curves, run = (json.loads((src / f).read_text()) for f in ("curves.json", "run.json"))
-    for key in ("bounds", "tk_map", "temporal_components", "grad_flow"):
+    for key in ("bounds", "tk_map", "temporal_components", "grad_flow", "sensitivity"):
         del curves[key]
     for key in ("summary", "cells", "versions", "timings", "machine"):
         del run[key]

@@ -35,7 +35,7 @@ def test_every_task_builds_from_its_defaults_and_samples_what_it_states():
     ("latch", {"colour": 1}, "colour: unknown option of latch tasks"),
     ("tariff_shock", {"lag": 60}, "lag: must be smaller than length"),
     ("tariff_shock", {"reversion": 1.5}, "reversion: must be <= 0.999"),
-    ("none", {"inputs": "ones"}, "inputs: must be one of zeros or gaussian, got 'ones'"),
+    ("none", {"inputs": "ones"}, "inputs: must be one of zeros, gaussian or ar1, got 'ones'"),
     ("nope", {}, "task kind: must be one of"),
 ])
 def test_bad_options_raise_one_line_errors(kind, opts, msg):

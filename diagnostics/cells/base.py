@@ -10,6 +10,7 @@ parameters and state, in the manner of equinox/flax cells:
     M @ J           = cell.vjp(params, cache, M)        # M: (B, r, S), r rows at once
     M @ dstate/dx   = cell.input_vjp(params, cache, M)  # (B, r, d): for stacked layers
     g_prev, grads, g_x = cell.backward(params, cache, g)  # one BPTT step, g: (B, S)
+    {θ: M ∂⁺state/∂θ} = cell.param_vjp(params, cache, M, names)  # per sequence and row (B, r, ...)
 
 The state is one array: a<t> for the RNN and GRU (S = n), [a<t>; c<t>] for the LSTM (S = 2n).
 `blocks` says where each named part of the state lives, so the probe can cut the a- and
@@ -133,6 +134,28 @@ class Cell:
     def backward(self, params: Params, cache: Cache, g: np.ndarray):
         """One BPTT step: g = dL/d state<t> (B, S) -> (dL/d state<t-1>, {name: dL/dparam}, dL/dx<t>)."""
         raise NotImplementedError(f"{self.kind}: backward() not implemented; the trainer needs it")
+
+    def param_vjp(self, params: Params, cache: Cache, m: np.ndarray, names) -> dict[str, np.ndarray]:
+        """m[b, i] @ ∂⁺state<t>/∂θ for every sequence b and row i, per parameter θ in `names`:
+        {name: (B, r, *shape)}, the immediate (this step only) dependence. What the state's
+        sensitivity needs (diagnostics/sensitivity/): `backward` sums its parameter gradients
+        over the batch, which mixes sequences and rows whose norms are wanted one by one.
+
+        Default: one `backward` per (sequence, row), g zero but in that sequence, so exact for
+        any cell with a backward, at B r calls per step; the built-in rnn, indrnn and lru
+        supply the batched form."""
+        B, r, S = m.shape
+        out = {k: np.zeros((B, r) + np.shape(params[k]), dtype=np.result_type(m, params[k])) for k in names}
+        for b in range(B):
+            for i in range(r):
+                if not m[b, i].any():
+                    continue          # backward is linear in g: a zero row has zero gradients
+                g = np.zeros((B, S), dtype=m.dtype)     # fresh: a cell may keep or reuse its g
+                g[b] = m[b, i]
+                grads = self.backward(params, cache, g)[1]
+                for k in names:
+                    out[k][b, i] = grads[k]
+        return out
 
     # --- optional extras used by the probe and metrics -------------------------------
     def log_diagonal(self, params: Params, cache: Cache) -> dict[str, np.ndarray] | None:

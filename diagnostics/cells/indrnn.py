@@ -90,6 +90,13 @@ class IndRNN(Cell):
         grads = {"W_a": (gz * cache.a_prev).sum(axis=0), "U_a": gz.T @ cache.x, "b_a": gz.sum(axis=0)}
         return gz * params["W_a"], grads, gz @ params["U_a"]
 
+    def param_vjp(self, params, cache, m, names):
+        """backward's parameter gradients kept per sequence and row (B, r, ...), not summed."""
+        gz = m * cache.gp[:, None, :]
+        per = {"W_a": lambda: gz * cache.a_prev[:, None, :],
+               "U_a": lambda: gz[..., :, None] * cache.x[:, None, None, :], "b_a": lambda: gz}
+        return {k: per[k]() for k in names}
+
     def log_diagonal(self, params, cache):
         with np.errstate(divide="ignore"):
             log_u = np.log(np.abs(params["W_a"]))

@@ -140,6 +140,32 @@ class LRU(Cell):
         grads = {"nu": d_nu, "theta": d_theta, "B_re": gr.T @ cache.u, "B_im": gi.T @ cache.u}
         return self.vjp(params, cache, g), grads, gr @ params["B_re"] + gi @ params["B_im"]
 
+    def param_vjp(self, params, cache, m, names):
+        """backward's parameter gradients kept per sequence and row (B, r, ...), not summed
+        (backward itself is left as it was: its summation order is part of trained runs)."""
+        n = self.hidden
+        e, lr, li, gamma = self._lambda(params)
+        m_re, m_im = m[..., :n], m[..., n:]
+        re, im = cache.s_prev[:, None, :n], cache.s_prev[:, None, n:]
+        out = {}
+        if "nu" in names or "theta" in names:
+            d_lr = m_re * re + m_im * im
+            d_li = m_im * re - m_re * im
+            if "nu" in names:
+                d_nu = -e * (lr * d_lr + li * d_li)
+                if self.normalize:
+                    d_gamma = m_re * cache.bu[:, None, :n] + m_im * cache.bu[:, None, n:]
+                    d_nu = d_nu + d_gamma * (e * np.exp(-2.0 * e) / gamma)
+                out["nu"] = d_nu
+            if "theta" in names:
+                out["theta"] = lr * d_li - li * d_lr
+        u = cache.u[:, None, None, :]
+        if "B_re" in names:
+            out["B_re"] = (m_re * gamma)[..., None] * u
+        if "B_im" in names:
+            out["B_im"] = (m_im * gamma)[..., None] * u
+        return out
+
     def log_diagonal(self, params, cache):
         # ln|λ_j| = -exp(ν_j) exactly (no cos, sin or sqrt), listed for Re and Im coordinates
         lg = -np.exp(params["nu"])

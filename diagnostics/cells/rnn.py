@@ -78,6 +78,14 @@ class RNN(Cell):
         grads = {"W_a": gz.T @ a_prev, "U_a": gz.T @ x, "b_a": gz.sum(axis=0)}
         return gz @ params["W_a"], grads, gz @ params["U_a"]
 
+    def param_vjp(self, params, cache, m, names):
+        """backward's parameter gradients kept per sequence and row (B, r, ...), not summed."""
+        a_prev, x, gp = cache
+        gz = m * gp[:, None, :]
+        per = {"W_a": lambda: gz[..., :, None] * a_prev[:, None, None, :],
+               "U_a": lambda: gz[..., :, None] * x[:, None, None, :], "b_a": lambda: gz}
+        return {k: per[k]() for k in names}
+
     def recurrent_weight(self, params):
         return params["W_a"]
 

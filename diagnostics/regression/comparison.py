@@ -4,7 +4,8 @@
     cmp.ok, cmp.failing, print(cmp.table())
 
 Identity: a curve series is (cell, checkpoint, path, norm), a Lyapunov spectrum (cell,
-checkpoint, path), a training record (cell). Present on one side only -> a failing "missing" row.
+checkpoint, path), a training record (cell), a sensitivity item (cell, checkpoint, kind,
+parameter): its per-lag curve and its total, "rms" and the `stats`, each within `decades`. Present on one side only -> a failing "missing" row.
 Each compared quantity gives ONE row holding its worst point, so the table says where it moved most.
 
 Nulls: log10 of an exact zero is null in the file. Both null is equal; one null fails unless the
@@ -105,6 +106,8 @@ def _ident(k: tuple) -> str:
 
 
 def _label(kind: str, k: tuple) -> str:
+    if kind == "sensitivity":          # (cell, checkpoint, "sensitivity" | "state", parameter)
+        return f"{k[0]} ckpt={k[1]} " + (f"sensitivity/{k[3]}" if k[2] == "sensitivity" else str(k[2]))
     return _ident(k) + {"series": "", "lyapunov": " lyapunov", "training": " training loss"}[kind]
 
 
@@ -174,6 +177,27 @@ def _lyapunov_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
                         d <= tol.lyapunov_abs, key))
 
 
+def _sensitivity_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+    name = _label("sensitivity", k)
+    key = ("sensitivity", *k)
+    for part, cur, base in (("", c.get("log10"), b.get("log10")),
+                            (" total", (c.get("total") or {}).get("log10"), (b.get("total") or {}).get("log10"))):
+        if cur is None and base is None:       # a state item has no per-lag curve
+            continue
+        cur, base = cur or {}, base or {}
+        for stat in ["rms", *tol.stats]:
+            cs, bs = (x.get(stat) for x in (cur, base))
+            cs, bs = (v if isinstance(v, list) else [v] for v in (cs, bs))
+            if len(cs) != len(bs):
+                rows.append(Row(f"{name}{part} {stat}", "lags", None, f"{len(bs)} lags", f"{len(cs)} lags",
+                                None, None, False, key))
+            w = worst_point(bs, cs, ZERO_LOG10)
+            if w is not None:
+                i, bv, cv, d = w
+                rows.append(Row(f"{name}{part} {stat}", "point", i if part == "" else None, bv, cv,
+                                _diff(bv, cv), tol.decades, d <= tol.decades, key))
+
+
 def _loss_points(t: dict) -> dict:
     """{checkpoint step or 'final': loss}: losses at checkpoints when recorded, else the last loss."""
     steps, losses = _as_list(t.get("checkpoints")), _as_list(t.get("loss_at_checkpoints"))
@@ -215,7 +239,8 @@ def compare(current: dict, baseline: dict, tol: Tolerances | None = None) -> Com
         rows.append(Row("lags", "lags", None, f"{len(bl)} lags", f"{len(cl)} lags", None, None, False, ("lags",)))
     for section, keys, fn in (("series", ("cell", "checkpoint", "path", "norm"), _series_rows),
                               ("lyapunov", ("cell", "checkpoint", "path"), _lyapunov_rows),
-                              ("training", ("cell",), _training_rows)):
+                              ("training", ("cell",), _training_rows),
+                              ("sensitivity", ("cell", "checkpoint", "kind", "parameter"), _sensitivity_rows)):
         ci = _index(current.get(section), keys, section, rows, "current")
         bi = _index(baseline.get(section), keys, section, rows, "baseline")
         for k, c, b in _pair(ci, bi, section, rows):

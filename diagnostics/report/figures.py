@@ -13,7 +13,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import figures_decay as fd
+from . import figures_sensitivity as fs
 from . import figures_train as ft
+from . import select_sensitivity as ss
 from .data import RunData
 from .style import JAC, cell_colours, checkpoint_colours
 
@@ -229,4 +231,16 @@ FIGURES: list[FigureSpec] = [
                "The spectral norm ‖J‖₂ (largest stretch, thick) against the Frobenius norm ‖J‖_F (all directions, "
                "thin dashed). They differ by at most a factor √n, so both show the same decay rate.",
                select_norms, fd.norm_comparison),
+    FigureSpec("sensitivity", "10. Sensitivity of the state to its recurrent parameters, by lag",
+               "d a<t>/dθ = Σ_k (∂a<t>/∂a<t-k>)(∂⁺a<t-k>/∂θ): each line is the root mean square over sequences "
+               "of the Frobenius norm of the part that comes from k steps back, one panel per recurrent parameter θ "
+               "(Zucchet & Orvieto 2024). It is the Jacobian of figure 1 times how much step t-k itself depends on θ, "
+               "so a long memory adds up many parts that barely decay.", ss.select_by_lag, fs.sensitivity_by_lag),
+    FigureSpec("sensitivity_memory", "11. The curse of memory: sensitivity and state against memory",
+               "Each point is one cell: left, the root mean square of ‖d a<t>/dθ‖_F, the sum of every lag of figure 10 "
+               "back to the start of the stream; right, of ‖a<t>‖₂; against 1 − |λ|², where |λ| is the fitted decay "
+               "factor ρ of figure 1 (|λ| itself for a linear recurrence). Lines: the closed forms, drawn for "
+               "one-unit linear recurrences and LRUs with a unit input weight on gaussian or AR(1) inputs. A slope "
+               "of −p on these axes is growth like (1 − |λ|²)^(−p): the curse of memory is a sensitivity that grows "
+               "faster than the state.", ss.select_memory, fs.sensitivity_memory),
 ]

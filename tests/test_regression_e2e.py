@@ -203,7 +203,11 @@ def test_killed_run_leaves_previous_report_and_baseline_intact(rendered, tmp_pat
     p.wait(timeout=10)
     assert p.returncode == -signal.SIGKILL
     write_case(tmp_path)                                   # only the case file itself was changed by us
-    assert _digest(tmp_path) == before
+    # a killed run cannot clean up: its unfinished run stays in a hidden staging folder beside
+    # the run folder (publish.py), never in the system temp folder, and nothing else changed
+    after = _digest(tmp_path)
+    assert {name.split("/")[1].split("-")[0] for name in after.keys() - before.keys()} <= {".small.staging"}
+    assert {k: v for k, v in after.items() if not k.startswith("out/.small.staging-")} == before
     load_curves(tmp_path / "out" / "small")                # and it still parses
 
 

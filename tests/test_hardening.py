@@ -1,0 +1,86 @@
+"""Issue 12, hardening: folder swaps that fail, file modes and the umask, hostile YAML, YAML 1.2
+numbers, the parallel probe's workers, the LSTM's scratch memory."""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from diagnostics import publish
+
+
+# --- 1. replacing a run folder ---------------------------------------------------------------
+
+def _tree(folder: Path) -> dict:
+    """Every file's bytes and every folder, by relative path."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def _report(final: Path, text: str) -> None:
+    (final / "figures").mkdir(parents=True)
+    (final / "curves.json").write_text(text)
+    (final / "figures" / "decay.png").write_bytes(text.encode() * 3)
+
+
+def test_staging_folder_is_hidden_beside_the_run_folder(tmp_path):
+    """Renames stay inside one folder, so they can never cross file systems (two bind mounts of
+    one file system share st_dev, yet a rename between them fails with EXDEV)."""
+    final = tmp_path / "out" / "case"
+    stage = publish.staging_dir(final)
+    try:
+        assert stage.parent == final.parent and stage.name.startswith(".case.staging-")
+    finally:
+        publish.discard(stage)
+    assert not stage.exists()
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_a_failed_swap_leaves_the_previous_report_as_it_was(tmp_path, monkeypatch, exchange):
+    """The rename that would put the new folder in place fails (EXDEV, as between two bind
+    mounts): the previous report is still at its path, byte for byte, and once the caller
+    discards the stage nothing hidden is left beside it."""
+    final = tmp_path / "out" / "case"
+    _report(final, "old")
+    before = _tree(final)
+    stage = publish.staging_dir(final)
+    _report(stage, "new")
+    renames = []
+    real_rename = os.rename
+
+    def rename(src, dst, *a, **k):
+        renames.append((Path(src), Path(dst)))
+        if len(renames) == 2:          # the second step: the new folder into place
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_rename(src, dst, *a, **k)
+
+    def failing_exchange(a, b):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(publish, "_exchange", failing_exchange if exchange else (lambda a, b: False))
+    with pytest.raises(OSError, match="cross-device"):
+        publish.swap_in(stage, final)
+    publish.discard(stage)
+    assert _tree(final) == before
+    assert sorted(p.name for p in final.parent.iterdir()) == ["case"]
+    # every rename stays inside the run folder's parent
+    assert all(s.parent == final.parent and d.parent == final.parent for s, d in renames)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_a_swap_replaces_the_folder_whole(tmp_path, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(publish, "_exchange", lambda a, b: False)
+    final = tmp_path / "case"
+    _report(final, "old")
+    (final / "stale.txt").write_text("from the previous run")
+    stage = publish.staging_dir(final)
+    _report(stage, "new")
+    expected = _tree(stage)
+    publish.swap_in(stage, final)
+    publish.discard(stage)
+    assert _tree(final) == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["case"]

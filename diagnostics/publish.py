@@ -27,8 +27,9 @@ import errno
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
+
+from .io import create_unique
 
 RENAME_EXCHANGE = 2   # linux/fs.h
 AT_FDCWD = -100
@@ -37,8 +38,8 @@ AT_FDCWD = -100
 def staging_dir(final: Path) -> Path:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
-    os.chmod(stage, 0o755)  # mkdtemp makes it private; a report folder is an ordinary folder
+    # mode 0777 less the umask, as a plain mkdir would give (mkdtemp's would be 0700)
+    stage, _ = create_unique(final.parent, f".{final.name}.staging-", "", lambda p: os.mkdir(p, 0o777))
     return stage
 
 

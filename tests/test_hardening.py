@@ -84,3 +84,44 @@ def test_a_swap_replaces_the_folder_whole(tmp_path, monkeypatch, exchange):
     publish.discard(stage)
     assert _tree(final) == expected
     assert [p.name for p in tmp_path.iterdir()] == ["case"]
+
+
+# --- 2. file and folder modes follow the umask, which is never changed --------------------
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask(request):
+    set_umask = os.umask            # the tests below replace os.umask by a trap
+    old = set_umask(request.param)
+    yield request.param
+    set_umask(old)
+
+
+def _no_umask_changes(monkeypatch):
+    """os.umask both reads and sets the process-wide mask: setting it, even for a moment, races
+    with every other thread creating files."""
+    def refuse(mask):
+        raise AssertionError(f"os.umask({mask:#o}) called")
+    monkeypatch.setattr(os, "umask", refuse)
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path, monkeypatch, umask):
+    from diagnostics.io import atomic_write_bytes
+    plain = tmp_path / "plain.json"
+    plain.write_bytes(b"{}")
+    _no_umask_changes(monkeypatch)
+    atomic_write_bytes(tmp_path / "atomic.json", b"{}")
+    mode = (tmp_path / "atomic.json").stat().st_mode & 0o777
+    assert mode == plain.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["atomic.json", "plain.json"]
+
+
+def test_a_swapped_in_run_folder_gets_the_mode_of_a_plain_mkdir(tmp_path, monkeypatch, umask):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    _no_umask_changes(monkeypatch)
+    for final in (tmp_path / "new", plain):           # a first run, and one replacing a folder
+        stage = publish.staging_dir(final)
+        assert stage.stat().st_mode & 0o777 == 0o777 & ~umask
+        publish.swap_in(stage, final)
+        publish.discard(stage)
+        assert final.stat().st_mode & 0o777 == 0o777 & ~umask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,73 @@ def test_a_swapped_in_run_folder_gets_the_mode_of_a_plain_mkdir(tmp_path, monkey
         publish.swap_in(stage, final)
         publish.discard(stage)
         assert final.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+# --- 3. hostile YAML is refused quickly, with one line ---------------------------------------
+
+def _alias_bomb(levels: int) -> str:
+    """~500 bytes at 7 levels: each level lists the previous one ten times, so a walk that does
+    not notice shared nodes visits 10^7 of them (the old duplicate-key check took ~25 s)."""
+    lines = ["name: bomb", "task: {kind: none}", "cells: [{kind: rnn}]", "l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _read_in_time(path, budget=1.0):
+    """read_yaml(path): the data, or the CaseError's lines; fails if it took `budget` s or more
+    of CPU time (not wall time: other jobs on a shared machine must not make this flaky)."""
+    import time
+    from diagnostics.errors import CaseError
+    from diagnostics.yamlfile import read_yaml
+    t0 = time.process_time()
+    try:
+        out = read_yaml(path)
+    except CaseError as e:
+        out = e.lines
+    took = time.process_time() - t0
+    assert took < budget, f"{path.name}: {took:.2f} s"
+    return out
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path):
+    p = tmp_path / "bomb.yaml"
+    p.write_text(_alias_bomb(7))
+    assert p.stat().st_size < 600
+    lines = _read_in_time(p)
+    assert lines == [f"{p}: YAML error at line 5, column 10: aliases (*l0) are not supported in case files; "
+                     "write the value out"]
+
+
+@pytest.mark.parametrize("text", [
+    "name: x\nnotes: &n hello\nother: *n\n",           # harmless, but no shipped case needs them
+    "name: x\nl: &l [*l]\n",                            # a cycle
+])
+def test_every_alias_is_refused(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    lines = _read_in_time(p)
+    assert len(lines) == 1 and "aliases" in lines[0] and "are not supported in case files" in lines[0]
+
+
+@pytest.mark.parametrize("kind", ["dense list", "deep nesting", "over 1 MB"])
+def test_any_file_reads_or_is_refused_within_a_second(tmp_path, kind):
+    """Dense scalars cost the YAML reader the most per byte: the largest file accepted must still
+    read in well under a second; anything larger, or nested absurdly deep, is one line."""
+    from diagnostics.yamlfile import MAX_BYTES
+    p = tmp_path / "c.yaml"
+    if kind == "dense list":
+        head = "name: x\nanchors: ["
+        p.write_text(head + ", ".join(["0"] * ((MAX_BYTES - len(head) - 2) // 3)) + "]\n")
+        assert MAX_BYTES - 4 <= p.stat().st_size <= MAX_BYTES
+        data = _read_in_time(p)
+        assert data["name"] == "x" and set(data["anchors"]) == {0}
+    elif kind == "deep nesting":
+        p.write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
+        lines = _read_in_time(p)       # libyaml's scanner may meet its own limit (1000) first
+        assert len(lines) == 1 and re.search("nested too deeply|exceeded maximum nesting depth", lines[0]), lines
+        p.write_text("name:\n" + "".join(" " * i + "- \n" for i in range(1, 40)))
+        assert _read_in_time(p) == [f"{p}: YAML error at line 33, column 33: nested too deeply (more than 32 levels)"]
+    else:
+        p.write_text("name: x\nnotes: '" + "a" * 1_100_000 + "'\n")
+        assert _read_in_time(p) == [f"{p}: {p.stat().st_size} bytes; a case file holds at most "
+                                    f"{MAX_BYTES // 1024} KiB"]

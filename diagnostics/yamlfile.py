@@ -11,6 +11,7 @@ MAX_DEPTH (the pure-Python scanner's cost grows with the square of the depth).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,17 @@ MAX_DEPTH = 32          # a case is four levels deep
 
 
 class CaseLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """PyYAML's safe loader (plain data only), libyaml's where PyYAML was built with it."""
+    """PyYAML's safe loader (plain data only), libyaml's where PyYAML was built with it, that
+    also reads YAML 1.2's exponent floats (below)."""
+
+
+# PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent: `lr: 1e-3` was the
+# string '1e-3'. YAML 1.2's core schema: [-+]? (.[0-9]+ | [0-9]+ (.[0-9]*)?) ([eE] [-+]? [0-9]+)?;
+# the forms without an exponent already resolve. An implicit resolver applies to plain scalars
+# only, so a quoted "1e-3" stays a string, and it must match the whole scalar ('1e5abc' stays).
+CaseLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def _screen(text: str) -> None:

@@ -196,3 +196,36 @@ def test_any_file_reads_or_is_refused_within_a_second(tmp_path, kind):
         p.write_text("name: x\nnotes: '" + "a" * 1_100_000 + "'\n")
         assert _read_in_time(p) == [f"{p}: {p.stat().st_size} bytes; a case file holds at most "
                                     f"{MAX_BYTES // 1024} KiB"]
+
+
+# --- 4. YAML 1.2 numbers ---------------------------------------------------------------------
+
+def test_exponent_notation_reads_as_a_number(tmp_path):
+    """PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent: 1e-3 was the
+    string '1e-3' (and 'lr: must be a number'). YAML 1.2 reads all of these as floats."""
+    from diagnostics.yamlfile import read_yaml
+    p = tmp_path / "c.yaml"
+    p.write_text("a: 1e-3\nb: 1e6\nc: 5E-4\nd: -2.5e+3\ne: +1.5e3\nf: .5e-2\ng: 2.e1\n"
+                 "h: 1.0\ni: 1\nj: 1_000\nk: .inf\nl: 1.0e-3\n")
+    got = read_yaml(p)
+    assert got == {"a": 1e-3, "b": 1e6, "c": 5e-4, "d": -2.5e3, "e": 1.5e3, "f": 0.5e-2, "g": 20.0,
+                   "h": 1.0, "i": 1, "j": 1000, "k": float("inf"), "l": 1e-3}
+    assert [type(got[k]) for k in "abcdefghijkl"] == [float] * 7 + [float, int, int, float, float]
+
+
+def test_only_exponent_numbers_become_numbers(tmp_path):
+    from diagnostics.yamlfile import read_yaml
+    p = tmp_path / "c.yaml"
+    p.write_text("name: 1e5abc\nq: '1e-3'\nqq: \"1e6\"\ne: e5\nf: 1e\ng: 1e+\nh: 1.5e3.2\n"
+                 "i: 1e-3 m\nj: 0x1e3\n1e3x: key\n")
+    got = read_yaml(p)
+    assert got == {"name": "1e5abc", "q": "1e-3", "qq": "1e6", "e": "e5", "f": "1e", "g": "1e+",
+                   "h": "1.5e3.2", "i": "1e-3 m", "j": 0x1e3, "1e3x": "key"}
+
+
+def test_a_case_with_lr_1e_3_validates(tmp_path):
+    from diagnostics.caseload import load_case
+    p = tmp_path / "c.yaml"
+    p.write_text("name: c\ntask: {kind: copy}\ncells: [{kind: rnn, hidden: 4}]\n"
+                 "train: {steps: 2, optimizer: {kind: adam, lr: 1e-3}}\n")
+    assert load_case(p).case.train.optimizer.lr == 1e-3

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -36,6 +37,20 @@ CASE = {"name": "small", "description": "tiny RNN against LSTM, for the regressi
         "train": {"steps": 10, "batch": 8, "optimizer": {"kind": "adam", "lr": 0.01}, "checkpoints": [0, 10]},
         "probe": {"lags": 12, "sequences": 4, "norms": ["spectral"], "lyapunov": 4, "lyapunov_steps": 50,
                   "tk_map": {"anchors": 0}}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def system_temp(tmp_path_factory):
+    """A private system temp folder for this module's runs, in this process and in the ones it
+    starts: whatever a run leaves there (a killed run's staging folder did, diag-small-*) fails
+    the module, and other users of /tmp can neither hide nor cause a failure."""
+    folder = tmp_path_factory.mktemp("system-temp")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(tempfile, "tempdir", str(folder))
+    patch.setenv("TMPDIR", str(folder))
+    yield folder
+    patch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == [], "left in the system temp folder"
 
 
 def write_case(folder: Path, **changes) -> Path:

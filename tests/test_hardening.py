@@ -3,14 +3,18 @@ numbers, the parallel probe's workers, the LSTM's scratch memory."""
 from __future__ import annotations
 
 import errno
+import multiprocessing.context
 import os
 import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from diagnostics import publish
+from diagnostics import parallel, publish
+from diagnostics.cells.rnn import RNN
 from diagnostics.probe import probe
 
 
@@ -231,6 +235,122 @@ def test_a_case_with_lr_1e_3_validates(tmp_path):
     p.write_text("name: c\ntask: {kind: copy}\ncells: [{kind: rnn, hidden: 4}]\n"
                  "train: {steps: 2, optimizer: {kind: adam, lr: 1e-3}}\n")
     assert load_case(p).case.train.optimizer.lr == 1e-3
+
+
+# --- 5. the parallel probe's workers ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class WhereRan(RNN):
+    """Appends 'pid thread' of each vjp to the file `log` (a forked worker's memory is its own);
+    raises `error` where it runs outside the caller's thread, if given."""
+    log: str = ""
+    error: str = ""
+    caller: tuple = ()
+
+    def vjp(self, params, cache, m):
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()} {threading.get_ident()}\n")
+        if self.error and (os.getpid(), threading.get_ident()) != self.caller:
+            raise {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}[self.error](
+                f"{self.error} raised in a worker")
+        return super().vjp(params, cache, m)
+
+
+def _ran(log: Path) -> set[int]:
+    """The processes that ran a vjp."""
+    return {int(line.split()[0]) for line in log.read_text().splitlines()}
+
+
+needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no forked workers here")
+XS = np.random.default_rng(1).standard_normal((30, 6, 1))
+
+
+@pytest.fixture
+def another_thread():
+    """A second Python thread, holding a lock until the test ends: what a forked child would
+    inherit locked for ever."""
+    held, done = threading.Lock(), threading.Event()
+    took = threading.Event()
+
+    def hold():
+        with held:
+            took.set()
+            done.wait(60)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    took.wait(10)
+    yield t
+    done.set()
+    t.join(10)
+
+
+class _OpenMP:   # what threadpoolctl reports for an OpenMP runtime (libgomp, libiomp)
+    internal_api, threading_layer, num_threads = "openmp", "openmp", 2
+
+
+@needs_fork
+@pytest.mark.parametrize("busy", ["python thread", "OpenMP runtime"])
+def test_a_process_running_other_threads_is_not_forked(tmp_path, monkeypatch, request, busy):
+    """Forking copies only the calling thread; whatever another thread holds stays locked in the
+    child. With a second Python thread, or an OpenMP runtime loaded, the workers are threads of
+    this process, and give the same bits as forked ones."""
+    log = tmp_path / "log.txt"
+    cell = WhereRan(input_size=1, hidden=4, log=str(log))
+    params = cell.init(np.random.default_rng(0))
+    quiet = probe(cell, params, XS, workers=2)
+    assert len(_ran(log)) == 2 and os.getpid() not in _ran(log)      # forked while quiet
+    log.unlink()
+    if busy == "python thread":
+        request.getfixturevalue("another_thread")
+    else:
+        libs = parallel._controller().lib_controllers + [_OpenMP()]
+        fake = type("Controller", (), {"lib_controllers": libs, "limit": parallel._controller().limit})()
+        monkeypatch.setattr(parallel, "_controller", lambda: fake)
+    busy_run = probe(cell, params, XS, workers=2)
+    assert _ran(log) == {os.getpid()}
+    for key in quiet.log10:
+        assert np.array_equal(quiet.log10[key], busy_run.log10[key])
+
+
+@needs_fork
+def test_tqdms_monitor_thread_does_not_stop_forking(tmp_path):
+    """diag run's training bar starts tqdm's monitor thread, which sleeps nearly always and
+    never holds a lock a worker needs: the probes after training still fork."""
+    from tqdm import tqdm
+    with open(os.devnull, "w") as sink, tqdm(total=1, disable=False, file=sink):
+        monitor = tqdm.monitor
+    assert monitor is not None and monitor.is_alive()
+    log = tmp_path / "log.txt"
+    cell = WhereRan(input_size=1, hidden=4, log=str(log))
+    probe(cell, cell.init(np.random.default_rng(0)), XS, workers=2)
+    assert len(_ran(log)) == 2 and os.getpid() not in _ran(log)
+
+
+@needs_fork
+@pytest.mark.parametrize("error", [ValueError, FileNotFoundError], ids=["ValueError", "OSError"])
+def test_an_error_in_a_worker_reaches_the_caller_as_itself(tmp_path, error):
+    """Not swallowed: an OSError was, and the whole probe silently ran again in threads."""
+    log = tmp_path / "log.txt"
+    cell = WhereRan(input_size=1, hidden=4, log=str(log), error=error.__name__,
+                    caller=(os.getpid(), threading.get_ident()))
+    with pytest.raises(error, match=f"^{error.__name__} raised in a worker$"):
+        probe(cell, cell.init(np.random.default_rng(0)), XS, workers=2)
+    assert os.getpid() not in _ran(log)       # and nothing ran again here
+
+
+@needs_fork
+def test_no_lock_is_held_while_workers_are_forked(monkeypatch):
+    held = []
+
+    def start(self, _start=multiprocessing.context.ForkProcess.start):
+        held.append(parallel._LOCK.locked())
+        return _start(self)
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start)
+    cell = RNN(input_size=1, hidden=4)
+    probe(cell, cell.init(np.random.default_rng(0)), XS, workers=2)
+    assert held == [False, False]
 
 
 # --- 6. the LSTM's scratch memory --------------------------------------------------------------

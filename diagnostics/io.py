@@ -4,31 +4,42 @@ A run killed mid-way therefore leaves the previous file intact, never a half-wri
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def create_unique(folder: Path, prefix: str, suffix: str, create: Callable[[Path], Any]):
+    """(path, create(path)) for a new random name folder/prefix...suffix; `create` must make the
+    entry and fail with FileExistsError if it is taken. Unlike tempfile.mkstemp / mkdtemp
+    (0600 / 0700), the caller passes an ordinary mode (0666 for a file, 0777 for a folder) and
+    the kernel applies the umask: the modes of a plain open() or mkdir, without reading or
+    changing the process-wide umask (changing it, even for a moment, races with other threads)."""
+    for _ in range(100):
+        path = Path(folder) / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            return path, create(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free name {prefix}*{suffix} in {folder}")
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp, fd = create_unique(path.parent, f".{path.name}.", ".tmp", lambda p: os.open(p, _NEW_FILE, 0o666))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the mode a plain open() would have
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -7,11 +7,32 @@ calling multi-threaded BLAS: OpenBLAS splits a (256 x 256) x (256 x 128) product
 the work between products (renormalisation, gate diagonals, the small eigenproblems of the
 spectral tracker) does not thread at all.
 
-Workers are forked processes where the platform forks safely (Linux), else threads. Threads
-share the GIL, and the spectral tracker makes many small numpy calls that hold it: two
-trackers in two threads took 1.57 s where each alone took 0.95 s, and in two processes 0.89 s
-(LSTM n = 128, 300 lags). The forked children inherit the job (cell, parameters, inputs)
-instead of receiving it pickled, and send back only the curves.
+Workers are forked processes on Linux when the process is quiet, else threads. Threads share
+the GIL, and the spectral tracker makes many small numpy calls that hold it: two trackers in
+two threads took 1.57 s where each alone took 0.95 s, and in two processes 0.89 s (LSTM
+n = 128, 300 lags). The forked children inherit the job (cell, parameters, inputs) instead of
+receiving it pickled, and send back only the curves.
+
+Why only when quiet. Forking copies only the calling thread: a lock another thread holds at
+that moment (a Jupyter kernel's, a threaded server's, an OpenMP runtime's) stays locked for
+ever in the child. So the probe forks only when this is the only Python thread (tqdm's monitor
+aside) and the only thread pools loaded are OpenBLAS's, which park themselves around fork (see
+_quiet); otherwise its workers are threads. The other start methods were measured and
+rejected: they pickle the job and re-import the caller's __main__ in every worker (or in the
+fork server), which reruns an unguarded script -- the README's own API example is one -- and
+fixes multiprocessing's global start method. No lock is held while children start. An error
+raised in a worker reaches the caller as that error; only a failure to start the workers
+(no semaphores, no fork) falls back to threads.
+
+Measured (LSTM, 16 sequences, 300 lags, every path, both norms; best of 3, interleaved) on
+the shared 2-core VM at load average 4-7, where no second core was free, so 2 workers could
+not show a speed-up; on a quiet machine the fork path is what it was (probe_workers, README):
+    n = 64:  1 worker 1.95 s; 2 forked 3.05 s; 2 threads 2.30 s; 2 from a fork server 2.27 s
+             (its first call 3.9 s: the server starts); 2 spawned 5.2-11.3 s
+    n = 128: 1 worker 8.78 s; 2 forked 10.0 s; 2 threads 9.16 s; fork server 8.81 s (first
+             13.2 s); 2 spawned 8.5-11.6 s
+Starting two workers for an empty job (load ~3): fork 33 ms; fork server 22 ms once running,
+1.4 s to start it; spawn 2.3-3.4 s (each worker imports numpy and scipy).
 
 Each sequence's arithmetic is its own, so a given worker count gives the same bits on every
 run, and different counts agree to rounding (BLAS may pick another kernel for another chunk
@@ -30,9 +51,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-_LOCK = threading.Lock()   # one parallel section at a time: BLAS limits are process-wide
+# one threaded section at a time (BLAS limits are process-wide); never held while forking
+_LOCK = threading.Lock()
 _CONTROLLER = None
-_JOB = None                # (fn, parts) while forked workers run: inherited, never pickled
+_SCANNED_AT = -1
+_JOB = None                # (fn, parts) while forked workers start: inherited, never pickled
 
 
 def available_cores() -> int:
@@ -62,19 +85,51 @@ def chunks(batch: int, workers: int) -> list[slice]:
 def single_threaded_blas():
     """BLAS limited to one thread for the duration (a no-op for a BLAS threadpoolctl does
     not know)."""
-    global _CONTROLLER
-    from threadpoolctl import ThreadpoolController
-    if _CONTROLLER is None:   # library discovery costs milliseconds: once per process
-        _CONTROLLER = ThreadpoolController()
-    with _CONTROLLER.limit(limits=1, user_api="blas"):
+    with _controller().limit(limits=1, user_api="blas"):
         yield
 
 
 def can_fork() -> bool:
     """Forked workers: Linux only (macOS frameworks are not fork-safe), and not from a
-    daemonic process (which may not have children)."""
+    daemonic process (which may not have children). Whether a given probe forks also depends
+    on the threads running at the time (see _quiet)."""
     return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
             and not multiprocessing.current_process().daemon)
+
+
+def _quiet() -> bool:
+    """Is forking safe: no other Python thread (but _harmless ones), and every thread pool
+    threadpoolctl knows OpenBLAS's (pthreads), which parks itself around fork (pthread_atfork)?
+    An OpenMP runtime (libgomp hangs in a child forked after its pool ran), MKL or BLIS
+    promises nothing. Native
+    threads of other C libraries are not seen: the kernel's count cannot tell them from
+    OpenBLAS's, whose pools shrink and grow (measured here: 0 to 3 threads in numpy's and
+    scipy's two pools, parked by a fork, restarted by the next call)."""
+    me = threading.current_thread()
+    if any(t is not me and not _harmless(t) for t in threading.enumerate()):
+        return False
+    return all(lc.internal_api == "openblas" and getattr(lc, "threading_layer", None) in ("pthreads", "disabled")
+               for lc in _controller().lib_controllers)
+
+
+def _harmless(thread: threading.Thread) -> bool:
+    """tqdm's monitor, started by the first progress bar (diag run's training has one): it
+    sleeps on an Event and every 10 s may refresh a stalled bar on stderr under tqdm's lock.
+    A worker takes neither lock; it could hang only by writing to stderr after a fork that
+    landed mid-refresh."""
+    return type(thread).__name__ == "TMonitor" and type(thread).__module__.partition(".")[0] == "tqdm"
+
+
+def _controller():
+    """threadpoolctl's view of the loaded thread pools. Rescanned when modules were imported
+    since the last scan: an import can load a runtime (torch brings libgomp), and a stale view
+    would call a process quiet that is not. Discovery costs milliseconds; imports are rare."""
+    global _CONTROLLER, _SCANNED_AT
+    if _CONTROLLER is None or _SCANNED_AT != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLER = ThreadpoolController()
+        _SCANNED_AT = len(sys.modules)
+    return _CONTROLLER
 
 
 def _run_part(i: int):
@@ -83,12 +138,35 @@ def _run_part(i: int):
         return fn(parts[i])
 
 
-def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes: bool | None = None) -> list:
-    """[fn(part) for part in parts]: in forked processes (or threads where forking is not
-    safe, or processes=False) when there is more than one part, each with one BLAS thread; a
-    single part runs in the caller, with one BLAS thread if asked (small products lose more
-    to BLAS threading than they gain). fn's results must pickle when processes are used."""
+def _forked(fn, parts: list[slice]):
+    """[fn(part) for part in parts] in forked workers; None if they could not be started."""
     global _JOB
+    _JOB = (fn, parts)   # only called when quiet: no other thread can be using _JOB
+    try:
+        try:
+            pool = ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork"))
+        except (OSError, NotImplementedError):   # no semaphores (a locked-down container)
+            return None
+        with pool:
+            try:
+                with warnings.catch_warnings():
+                    # Python >= 3.12 warns on fork from a process with threads; _quiet() found
+                    # only OpenBLAS's pools, which its atfork handlers park
+                    warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+                    futures = [pool.submit(_run_part, i) for i in range(len(parts))]   # forks them all
+            except OSError:   # fork failed (process or memory limits)
+                return None
+            return [f.result() for f in futures]   # a worker's error is raised here as itself
+    finally:
+        _JOB = None
+
+
+def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes: bool | None = None) -> list:
+    """[fn(part) for part in parts]: in forked processes (or threads where forking is not safe,
+    see the module docstring, or processes=False) when there is more than one part, each with
+    one BLAS thread; a single part runs in the caller, with one BLAS thread if asked (small
+    products lose more to BLAS threading than they gain). fn's results must pickle when
+    processes are used."""
     if len(parts) == 1:
         if not one_blas_thread:
             return [fn(parts[0])]
@@ -96,20 +174,9 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
             return [fn(parts[0])]
     if processes is None:
         processes = can_fork()
-    with _LOCK:
-        if processes:
-            _JOB = (fn, parts)
-            try:
-                with warnings.catch_warnings():
-                    # Python >= 3.12 warns on fork from a process with threads (BLAS's own
-                    # are enough); the children run only numpy on inherited arrays, and
-                    # OpenBLAS resets its thread pool across fork
-                    warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-                    with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
-                        return list(pool.map(_run_part, range(len(parts))))
-            except (OSError, NotImplementedError):
-                pass   # no semaphores or no fork here (a locked-down container): threads then
-            finally:
-                _JOB = None
-        with single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
-            return list(pool.map(fn, parts))
+    if processes and _quiet():
+        results = _forked(fn, parts)
+        if results is not None:
+            return results
+    with _LOCK, single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(fn, parts))

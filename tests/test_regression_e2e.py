@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -36,6 +37,20 @@ CASE = {"name": "small", "description": "tiny RNN against LSTM, for the regressi
         "train": {"steps": 10, "batch": 8, "optimizer": {"kind": "adam", "lr": 0.01}, "checkpoints": [0, 10]},
         "probe": {"lags": 12, "sequences": 4, "norms": ["spectral"], "lyapunov": 4, "lyapunov_steps": 50,
                   "tk_map": {"anchors": 0}}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def system_temp(tmp_path_factory):
+    """A private system temp folder for this module's runs, in this process and in the ones it
+    starts: whatever a run leaves there (a killed run's staging folder did, diag-small-*) fails
+    the module, and other users of /tmp can neither hide nor cause a failure."""
+    folder = tmp_path_factory.mktemp("system-temp")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(tempfile, "tempdir", str(folder))
+    patch.setenv("TMPDIR", str(folder))
+    yield folder
+    patch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == [], "left in the system temp folder"
 
 
 def write_case(folder: Path, **changes) -> Path:
@@ -203,7 +218,11 @@ def test_killed_run_leaves_previous_report_and_baseline_intact(rendered, tmp_pat
     p.wait(timeout=10)
     assert p.returncode == -signal.SIGKILL
     write_case(tmp_path)                                   # only the case file itself was changed by us
-    assert _digest(tmp_path) == before
+    # a killed run cannot clean up: its unfinished run stays in a hidden staging folder beside
+    # the run folder (publish.py), never in the system temp folder, and nothing else changed
+    after = _digest(tmp_path)
+    assert {name.split("/")[1].split("-")[0] for name in after.keys() - before.keys()} <= {".small.staging"}
+    assert {k: v for k, v in after.items() if not k.startswith("out/.small.staging-")} == before
     load_curves(tmp_path / "out" / "small")                # and it still parses
 
 

@@ -38,6 +38,10 @@ from .base import GatedCell, freeze, sigmoid
 
 
 _POOL = threading.local()   # per-thread scratch arrays for vjp (see LSTM._workspace)
+# What a thread's pool may keep between calls, in bytes. Reuse pays where a lag is cheap (a
+# fresh multi-megabyte array per lag costs page faults); beyond this an array is allocated per
+# call, and its lag's GEMMs dwarf the page faults (n = 512, B = 64: 268 MB, 69 GFLOP per lag)
+SCRATCH_BYTES = 32 << 20
 
 
 class LSTMCache(NamedTuple):
@@ -178,14 +182,17 @@ class LSTM(GatedCell):
     def _workspace(self, shape, dtype, order="C") -> np.ndarray:
         """A per-thread scratch array reused across calls: the folded matrices are consumed
         inside vjp, and a fresh multi-megabyte array every lag costs page faults. Thread-local,
-        so concurrent probes never share one; at most a few shapes are kept."""
+        so concurrent probes never share one; at most four shapes and SCRATCH_BYTES are kept
+        (without a bound, a thread held up to four 268 MB arrays for good after one large probe)."""
         pool = _POOL.__dict__.setdefault("arrays", {})
         key = (shape, np.dtype(dtype).str, order)
         buf = pool.get(key)
         if buf is None:
-            if len(pool) >= 4:
-                pool.clear()
-            buf = pool[key] = np.empty(shape, dtype=dtype, order=order)
+            buf = np.empty(shape, dtype=dtype, order=order)
+            if buf.nbytes <= SCRATCH_BYTES:
+                if len(pool) >= 4 or sum(a.nbytes for a in pool.values()) + buf.nbytes > SCRATCH_BYTES:
+                    pool.clear()
+                pool[key] = buf
         return buf
 
     def vjp(self, params, cache, m, out=None, scale=None, absmax=None):

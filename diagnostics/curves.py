@@ -9,6 +9,10 @@ is not a value: the quantiles are over the other (sequence, anchor) pairs, and e
 carries `nonfinite`, per lag how many pairs were left out, so a null can never stand for a
 diverged sequence unannounced (a lag where every pair diverged has null quantiles and
 `nonfinite` equal to the pair count).
+
+A training item's `final_within` is the fraction of evaluation sequences whose answer is
+within the task's `within_tolerance` (adding: 0.04, the 1997 paper's measure), null for a
+task that states none.
 """
 from __future__ import annotations
 
@@ -80,7 +84,8 @@ def training_item(label: str, result, checkpoints, loss_kind) -> dict:
             "checkpoints": [int(c) for c in checkpoints],
             "loss_at_checkpoints": [_at(steps, loss, c) for c in checkpoints],
             "final_loss": result.final_loss, "final_accuracy": result.final_accuracy,
-            "solved": bool(result.solved), "loss_kind": loss_kind}
+            "solved": bool(result.solved), "loss_kind": loss_kind,
+            "final_within": getattr(result, "final_within", None)}
 
 
 def _per_checkpoint(label: str, by_checkpoint, x_key: str) -> list[dict]:

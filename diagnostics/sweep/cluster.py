@@ -64,7 +64,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None):
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **BLAS_ENV}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
                           "distributed.scheduler.work-stealing": True}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR, host="127.0.0.1")
         client = Client(cluster)
         try:

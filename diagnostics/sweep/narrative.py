@@ -34,10 +34,12 @@ def _cell_phrase(label: str, entries: list[tuple[dict, dict]]) -> str:
         return f"the {label} has no finished trial"
     if all(c["successes"] == c["trials"] for _, c in tried):
         worst = min(tried, key=lambda vc: vc[1]["wilson95"][0])[1]
-        return f"the {label} succeeded in every trial ({_count(worst)} and up; 95% interval from {_interval(worst)})"
+        return (f"the {label} succeeded in every trial of every setting ({_count(worst)}"
+                f"{' or more' if any(c['trials'] != worst['trials'] for _, c in tried) else ' each'}; "
+                f"95% interval {_interval(worst)})")
     if all(c["successes"] == 0 for _, c in tried):
-        c = tried[0][1]
-        return f"the {label} never succeeded ({_count(c)} per setting; 95% interval {_interval(c)})"
+        c = max(tried, key=lambda vc: vc[1]["wilson95"][1])[1]
+        return f"the {label} never succeeded (0 of {c['trials']} at each setting; 95% interval {_interval(c)})"
     if len(tried) <= 8:
         return f"the {label} " + ", ".join(f"{_count(c)} at {setting(v)}" for v, c in tried)
     (v0, c0), (v1, c1) = tried[0], tried[-1]
@@ -68,12 +70,16 @@ def opening(doc: dict) -> list[str]:
     if apart:
         out.append("Intervals that do not overlap: " + "; ".join(apart) + ".")
     if together:
-        out.append(f"At {', '.join(together)} every cell's interval overlaps every other's: these counts "
+        out.append(f"At {_join(together)} every cell's interval overlaps every other's: these counts "
                    "cannot rank the cells there, and no conclusion is drawn.")
     if seeds <= 1:
         out.append("One trial per setting: each rate is 0 or 1 and its interval is wide; vary the seed "
                    "for rates that can support a claim.")
     return out
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _entry(group: dict, label: str) -> dict:
@@ -109,3 +115,21 @@ def table(doc: dict) -> str:
     line = lambda cols: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cols, widths)))
     return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(b) for b in body])
+
+
+def markdown_table(doc: dict) -> str:
+    """The README's form of the table (tests/test_shipped_sweeps.py checks the README holds
+    exactly this for each shipped sweep's committed sweep.json)."""
+    within = any(c["within"] for g in doc["groups"] for c in g["cells"])
+    head = ["setting", "cell", "successes", "95% interval", "final loss: median [q25, q75]"]
+    head += ["within 0.04: median [q25, q75]"] if within else []
+    head += ["ρ (median)"]
+    q = lambda d, spec: "–" if not d else f"{fmt(d['median'], spec)} [{fmt(d['q25'], spec)}, {fmt(d['q75'], spec)}]"  # noqa: E731
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for g in doc["groups"]:
+        for c in g["cells"]:
+            cols = [setting(g["values"]), c["cell"], _count(c), _interval(c), q(c["final_loss"], ".3g")]
+            cols += [q(c["within"], ".3f")] if within else []
+            cols += ["–" if not c["factor"] else fmt(c["factor"]["median"], ".3f")]
+            rows.append("| " + " | ".join(cols) + " |")
+    return "\n".join(rows)

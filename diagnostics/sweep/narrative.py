@@ -55,23 +55,39 @@ def opening(doc: dict) -> list[str]:
     crit = doc["success"]["description"]
     out = [f"Success ({crit}) over up to {seeds} seed(s) per setting: "
            + "; ".join(_cell_phrase(lab, [(g["values"], _entry(g, lab)) for g in groups]) for lab in labels) + "."]
-    apart, together = [], []
+    apart, undecided, together = [], [], []
     for g in groups:
-        cells = [c for c in g["cells"] if c["trials"]]
+        cells = sorted((c for c in g["cells"] if c["trials"]), key=lambda c: -c["rate"])
         if len(cells) < 2:
             continue
-        hi = max(cells, key=lambda c: (c["rate"], c["wilson95"][0]))
-        lo = min(cells, key=lambda c: (c["rate"], -c["wilson95"][1]))
-        if not overlap(hi["wilson95"], lo["wilson95"]):
-            apart.append(f"at {setting(g['values'])} the {hi['cell']}'s {_count(hi)} ({_interval(hi)}) is above "
-                         f"the {lo['cell']}'s {_count(lo)} ({_interval(lo)})")
         if all(overlap(a["wilson95"], b["wilson95"]) for a in cells for b in cells):
             together.append(setting(g["values"]))
+            continue
+        above = []
+        for i, hi in enumerate(cells):
+            lows = [lo for lo in cells[i + 1:] if not overlap(hi["wilson95"], lo["wilson95"])]
+            if lows:
+                above.append(f"the {hi['cell']}'s {_count(hi)} ({_interval(hi)}) is above "
+                             + _join([f"the {lo['cell']}'s {_count(lo)} ({_interval(lo)})" for lo in lows]))
+            undecided += [f"the {hi['cell']}'s {_count(hi)} and the {lo['cell']}'s {_count(lo)} at {setting(g['values'])}"
+                          for lo in cells[i + 1:] if lo["successes"] * hi["trials"] != hi["successes"] * lo["trials"]
+                          and overlap(hi["wilson95"], lo["wilson95"])]
+        apart.append(f"at {setting(g['values'])} " + ", and ".join(above))
     if apart:
         out.append("Intervals that do not overlap: " + "; ".join(apart) + ".")
+    if undecided:
+        out.append("Counts that differ but whose intervals overlap, so no conclusion is drawn between them: "
+                   + "; ".join(undecided) + ".")
     if together:
         out.append(f"At {_join(together)} every cell's interval overlaps every other's: these counts "
                    "cannot rank the cells there, and no conclusion is drawn.")
+    within = [(g["values"], c) for g in groups for c in g["cells"] if c["within"]]
+    if within:
+        by = {}
+        for v, c in within:
+            by.setdefault(c["cell"], []).append(f"{c['within']['median']:.3f} at {setting(v)}")
+        out.append("Median fraction of evaluation sequences answered within the task's tolerance: "
+                   + "; ".join(f"the {lab} {', '.join(parts)}" for lab, parts in by.items()) + ".")
     if seeds <= 1:
         out.append("One trial per setting: each rate is 0 or 1 and its interval is wide; vary the seed "
                    "for rates that can support a claim.")

@@ -128,3 +128,16 @@ def test_check_refuses_a_sweep_against_curves(tmp_path):
     c.write_text(json.dumps({"format": "diag-curves/1", "lags": [], "series": []}))
     res = CliRunner().invoke(main, ["check", str(a), str(c)])
     assert res.exit_code == 2 and "format: expected 'diag-sweep/1', got 'diag-curves/1'" in res.output
+
+
+def test_opening_claims_only_what_the_intervals_support():
+    def cell(name, k, n=10):
+        return {"cell": name, "trials": n, "successes": k, "rate": k / n, "wilson95": list(wilson(k, n)), "within": None}
+    doc = {"success": {"description": "loss <= 0.1 x baseline"},
+           "groups": [{"values": {"task.p": 50}, "cells": [cell("A", 10), cell("B", 6), cell("C", 0)]},
+                      {"values": {"task.p": 5}, "cells": [cell("A", 10), cell("B", 9), cell("C", 8)]}]}
+    text = opening(doc)
+    assert "at p = 50 the A's 10/10 (0.72–1.00) is above the C's 0/10 (0.00–0.28), and the B's 6/10" in text[1]
+    assert "the A's 10/10 and the B's 6/10 at p = 50" in text[2] and "no conclusion" in text[2]
+    assert text[3].startswith("At p = 5 every cell's interval overlaps every other's")
+    assert not any("B's 6/10 (0.31–0.83) is above the A" in t for t in text)

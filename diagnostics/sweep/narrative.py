@@ -32,14 +32,18 @@ def _cell_phrase(label: str, entries: list[tuple[dict, dict]]) -> str:
     tried = [(v, c) for v, c in entries if c["trials"]]
     if not tried:
         return f"the {label} has no finished trial"
+    same = len({c["trials"] for _, c in tried}) == 1
     if all(c["successes"] == c["trials"] for _, c in tried):
-        worst = min(tried, key=lambda vc: vc[1]["wilson95"][0])[1]
-        return (f"the {label} succeeded in every trial of every setting ({_count(worst)}"
-                f"{' or more' if any(c['trials'] != worst['trials'] for _, c in tried) else ' each'}; "
-                f"95% interval {_interval(worst)})")
+        if same:
+            c = tried[0][1]
+            return (f"the {label} succeeded in every trial ({_count(c)} at each setting; 95% interval "
+                    f"{_interval(c)})")
+        return f"the {label} succeeded in every trial (" + ", ".join(f"{_count(c)} at {setting(v)}" for v, c in tried) + ")"
     if all(c["successes"] == 0 for _, c in tried):
-        c = max(tried, key=lambda vc: vc[1]["wilson95"][1])[1]
-        return f"the {label} never succeeded (0 of {c['trials']} at each setting; 95% interval {_interval(c)})"
+        if same:
+            c = tried[0][1]
+            return f"the {label} never succeeded ({_count(c)} at each setting; 95% interval {_interval(c)})"
+        return f"the {label} never succeeded (" + ", ".join(f"{_count(c)} at {setting(v)}" for v, c in tried) + ")"
     if len(tried) <= 8:
         return f"the {label} " + ", ".join(f"{_count(c)} at {setting(v)}" for v, c in tried)
     (v0, c0), (v1, c1) = tried[0], tried[-1]

@@ -13,3 +13,5 @@ into success rates with 95% Wilson intervals and curves pooled over seeds.
 
 Nothing here is imported by `import diagnostics`; dask loads only when a sweep runs.
 """
+
+MAX_POINTS = 5000   # the default of --max-points: a grid larger than this is refused with its size

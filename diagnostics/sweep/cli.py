@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import CaseError
-from .grid import MAX_POINTS
+from . import MAX_POINTS
 
 
 def _fail(lines, code: int = 2):

@@ -33,9 +33,9 @@ from ..errors import CaseError, error_lines, short
 from ..spec import RunSpec, resolve
 from ..version import __version__
 from ..yamlfile import read_yaml
+from . import MAX_POINTS
 from .schema import SweepFile
 
-MAX_POINTS = 5000
 SEED_KEY = "seed"
 LABEL_ONLY = ("description", "report", "baseline", "tolerances")
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")

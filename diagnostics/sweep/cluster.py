@@ -7,8 +7,9 @@ BLAS pinned to one thread (the nanny sets OMP/OPENBLAS/MKL_NUM_THREADS before it
 worker, and every point also runs under threadpoolctl's limit, so a worker started by hand
 behaves the same): the parallelism is across points, and two BLAS pools per core would only
 fight. No dashboard, quiet logs. The command starts and stops it; a command killed with
-SIGKILL cannot stop it, so each embedded worker watches its parent and exits when the parent
-is gone, instead of finishing points nobody will collect.
+SIGKILL cannot, but distributed's worker processes exit when the process that started them
+is gone (their parent pipe closes), so no orphan finishes points nobody will collect
+(tests/test_sweep_cluster.py checks it).
 
 `--scheduler tcp://HOST:PORT`: the same points go to an existing cluster (`dask scheduler`,
 `dask worker ADDRESS --nthreads 1`); its workers need this package installed; the results
@@ -17,33 +18,13 @@ come back to the command, which writes them, so the workers need no shared file 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from contextlib import contextmanager
 
 import dask
 from distributed import Client, LocalCluster
-from distributed.diagnostics.plugin import WorkerPlugin
 
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CONNECT_TIMEOUT = "20s"
-
-
-class DieWithParent(WorkerPlugin):
-    """A worker plugin: exit when the process that started this worker has died."""
-    name = "diag-die-with-parent"
-
-    def setup(self, worker):
-        parent = os.getppid()
-
-        def watch():
-            import time
-            while True:
-                time.sleep(0.5)
-                if os.getppid() != parent:
-                    os._exit(1)
-
-        threading.Thread(target=watch, name="diag-parent-watch", daemon=True).start()
 
 
 def default_workers() -> int:
@@ -62,13 +43,11 @@ def open_client(workers: int | None = None, scheduler: str | None = None):
         return
     n = workers or default_workers()
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **BLAS_ENV}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.scheduler.work-stealing": True}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR, host="127.0.0.1")
         client = Client(cluster)
         try:
-            client.register_plugin(DieWithParent())
             yield client
         finally:
             client.close()

@@ -1,5 +1,6 @@
 """The `diag` command: run cases, validate them, list what exists, write a new case, re-render
-a report, print the case JSON Schema, and (from diagnostics.regression) check curves.
+a report, print the case JSON Schema, and (from diagnostics.regression) check curves; `diag
+sweep` (diagnostics.sweep) runs a case over a grid of settings and seeds.
 
 Exit codes: 0 ok; 1 a run or check failed (e.g. a regression against the baseline); 2 bad
 usage or a bad case file: one line per problem on stderr, no traceback, nothing written.
@@ -197,6 +198,14 @@ def _check_command():
 
 
 main.add_command(_check_command(), "check")
+
+
+def _sweep_command():
+    from .sweep.cli import sweep_cmd
+    return sweep_cmd
+
+
+main.add_command(_sweep_command(), "sweep")
 
 
 if __name__ == "__main__":

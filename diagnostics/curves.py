@@ -23,6 +23,10 @@ k = 0..K-1 (listed in "lags") and "total" {"log10"} each hold "rms" = log10 sqrt
 the pairs of the squared norm) -- the root mean square of the closed forms, E[(dh/dλ)²] and
 E[h²] -- and "median", "q25", "q75", "min", "max" of the pairs' log10 norms. Nulls and
 "nonfinite" as for the series.
+
+A training item's `final_within` is the fraction of evaluation sequences whose answer is
+within the task's `within_tolerance` (adding: 0.04, the 1997 paper's measure), null for a
+task that states none.
 """
 from __future__ import annotations
 
@@ -95,7 +99,8 @@ def training_item(label: str, result, checkpoints, loss_kind) -> dict:
             "checkpoints": [int(c) for c in checkpoints],
             "loss_at_checkpoints": [_at(steps, loss, c) for c in checkpoints],
             "final_loss": result.final_loss, "final_accuracy": result.final_accuracy,
-            "solved": bool(result.solved), "loss_kind": loss_kind}
+            "solved": bool(result.solved), "loss_kind": loss_kind,
+            "final_within": getattr(result, "final_within", None)}
 
 
 def _per_checkpoint(label: str, by_checkpoint, x_key: str) -> list[dict]:

@@ -2,6 +2,7 @@
 
     curves.json  "diag-curves/1"  numbers that depend only on the case and seed (byte-stable)
     run.json     "diag-run/1"     the resolved case, versions, machine, timings, summary
+    sweep.json   "diag-sweep/1"   a sweep's success rates and pooled curves (diagnostics/sweep)
 
 `read_document(path, CURVES)` accepts a file or a run folder and raises `BadDocument` with one
 line naming the file and the problem. `primary_norm` is the one rule for which norm a summary
@@ -15,8 +16,9 @@ from pathlib import Path
 
 CURVES = "diag-curves/1"
 RUN = "diag-run/1"
-_FILES = {CURVES: "curves.json", RUN: "run.json"}
-_REQUIRED = {CURVES: ("lags", "series")}
+SWEEP = "diag-sweep/1"
+_FILES = {CURVES: "curves.json", RUN: "run.json", SWEEP: "sweep.json"}
+_REQUIRED = {CURVES: ("lags", "series"), SWEEP: ("groups", "points")}
 
 
 class BadDocument(ValueError):

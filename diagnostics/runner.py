@@ -78,17 +78,19 @@ def _train(spec: RunSpec, cell, params, show: bool):
                  progress=show and sys.stderr.isatty())
 
 
-def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str):
+def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str, workers=None):
     """One probe per anchor, lags min(K, t): k <= t is all an anchor t has."""
     rows = []
     for t in plan.tk_anchors:
-        res = probe(cell, params, xs[:t], lags=min(plan.K, t), anchors=[t], paths=[path], norms=[norm])
+        res = probe(cell, params, xs[:t], lags=min(plan.K, t), anchors=[t], paths=[path], norms=[norm],
+                    workers=workers)
         rows.append(cv.pooled_summary(res.log10[(path, norm)])["median"])
     return rows
 
 
-def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
-    """Everything the case asks for, in memory (nothing is written)."""
+def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> RunResult:
+    """Everything the case asks for, in memory (nothing is written). `workers`: the probe's
+    (probe() decides when None); `diag sweep` passes 1, its parallelism being across points."""
     case, task, plan = spec.case, spec.task, spec.plan
     norm = primary_norm(plan.norms)
     timings: dict[str, float] = {}
@@ -116,7 +118,7 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
         for ck in _bar(sorted(ckpts), f"probe {label}", show=show):
             params = ckpts[ck]
             res = probe(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors),
-                        paths=list(plan.paths[i]), norms=list(plan.norms))
+                        paths=list(plan.paths[i]), norms=list(plan.norms), workers=workers)
             parts["series"] += cv.series_items(label, cell.kind, ck, res, plan.paths[i], plan.norms)
             bound = pascanu_bound(cell, params, lags)
             if bound is not None:
@@ -129,11 +131,11 @@ def compute(spec: RunSpec, *, show: bool = True) -> RunResult:
                                           "exponents": ex,
                                           "fixed_point": at_fixed_point(cell, params, ly_xs, warm)})
             if plan.tk_anchors:
-                rows = _tk_rows(cell, params, xs_i, plan, "a", norm)
+                rows = _tk_rows(cell, params, xs_i, plan, "a", norm, workers)
                 parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))
             if plan.sensitivity:
                 t1 = time.perf_counter()
-                sens = state_sensitivity(cell, params, xs[:plan.stream], lags=plan.K, anchors=list(plan.anchors))
+                sens = state_sensitivity(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors))
                 parts["sensitivity"] += cv.sensitivity_items(label, ck, sens)
                 timings[f"sensitivity {label}"] = timings.get(f"sensitivity {label}", 0.0) + time.perf_counter() - t1
         timings[f"probe {label}"] = time.perf_counter() - t0

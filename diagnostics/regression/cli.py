@@ -21,6 +21,23 @@ def _bad(msg: str) -> None:
     sys.exit(2)
 
 
+def _check_sweeps(current, baseline, decades, successes, all_rows) -> None:
+    from ..sweep.baseline import check_files
+    from ..sweep.tolerances import SweepTolerances
+    given = {k: v for k, v in (("decades", decades), ("successes", successes)) if v is not None}
+    try:
+        tol = SweepTolerances(**given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        _bad(f"--{err['loc'][0]}: {err['msg'].lower()}, got {err.get('input')!r}")
+    try:
+        text, ok = check_files(current, baseline, tol, all_rows)
+    except BadCurves as e:
+        _bad(str(e))
+    click.echo(text)
+    sys.exit(0 if ok else 1)
+
+
 @click.command("check")
 @click.argument("current", type=click.Path(path_type=str))
 @click.argument("baseline", type=click.Path(path_type=str))
@@ -34,13 +51,20 @@ def _bad(msg: str) -> None:
 @click.option("--overlays", "overlays", type=click.Path(file_okay=False, path_type=str), default=None,
               help="write an overlay PNG per failing series into this folder")
 @click.option("--all", "all_rows", is_flag=True, help="print every compared row, not only the failing ones")
+@click.option("--successes", type=int, default=None,
+              help="sweeps: max change of a success count [1]")
 def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, case_file,
-              overlays, all_rows):
-    """Compare CURRENT against BASELINE curves (curves.json files or run folders).
+              overlays, all_rows, successes):
+    """Compare CURRENT against BASELINE curves (curves.json files or run folders), or two
+    sweeps (sweep.json files or sweep folders: success counts and pooled curves).
 
-    Exit 0 when every curve point, slope, horizon, loss and Lyapunov exponent is within
-    tolerance, 1 on a regression, 2 on bad input.
+    Exit 0 when every curve point, slope, horizon, loss and Lyapunov exponent (for sweeps:
+    every trial count, success count and pooled curve point) is within tolerance, 1 on a
+    regression, 2 on bad input.
     """
+    from ..sweep.baseline import is_sweep_document
+    if is_sweep_document(current) or is_sweep_document(baseline):
+        _check_sweeps(current, baseline, decades, successes, all_rows)
     given = {"decades": decades, "slope_rel": slope_rel, "horizon_steps": horizon_steps,
              "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs}
     start = {}

@@ -42,6 +42,7 @@ class AddingTask(Task):
     kind = "adding"
     loss_kind = "mse"
     Options = AddingOptions
+    within_tolerance = 0.04   # the 1997 paper's success: |error| < 0.04 (REFERENCES item 23)
 
     length = property(lambda self: self.opts["length"])
     variant = property(lambda self: self.opts["variant"])

@@ -41,6 +41,9 @@ class Task:
     kind: ClassVar[str] = "task"
     loss_kind: ClassVar[str | None] = None
     Options: ClassVar[type[BaseModel]] = NoOptions
+    # a squared-error task may state the per-sequence tolerance of its published success
+    # measure; the trainer then records the fraction of evaluation sequences within it
+    within_tolerance: ClassVar[float | None] = None
 
     def __init__(self, **options):
         self.opts = MappingProxyType(validate(self.Options, options, what=f"{self.kind} tasks"))

@@ -41,6 +41,7 @@ class TrainResult:
     checkpoint_params: dict
     grad_flow: dict
     temporal_components: dict
+    final_within: float | None = None   # fraction of evaluation sequences within task.within_tolerance
 
 
 def _check_schedule(name: str, sched, steps: int) -> list[int]:
@@ -54,10 +55,24 @@ def _check_schedule(name: str, sched, steps: int) -> list[int]:
 
 def evaluate(cell, params, readout, task, batch) -> tuple[float, float | None]:
     """Loss and accuracy of given parameters on one batch, forward only."""
+    loss, acc, _ = evaluate_all(cell, params, readout, task, batch)
+    return loss, acc
+
+
+def evaluate_all(cell, params, readout, task, batch) -> tuple[float, float | None, float | None]:
+    """Loss, accuracy and the per-sequence `within` measure (None unless the task states a
+    tolerance): the fraction of scored answers whose every output is within
+    task.within_tolerance of its target, the 1997 paper's success count for the adding task."""
     trace = unroll(cell, params, batch.inputs.astype(next(iter(params.values())).dtype))
     h, tm, bm = gather(trace.states[:, :, cell.blocks["a"]], batch.mask)
-    loss, _, acc = loss_and_dy(readout_forward(readout, h), batch.targets[tm, bm], task.loss_kind)
-    return loss, acc
+    y = readout_forward(readout, h)
+    loss, _, acc = loss_and_dy(y, batch.targets[tm, bm], task.loss_kind)
+    tol = getattr(task, "within_tolerance", None)
+    within = None
+    if tol is not None and task.loss_kind == "mse":
+        err = np.abs(y - batch.targets[tm, bm])
+        within = float((err < tol).all(axis=1).mean())   # NaN outputs compare False: not within
+    return loss, acc, within
 
 
 def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=None, seed: int = 0,
@@ -140,13 +155,13 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
             for k, v in both.items():
                 np.copyto(v, last_good[k])
         eval_b = task.sample(np.random.default_rng(s_eval), eval_batch)
-        final_loss, final_acc = evaluate(cell, p, ro, task, eval_b)
+        final_loss, final_acc, final_within = evaluate_all(cell, p, ro, task, eval_b)
     return TrainResult(
         steps=history.steps, loss=history.loss, grad_norm=history.grad_norm, accuracy=history.accuracy,
         diverged_at=diverged, final_loss=final_loss, final_accuracy=final_acc,
         solved=bool(task.solved(final_loss, final_acc)), baseline=task.baseline,
         loss_kind=task.loss_kind, checkpoint_params=ck.params, grad_flow=flow.curves,
-        temporal_components=temporal.curves)
+        temporal_components=temporal.curves, final_within=final_within)
 
 
-__all__ = ["train", "TrainResult", "evaluate"]
+__all__ = ["train", "TrainResult", "evaluate", "evaluate_all"]

@@ -1,0 +1,137 @@
+"""Regression of sweeps: two sweep.json documents compared, and a sweep's baseline gate.
+
+    cmp = compare_sweeps(current, baseline, SweepTolerances())   # regression.Comparison rows
+    g = gate(doc, path, tol, update=False)                       # written | missing | ok | regression
+
+Identity: a row is (group values, cell). Compared: the number of trials (must be equal: a
+different grid is not a regression to tolerate), the success count (within `successes`),
+and every pooled curve point of every checkpoint (within `decades`, for `stats`). A group or
+cell on one side only is a failing "missing" row. The table is the curve regression's.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..documents import SWEEP, read_document
+from ..io import atomic_write_text, dumps
+from ..regression.comparison import Comparison, Row, worst_point
+from .tolerances import SweepTolerances
+
+ZERO_LOG10 = -300.0
+
+
+def load_sweep_doc(path: str | os.PathLike) -> dict:
+    return read_document(path, SWEEP)
+
+
+def _cells(doc: dict) -> dict:
+    out = {}
+    for g in doc.get("groups") or []:
+        gk = json.dumps(g.get("values"), sort_keys=True)
+        for c in g.get("cells") or []:
+            out[(gk, c.get("cell"))] = c
+    return out
+
+
+def _name(key) -> str:
+    values = json.loads(key[0])
+    where = ", ".join(f"{k}={v}" for k, v in values.items()) or "all"
+    return f"{key[1]} [{where}]"
+
+
+def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) -> Comparison:
+    tol = tol or SweepTolerances()
+    rows: list[Row] = []
+    c_cells, b_cells = _cells(cur), _cells(base)
+    for key in list(b_cells) + [k for k in c_cells if k not in b_cells]:
+        name = _name(key)
+        if key not in c_cells or key not in b_cells:
+            rows.append(Row(name, "missing", None, "present" if key in b_cells else "missing",
+                            "present" if key in c_cells else "missing", None, None, False, ("cell", key[1], key[0])))
+            continue
+        c, b = c_cells[key], b_cells[key]
+        rows.append(Row(name, "trials", None, b.get("trials"), c.get("trials"),
+                        _d(b.get("trials"), c.get("trials")), 0, c.get("trials") == b.get("trials"),
+                        ("cell", key[1], key[0])))
+        d = _d(b.get("successes"), c.get("successes"))
+        rows.append(Row(name, "successes", None, b.get("successes"), c.get("successes"), d, tol.successes,
+                        d is not None and abs(d) <= tol.successes, ("cell", key[1], key[0])))
+        b_curves = {x["checkpoint"]: x for x in b.get("curves") or []}
+        c_curves = {x["checkpoint"]: x for x in c.get("curves") or []}
+        for ck in sorted(set(b_curves) | set(c_curves)):
+            if ck not in b_curves or ck not in c_curves:
+                rows.append(Row(f"{name} ckpt={ck}", "missing", None, "present" if ck in b_curves else "missing",
+                                "present" if ck in c_curves else "missing", None, None, False, ("curve", key[1], ck)))
+                continue
+            for stat in tol.stats:
+                w = worst_point(b_curves[ck][stat], c_curves[ck][stat], ZERO_LOG10)
+                if w is None:
+                    continue
+                i, bv, cv, diff = w
+                ok = diff <= tol.decades and len(b_curves[ck][stat]) == len(c_curves[ck][stat])
+                rows.append(Row(f"{name} ckpt={ck} pooled {stat}", "point", i + 1, bv, cv,
+                                _d(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
+    return Comparison(rows, tol)
+
+
+def _d(b, c):
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (b, c))
+    return c - b if ok else None
+
+
+@dataclass
+class SweepGate:
+    status: str                      # ok | regression | missing | written
+    path: Path
+    comparison: Comparison | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status == "regression" else 0
+
+    def message(self) -> str:
+        if self.status == "written":
+            return f"sweep baseline written: {self.path}"
+        if self.status == "missing":
+            return f"no sweep baseline at {self.path} (not created; rerun with --update-baseline to write it)"
+        text = self.comparison.table().replace("gradient curves:", "sweep:", 1)
+        return f"REGRESSION against {self.path}\n{text}" if self.status == "regression" else f"baseline {self.path}: {text}"
+
+
+def gate(doc: dict, path: str | os.PathLike, tol: SweepTolerances | None = None, *, update: bool = False) -> SweepGate:
+    path = Path(path)
+    if update:
+        atomic_write_text(path, dumps(doc))
+        return SweepGate("written", path)
+    if not path.exists():
+        return SweepGate("missing", path)
+    cmp = compare_sweeps(doc, load_sweep_doc(path), tol)
+    return SweepGate("ok" if cmp.ok else "regression", path, cmp)
+
+
+def is_sweep_document(path: str | os.PathLike) -> bool:
+    """A sweep.json (or a sweep folder holding one): `diag check` compares it as a sweep."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / "sweep.json").is_file() and not (p / "curves.json").exists()
+    try:
+        with open(p, encoding="utf-8") as f:
+            head = f.read(200)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return f'"format": "{SWEEP}"' in head
+
+
+def check_files(current, baseline, tol: SweepTolerances, all_rows: bool = False) -> tuple[str, bool]:
+    """`diag check` on two sweep.json files: (the table, ok); BadDocument on bad input."""
+    cur, base = load_sweep_doc(current), load_sweep_doc(baseline)
+    lines = []
+    if cur.get("sweep") != base.get("sweep"):
+        lines.append(f"note: comparing two different sweeps: {cur.get('sweep')!r} ({current}) against "
+                     f"{base.get('sweep')!r} ({baseline})")
+    cmp = compare_sweeps(cur, base, tol)
+    lines.append(cmp.table(all_rows=all_rows).replace("gradient curves:", "sweep:", 1))
+    return "\n".join(lines), cmp.ok

@@ -1,0 +1,55 @@
+"""The Dask side of a sweep: a client on an embedded LocalCluster or an existing scheduler.
+
+    with open_client(workers=None, scheduler=None) as client: ...
+
+Embedded (the default): worker processes with one thread each, as many as cores, each with
+BLAS pinned to one thread (the nanny sets OMP/OPENBLAS/MKL_NUM_THREADS before it spawns the
+worker, and every point also runs under threadpoolctl's limit, so a worker started by hand
+behaves the same): the parallelism is across points, and two BLAS pools per core would only
+fight. No dashboard, quiet logs. The command starts and stops it; a command killed with
+SIGKILL cannot, but distributed's worker processes exit when the process that started them
+is gone (their parent pipe closes), so no orphan finishes points nobody will collect
+(tests/test_sweep_cluster.py checks it).
+
+`--scheduler tcp://HOST:PORT`: the same points go to an existing cluster (`dask scheduler`,
+`dask worker ADDRESS --nthreads 1`); its workers need this package installed; the results
+come back to the command, which writes them, so the workers need no shared file system.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import dask
+from distributed import Client, LocalCluster
+
+BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+CONNECT_TIMEOUT = "20s"
+
+
+def default_workers() -> int:
+    from ..parallel import available_cores
+    return available_cores()
+
+
+@contextmanager
+def open_client(workers: int | None = None, scheduler: str | None = None):
+    if scheduler is not None:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or default_workers()
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **BLAS_ENV}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR, host="127.0.0.1")
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+

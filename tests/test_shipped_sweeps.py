@@ -1,0 +1,35 @@
+"""The shipped sweeps: they validate in both forms, and their committed results (the full runs,
+cases/baselines/<name>.sweep.json, which `diag sweep` compares against) are of this very grid
+and are what the README prints. (Their --quick forms are not run here: 70 points take minutes,
+and every shipped case's numerics are already gated by test_shipped_baselines.py.)"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from diagnostics.sweep.baseline import load_sweep_doc
+from diagnostics.sweep.grid import load_sweep
+from diagnostics.sweep.narrative import markdown_table
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEPS = sorted((ROOT / "cases").glob("*_sweep.yaml"))
+
+
+def test_there_are_shipped_sweeps():
+    assert {p.stem for p in SWEEPS} >= {"latch_sweep", "adding_sweep"}
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_shipped_sweep_validates_and_its_results_are_in_the_readme(path):
+    sweep = load_sweep(path)
+    assert load_sweep(path, quick=True).points
+    assert "2 cores" in sweep.file.description
+    assert len({p.values["seed"] for p in sweep.points}) >= 10      # claims rest on 10 trials or more
+    doc = load_sweep_doc(sweep.baseline_path)
+    assert doc["sweep"] == sweep.name and doc["counts"]["finished"] == len(sweep.points)
+    assert [p["values"] for p in doc["points"]] == [p.values for p in sweep.points]
+    readme = "\n".join(line.strip() for line in (ROOT / "README.md").read_text().splitlines())
+    assert markdown_table(doc) in readme, (
+        f"README.md must hold the table of {sweep.baseline_path.name} as measured:\n{markdown_table(doc)}")
+

@@ -1,0 +1,143 @@
+"""sweep.json from point files written by hand (no cluster): counts, Wilson intervals,
+quartiles and pooled curves against numpy; then the sweep regression (`diag check` on two
+sweep.json files, the baseline gate)."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from diagnostics.cli import main
+from diagnostics.io import atomic_write_json, dumps
+from diagnostics.sweep.aggregate import aggregate
+from diagnostics.sweep.baseline import compare_sweeps, gate
+from diagnostics.sweep.engine import point_dir
+from diagnostics.sweep.grid import load_sweep
+from diagnostics.sweep.narrative import opening
+from diagnostics.sweep.stats import wilson
+from diagnostics.sweep.tolerances import SweepTolerances
+from sweep_helpers import write_sweep
+
+LOG2 = float(np.log(2.0))
+
+
+def fake_point(folder, p, loss: dict, slope: dict, diverged=()):
+    """curves.json + run.json of a finished point: per cell a final loss and a straight median curve."""
+    lags = list(range(1, 11))
+    series, training = [], []
+    for cell in ("tanh RNN", "LSTM"):
+        for ck in (0, 20):
+            med = [slope[cell] * k * (1 if ck else 0.5) for k in lags]
+            series.append({"cell": cell, "kind": "rnn", "checkpoint": ck, "path": "a", "norm": "spectral",
+                           "log10": {"median": med, "q25": med, "q75": med, "min": med, "max": med},
+                           "nonfinite": [0] * 10, "fit": {"slope": slope[cell], "factor": 10 ** slope[cell],
+                                                          "tau": None, "horizon": None if slope[cell] > -0.3 else 11}})
+        training.append({"cell": cell, "final_loss": loss[cell], "baseline": LOG2, "final_accuracy": 1.0,
+                         "final_within": None, "solved": loss[cell] < 0.1 * LOG2,
+                         "diverged_at": 7 if cell in diverged else None})
+    d = point_dir(folder, p.id)
+    atomic_write_json(d / "curves.json", {"format": "diag-curves/1", "case": "tiny", "lags": lags,
+                                          "series": series, "training": training})
+    atomic_write_json(d / "run.json", {"format": "diag-run/1"})
+
+
+@pytest.fixture
+def swept(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s", vary={"task.p": [5, 6], "seed": {"range": [0, 5]}}))
+    folder = tmp_path / "out"
+    rng = np.random.default_rng(0)
+    losses = {}
+    for p in sweep.points:
+        if p.values == {"task.p": 6, "seed": 4}:
+            atomic_write_json(point_dir(folder, p.id) / "error.json", {"type": "MemoryError", "message": "boom"})
+            continue
+        loss = {"tanh RNN": float(rng.uniform(0, 0.2)), "LSTM": float(rng.uniform(0.5, 0.8))}
+        losses[p.index] = loss
+        fake_point(folder, p, loss, {"tanh RNN": -0.1 * (1 + p.values["seed"]), "LSTM": -0.01},
+                   diverged=("LSTM",) if p.values == {"task.p": 5, "seed": 0} else ())
+    return sweep, folder, losses
+
+
+def test_counts_intervals_quartiles_and_pooled_curves(swept):
+    sweep, folder, losses = swept
+    doc = aggregate(sweep, folder)
+    assert doc["counts"] == {"points": 10, "finished": 9, "failed": 1, "missing": 0,
+                             "reasons": {"MemoryError": 1}, "diverged": 1}
+    g5, g6 = doc["groups"]
+    assert g5["values"] == {"task.p": 5} and g6["values"] == {"task.p": 6}
+    rnn5 = g5["cells"][0]
+    ours = [losses[i]["tanh RNN"] for i in range(5)]
+    wins = sum(v <= 0.5 * LOG2 for v in ours)                     # the sweep's criterion: 0.5 x baseline
+    assert (rnn5["trials"], rnn5["successes"]) == (5, wins)
+    assert rnn5["wilson95"] == list(wilson(wins, 5))
+    assert rnn5["final_loss"]["median"] == pytest.approx(np.median(ours), abs=0)
+    assert rnn5["final_loss"]["q25"] == pytest.approx(np.quantile(ours, 0.25), abs=0)
+    curves = {c["checkpoint"]: c for c in rnn5["curves"]}
+    per_seed = np.array([[-0.1 * (1 + s) * k for k in range(1, 11)] for s in range(5)])
+    assert curves[20]["median"] == pytest.approx(np.median(per_seed, axis=0).tolist(), abs=1e-15)
+    assert curves[20]["q75"] == pytest.approx(np.quantile(per_seed, 0.75, axis=0).tolist(), abs=1e-15)
+    assert curves[20]["seeds"] == 5
+    assert rnn5["horizon"]["beyond"] == 2 and rnn5["horizon"]["n"] == 5    # slopes -0.1, -0.2 never fall 3 decades
+    lstm5, lstm6 = g5["cells"][1], g6["cells"][1]
+    assert (lstm5["successes"], lstm5["diverged"]) == (0, 1)
+    assert (lstm6["trials"], lstm6["failed"]) == (4, 1)
+    assert doc["points"][9]["error"] == "MemoryError: boom"
+    assert dumps(aggregate(sweep, folder)) == dumps(doc)                   # deterministic
+    text = " ".join(opening(doc))
+    assert "the LSTM never succeeded" in text
+
+
+def test_sweep_regression_counts_and_curves(swept, tmp_path):
+    sweep, folder, _ = swept
+    doc = aggregate(sweep, folder)
+    assert compare_sweeps(doc, doc).ok
+    moved = copy.deepcopy(doc)
+    moved["groups"][0]["cells"][0]["successes"] -= 1
+    assert compare_sweeps(moved, doc).ok                                  # one flipped trial is tolerated
+    moved["groups"][0]["cells"][0]["successes"] -= 1
+    bad = compare_sweeps(moved, doc)
+    assert [r.what for r in bad.failing] == ["successes"]
+    assert not compare_sweeps(moved, doc, SweepTolerances(successes=0)).ok
+    curved = copy.deepcopy(doc)
+    curved["groups"][1]["cells"][0]["curves"][1]["median"][4] += 0.06
+    assert [(r.what, r.lag) for r in compare_sweeps(curved, doc).failing] == [("point", 5)]
+    fewer = copy.deepcopy(doc)
+    fewer["groups"][1]["cells"].pop()
+    assert [r.what for r in compare_sweeps(fewer, doc).failing] == ["missing"]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(dumps(doc))
+    b.write_text(dumps(moved))
+    ok = CliRunner().invoke(main, ["check", str(a), str(a)])
+    assert ok.exit_code == 0 and "sweep: all" in ok.output
+    res = CliRunner().invoke(main, ["check", str(b), str(a)])
+    assert res.exit_code == 1 and "successes" in res.output and "FAIL" in res.output
+    assert CliRunner().invoke(main, ["check", str(b), str(a), "--successes", "2"]).exit_code == 0
+    path = tmp_path / "baselines" / "x.sweep.json"
+    assert gate(doc, path).status == "missing" and not path.exists()   # never created silently
+    assert gate(doc, path, update=True).status == "written" and path.read_text() == dumps(doc)
+    assert gate(doc, path).status == "ok" and gate(moved, path).exit_code == 1
+
+
+def test_check_refuses_a_sweep_against_curves(tmp_path):
+    a = tmp_path / "sweep.json"
+    a.write_text(json.dumps({"format": "diag-sweep/1", "groups": [], "points": []}))
+    c = tmp_path / "curves.json"
+    c.write_text(json.dumps({"format": "diag-curves/1", "lags": [], "series": []}))
+    res = CliRunner().invoke(main, ["check", str(a), str(c)])
+    assert res.exit_code == 2 and "format: expected 'diag-sweep/1', got 'diag-curves/1'" in res.output
+
+
+def test_opening_claims_only_what_the_intervals_support():
+    def cell(name, k, n=10):
+        return {"cell": name, "trials": n, "successes": k, "rate": k / n, "wilson95": list(wilson(k, n)), "within": None}
+    doc = {"success": {"description": "loss <= 0.1 x baseline"},
+           "groups": [{"values": {"task.p": 50}, "cells": [cell("A", 10), cell("B", 6), cell("C", 0)]},
+                      {"values": {"task.p": 5}, "cells": [cell("A", 10), cell("B", 9), cell("C", 8)]}]}
+    text = opening(doc)
+    assert "at p = 50 the A's 10/10 (0.72–1.00) is above the C's 0/10 (0.00–0.28), and the B's 6/10" in text[1]
+    assert "the A's 10/10 and the B's 6/10 at p = 50" in text[2] and "no conclusion" in text[2]
+    assert text[3].startswith("At p = 5 every cell's interval overlaps every other's")
+    assert not any("B's 6/10 (0.31–0.83) is above the A" in t for t in text)

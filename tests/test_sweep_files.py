@@ -1,0 +1,70 @@
+"""Bad sweep files: exit 2, one line per problem naming the key (and the point), nothing run,
+nothing written. Good ones: the grid, key paths and ids."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from diagnostics.cli import main
+from diagnostics.errors import CaseError
+from diagnostics.sweep.grid import load_sweep, parse_key, set_key
+from sweep_helpers import tiny_case, write_sweep
+
+BAD = [
+    ({"vary": {"task.pp": [5, 6]}}, ["task.pp", "did you mean 'p'", "point 0 (task.pp=5)", "(and 1 more point(s))"]),
+    ({"vary": {"task.p": [5, 1], "seed": [0]}}, ["point 1 (task.p=1, seed=0)", "task.p: must be >= 2, got 1"]),
+    ({"vary": {"task.p": []}}, ["vary.task.p: must have at least 1 item"]),
+    ({"vary": {"seed": {"range": [3, 3]}}}, ["vary.seed.range: must give at least one value, got [3, 3]"]),
+    ({"vary": {"cells[5].hidden": [4]}}, ["cells[5].hidden", "2 item(s)"]),
+    ({"vary": {"cells[0]..hidden": [4]}}, ["vary.cells[0]..hidden", "key path"]),
+    ({"vary": {"task.p": [5]}, "sucess": "task"}, ["sucess", "did you mean 'success'"]),
+    ({"vary": {"task.p": [5]}, "success": {"within_at_least": 0.9}}, ["success.within_at_least", "latch"]),
+]
+
+
+@pytest.mark.parametrize("change,words", BAD, ids=[w[0] for _, w in BAD])
+def test_bad_sweep_file_is_one_line_and_runs_nothing(tmp_path, change, words):
+    path = write_sweep(tmp_path / "s", **change)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, res.output
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert lines[0].startswith(f"error: {path}: ")
+    assert not out.exists()
+
+
+def test_grid_over_the_limit_is_refused_with_its_size(tmp_path):
+    path = write_sweep(tmp_path / "s", vary={"task.p": [5, 6, 7], "seed": {"range": [0, 4]}})
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--max-points", "11"])
+    assert res.exit_code == 2
+    assert "the grid has 12 points (3 task.p x 4 seed), more than --max-points 11" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_key_paths_and_the_grid(tmp_path):
+    assert parse_key("cells[0].recurrent_init.gain") == ["cells", 0, "recurrent_init", "gain"]
+    case = tiny_case()
+    del case["cells"][1]["hidden"]
+    set_key(case, parse_key("cells[1].input_init.gain"), 0.5, "cells[1].input_init.gain")
+    assert case["cells"][1]["input_init"] == {"gain": 0.5}        # a default made explicit
+    sweep = load_sweep(write_sweep(tmp_path / "s", vary={"cells[0].recurrent_init.gain": [0.9, 1.0],
+                                                          "seed": {"range": [0, 3]}}))
+    assert [p.values for p in sweep.points][:2] == [{"cells[0].recurrent_init.gain": 0.9, "seed": 0},
+                                                    {"cells[0].recurrent_init.gain": 0.9, "seed": 1}]
+    assert len(sweep.points) == 6 and len({p.id for p in sweep.points}) == 6
+    assert sweep.points[4].spec.case.cells[0].recurrent_init.gain == 1.0 and sweep.points[4].spec.case.seed == 1
+    assert sweep.group_keys == ("cells[0].recurrent_init.gain",) and sweep.seed_key == "seed"
+    # the id follows the numbers, not the labels: a new description keeps every id
+    again = load_sweep(write_sweep(tmp_path / "t", base={**tiny_case(), "description": "other words"},
+                                   vary={"cells[0].recurrent_init.gain": [0.9, 1.0], "seed": {"range": [0, 3]}}))
+    assert [p.id for p in again.points] == [p.id for p in sweep.points]
+    assert load_sweep(write_sweep(tmp_path / "u"), quick=True).points[0].id != load_sweep(
+        write_sweep(tmp_path / "u")).points[0].id
+
+
+def test_two_values_giving_the_same_case_are_refused(tmp_path):
+    with pytest.raises(CaseError, match="same case as point 0"):
+        load_sweep(write_sweep(tmp_path / "s", vary={"task.p": [5, 5]}))

@@ -37,6 +37,7 @@ class GateResult:
     path: Path
     comparison: Comparison | None = None
     overlays: list | None = None
+    noun: str = "baseline"            # "sweep baseline" for a sweep's gate
 
     @property
     def exit_code(self) -> int:
@@ -45,9 +46,9 @@ class GateResult:
 
     def message(self) -> str:
         if self.status == "written":
-            return f"baseline written: {self.path}"
+            return f"{self.noun} written: {self.path}"
         if self.status == "missing":
-            return f"no baseline at {self.path} (not created; rerun with --update-baseline to write it)"
+            return f"no {self.noun} at {self.path} (not created; rerun with --update-baseline to write it)"
         text = self.comparison.table()
         if self.status == "regression":
             text = f"REGRESSION against {self.path}\n{text}"

@@ -40,6 +40,7 @@ class Row:
 class Comparison:
     rows: list[Row]
     tol: Tolerances
+    subject: str = "gradient curves"   # the table's first words: what was compared
 
     @property
     def failing(self) -> list[Row]:

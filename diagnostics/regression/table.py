@@ -48,8 +48,8 @@ def cells_of(row) -> tuple[str, ...]:
 def format_table(cmp, all_rows: bool = False) -> str:
     """Failing rows (or every row with all_rows=True) under a one-line verdict."""
     n, bad = len(cmp.rows), len(cmp.failing)
-    head = (f"gradient curves: {bad} of {n} checks FAILED" if bad
-            else f"gradient curves: all {n} checks passed")
+    head = (f"{cmp.subject}: {bad} of {n} checks FAILED" if bad
+            else f"{cmp.subject}: all {n} checks passed")
     moved = sorted({str(r.key[1]) for r in cmp.failing if len(r.key) > 1})
     if moved:                                   # which cells moved, before the detail
         head += f" in {', '.join(moved)}"

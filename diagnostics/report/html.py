@@ -7,24 +7,21 @@ the only markup added is <sub>/<sup> around notation in the report's own strings
 """
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from ..io import atomic_write_bytes, atomic_write_text
+from ..io import atomic_write_text
 from ..metrics import DECADES
 from ..narrative import opening, warnings
 from ..numfmt import fmt
 from .data import RunData
 from .equations import cell_equations, settings_text
 from .figures import FIGURES
-from .style import png_bytes
+from .page import draw_figures, environment
 
-TEMPLATES = Path(__file__).parent / "templates"
 _SUPER = re.compile(r"([A-Za-z])(~?)&lt;([^&;]{1,12})&gt;")      # a<t-1>, c~<t> after escaping
 _SUB = re.compile(r"([ΓWUbσγ‖])_\{?([A-Za-z]{1,3})\}?")          # Γ_u, W_a, b_f, σ_max, ‖J‖_F
 
@@ -145,21 +142,8 @@ def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict 
     writes run.json, which comes last)."""
     run_dir = Path(run_dir)
     d = RunData(curves, run) if curves is not None and run is not None else RunData.load(run_dir)
-    figures = []
-    for spec in FIGURES:
-        png_path = run_dir / "figures" / f"{spec.slug}.png"
-        sel = spec.select(d)
-        if isinstance(sel, str):
-            png_path.unlink(missing_ok=True)   # a figure from an earlier render would now mislead
-            figures.append({"spec": spec, "note": sel, "src": None})
-            continue
-        png = png_bytes(spec.draw(**sel))
-        atomic_write_bytes(png_path, png)
-        figures.append({"spec": spec, "note": None, "file": f"figures/{spec.slug}.png",
-                        "src": "data:image/png;base64," + base64.b64encode(png).decode("ascii")})
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["notation"] = notation
+    figures = draw_figures(FIGURES, d, run_dir, caption=notation)
+    env = environment()
     page = env.get_template("index.html").render(
         name=d.name, title=str((d.case.get("report") or {}).get("title") or d.name), quick=bool(d.run.get("quick")),
         description=str(d.case.get("description") or ""),

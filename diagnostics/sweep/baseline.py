@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..documents import SWEEP, read_document
 from ..io import atomic_write_text, dumps
+from ..regression.baseline import GateResult
 from ..regression.comparison import Comparison, Row, worst_point
 from .tolerances import SweepTolerances
 
 ZERO_LOG10 = -300.0
+SWEEP_BASELINE = "sweep baseline"
 
 
 def load_sweep_doc(path: str | os.PathLike) -> dict:
@@ -74,7 +75,7 @@ def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) ->
                 ok = diff <= tol.decades and len(b_curves[ck][stat]) == len(c_curves[ck][stat])
                 rows.append(Row(f"{name} ckpt={ck} pooled {stat}", "point", i + 1, bv, cv,
                                 _d(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
-    return Comparison(rows, tol)
+    return Comparison(rows, tol, subject="sweep")
 
 
 def _d(b, c):
@@ -82,34 +83,15 @@ def _d(b, c):
     return c - b if ok else None
 
 
-@dataclass
-class SweepGate:
-    status: str                      # ok | regression | missing | written
-    path: Path
-    comparison: Comparison | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.status == "regression" else 0
-
-    def message(self) -> str:
-        if self.status == "written":
-            return f"sweep baseline written: {self.path}"
-        if self.status == "missing":
-            return f"no sweep baseline at {self.path} (not created; rerun with --update-baseline to write it)"
-        text = self.comparison.table().replace("gradient curves:", "sweep:", 1)
-        return f"REGRESSION against {self.path}\n{text}" if self.status == "regression" else f"baseline {self.path}: {text}"
-
-
-def gate(doc: dict, path: str | os.PathLike, tol: SweepTolerances | None = None, *, update: bool = False) -> SweepGate:
+def gate(doc: dict, path: str | os.PathLike, tol: SweepTolerances | None = None, *, update: bool = False) -> GateResult:
     path = Path(path)
     if update:
         atomic_write_text(path, dumps(doc))
-        return SweepGate("written", path)
+        return GateResult("written", path, noun=SWEEP_BASELINE)
     if not path.exists():
-        return SweepGate("missing", path)
+        return GateResult("missing", path, noun=SWEEP_BASELINE)
     cmp = compare_sweeps(doc, load_sweep_doc(path), tol)
-    return SweepGate("ok" if cmp.ok else "regression", path, cmp)
+    return GateResult("ok" if cmp.ok else "regression", path, cmp, noun=SWEEP_BASELINE)
 
 
 def is_sweep_document(path: str | os.PathLike) -> bool:
@@ -133,5 +115,5 @@ def check_files(current, baseline, tol: SweepTolerances, all_rows: bool = False)
         lines.append(f"note: comparing two different sweeps: {cur.get('sweep')!r} ({current}) against "
                      f"{base.get('sweep')!r} ({baseline})")
     cmp = compare_sweeps(cur, base, tol)
-    lines.append(cmp.table(all_rows=all_rows).replace("gradient curves:", "sweep:", 1))
+    lines.append(cmp.table(all_rows=all_rows))
     return "\n".join(lines), cmp.ok

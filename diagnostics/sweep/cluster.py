@@ -25,6 +25,12 @@ from distributed import Client, LocalCluster
 
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CONNECT_TIMEOUT = "20s"
+# Dask gives its workers MALLOC_TRIM_THRESHOLD_=65536 so that they hand freed memory back to
+# the OS. Setting it also fixes glibc's mmap threshold at 128 KiB, so every larger array of a
+# point is a fresh mmap whose pages fault in again: measured on 5 points, 300k minor faults
+# and 0.4-0.7 s of system time against 21k and 0.06 s in process, the points' compute 5-20%
+# slower. A point's arrays are reused step after step, so glibc's defaults stay.
+GLIBC_MALLOC = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
 def default_workers() -> int:
@@ -42,7 +48,9 @@ def open_client(workers: int | None = None, scheduler: str | None = None):
             client.close()
         return
     n = workers or default_workers()
-    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **BLAS_ENV}
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+               if k not in GLIBC_MALLOC}
+    environ.update(BLAS_ENV)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR, host="127.0.0.1")

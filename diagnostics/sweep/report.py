@@ -2,21 +2,18 @@
 
 Nothing is recomputed: the page reads only the sweep.json document (and sweep-run.json for
 the provenance block), so `diag sweep` on a finished sweep redraws it in seconds. The look is
-the run report's (report/style.py; Jinja2 with autoescape; PNGs embedded as data URIs).
+the run report's (report/page.py and templates/base.html; PNGs embedded as data URIs).
 """
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-from ..io import atomic_write_bytes, atomic_write_text
+from ..io import atomic_write_text
 from ..numfmt import fmt
-from ..report.style import png_bytes
+from ..report.page import draw_figures, environment
 from . import figures as fg
 from .narrative import failures, opening, setting
 
@@ -79,20 +76,8 @@ def _provenance(folder: Path) -> list[tuple[str, str]]:
 
 def render_sweep_report(folder: str | Path, doc: dict, title: str | None = None) -> Path:
     folder = Path(folder)
-    figures = []
-    for spec in FIGURES:
-        png_path = folder / "figures" / f"{spec.slug}.png"
-        sel = spec.select(doc)
-        if isinstance(sel, str):
-            png_path.unlink(missing_ok=True)
-            figures.append({"spec": spec, "note": sel, "src": None})
-            continue
-        png = png_bytes(spec.draw(**sel))
-        atomic_write_bytes(png_path, png)
-        figures.append({"spec": spec, "note": None, "file": f"figures/{spec.slug}.png",
-                        "src": "data:image/png;base64," + base64.b64encode(png).decode("ascii")})
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    figures = draw_figures(FIGURES, doc, folder)
+    env = environment(TEMPLATES)
     has = lambda key: any(c[key] for g in doc["groups"] for c in g["cells"])  # noqa: E731
     page = env.get_template("sweep.html").render(
         name=doc["sweep"], title=title or doc["sweep"], case=doc.get("case"), quick=bool(doc.get("quick")),

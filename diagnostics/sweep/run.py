@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import atomic_write_json
+from ..regression.baseline import GateResult
 from .aggregate import aggregate
-from .baseline import SweepGate, gate
+from .baseline import gate
 from .engine import Outcome, run_points
 from .runinfo import sweep_run_document
 
@@ -24,7 +25,7 @@ class SweepResult:
     folder: Path
     doc: dict
     outcome: Outcome
-    gate: SweepGate
+    gate: GateResult
     page: Path | None = None
     report_error: str | None = None
 

@@ -9,9 +9,13 @@ second rename fails, the first is undone, so a failed swap leaves the previous f
 
 The staging folder is a hidden ".<name>.staging-*" beside the run folder, never in the system
 temp folder: a rename between two folders can fail (EXDEV) even where both report the same
-st_dev (two bind mounts of one file system), and one inside a single folder cannot. A run that
-is killed (SIGKILL, power loss) leaves that hidden folder behind; any other failure removes it
-(`discard`).
+st_dev (two bind mounts of one file system), and one inside a single folder cannot. Any
+failure but a kill removes it (`discard`). A run that is killed (SIGKILL, power loss) leaves
+it behind, so the writer holds an flock on it for as long as it lives (the kernel drops the
+lock with the process), and the next staging_dir for the same name removes every sibling it
+can lock: those nobody is writing. A folder is locked before it takes the ".staging-" name
+(it is made as ".<name>.new-*" and renamed), so a live one is never seen unlocked. Without
+fcntl (Windows) nothing is removed.
 
     stage = staging_dir(final)     # write the run into stage
     try:
@@ -29,17 +33,82 @@ import secrets
 import shutil
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:          # Windows: no flock, no clean-up of killed runs' folders
+    fcntl = None
+
 from .io import create_unique
 
 RENAME_EXCHANGE = 2   # linux/fs.h
 AT_FDCWD = -100
 
 
+_LOCKS: dict[str, int] = {}   # staging folder -> the open descriptor that holds its flock
+
+
+def _lock(folder: Path) -> int | None:
+    """An open descriptor of `folder` holding an exclusive flock on it, or None if another
+    process holds one (or the platform has no flock)."""
+    if fcntl is None:
+        return None
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _unlock(stage: Path) -> None:
+    fd = _LOCKS.pop(str(stage), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def remove_abandoned(final: Path) -> list[Path]:
+    """Remove the staging folders of `final` that no living process writes (killed runs');
+    returns them."""
+    final, gone = Path(final), []
+    if fcntl is None or not final.parent.is_dir():
+        return gone
+    for p in final.parent.glob(f".{final.name}.staging-*"):
+        if str(p) in _LOCKS or not p.is_dir():
+            continue
+        try:
+            fd = _lock(p)
+        except OSError:          # gone meanwhile, or not ours to open
+            continue
+        if fd is None:
+            continue
+        try:
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+        finally:
+            os.close(fd)
+    return gone
+
+
 def staging_dir(final: Path) -> Path:
+    """A new, empty staging folder beside `final`, locked for as long as this process lives
+    or until swap_in / discard; abandoned ones of the same name are removed first."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(final)
     # mode 0777 less the umask, as a plain mkdir would give (mkdtemp's would be 0700)
-    stage, _ = create_unique(final.parent, f".{final.name}.staging-", "", lambda p: os.mkdir(p, 0o777))
+    new, _ = create_unique(final.parent, f".{final.name}.new-", "", lambda p: os.mkdir(p, 0o777))
+    fd = _lock(new) if fcntl is not None else None
+    stage = new.with_name(new.name.replace(".new-", ".staging-", 1))
+    try:
+        os.rename(new, stage)    # the lock goes with the folder: a ".staging-" name is never unlocked
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if fd is not None:
+        _LOCKS[str(stage)] = fd
     return stage
 
 
@@ -66,9 +135,11 @@ def swap_in(stage: Path, final: Path) -> None:
     stage, final = Path(stage), Path(final)
     if not final.exists():
         os.rename(stage, final)
+        _unlock(stage)
         return
     if _exchange(stage, final):
         shutil.rmtree(stage, ignore_errors=True)    # `stage` now holds the old folder
+        _unlock(stage)
         return
     old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
     os.rename(final, old)
@@ -77,8 +148,10 @@ def swap_in(stage: Path, final: Path) -> None:
     except BaseException:
         os.rename(old, final)    # put the previous report back before reporting the failure
         raise
+    _unlock(stage)
     shutil.rmtree(old, ignore_errors=True)
 
 
 def discard(stage: Path) -> None:
     shutil.rmtree(stage, ignore_errors=True)
+    _unlock(stage)

@@ -93,6 +93,46 @@ def test_a_swap_replaces_the_folder_whole(tmp_path, monkeypatch, exchange):
     assert [p.name for p in tmp_path.iterdir()] == ["case"]
 
 
+_WRITER = """
+import sys, time
+from diagnostics import publish
+stage = publish.staging_dir(sys.argv[1])
+(stage / "curves.json").write_text("half a run")
+print(stage, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(publish.fcntl is None, reason="no flock on this platform")
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run_and_a_live_one_is_not(tmp_path):
+    """A run killed with SIGKILL cannot remove its staging folder; the next run of the same
+    case does, but never the folder of a run still writing."""
+    import signal
+    import subprocess
+    import sys
+    final = tmp_path / "case"
+    _report(final, "old")
+    before = _tree(final)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(final)], stdout=subprocess.PIPE, text=True)
+    try:
+        abandoned = Path(writer.stdout.readline().strip())
+        assert abandoned.parent == tmp_path and abandoned.name.startswith(".case.staging-")
+        mine = publish.staging_dir(final)          # the writer lives: its folder stays
+        assert abandoned.is_dir() and (abandoned / "curves.json").is_file()
+        publish.discard(mine)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+    assert abandoned.is_dir()                      # killed: nothing removed it
+    stage = publish.staging_dir(final)             # the next run of the case
+    assert not abandoned.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["case", stage.name])
+    publish.discard(stage)
+    assert _tree(final) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["case"]
+
+
 # --- 2. file and folder modes follow the umask, which is never changed --------------------
 
 @pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])

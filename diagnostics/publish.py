@@ -71,16 +71,14 @@ def remove_abandoned(final: Path) -> list[Path]:
     """Remove the staging folders of `final` that no living process writes (killed runs');
     returns them."""
     final, gone = Path(final), []
-    if fcntl is None or not final.parent.is_dir():
-        return gone
     for p in final.parent.glob(f".{final.name}.staging-*"):
-        if str(p) in _LOCKS or not p.is_dir():
+        if str(p) in _LOCKS:     # this process's own
             continue
         try:
             fd = _lock(p)
-        except OSError:          # gone meanwhile, or not ours to open
+        except OSError:          # gone meanwhile, not a folder, or not ours to open
             continue
-        if fd is None:
+        if fd is None:           # a living writer holds it (or no flock here)
             continue
         try:
             shutil.rmtree(p, ignore_errors=True)
@@ -98,7 +96,7 @@ def staging_dir(final: Path) -> Path:
     remove_abandoned(final)
     # mode 0777 less the umask, as a plain mkdir would give (mkdtemp's would be 0700)
     new, _ = create_unique(final.parent, f".{final.name}.new-", "", lambda p: os.mkdir(p, 0o777))
-    fd = _lock(new) if fcntl is not None else None
+    fd = _lock(new)
     stage = new.with_name(new.name.replace(".new-", ".staging-", 1))
     try:
         os.rename(new, stage)    # the lock goes with the folder: a ".staging-" name is never unlocked

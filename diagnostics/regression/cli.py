@@ -21,15 +21,20 @@ def _bad(msg: str) -> None:
     sys.exit(2)
 
 
+def _tolerances(cls, values: dict):
+    """cls(**values), or exit 2 naming the command-line option a value was wrong for."""
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        _bad(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].lower()}, got {err.get('input')!r}")
+
+
 def _check_sweeps(current, baseline, decades, successes, all_rows) -> None:
     from ..sweep.baseline import check_files
     from ..sweep.tolerances import SweepTolerances
     given = {k: v for k, v in (("decades", decades), ("successes", successes)) if v is not None}
-    try:
-        tol = SweepTolerances(**given)
-    except ValidationError as e:
-        err = e.errors()[0]
-        _bad(f"--{err['loc'][0]}: {err['msg'].lower()}, got {err.get('input')!r}")
+    tol = _tolerances(SweepTolerances, given)
     try:
         text, ok = check_files(current, baseline, tol, all_rows)
     except BadCurves as e:
@@ -75,12 +80,7 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
             start = resolve(case_file).case.tolerances.model_dump()
         except CaseError as e:
             _bad("\n".join(e.lines))
-    try:
-        tol = Tolerances(**{**start, **{k: v for k, v in given.items() if v is not None}})
-    except ValidationError as e:
-        err = e.errors()[0]
-        name = "--" + str(err["loc"][0]).replace("_", "-")
-        _bad(f"{name}: {err['msg'].lower()}, got {err.get('input')!r}")
+    tol = _tolerances(Tolerances, {**start, **{k: v for k, v in given.items() if v is not None}})
     try:
         cur = load_curves(current)
         base = load_curves(baseline)

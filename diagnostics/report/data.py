@@ -68,6 +68,11 @@ class RunData:
         return self.checkpoints[-1] if self.checkpoints else 0
 
     @property
+    def when(self) -> str:
+        """The figures' title words for the checkpoint they show."""
+        return "at initialisation" if self.last_checkpoint == 0 else f"after {self.last_checkpoint} training steps"
+
+    @property
     def primary_norm(self) -> str:
         """The norm summaries read (documents.primary_norm), in the order the probe listed them."""
         listed = (self.run.get("probe_plan") or {}).get("norms") or self.norms()
@@ -98,7 +103,8 @@ class RunData:
                 return log_array(b.get("log10"))
         return None
 
-    def _items(self, key: str, cell: str, checkpoint: int | None = None) -> list[dict]:
+    def items(self, key: str, cell: str, checkpoint: int | None = None) -> list[dict]:
+        """The items of curves.json's `key` list for `cell` (at `checkpoint` if given)."""
         out = [it for it in (self.curves.get(key) or []) if it.get("cell") == cell]
         if checkpoint is not None:
             out = [it for it in out if int(it.get("checkpoint", -1)) == checkpoint]
@@ -106,7 +112,7 @@ class RunData:
 
     def tk_map(self, cell: str, checkpoint: int, path: str = "a"):
         """(anchors (A,), (A, K) log10 median, norm) or None."""
-        for it in self._items("tk_map", cell, checkpoint):
+        for it in self.items("tk_map", cell, checkpoint):
             if it.get("path", "a") == path:
                 rows = [log_array(r, null=np.nan) for r in it.get("log10_median", [])]
                 if not rows:
@@ -121,14 +127,14 @@ class RunData:
     def xy_by_checkpoint(self, key: str, xkey: str, cell: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """grad_flow (xkey "t") or temporal_components (xkey "lags"): checkpoint -> (x, log10 y)."""
         return {int(it.get("checkpoint", 0)): (num_array(it.get(xkey)), log_array(it.get("log10")))
-                for it in self._items(key, cell)}
+                for it in self.items(key, cell)}
 
     def lyapunov(self, cell: str, checkpoint: int) -> np.ndarray | None:
-        items = self._items("lyapunov", cell, checkpoint)
+        items = self.items("lyapunov", cell, checkpoint)
         return log_array(items[0].get("exponents")) if items else None
 
     def training(self, cell: str) -> dict | None:
-        items = self._items("training", cell)
+        items = self.items("training", cell)
         return items[0] if items else None
 
     def has(self, key: str) -> bool:
@@ -142,6 +148,15 @@ class RunData:
     @property
     def name(self) -> str:
         return str(self.case.get("name") or self.curves.get("case") or "unnamed case")
+
+    @property
+    def imported(self) -> dict:
+        """label -> the weight file it was read from, for cells whose weights were imported."""
+        return dict((self.run.get("files") or {}).get("imported") or {})
+
+    def cell_doc(self, label: str) -> str | None:
+        """A registered cell's class docstring, as run.json recorded it."""
+        return next((c.get("doc") for c in self.run.get("cells", []) if c.get("label") == label), None)
 
     def cell_options(self, label: str) -> dict:
         for c in self.run.get("cells", []):

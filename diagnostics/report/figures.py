@@ -64,10 +64,6 @@ def _curve_dict(c) -> dict:
     return {"median": c.median, "q25": c.q25, "q75": c.q75}
 
 
-def _at(d: RunData) -> str:
-    return "at initialisation" if d.last_checkpoint == 0 else f"after {d.last_checkpoint} training steps"
-
-
 def _bound(d: RunData, cell: str, ck: int):
     """The Pascanu bound for the norm drawn: (γ σ_max)^k holds for the spectral norm; for the
     Frobenius norm the bound that holds is √n times it (‖J‖_F <= √n ‖J‖_2)."""
@@ -93,7 +89,7 @@ def select_decay(d: RunData):
     lag = d.run.get("task_lag")
     return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
             "task_lag": float(lag) if isinstance(lag, (int, float)) and not isinstance(lag, bool) else None,
-            "title": f"How fast {JAC} shrinks with the lag k ({_at(d)})"}
+            "title": f"How fast {JAC} shrinks with the lag k ({d.when})"}
 
 
 def select_memory(d: RunData):
@@ -105,7 +101,7 @@ def select_memory(d: RunData):
         cells[cell] = {p: _curve_dict(d.curve(cell, ck, p)) for p in paths if d.curve(cell, ck, p)}
     if not cells:
         return "No cell in this case carries a memory c⟨t⟩ (no LSTM), so there are no c paths to show."
-    return {"lags": d.lags, "cells": cells, "norm": d.primary_norm, "title": f"Memory paths of the gated cells ({_at(d)})"}
+    return {"lags": d.lags, "cells": cells, "norm": d.primary_norm, "title": f"Memory paths of the gated cells ({d.when})"}
 
 
 def select_checkpoints(d: RunData):
@@ -128,7 +124,7 @@ def select_tk(d: RunData):
             maps[cell], norm = (d.lags, m[0], m[1]), m[2]
     if not maps:
         return "No (t, k) map with two or more anchor steps t in curves.json (probe.tk_map off or one anchor)."
-    return {"maps": maps, "norm": norm, "title": f"Decay at every anchor step t ({_at(d)})"}
+    return {"maps": maps, "norm": norm, "title": f"Decay at every anchor step t ({d.when})"}
 
 
 def _xy_select(key: str, xkey: str, what: str):
@@ -166,7 +162,7 @@ def select_lyapunov(d: RunData):
     if not spectra:
         return "No Lyapunov spectrum in curves.json (probe.lyapunov is 0)."
     return {"spectra": spectra, "colours": cell_colours(d.cells),
-            "title": f"Lyapunov spectrum ({_at(d)})"}
+            "title": f"Lyapunov spectrum ({d.when})"}
 
 
 def select_norms(d: RunData):
@@ -179,7 +175,7 @@ def select_norms(d: RunData):
         if s is not None:
             cells[cell] = {"spectral": s.median, "frobenius": None if f is None else f.median}
     return {"lags": d.lags, "cells": cells, "colours": cell_colours(d.cells),
-            "title": f"Spectral against Frobenius norm of {JAC} ({_at(d)})"}
+            "title": f"Spectral against Frobenius norm of {JAC} ({d.when})"}
 
 
 def _titled(fn, title):

@@ -29,7 +29,7 @@ def _pname(p: str) -> str:
 @styled
 def sensitivity_by_lag(panels: Mapping[str, Mapping[str, dict]], colours: Mapping[str, str], title: str) -> Figure:
     """Figure 10: per recurrent parameter θ, log10 RMS ||(∂a⟨t⟩/∂a⟨t−k⟩)(∂⁺a⟨t−k⟩/∂θ)||_F over k.
-    panels[θ][label] = {"lags", "rms", "q25", "q75": (K,)}."""
+    panels[θ][label] = {"lags", "rms": (K,)}."""
     n = len(panels)
     ncols = min(n, 3)
     fig = new_figure(11.0, 3.9 * math.ceil(n / ncols) + 0.6)

@@ -89,15 +89,14 @@ def cell_blocks(d: RunData) -> list[dict]:
     for cell in d.cells:
         kind = d.kinds.get(cell, "?")
         opts = d.cell_options(cell)
-        doc = next((c.get("doc") for c in d.run.get("cells", []) if c.get("label") == cell), None)
-        eqs, words = cell_equations(kind, opts, doc)
+        eqs, words = cell_equations(kind, opts, d.cell_doc(cell))
         blocks.append({"label": cell, "kind": kind, "equations": [notation(e) for e in eqs],
                        "words": notation(words), "settings": settings_text(opts)})
     return blocks
 
 
 def _case_facts(d: RunData) -> list[tuple[str, str]]:
-    case = d.case
+    case, imported = d.case, d.imported
     facts = []
     task = case.get("task") or {}
     if task:
@@ -108,11 +107,10 @@ def _case_facts(d: RunData) -> list[tuple[str, str]]:
         facts.append(("training", f"{t.get('steps')} steps, batch {t.get('batch')}, {opt.get('kind', '')} "
                       f"lr {opt.get('lr', '')}, clip {t.get('clip')}, probe at steps {', '.join(map(str, d.checkpoints))}"))
     else:
-        imported = (d.run.get("files") or {}).get("imported") or {}
         facts.append(("training", "none (the probe ran on " + ("the imported weights of " + ", ".join(imported)
                       + (" and the initial weights of the others)" if len(imported) < len(d.cells) else ")")
                       if imported else "the initial weights)")))
-    for label, source in ((d.run.get("files") or {}).get("imported") or {}).items():
+    for label, source in imported.items():
         facts.append((f"weights of {label}", source))
     probe = case.get("probe") or {}
     if probe:
@@ -153,7 +151,7 @@ def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict 
         checkpoint_rows=checkpoint_rows(d), figures=figures, decades=fmt(DECADES, "g", "—"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
         provenance=_provenance(d), opening=[notation(x) for x in opening(d.curves, d.run.get("summary") or [],
-                                              ((d.run.get("files") or {}).get("imported") or {}).keys())],
+                                              d.imported.keys())],
         warnings=[notation(x) for x in warnings(d.curves)])
     out = run_dir / "index.html"
     atomic_write_text(out, page)

@@ -21,28 +21,19 @@ from .style import OKABE_ITO, cell_colours
 MEMORY_OPTIONS = ("r_min", "r_max", "recurrent_init", "label")
 
 
-def _items(d: RunData, cell: str, ck: int) -> list[dict]:
-    return [it for it in (d.curves.get("sensitivity") or []) if it.get("cell") == cell and int(it.get("checkpoint", -1)) == ck]
-
-
-def _at(d: RunData) -> str:
-    return "at initialisation" if d.last_checkpoint == 0 else f"after {d.last_checkpoint} training steps"
-
-
 def select_by_lag(d: RunData):
     ck, panels = d.last_checkpoint, {}
     for cell in d.cells:
-        for it in _items(d, cell, ck):
+        for it in d.items("sensitivity", cell, ck):
             if it.get("kind") != "sensitivity":
                 continue
             lg = it.get("log10") or {}
             panels.setdefault(it["parameter"], {})[cell] = {
-                "lags": np.asarray(it.get("lags", []), dtype=float),
-                **{k: log_array(lg.get(k)) for k in ("rms", "q25", "q75")}}
+                "lags": np.asarray(it.get("lags", []), dtype=float), "rms": log_array(lg.get("rms"))}
     if not panels:
         return "No sensitivity in curves.json (set probe.sensitivity: true to measure it)."
     return {"panels": panels, "colours": cell_colours(d.cells),
-            "title": f"Each lag's part of the sensitivity ({_at(d)})"}
+            "title": f"Each lag's part of the sensitivity ({d.when})"}
 
 
 def closed_form_kind(kind: str, opts: dict) -> str | None:
@@ -99,7 +90,7 @@ def select_memory(d: RunData):
     for cell in d.cells:
         c = d.curve(cell, ck)
         mem = None if c is None else c.fit.get("factor")
-        items = _items(d, cell, ck)
+        items = d.items("sensitivity", cell, ck)
         if mem is None or not items or not 0 < mem < 1:
             continue
         kind, opts = d.kinds.get(cell, "?"), d.cell_options(cell)
@@ -124,4 +115,4 @@ def select_memory(d: RunData):
         out[names[key]] = {"memory": mem, "points": {p: np.asarray(v) for p, v in g["points"].items()},
                            "lines": lines, "colour": OKABE_ITO[i % len(OKABE_ITO)]}
     return {"groups": out, "rho": None if inputs is None else inputs[0],
-            "title": f"Sensitivity and state size against the memory |λ| ({_at(d)})"}
+            "title": f"Sensitivity and state size against the memory |λ| ({d.when})"}

@@ -87,7 +87,7 @@ def temporal_components(cell, params, out: Gradients, names=None):
     Returns (lags (T,) ints 0..T-1, components (T, P) flattened over `names`).
     """
     if names is None:   # a cell may name its own (the LRU's ν, θ; minGRU's gate weights)
-        names = cell.recurrent_names(params) if hasattr(cell, "recurrent_names") else recurrent_names(params)
+        names = cell.recurrent_names(params)
     trace, g_out = out.trace, out.g_out
     T, B, S = trace.states.shape
     a_blk = cell.blocks["a"]

@@ -108,7 +108,7 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
     s_init, s_batch, s_eval = np.random.SeedSequence(seed).spawn(3)
     p = {k: np.array(v, dtype=dt, copy=True) for k, v in params.items()}   # writable, own copy
     # the read-out sees the a-block: n units, or the LRU's 2n real coordinates [Re x; Im x]
-    width = getattr(cell, "readout_size", cell.hidden)
+    width = cell.readout_size
     ro = init_readout(np.random.default_rng(s_init), width, task.output_size, dt)
     both = {**{("cell", k): v for k, v in p.items()}, **{("ro", k): v for k, v in ro.items()}}
     opt = make_optimizer(optimizer, both)

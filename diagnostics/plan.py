@@ -75,33 +75,30 @@ def make_plan(case, task, cells, given: tuple[int, int] | None = None) -> ProbeP
     """`given` = (T, B) of the user's own inputs (probe.inputs), which replace the task's
     stream: then the stream is those T steps (one "episode"), the sequences at most B."""
     p, T_ep = case.probe, int(task.length if given is None else given[0])
-    K = default_lags(p, T_ep)
-    if given is not None:
+    K = int(default_lags(p, T_ep))
+    smallest = min(c.state_size for c in cells)
+    m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, smallest)
+    if given is not None:   # the user's T steps are the whole stream, one "episode"
+        stream, sequences = T_ep, min(p.sequences, given[1])
         anchors = tuple(sorted(set(p.anchors))) if p.anchors else (T_ep,)
-        smallest = min(c.state_size for c in cells)
-        m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, smallest)
         ly_steps = min(p.lyapunov_steps if p.lyapunov_steps is not None else T_ep, T_ep)
         tk = p.tk_map.anchors
         tk_anchors = (tuple(sorted(set(tk))) if isinstance(tk, list) else () if tk == 0 or K >= T_ep else
                       tuple(sorted({round(K + (T_ep - K) * i / max(tk - 1, 1)) for i in range(tk)})))
-        paths = tuple(tuple(x for x in dict.fromkeys(p.paths or c.paths) if x in c.paths) for c in cells)
-        return ProbePlan(K=int(K), episode=T_ep, stream=T_ep, anchors=anchors, tk_anchors=tk_anchors,
-                         lyapunov=int(m), lyapunov_steps=int(ly_steps), sequences=min(p.sequences, given[1]),
-                         norms=tuple(dict.fromkeys(p.norms)), paths=paths)
-    if p.anchors:
-        stream = whole_episodes(max(max(p.anchors), K), T_ep)
-        anchors = tuple(sorted(set(p.anchors)))
     else:
-        stream = whole_episodes(K, T_ep)
-        anchors = (stream,)
-    smallest = min(c.state_size for c in cells)
-    m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, smallest)
-    ly_steps = p.lyapunov_steps if p.lyapunov_steps is not None else max(MIN_LYAPUNOV_STEPS, stream)
+        sequences = p.sequences
+        if p.anchors:
+            stream = whole_episodes(max(max(p.anchors), K), T_ep)
+            anchors = tuple(sorted(set(p.anchors)))
+        else:
+            stream = whole_episodes(K, T_ep)
+            anchors = (stream,)
+        ly_steps = p.lyapunov_steps if p.lyapunov_steps is not None else max(MIN_LYAPUNOV_STEPS, stream)
+        tk_anchors = _anchors_tk(p.tk_map.anchors, K, T_ep)
     # a repeated norm or path would give two series with one key; keep the first of each
     paths = tuple(tuple(x for x in dict.fromkeys(p.paths or c.paths) if x in c.paths) for c in cells)
-    return ProbePlan(K=int(K), episode=T_ep, stream=stream, anchors=anchors,
-                     tk_anchors=_anchors_tk(p.tk_map.anchors, int(K), T_ep), lyapunov=int(m),
-                     lyapunov_steps=int(ly_steps), sequences=p.sequences, norms=tuple(dict.fromkeys(p.norms)),
+    return ProbePlan(K=K, episode=T_ep, stream=stream, anchors=anchors, tk_anchors=tk_anchors, lyapunov=int(m),
+                     lyapunov_steps=int(ly_steps), sequences=sequences, norms=tuple(dict.fromkeys(p.norms)),
                      paths=paths, sensitivity=bool(p.sensitivity))
 
 

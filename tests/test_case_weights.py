@@ -104,3 +104,24 @@ def test_inputs_of_the_wrong_size_or_rank(tmp_path):
         (tmp_path / "c.yaml").write_text(yaml.safe_dump(case))
         res = invoke("validate", tmp_path / "c.yaml")
         assert res.exit_code == 2 and "probe.inputs: " in res.output and part in res.output, res.output
+
+
+def test_the_users_inputs_keep_every_other_probe_setting(tmp_path):
+    """probe.inputs replaces the task's stream and nothing else: sensitivity, norms and paths
+    are planned as without it (the sensitivity was once dropped)."""
+    from diagnostics.runner import compute
+    from diagnostics.spec import resolve
+    np.save(tmp_path / "seqs.npy", np.random.default_rng(0).normal(size=(15, 3, 2)))
+    case = {"name": "own", "task": {"kind": "none", "length": 15, "input_size": 2},
+            "cells": [{"kind": "rnn", "hidden": 3}],
+            "probe": {"lags": 10, "lyapunov": 0, "tk_map": {"anchors": 0}, "sensitivity": True,
+                      "norms": ["spectral", "frobenius"], "paths": ["a"]}}
+    (tmp_path / "task.yaml").write_text(yaml.safe_dump(case))
+    case["probe"]["inputs"] = "seqs.npy"
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump(case))
+    theirs, own = resolve(tmp_path / "task.yaml").plan, resolve(tmp_path / "own.yaml").plan
+    assert own.sensitivity and own.sensitivity == theirs.sensitivity
+    assert (own.norms, own.paths, own.K) == (theirs.norms, theirs.paths, theirs.K)
+    assert (own.stream, own.sequences) == (15, 3)
+    curves = compute(resolve(tmp_path / "own.yaml"), show=False).curves
+    assert curves["sensitivity"], "no sensitivity measured on the user's inputs"

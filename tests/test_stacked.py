@@ -106,3 +106,21 @@ def test_bad_stacks_name_the_problem():
         Stacked((a, b))
     with pytest.raises(ValueError, match="^layers: must be a non-empty tuple of cells"):
         Stacked(())
+
+
+@pytest.mark.parametrize("top", ["lstm", "slstm"])
+def test_the_top_layers_direct_memory_path_is_the_stacks(top):
+    """c_direct of a stack is its top layer's, whichever hook the top layer declares it with
+    (the LSTM's direct_memory_log, the sLSTM's log_diagonal): the same curve as the layer
+    probed alone on the inputs the layer below gives it."""
+    from diagnostics.cells.unroll import unroll
+    cells = (make_cell("rnn", input_size=3, hidden=4), make_cell(top, input_size=4, hidden=4))
+    cell = Stacked(cells)
+    params = cell.init(np.random.default_rng(0))
+    assert "c_direct" in cell.paths
+    xs = np.random.default_rng(1).normal(size=(12, 2, 3))
+    res = probe(cell, params, xs, lags=8, workers=1)
+    below = unroll(cells[0], cell.layer_params(params, 0), xs).states[:, :, cells[0].blocks["a"]]
+    alone = probe(cells[1], cell.layer_params(params, 1), below, lags=8, paths=["c_direct"], workers=1)
+    for norm in ("spectral", "frobenius"):
+        np.testing.assert_array_equal(res.log10[("c_direct", norm)], alone.log10[("c_direct", norm)])

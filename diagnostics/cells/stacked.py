@@ -156,9 +156,13 @@ class Stacked(Cell):
                 gl[:, self.layers[k - 1].blocks["a"]] += g_x
         return g_prev, grads, g_x
 
-    def direct_memory_log(self, params, cache):
+    def log_diagonal(self, params, cache):
+        """The top layer's direct memory path, whichever hook declares it (the LSTM's
+        direct_memory_log, the sLSTM's own log_diagonal); the layers' other diagonal paths
+        are not the stack's, whose a and c are blocks of a dense product."""
         top = len(self.layers) - 1
-        return self.layers[-1].direct_memory_log(self.layer_params(params, top), cache.layers[top])
+        lg = self.layers[-1].log_diagonal(self.layer_params(params, top), cache.layers[top])
+        return {"c_direct": lg["c_direct"]} if lg and "c_direct" in lg else None
 
     def describe(self) -> dict:
         return {"kind": self.kind, "layers": [c.describe() for c in self.layers]}

@@ -83,10 +83,20 @@ class KahanSum:
 
 def chain(logs: Iterator[dict], K: int, paths, norms, out, a_i) -> None:
     """Running sums of ln|d| over lags k = 1..K (one dict {path: (B, m)} per lag, lag 1
-    first) and their log10 norms, written into out[(path, norm)][a_i, :, k - 1]."""
-    run = {}
+    first) and their log10 norms, written into out[(path, norm)][a_i, :, k - 1]. Paths a
+    cell gives one array for (the LRU's a and state) are summed once and their rows copied."""
+    run, same = {}, {}
     for k, lg in zip(range(1, K + 1), logs):
+        if k == 1:   # path -> the first path sharing its array
+            same = {p: next(q for q in paths if lg[q] is lg[p]) for p in paths}
         for p in paths:
+            q = same[p]
+            if q != p:
+                if lg[p] is not lg[q]:
+                    raise ValueError(f"log_diagonal: paths {q} and {p} shared one array at lag 1 but not at lag {k}")
+                for norm in norms:
+                    out[(p, norm)][a_i, :, k - 1] = out[(q, norm)][a_i, :, k - 1]
+                continue
             v = np.asarray(lg[p], dtype=float)
             if p not in run:
                 run[p] = KahanSum(v)

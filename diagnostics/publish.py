@@ -67,11 +67,11 @@ def _unlock(stage: Path) -> None:
         os.close(fd)
 
 
-def remove_abandoned(final: Path) -> list[Path]:
-    """Remove the staging folders of `final` that no living process writes (killed runs');
-    returns them."""
-    final, gone = Path(final), []
-    for p in final.parent.glob(f".{final.name}.staging-*"):
+def remove_abandoned(folder: Path, name: str = "*") -> list[Path]:
+    """Remove the staging folders in `folder` (of the run folder `name`, or of any) that no
+    living process writes (killed runs'); returns them."""
+    gone = []
+    for p in Path(folder).glob(f".{name}.staging-*"):
         if str(p) in _LOCKS:     # this process's own
             continue
         try:
@@ -88,12 +88,14 @@ def remove_abandoned(final: Path) -> list[Path]:
     return gone
 
 
-def staging_dir(final: Path) -> Path:
+def staging_dir(final: Path, clean: bool = True) -> Path:
     """A new, empty staging folder beside `final`, locked for as long as this process lives
-    or until swap_in / discard; abandoned ones of the same name are removed first."""
+    or until swap_in / discard; abandoned ones of the same name are removed first (clean=False:
+    the caller has cleaned the whole folder once, as a sweep does before writing its points)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(final)
+    if clean:
+        remove_abandoned(final.parent, final.name)
     # mode 0777 less the umask, as a plain mkdir would give (mkdtemp's would be 0700)
     new, _ = create_unique(final.parent, f".{final.name}.new-", "", lambda p: os.mkdir(p, 0o777))
     fd = _lock(new)

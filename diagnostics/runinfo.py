@@ -51,11 +51,16 @@ def _files(spec) -> dict:
     named += [spec.case.probe.inputs] if spec.case.probe.inputs else []
     for name in dict.fromkeys(named):
         p = spec.base_dir / name
-        out[name] = {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
+        data = p.read_bytes()
+        out[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     for label, feed in zip(spec.labels, spec.feeds or ()):
         if feed is not None:
             out.setdefault("imported", {})[label] = feed.source
     return out
+
+
+def rounded_timings(timings: dict) -> dict:
+    return {k: round(v, 3) for k, v in timings.items()}
 
 
 def run_document(spec, summary, timings) -> dict:
@@ -64,7 +69,7 @@ def run_document(spec, summary, timings) -> dict:
     plan = spec.plan
     return {"format": RUN, "case": spec.resolved(), "seed": spec.case.seed, "quick": spec.quick,
             "case_file": str(spec.path) if spec.path else None,
-            "versions": versions(), "timings": {k: round(v, 3) for k, v in timings.items()},
+            "versions": versions(), "timings": rounded_timings(timings),
             "machine": machine(), "command": " ".join(["diag"] + sys.argv[1:]),
             "summary": summary,
             "cells": [{"label": label, "kind": cell.kind,

@@ -33,7 +33,7 @@ from .metrics import pascanu_bound
 from .plan import ProbePlan
 from .probing import probe
 from .publish import discard, staging_dir, swap_in
-from .runinfo import run_document
+from .runinfo import rounded_timings, run_document
 from .sensitivity import state_sensitivity
 from .spec import RunSpec
 
@@ -167,12 +167,13 @@ def run_to_folder(spec: RunSpec, out: Path, *, report: bool = True, show: bool =
     error = None
     try:
         atomic_write_json(stage / "curves.json", result.curves)
+        run = run_document(spec, result.summary, result.timings)   # once: it hashes the files read
         if report:   # the page is drawn from the documents in memory, before run.json exists
             t0 = time.perf_counter()
-            error = _render(stage, result.curves, run_document(spec, result.summary, result.timings))
+            error = _render(stage, result.curves, run)
             result.timings["report"] = time.perf_counter() - t0
+            run["timings"] = rounded_timings(result.timings)
         # run.json last, once: a run.json on disk means the folder is complete
-        run = run_document(spec, result.summary, result.timings)
         atomic_write_json(stage / "run.json", run)
         swap_in(stage, final)
     finally:

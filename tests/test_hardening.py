@@ -133,6 +133,19 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run_and_a_live_one_
     assert [p.name for p in tmp_path.iterdir()] == ["case"]
 
 
+@pytest.mark.skipif(publish.fcntl is None, reason="no flock on this platform")
+def test_a_sweep_cleans_its_points_folder_once_and_keeps_its_own_stages(tmp_path):
+    """remove_abandoned(folder) takes every run name's abandoned stage at once (a sweep calls
+    it before writing points, then stages with clean=False); a stage this process holds stays."""
+    for name in ("p1", "p2"):
+        (tmp_path / f".{name}.staging-0123").mkdir()
+    mine = publish.staging_dir(tmp_path / "p3", clean=False)
+    gone = publish.remove_abandoned(tmp_path)
+    assert sorted(p.name for p in gone) == [".p1.staging-0123", ".p2.staging-0123"]
+    assert [p.name for p in tmp_path.iterdir()] == [mine.name]
+    publish.discard(mine)
+
+
 # --- 2. file and folder modes follow the umask, which is never changed --------------------
 
 @pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import atomic_write_json
-from ..publish import discard, staging_dir, swap_in
+from ..publish import discard, remove_abandoned, staging_dir, swap_in
 
 POINTS = "points"
 
@@ -72,7 +72,7 @@ def write_point(folder: Path, point, result: dict, command: str) -> None:
     run = dict(result["run"])
     run["command"] = command
     run["sweep_point"] = {"index": point.index, "id": point.id, "values": point.values}
-    stage = staging_dir(final)
+    stage = staging_dir(final, clean=False)   # run_points cleaned points/ once
     try:
         atomic_write_json(stage / "curves.json", result["curves"])
         atomic_write_json(stage / "run.json", run)
@@ -97,6 +97,7 @@ def run_points(sweep, folder: Path, *, workers: int | None = None, scheduler: st
     from .cluster import open_client
     folder = Path(folder)
     command = command or " ".join(["diag"] + sys.argv[1:])
+    remove_abandoned(folder / POINTS)   # a killed sweep's half-written points, once, not per point
     todo = [p for p in sweep.points if not finished(folder, p.id)]
     out = Outcome(total=len(sweep.points), skipped=len(sweep.points) - len(todo))
     if not todo:

@@ -63,10 +63,10 @@ def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
     else:
         when = "at initialisation"
     phrases: list[str] = []
-    within = [c for c in rows if (y := _median(curves, c, rows[c]["checkpoint"], norm)) and
-              not math.isinf(y[0]) and not math.isinf(y[-1]) and abs(y[-1] - y[0]) <= WITHIN]
-    for c in rows:
-        y = _median(curves, c, rows[c]["checkpoint"], norm)
+    ys = {c: _median(curves, c, rows[c]["checkpoint"], norm) for c in rows}
+    # an infinite end gives inf or NaN here, never <= WITHIN
+    within = [c for c, y in ys.items() if y and abs(y[-1] - y[0]) <= WITHIN]
+    for c, y in ys.items():
         if y and c not in within:
             phrases.append(_decay_phrase(c, y))
     if within:   # one phrase for all the cells it fits
@@ -90,14 +90,13 @@ def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
                         "(ρ > 1)." if growing else "."))
     # the honest contrast: cells whose gradient survives the lags yet which learned nothing,
     # beside a cell that did learn
-    kept = {c for c in rows if (y := _median(curves, c, rows[c]["checkpoint"], norm)) and abs(y[-1] - y[0]) <= WITHIN}
     learned = [r["cell"] for r in trained if r["final_loss"] > 0 and r["baseline"] / r["final_loss"] >= 1.25]
-    idle = [r["cell"] for r in trained if r["cell"] in kept and r["cell"] not in learned]
+    idle = [r["cell"] for r in trained if r["cell"] in within and r["cell"] not in learned]
     if idle and learned:
-        out.append(f"The {_join(idle)} keep{'s' if len(idle) == 1 else ''} its gradient within one decade over the "
-                   f"{K} lags yet stay{'s' if len(idle) == 1 else ''} at the baseline: a slowly decaying gradient "
-                   "is necessary for learning a long dependency, not sufficient.".replace(
-                       "keep its", "keep their").replace("keeps its", "keeps its"))
+        one = len(idle) == 1
+        out.append(f"The {_join(idle)} {'keeps its' if one else 'keep their'} gradient within one decade over the "
+                   f"{K} lags yet stay{'s' if one else ''} at the baseline: a slowly decaying gradient "
+                   "is necessary for learning a long dependency, not sufficient.")
     return out
 
 

@@ -55,6 +55,12 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return expit(z)
 
 
+def leading_w_names(params) -> list[str]:
+    """The names of the matrices acting on a<t-1>: by convention every cell names them with a
+    leading W (W_a, W), the input ones with U."""
+    return sorted(k for k in params if k.startswith("W"))
+
+
 class Cell:
     """Base class; subclasses are frozen dataclasses whose typed init fields (`input_size`,
     `hidden` and the options) are the cell's one declaration of its options (see
@@ -183,7 +189,7 @@ class Cell:
     def recurrent_names(self, params: Params) -> list[str]:
         """Parameters whose gradient the trainer splits into temporal components: by
         convention those acting on the previous state, named with a leading W."""
-        return sorted(k for k in params if k.startswith("W"))
+        return leading_w_names(params)
 
     @property
     def readout_size(self) -> int:

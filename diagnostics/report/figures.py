@@ -6,27 +6,15 @@ The list FIGURES fixes the order on the page and the PNG file names.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
-from matplotlib.figure import Figure
 
 from . import figures_decay as fd
 from . import figures_sensitivity as fs
 from . import figures_train as ft
 from . import select_sensitivity as ss
 from .data import RunData
+from .page import FigureSpec
 from .style import JAC, cell_colours, checkpoint_colours
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    slug: str                                  # file name figures/<slug>.png
-    title: str                                 # heading on the page
-    caption: str                               # how to read it, in words
-    select: Callable[[RunData], "dict | str"]  # kwargs for draw, or why it is skipped
-    draw: Callable[..., Figure]
 
 
 def fit_line(lags: np.ndarray, median: np.ndarray, fit: dict) -> np.ndarray | None:

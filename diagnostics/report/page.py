@@ -7,6 +7,7 @@ that cannot be drawn from its document is named on the page rather than left sta
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -16,6 +17,16 @@ from ..io import atomic_write_bytes
 from .style import png_bytes
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of a page: it declares the data it needs (select) apart from drawing it."""
+    slug: str                            # file name figures/<slug>.png
+    title: str                           # heading on the page
+    caption: str                         # how to read it, in words
+    select: Callable[..., "dict | str"]  # the page's document -> kwargs for draw, or why it is skipped
+    draw: Callable
 
 
 def draw_figures(specs: Iterable, data, folder: Path, caption: Callable = str) -> list[dict]:

@@ -7,27 +7,15 @@ the run report's (report/page.py and templates/base.html; PNGs embedded as data 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..io import atomic_write_text
 from ..numfmt import fmt
-from ..report.page import draw_figures, environment
+from ..report.page import FigureSpec, draw_figures, environment
 from . import figures as fg
 from .narrative import failures, opening, setting
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    slug: str
-    title: str
-    caption: str
-    select: Callable
-    draw: Callable
-
 
 FIGURES = (
     FigureSpec("success_rates", "Success rate over seeds",

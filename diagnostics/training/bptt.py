@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells.base import leading_w_names
 from ..cells.unroll import Trace, unroll
 from .readout import gather, loss_and_dy, loss_value, readout_backward, readout_forward
 
@@ -71,10 +72,7 @@ def backward_through_time(cell, params, trace: Trace, g_out: np.ndarray):
     return total, flow
 
 
-def recurrent_names(params) -> list[str]:
-    """Names of the recurrent weights: W_a (rnn), W (stacked gated cells). By convention every
-    cell names the matrices acting on a<t-1> with a leading W and the input ones with U."""
-    return sorted(k for k in params if k.startswith("W"))
+recurrent_names = leading_w_names   # the convention's rule, for callers that have no cell
 
 
 def temporal_components(cell, params, out: Gradients, names=None):

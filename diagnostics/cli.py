@@ -16,14 +16,8 @@ from pathlib import Path
 
 import click
 
-from .errors import CaseError
+from .errors import CaseError, fail
 from .version import __version__
-
-
-def _fail(lines, code: int = 2):
-    for line in ([lines] if isinstance(lines, str) else lines):
-        click.echo(f"error: {line}", err=True)
-    sys.exit(code)
 
 
 def _resolve_all(files, quick: bool = False, baseline_anywhere: bool = False):
@@ -32,7 +26,7 @@ def _resolve_all(files, quick: bool = False, baseline_anywhere: bool = False):
     try:
         return resolve_files(files, quick=quick, baseline_anywhere=baseline_anywhere)
     except CaseError as e:
-        _fail(e.lines)
+        fail(e.lines)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,7 +60,7 @@ def run(cases, out, quick, update_baseline, no_report, baseline_anywhere, max_me
     lyapunov_steps -> min(steps, 100). Deterministic; task, cells and seed unchanged.
     """
     if out.exists() and not out.is_dir():
-        _fail(f"--out {out}: exists and is not a folder")
+        fail(f"--out {out}: exists and is not a folder")
     specs = _resolve_all(cases, quick, baseline_anywhere)
     _check_budget(specs, max_memory)
     made = not out.exists()
@@ -77,7 +71,7 @@ def run(cases, out, quick, update_baseline, no_report, baseline_anywhere, max_me
         except KeyboardInterrupt:
             if made and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()    # nothing finished: leave no empty --out behind
-            _fail("interrupted; reports already finished are complete (each is swapped in whole)", 130)
+            fail("interrupted; reports already finished are complete (each is swapped in whole)", 130)
         except Exception as e:  # noqa: BLE001 - a failed run is exit 1 with a message
             if os.environ.get("DIAG_DEBUG"):
                 traceback.print_exc()
@@ -95,10 +89,10 @@ def _check_budget(specs, max_memory) -> None:
         try:
             limit = parse_size(max_memory)
         except ValueError as e:
-            _fail(f"--max-memory: {e}")
+            fail(f"--max-memory: {e}")
     problems = [f"{spec.path}: {line}" for spec in specs if (line := over_budget(spec, limit))]
     if problems:
-        _fail(problems)
+        fail(problems)
 
 
 def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
@@ -161,10 +155,10 @@ def new(name, folder):
     stem = name[:-5] if name.endswith(".yaml") else name
     problem = safe_case_name(stem)
     if problem:
-        _fail(f"NAME: {problem}, got {name!r}")
+        fail(f"NAME: {problem}, got {name!r}")
     path = folder / f"{stem}.yaml"
     if path.exists():
-        _fail(f"{path}: exists; not overwritten (choose another NAME or remove the file)")
+        fail(f"{path}: exists; not overwritten (choose another NAME or remove the file)")
     from .io import atomic_write_text
     atomic_write_text(path, new_case_text(stem))
     click.echo(f"wrote {path}; edit it, then: diag validate {path} && diag run {path}")
@@ -175,13 +169,13 @@ def new(name, folder):
 def report(run_dir):
     """Re-render RUN_DIR/index.html and figures/ from its curves.json + run.json (no recomputation)."""
     if not run_dir.is_dir():
-        _fail(f"{run_dir}: not a folder (expected a run folder holding curves.json and run.json)")
+        fail(f"{run_dir}: not a folder (expected a run folder holding curves.json and run.json)")
     from .report import render_report
     t0 = time.perf_counter()
     try:
         page = render_report(run_dir)
     except ValueError as e:   # a missing or unreadable curves.json / run.json: one line
-        _fail(str(e))
+        fail(str(e))
     click.echo(f"wrote {page} ({time.perf_counter() - t0:.1f} s)")
 
 

@@ -164,3 +164,14 @@ def error_lines(exc: ValidationError, root: type[BaseModel] | None = None, unkno
         if line not in out:
             out.append(line)
     return out
+
+
+def fail(lines, code: int = 2):
+    """The commands' way out on bad input: each line as "error: ..." on stderr, then exit
+    `code` (2, a usage error, unless said)."""
+    import sys
+
+    import click
+    for line in ([lines] if isinstance(lines, str) else lines):
+        click.echo(f"error: {line}", err=True)
+    sys.exit(code)

@@ -13,12 +13,8 @@ from pydantic import ValidationError
 
 from .baseline import BadCurves, load_curves
 from .comparison import compare
+from ..errors import fail
 from ..tolerances import Tolerances
-
-
-def _bad(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(2)
 
 
 def _tolerances(cls, values: dict):
@@ -27,7 +23,7 @@ def _tolerances(cls, values: dict):
         return cls(**values)
     except ValidationError as e:
         err = e.errors()[0]
-        _bad(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].lower()}, got {err.get('input')!r}")
+        fail(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].lower()}, got {err.get('input')!r}")
 
 
 def _check_sweeps(current, baseline, decades, successes, all_rows) -> None:
@@ -38,7 +34,7 @@ def _check_sweeps(current, baseline, decades, successes, all_rows) -> None:
     try:
         text, ok = check_files(current, baseline, tol, all_rows)
     except BadCurves as e:
-        _bad(str(e))
+        fail(str(e))
     click.echo(text)
     sys.exit(0 if ok else 1)
 
@@ -79,13 +75,13 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
         try:
             start = resolve(case_file).case.tolerances.model_dump()
         except CaseError as e:
-            _bad("\n".join(e.lines))
+            fail("\n".join(e.lines))
     tol = _tolerances(Tolerances, {**start, **{k: v for k, v in given.items() if v is not None}})
     try:
         cur = load_curves(current)
         base = load_curves(baseline)
     except BadCurves as e:
-        _bad(str(e))
+        fail(str(e))
     if cur.get("case") != base.get("case"):   # legal (a renamed case), but say it before the verdict
         click.echo(f"note: comparing two different cases: {cur.get('case')!r} ({current}) against "
                    f"{base.get('case')!r} ({baseline})")
@@ -98,7 +94,7 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
         try:
             paths = write_overlays(cmp, cur, base, overlays)
         except OSError as e:
-            _bad(f"--overlays {overlays}: cannot write ({e.strerror})")
+            fail(f"--overlays {overlays}: cannot write ({e.strerror})")
         for p in paths:
             click.echo(f"overlay: {p}")
     sys.exit(1)

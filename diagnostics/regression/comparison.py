@@ -81,7 +81,7 @@ def worst_point(base: list, cur: list, zero: float):
     return worst
 
 
-def _diff(b, c):
+def num_diff(b, c):
     return c - b if _is_num(b) and _is_num(c) else None
 
 
@@ -146,7 +146,7 @@ def _series_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
         if w is None:
             continue
         i, bv, cv, d = w
-        rows.append(Row(f"{name} {stat}", "point", i + 1, bv, cv, _diff(bv, cv), tol.decades,
+        rows.append(Row(f"{name} {stat}", "point", i + 1, bv, cv, num_diff(bv, cv), tol.decades,
                         d <= tol.decades, key))
     # diverged (sequence, anchor) pairs: any change in their count is a change of the run
     # (a file from before the count existed reads as all zeros)
@@ -174,7 +174,7 @@ def _lyapunov_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
     w = worst_point(be, ce, ZERO_LN)
     if w is not None:
         i, bv, cv, d = w
-        rows.append(Row(name, "lyapunov", i + 1, bv, cv, _diff(bv, cv), tol.lyapunov_abs,
+        rows.append(Row(name, "lyapunov", i + 1, bv, cv, num_diff(bv, cv), tol.lyapunov_abs,
                         d <= tol.lyapunov_abs, key))
 
 
@@ -196,7 +196,7 @@ def _sensitivity_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
             if w is not None:
                 i, bv, cv, d = w
                 rows.append(Row(f"{name}{part} {stat}", "point", i if part == "" else None, bv, cv,
-                                _diff(bv, cv), tol.decades, d <= tol.decades, key))
+                                num_diff(bv, cv), tol.decades, d <= tol.decades, key))
 
 
 def _loss_points(t: dict) -> dict:

@@ -77,7 +77,7 @@ def _a_series(curves: dict) -> dict:
     return {(s["cell"], s["checkpoint"]): s for s in curves["series"] if s["path"] == "a" and s["norm"] == norm}
 
 
-def _horizon(values: list, n_lags: int) -> dict | None:
+def _horizon(values: list) -> dict | None:
     if not values:
         return None
     v = np.sort(np.array([math.inf if h is None else float(h) for h in values]))
@@ -116,7 +116,7 @@ def _cell_entry(label: str, kind: str, items: list[tuple], failed: int, success,
             "accuracy": quartiles([tr.get("final_accuracy") for tr in trs]),
             "within": quartiles([tr.get("final_within") for tr in trs]),
             "factor": quartiles([last["fit"]["factor"] for _, _, last in items if last]),
-            "horizon": _horizon([last["fit"]["horizon"] for _, _, last in items if last], lags),
+            "horizon": _horizon([last["fit"]["horizon"] for _, _, last in items if last]),
             "curves": _pooled([{ck: s["log10"]["median"] for ck, s in by.items()} for _, by, _ in items], lags)}
 
 

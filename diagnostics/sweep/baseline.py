@@ -17,10 +17,9 @@ from pathlib import Path
 from ..documents import SWEEP, read_document
 from ..io import atomic_write_text, dumps
 from ..regression.baseline import GateResult
-from ..regression.comparison import Comparison, Row, worst_point
+from ..regression.comparison import ZERO_LOG10, Comparison, Row, num_diff, worst_point
 from .tolerances import SweepTolerances
 
-ZERO_LOG10 = -300.0
 SWEEP_BASELINE = "sweep baseline"
 
 
@@ -55,9 +54,9 @@ def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) ->
             continue
         c, b = c_cells[key], b_cells[key]
         rows.append(Row(name, "trials", None, b.get("trials"), c.get("trials"),
-                        _d(b.get("trials"), c.get("trials")), 0, c.get("trials") == b.get("trials"),
+                        num_diff(b.get("trials"), c.get("trials")), 0, c.get("trials") == b.get("trials"),
                         ("cell", key[1], key[0])))
-        d = _d(b.get("successes"), c.get("successes"))
+        d = num_diff(b.get("successes"), c.get("successes"))
         rows.append(Row(name, "successes", None, b.get("successes"), c.get("successes"), d, tol.successes,
                         d is not None and abs(d) <= tol.successes, ("cell", key[1], key[0])))
         b_curves = {x["checkpoint"]: x for x in b.get("curves") or []}
@@ -74,13 +73,8 @@ def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) ->
                 i, bv, cv, diff = w
                 ok = diff <= tol.decades and len(b_curves[ck][stat]) == len(c_curves[ck][stat])
                 rows.append(Row(f"{name} ckpt={ck} pooled {stat}", "point", i + 1, bv, cv,
-                                _d(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
+                                num_diff(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
     return Comparison(rows, tol, subject="sweep")
-
-
-def _d(b, c):
-    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (b, c))
-    return c - b if ok else None
 
 
 def gate(doc: dict, path: str | os.PathLike, tol: SweepTolerances | None = None, *, update: bool = False) -> GateResult:

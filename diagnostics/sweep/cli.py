@@ -11,14 +11,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import CaseError
+from ..errors import CaseError, fail
 from . import MAX_POINTS
-
-
-def _fail(lines, code: int = 2):
-    for line in ([lines] if isinstance(lines, str) else lines):
-        click.echo(f"error: {line}", err=True)
-    sys.exit(code)
 
 
 def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
@@ -39,7 +33,7 @@ def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
             seen.add(line.split(":")[0])
             problems.append(f"{sweep.path}: point {p.index} ({p.describe()}): {line} (per worker)")
     if problems:
-        _fail(problems)
+        fail(problems)
 
 
 @click.command("sweep")
@@ -67,13 +61,13 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
     """
     from .grid import load_sweep
     if workers is not None and scheduler is not None:
-        _fail("--workers: applies to the embedded cluster only; with --scheduler the cluster has its own workers")
+        fail("--workers: applies to the embedded cluster only; with --scheduler the cluster has its own workers")
     if out.exists() and not out.is_dir():
-        _fail(f"--out {out}: exists and is not a folder")
+        fail(f"--out {out}: exists and is not a folder")
     try:
         sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
     except CaseError as e:
-        _fail(e.lines)
+        fail(e.lines)
     _budget(sweep, workers, scheduler)
     from .run import run_sweep
     click.echo(f"== sweep {sweep.name}{' (quick)' if quick else ''}: {len(sweep.points)} points "
@@ -83,9 +77,9 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
         res = run_sweep(sweep, out, workers=workers, scheduler=scheduler, report=not no_report,
                         update_baseline=update_baseline)
     except KeyboardInterrupt:
-        _fail("interrupted; finished points are kept (each written whole): rerun the same command to resume", 130)
+        fail("interrupted; finished points are kept (each written whole): rerun the same command to resume", 130)
     except OSError as e:   # no scheduler at --scheduler, a port refused
-        _fail(f"--scheduler {scheduler}: cannot connect ({e})" if scheduler else f"cluster: {e}", 1)
+        fail(f"--scheduler {scheduler}: cannot connect ({e})" if scheduler else f"cluster: {e}", 1)
     _print(res)
     sys.exit(res.exit_code)
 

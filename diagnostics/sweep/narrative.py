@@ -10,6 +10,7 @@ that these counts cannot tell them apart.
 """
 from __future__ import annotations
 
+from ..narrative import _join
 from ..numfmt import fmt
 from .stats import overlap
 
@@ -96,10 +97,6 @@ def opening(doc: dict) -> list[str]:
         out.append("One trial per setting: each rate is 0 or 1 and its interval is wide; vary the seed "
                    "for rates that can support a claim.")
     return out
-
-
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _entry(group: dict, label: str) -> dict:

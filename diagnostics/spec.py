@@ -63,7 +63,7 @@ class RunSpec:
             p = p if p.is_absolute() else self.base_dir / p
         else:
             p = self.base_dir / "baselines" / f"{self.case.name}.json"
-        return p.with_name(f"{p.stem}.quick{p.suffix or '.json'}") if self.quick else p
+        return quick_baseline(p) if self.quick else p
 
 
 def default_labels(cells) -> list[str]:
@@ -187,34 +187,29 @@ def _read_inputs(case, cells, feeds, base_dir: Path, lines: list[str]):
         return None
 
 
-def _check_baseline(spec: RunSpec) -> None:
-    """`baseline:` stays under the case's folder: `--update-baseline` writes there, and a case
-    file from elsewhere must not be able to point it at /etc or ../../anything."""
-    b = spec.case.baseline
-    if b is None:
-        return
-    inside = not Path(b).is_absolute() and ".." not in Path(b).parts
-    if not inside:
-        raise CaseError([f"baseline: must be a path inside the case's folder ({spec.base_dir}), got {b!r} "
-                         "(diag run --baseline-anywhere allows it)"])
+def quick_baseline(p: Path) -> Path:
+    """A quick run's own baseline beside the full run's: <stem>.quick.json (its lags and steps
+    differ, so it never compares against, or overwrites, the full run's)."""
+    return p.with_name(f"{p.stem}.quick{p.suffix or '.json'}")
+
+
+def baseline_inside(b: str | None) -> bool:
+    """Is a `baseline:` path inside its file's folder (relative, no ".."): a baseline is
+    written there by --update-baseline, and a file from elsewhere must not be able to point
+    that write at /etc or ../../anything."""
+    return b is None or (not Path(b).is_absolute() and ".." not in Path(b).parts)
 
 
 def resolve(source: str | os.PathLike | dict, *, quick: bool = False,
-            base_dir: str | os.PathLike | None = None, baseline_anywhere: bool = False) -> RunSpec:
+            base_dir: str | os.PathLike | None = None) -> RunSpec:
     """A case file's path (or an inline case as a dict, relative paths against `base_dir`)
     -> RunSpec; CaseError(lines) on any problem, each line prefixed with the file."""
     if isinstance(source, dict):
-        spec = build(validate_data(source), quick=quick, base_dir=Path(base_dir) if base_dir else None)
-        if not baseline_anywhere:
-            _check_baseline(spec)
-        return spec
+        return build(validate_data(source), quick=quick, base_dir=Path(base_dir) if base_dir else None)
     p = Path(source)
     raw = read_yaml(p)
     try:
-        spec = build(validate_data(raw), quick=quick, path=p)
-        if not baseline_anywhere:
-            _check_baseline(spec)
-        return spec
+        return build(validate_data(raw), quick=quick, path=p)
     except CaseError as e:
         raise CaseError([f"{p}: {line}" for line in e.lines]) from None
 
@@ -225,9 +220,15 @@ def resolve_files(files, *, quick: bool = False, baseline_anywhere: bool = False
     specs, problems = [], []
     for f in files:
         try:
-            specs.append(resolve(f, quick=quick, baseline_anywhere=baseline_anywhere))
+            spec = resolve(f, quick=quick)
         except CaseError as e:
             problems += e.lines
+            continue
+        specs.append(spec)
+        # only `diag run` writes a case's baseline (the plugin and sweeps keep their own)
+        if not baseline_anywhere and not baseline_inside(spec.case.baseline):
+            problems.append(f"{f}: baseline: must be a path inside the case's folder ({spec.base_dir}), got "
+                            f"{spec.case.baseline!r} (diag run --baseline-anywhere allows it)")
     names: dict[str, str] = {}
     for s in specs:
         if s.name in names:

@@ -19,6 +19,8 @@ BAD = [
     ({"vary": {"cells[0]..hidden": [4]}}, ["vary.cells[0]..hidden", "key path"]),
     ({"vary": {"task.p": [5]}, "sucess": "task"}, ["sucess", "did you mean 'success'"]),
     ({"vary": {"task.p": [5]}, "success": {"within_at_least": 0.9}}, ["success.within_at_least", "latch"]),
+    ({"vary": {"task.p": [5]}, "baseline": "../elsewhere.json"},
+     ["baseline: must be a path inside the sweep file's folder", "'../elsewhere.json'"]),
 ]
 
 
@@ -68,3 +70,12 @@ def test_key_paths_and_the_grid(tmp_path):
 def test_two_values_giving_the_same_case_are_refused(tmp_path):
     with pytest.raises(CaseError, match="same case as point 0"):
         load_sweep(write_sweep(tmp_path / "s", vary={"task.p": [5, 5]}))
+
+
+def test_the_base_cases_own_baseline_key_does_not_stop_a_sweep(tmp_path):
+    """A base case's `baseline:` is only diag run's business (a sweep keeps its own baseline):
+    one outside the case's folder no longer refuses the sweep with a flag it does not have."""
+    path = write_sweep(tmp_path / "s", base={**tiny_case(), "baseline": "../shared/tiny.json"})
+    sweep = load_sweep(path, quick=True)
+    assert len(sweep.points) == 4
+    assert sweep.baseline_path.name == "tiny-sweep.sweep.quick.json"

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import CaseError, error_lines, short
-from ..spec import RunSpec, resolve
+from ..spec import RunSpec, baseline_inside, quick_baseline, resolve
 from ..version import __version__
 from ..yamlfile import read_yaml
 from . import MAX_POINTS
@@ -84,7 +84,7 @@ class Sweep:
         folder = self.path.parent if self.path else self.base_dir
         b = self.file.baseline
         p = folder / b if b else folder / "baselines" / f"{self.name}.sweep.json"
-        return p.with_name(p.name.replace(".json", ".quick.json")) if self.quick else p
+        return quick_baseline(p) if self.quick else p
 
 
 def parse_key(key: str) -> list[str | int]:
@@ -190,6 +190,8 @@ def load_sweep(source: str | os.PathLike | dict, *, quick: bool = False, max_poi
 def _load(source, quick: bool, max_points: int, base_dir) -> Sweep:
     sf, path, _ = _read(source)
     folder = path.parent if path else Path(base_dir or Path.cwd())
+    if not baseline_inside(sf.baseline):   # --update-baseline writes it
+        raise CaseError([f"baseline: must be a path inside the sweep file's folder ({folder}), got {sf.baseline!r}"])
     try:
         base, case_dir = _base(sf, folder)
     except CaseError as e:   # the base file's own lines name it

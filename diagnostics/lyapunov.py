@@ -1,6 +1,7 @@
 """Lyapunov exponents of a cell along a trajectory, by the QR method (REFERENCES item 9).
 
     lyapunov_spectrum(cell, params, xs, m=8, warmup=0, h0=None) -> (m,) natural log per step
+    lyapunov_run(...) -> (the same, did the trajectory stop moving?)
 
 Q_0 is a fixed-seed random orthonormal (S, m) frame. At each step t the frame is pushed
 through the step Jacobian and re-orthonormalised, Q_t R_t = J_t Q_{t-1}, and after `warmup`
@@ -14,19 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def at_fixed_point(cell, params, xs, warmup: int = 0, h0=None, rtol: float = 1e-12) -> bool:
-    """Did the trajectory stop moving? True when, after `warmup`, no step changes any
-    sequence's state by more than rtol (relative to the state's size). There the exponents
-    are the log moduli of one Jacobian's eigenvalues (ln ρ(W) at 0 for a tanh RNN), not the
-    rates along a moving trajectory, and a report must say so."""
-    from .cells.unroll import unroll
-    states = unroll(cell, params, np.asarray(xs, dtype=float), h0).states[warmup:]
-    if states.shape[0] < 2:
-        return False
-    step = np.abs(np.diff(states, axis=0)).max()
-    return bool(np.isfinite(step) and step <= rtol * max(1.0, float(np.abs(states).max())))
-
-
 def state_path(cell) -> str:
     """The path of the state the QR method follows: a<t>, or the whole state ([a<t>; c<t>])
     when the cell carries more than a."""
@@ -35,6 +23,16 @@ def state_path(cell) -> str:
 
 def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None) -> np.ndarray:
     """Top-m Lyapunov exponents (ln per step), largest first, averaged over the batch."""
+    return lyapunov_run(cell, params, xs, m, warmup=warmup, h0=h0)[0]
+
+
+def lyapunov_run(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
+                 rtol: float = 1e-12) -> tuple[np.ndarray, bool]:
+    """(lyapunov_spectrum's exponents, did the trajectory stop moving?). The second is True
+    when, after `warmup`, no step changes any sequence's state by more than rtol (relative to
+    the state's size): there the exponents are the log moduli of one Jacobian's eigenvalues
+    (ln ρ(W) at 0 for a tanh RNN), not the rates along a moving trajectory, and a report must
+    say so. Both come from the one walk along the trajectory."""
     xs = np.asarray(xs, dtype=float)
     if xs.ndim != 3 or xs.shape[2] != cell.input_size:
         raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
@@ -50,12 +48,20 @@ def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None)
     q0, _ = np.linalg.qr(np.random.default_rng(2024).standard_normal((S, m)))
     q = np.broadcast_to(q0, (B, S, m)).copy()
     total = np.zeros((B, m))
+    moved, size = 0.0, 0.0   # after warmup: the largest change of a state in one step; the largest state
     for t in range(T):
+        prev = state
         state, cache = cell.step(params, state, xs[t])
         q, r = np.linalg.qr(np.matmul(cell.jacobian(params, cache), q))
         if t >= warmup:
             with np.errstate(divide="ignore"):   # an exactly singular step gives -inf honestly
                 total += np.log(np.abs(np.diagonal(r, axis1=1, axis2=2)))
+            size = max(size, float(np.abs(state).max()))
+            if t > warmup:   # NaN or inf anywhere means it did not settle: kept as NaN
+                d = float(np.abs(state - prev).max())
+                if not np.isnan(moved):
+                    moved = d if not np.isfinite(d) else max(moved, d)
     lam = total / (T - warmup)
     lam = -np.sort(-lam, axis=1)   # QR order is already largest first once converged
-    return lam.mean(axis=0)
+    fixed = T - warmup >= 2 and bool(np.isfinite(moved) and moved <= rtol * max(1.0, size))
+    return lam.mean(axis=0), fixed

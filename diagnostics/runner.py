@@ -28,7 +28,7 @@ from tqdm import tqdm
 from . import curves as cv
 from .documents import primary_norm
 from .io import atomic_write_json, json_safe
-from .lyapunov import at_fixed_point, lyapunov_spectrum, state_path
+from .lyapunov import lyapunov_run, state_path
 from .metrics import pascanu_bound
 from .plan import ProbePlan
 from .probing import probe
@@ -126,10 +126,9 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
             if plan.lyapunov:
                 # the first fifth lets the QR frame align with the dominant directions; not averaged
                 ly_xs, warm = xs_i[:plan.lyapunov_steps], plan.lyapunov_steps // 5
-                ex = lyapunov_spectrum(cell, params, ly_xs, m=plan.lyapunov, warmup=warm)
+                ex, fixed = lyapunov_run(cell, params, ly_xs, m=plan.lyapunov, warmup=warm)
                 parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": state_path(cell),
-                                          "exponents": ex,
-                                          "fixed_point": at_fixed_point(cell, params, ly_xs, warm)})
+                                          "exponents": ex, "fixed_point": fixed})
             if plan.tk_anchors:
                 rows = _tk_rows(cell, params, xs_i, plan, "a", norm, workers)
                 parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))

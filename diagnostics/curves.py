@@ -36,21 +36,16 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .documents import CURVES
-from .matnorms import log_quantile, not_a_value, value_extremes
+from .matnorms import log_summary, not_a_value
 from .metrics import fit_decay
 from .numfmt import fmt
-
-STATS = (("median", 0.5), ("q25", 0.25), ("q75", 0.75))
 
 
 def pooled_summary(values: np.ndarray) -> dict[str, np.ndarray]:
     """Quantiles over every (anchor, sequence) pair at each lag, values (A, B, K); the pairs
     that are not a number are left out and counted in "nonfinite"."""
     v = np.asarray(values, dtype=float).reshape(-1, values.shape[-1])
-    out = {name: log_quantile(v, q) for name, q in STATS}
-    out["min"], out["max"] = value_extremes(v)
-    out["nonfinite"] = not_a_value(v)
-    return out
+    return {**log_summary(v), "nonfinite": not_a_value(v)}
 
 
 def _fit(lags, median) -> dict[str, Any]:

@@ -327,3 +327,11 @@ def value_extremes(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.nd
         hi = np.where(ok, v, -np.inf).max(axis=axis)
     none = ~ok.any(axis=axis)
     return np.where(none, np.nan, lo), np.where(none, np.nan, hi)
+
+
+def log_summary(values: np.ndarray) -> dict[str, np.ndarray]:
+    """median, q25, q75, min and max over axis 0 of log values (B, K), NaN left out."""
+    v = np.asarray(values, dtype=float)
+    out = {"median": log_quantile(v, 0.5), "q25": log_quantile(v, 0.25), "q75": log_quantile(v, 0.75)}
+    out["min"], out["max"] = value_extremes(v)
+    return out

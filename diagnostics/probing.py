@@ -31,7 +31,7 @@ import numpy as np
 
 from . import diagonal as diag
 from .cells.unroll import unroll
-from .matnorms import SpectralTracker, log_quantile, value_extremes
+from .matnorms import SpectralTracker, log_summary
 from .parallel import can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
@@ -62,8 +62,7 @@ class ProbeResult:
         if key not in self.log10:
             raise KeyError(f"path/norm: {path!r}/{norm!r} was not probed; have {sorted(self.log10)}")
         v = self.log10[key][anchor_index]            # (B, K)
-        return {"median": log_quantile(v, 0.5), "q25": log_quantile(v, 0.25),
-                "q75": log_quantile(v, 0.75), **dict(zip(("min", "max"), value_extremes(v)))}
+        return log_summary(v)
 
 
 def _check(cell, xs, lags, anchors, paths, norms, h0):

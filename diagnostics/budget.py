@@ -138,9 +138,11 @@ def human(nbytes: float) -> str:
     return f"{nbytes:.0f} B"
 
 
-def over_budget(spec, limit: float | None = None) -> str | None:
+def over_budget(spec, limit: float | None = None, *, what_limit: str = "--max-memory",
+                remedy: str = "raise --max-memory") -> str | None:
     """One line naming the key that drives the estimate past the limit (the machine's
-    available memory unless given), or None when the case fits."""
+    available memory unless given; `what_limit` names a given one, `remedy` says the other
+    way out than a smaller case), or None when the case fits."""
     given = limit is not None
     limit = limit if given else available_bytes()
     if limit is None:
@@ -149,6 +151,6 @@ def over_budget(spec, limit: float | None = None) -> str | None:
     if est.bytes <= limit:
         return None
     size, what, key = est.driver()
-    where = "--max-memory" if given else "the memory available on this machine"
+    where = what_limit if given else "the memory available on this machine"
     return (f"{key}: the run would need about {human(est.bytes)} ({what}: {human(size)}), more than "
-            f"{where} ({human(limit)}); make it smaller or raise --max-memory")
+            f"{where} ({human(limit)}); make it smaller or {remedy}")

@@ -79,3 +79,16 @@ def test_the_base_cases_own_baseline_key_does_not_stop_a_sweep(tmp_path):
     sweep = load_sweep(path, quick=True)
     assert len(sweep.points) == 4
     assert sweep.baseline_path.name == "tiny-sweep.sweep.quick.json"
+
+
+def test_a_point_too_big_for_a_workers_share_names_that_share_not_a_missing_flag(tmp_path, monkeypatch):
+    """diag sweep has no --max-memory: its refusal names the worker's share and --workers."""
+    from diagnostics import budget
+    monkeypatch.setattr(budget, "available_bytes", lambda: 2e6)
+    path = write_sweep(tmp_path / "s", vary={"task.p": [5]})
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "2"])
+    assert res.exit_code == 2, res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert "a worker's share of this machine's memory (1 MB)" in line and "run fewer --workers" in line, line
+    assert "--max-memory" not in line
+    assert not (tmp_path / "out").exists()

@@ -28,10 +28,11 @@ def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
     share = avail / (workers or default_workers())
     problems, seen = [], set()
     for p in sweep.points:
-        line = over_budget(p.spec, share)
+        line = over_budget(p.spec, share, what_limit="a worker's share of this machine's memory",
+                           remedy="run fewer --workers")
         if line and line.split(":")[0] not in seen:
             seen.add(line.split(":")[0])
-            problems.append(f"{sweep.path}: point {p.index} ({p.describe()}): {line} (per worker)")
+            problems.append(f"{sweep.path}: point {p.index} ({p.describe()}): {line}")
     if problems:
         fail(problems)
 

@@ -97,6 +97,12 @@ def can_fork() -> bool:
             and not multiprocessing.current_process().daemon)
 
 
+def fork_allowed() -> bool:
+    """Would workers be forked processes right now: a platform that forks safely and a
+    quiet process."""
+    return can_fork() and _quiet()
+
+
 def _quiet() -> bool:
     """Is forking safe: no other Python thread (but _harmless ones), and every thread pool
     threadpoolctl knows OpenBLAS's (pthreads), which parks itself around fork (pthread_atfork)?
@@ -174,7 +180,7 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
             return [fn(parts[0])]
     if processes is None:
         processes = can_fork()
-    if processes and _quiet():
+    if processes and _quiet():   # fork_allowed(), unless the caller chose threads
         results = _forked(fn, parts)
         if results is not None:
             return results

@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 
 from .documents import RUN
-from .parallel import _quiet, can_fork
+from .parallel import fork_allowed
 from .version import __version__
 PACKAGES = ("numpy", "scipy", "matplotlib", "pydantic", "click", "PyYAML", "Jinja2", "tqdm", "threadpoolctl")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR")
@@ -38,8 +38,8 @@ def machine() -> dict:
                         for d in threadpool_info()]
     except Exception:  # noqa: BLE001 - informational only
         pass
-    # as when this run's probes started: forked only from a quiet process (parallel._quiet)
-    info["probe_workers"] = "processes" if can_fork() and _quiet() else "threads"
+    # as when this run's probes started: forked only from a quiet process
+    info["probe_workers"] = "processes" if fork_allowed() else "threads"
     return info
 
 

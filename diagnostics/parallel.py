@@ -180,7 +180,7 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
             return [fn(parts[0])]
     if processes is None:
         processes = can_fork()
-    if processes and _quiet():   # fork_allowed(), unless the caller chose threads
+    if processes and _quiet():
         results = _forked(fn, parts)
         if results is not None:
             return results

@@ -133,21 +133,25 @@ def _within(b, c, tol_of) -> tuple[bool, float | None, float | None]:
     return abs(c - b) <= t, c - b, t
 
 
+def _curve_rows(label: str, what: str, bs: list, cs: list, zero: float, tol_value: float, key, rows: list[Row],
+                lag_of=lambda i: i + 1, unit: str = "lags") -> None:
+    """A curve against its baseline: a failing row if their lengths differ, then the row of
+    its worst point (tol_value decades or units at most)."""
+    if len(cs) != len(bs):
+        rows.append(Row(label, "lags", None, f"{len(bs)} {unit}", f"{len(cs)} {unit}", None, None, False, key))
+    w = worst_point(bs, cs, zero)
+    if w is not None:
+        i, bv, cv, d = w
+        rows.append(Row(label, what, lag_of(i), bv, cv, num_diff(bv, cv), tol_value, d <= tol_value, key))
+
+
 def _series_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
     name = _ident(k)
     key = ("series", *k)
     cl, bl = c.get("log10") or {}, b.get("log10") or {}
     for stat in tol.stats:
-        cs, bs = _as_list(cl.get(stat)), _as_list(bl.get(stat))
-        if len(cs) != len(bs):
-            rows.append(Row(f"{name} {stat}", "lags", None, f"{len(bs)} lags", f"{len(cs)} lags",
-                            None, None, False, key))
-        w = worst_point(bs, cs, ZERO_LOG10)
-        if w is None:
-            continue
-        i, bv, cv, d = w
-        rows.append(Row(f"{name} {stat}", "point", i + 1, bv, cv, num_diff(bv, cv), tol.decades,
-                        d <= tol.decades, key))
+        _curve_rows(f"{name} {stat}", "point", _as_list(bl.get(stat)), _as_list(cl.get(stat)), ZERO_LOG10,
+                    tol.decades, key, rows)
     # diverged (sequence, anchor) pairs: any change in their count is a change of the run
     # (a file from before the count existed reads as all zeros)
     n = max(len(_as_list(cl.get("median"))), len(_as_list(bl.get("median"))))
@@ -167,15 +171,8 @@ def _series_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
 def _lyapunov_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
     name = _label("lyapunov", k)
     key = ("lyapunov", *k)
-    ce, be = _as_list(c.get("exponents")), _as_list(b.get("exponents"))
-    if len(ce) != len(be):
-        rows.append(Row(name, "lags", None, f"{len(be)} exponents", f"{len(ce)} exponents",
-                        None, None, False, key))
-    w = worst_point(be, ce, ZERO_LN)
-    if w is not None:
-        i, bv, cv, d = w
-        rows.append(Row(name, "lyapunov", i + 1, bv, cv, num_diff(bv, cv), tol.lyapunov_abs,
-                        d <= tol.lyapunov_abs, key))
+    _curve_rows(name, "lyapunov", _as_list(b.get("exponents")), _as_list(c.get("exponents")), ZERO_LN,
+                tol.lyapunov_abs, key, rows, unit="exponents")
 
 
 def _sensitivity_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
@@ -187,16 +184,9 @@ def _sensitivity_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
             continue
         cur, base = cur or {}, base or {}
         for stat in ["rms", *tol.stats]:
-            cs, bs = (x.get(stat) for x in (cur, base))
-            cs, bs = (v if isinstance(v, list) else [v] for v in (cs, bs))
-            if len(cs) != len(bs):
-                rows.append(Row(f"{name}{part} {stat}", "lags", None, f"{len(bs)} lags", f"{len(cs)} lags",
-                                None, None, False, key))
-            w = worst_point(bs, cs, ZERO_LOG10)
-            if w is not None:
-                i, bv, cv, d = w
-                rows.append(Row(f"{name}{part} {stat}", "point", i if part == "" else None, bv, cv,
-                                num_diff(bv, cv), tol.decades, d <= tol.decades, key))
+            cs, bs = (v if isinstance(v, list) else [v] for v in (cur.get(stat), base.get(stat)))
+            _curve_rows(f"{name}{part} {stat}", "point", bs, cs, ZERO_LOG10, tol.decades, key, rows,
+                        lag_of=(lambda i: i) if part == "" else (lambda i: None))
 
 
 def _loss_points(t: dict) -> dict:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import time
 
 import numpy as np
 
 from diagnostics.cells import make_cell
 from diagnostics.parallel import available_cores
 from diagnostics.probing import probe, probe_workers
+from timing import best_of
 
 CELLS = {"indrnn": {"activation": "tanh", "recurrent_min": 0.5, "recurrent_max": 1.0},
          "lru": {}, "mingru": {}, "minlstm": {}}
@@ -39,15 +39,6 @@ def _setup(kind, n, T, B, seed=0):
     params = cell.init(np.random.default_rng(seed))
     xs = 0.5 * np.random.default_rng(seed + 1).normal(size=(T, B, 2))
     return cell, params, xs
-
-
-def _timed(fn, reps):
-    best, out = np.inf, None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _peak_mb(who) -> float:
@@ -68,8 +59,8 @@ def main():
     for n in a.small_n:
         cell, params, xs = _setup(a.cell, n, a.small_lags, a.batch)
         kw = dict(norms=("spectral", "frobenius"), workers=1)
-        t_fast, fast = _timed(lambda: probe(cell, params, xs, **kw), 2)
-        t_dense, dense = _timed(lambda: probe(cell, params, xs, diagonal=False, **kw), 2)
+        t_fast, fast = best_of(lambda: probe(cell, params, xs, **kw), 2)
+        t_dense, dense = best_of(lambda: probe(cell, params, xs, diagonal=False, **kw), 2)
         lag_seq = a.small_lags * a.batch
         diff = np.concatenate([np.abs(fast.log10[k] - dense.log10[k]).ravel() for k in fast.log10])
         diff = diff[np.isfinite(diff)]
@@ -81,7 +72,7 @@ def main():
 
     cell, params, xs = _setup(a.cell, a.big_n, a.lags, a.batch)
     workers = probe_workers(cell, a.batch, a.lags, 1, diagonal_only=True)
-    t_big, res = _timed(lambda: probe(cell, params, xs, norms=("spectral", "frobenius")), 1)
+    t_big, res = best_of(lambda: probe(cell, params, xs, norms=("spectral", "frobenius")), 1)
     lag_seq = a.lags * a.batch
     v = res.log10[("a", "spectral")]
     per_unit = 1e9 * t_big / (lag_seq * cell.state_size)

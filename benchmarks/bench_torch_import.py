@@ -31,17 +31,9 @@ from safetensors.torch import save_file
 from diagnostics.cells.torchfn import TorchFn
 from diagnostics.probing import probe
 from diagnostics.weights import load_weights
+from timing import best_of
 
 PATHS, NORMS = ("a", "c"), ("spectral",)
-
-
-def best_of(f, runs=2):
-    best, out = np.inf, None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = f()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def import_and_probe(path, xs, K, layer="all"):

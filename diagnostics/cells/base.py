@@ -92,7 +92,8 @@ class Cell:
     # --- sizes and layout -------------------------------------------------------------
     @property
     def state_size(self) -> int:
-        return self.hidden
+        """Length of the state vector: where the last named block ends."""
+        return max(b.stop for b in self.blocks.values())
 
     @property
     def blocks(self) -> dict[str, slice]:

@@ -53,10 +53,6 @@ class CoRNN(Cell):
     parallel_safe: ClassVar[bool] = True
 
     @property
-    def state_size(self) -> int:
-        return 2 * self.hidden
-
-    @property
     def blocks(self) -> dict[str, slice]:
         n = self.hidden
         return {"a": slice(0, n), "z": slice(n, 2 * n)}

@@ -65,10 +65,6 @@ class LRU(Cell):
             raise ValueError(f"r_max: must be >= r_min ({self.r_min}), got {self.r_max}")
 
     @property
-    def state_size(self) -> int:
-        return 2 * self.hidden
-
-    @property
     def blocks(self) -> dict[str, slice]:
         n = self.hidden
         return {"a": slice(0, 2 * n), "re": slice(0, n), "im": slice(n, 2 * n)}

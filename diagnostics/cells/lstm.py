@@ -78,10 +78,6 @@ class LSTM(GatedCell):
         return ("u", "f", "c", "o") if self.forget_gate else ("u", "c", "o")
 
     @property
-    def state_size(self) -> int:
-        return 2 * self.hidden
-
-    @property
     def blocks(self) -> dict[str, slice]:
         n = self.hidden
         return {"a": slice(0, n), "c": slice(n, 2 * n)}

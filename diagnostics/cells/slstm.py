@@ -86,10 +86,6 @@ class SLSTM(Cell):
             raise ValueError(f"heads: must divide hidden ({self.hidden}), got {self.heads}")
 
     @property
-    def state_size(self) -> int:
-        return 4 * self.hidden
-
-    @property
     def blocks(self) -> dict[str, slice]:
         n = self.hidden
         return {"a": slice(0, n), "c": slice(n, 2 * n), "n": slice(2 * n, 3 * n), "m": slice(3 * n, 4 * n)}

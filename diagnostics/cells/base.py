@@ -55,6 +55,14 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return expit(z)
 
 
+def diagonal_matrices(d: np.ndarray) -> np.ndarray:
+    """(B, n) diagonals -> (B, n, n) matrices: the Jacobian of a cell whose step is diagonal."""
+    J = np.zeros(d.shape + (d.shape[-1],), dtype=d.dtype)
+    idx = np.arange(d.shape[-1])
+    J[:, idx, idx] = d
+    return J
+
+
 def leading_w_names(params) -> list[str]:
     """The names of the matrices acting on a<t-1>: by convention every cell names them with a
     leading W (W_a, W), the input ones with U."""

@@ -19,7 +19,7 @@ from typing import ClassVar, Literal, NamedTuple
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, PosInt
-from .base import Cell, freeze, init_matrix
+from .base import Cell, diagonal_matrices, freeze, init_matrix
 
 ACTIVATIONS = ("relu", "tanh", "linear")
 
@@ -76,11 +76,7 @@ class IndRNN(Cell):
         return cache.gp * params["W_a"]
 
     def jacobian(self, params, cache):
-        d = self._diag(params, cache)
-        J = np.zeros(d.shape + (d.shape[-1],), dtype=d.dtype)
-        idx = np.arange(d.shape[-1])
-        J[:, idx, idx] = d
-        return J
+        return diagonal_matrices(self._diag(params, cache))
 
     def vjp(self, params, cache, m):
         return m * self._diag(params, cache)[:, None, :]

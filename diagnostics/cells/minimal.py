@@ -26,7 +26,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, PosInt
-from .base import Cell, freeze, init_matrix, sigmoid
+from .base import Cell, diagonal_matrices, freeze, init_matrix, sigmoid
 
 
 def _softplus(s):
@@ -62,11 +62,7 @@ class _Minimal(Cell):
         return np.stack([x @ params[f"U_{g}"].T + params[f"b_{g}"] for g in self.gates], axis=1)
 
     def jacobian(self, params, cache):
-        keep = cache.keep
-        J = np.zeros(keep.shape + (keep.shape[-1],), dtype=keep.dtype)
-        idx = np.arange(keep.shape[-1])
-        J[:, idx, idx] = keep
-        return J
+        return diagonal_matrices(cache.keep)
 
     def vjp(self, params, cache, m):
         return m * cache.keep[:, None, :]

@@ -208,6 +208,8 @@ def resolve(source: str | os.PathLike | dict, *, quick: bool = False,
         return build(validate_data(source), quick=quick, base_dir=Path(base_dir) if base_dir else None)
     p = Path(source)
     raw = read_yaml(p)
+    if isinstance(raw, dict) and "base" in raw and "vary" in raw and "cells" not in raw:
+        raise CaseError([f"{p}: is a sweep file (it has `base:` and `vary:`); run it with `diag sweep {p}`"])
     try:
         return build(validate_data(raw), quick=quick, path=p)
     except CaseError as e:

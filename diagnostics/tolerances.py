@@ -48,7 +48,7 @@ Stat = Literal["median", "q25", "q75", "min", "max"]
 
 
 class Tolerances(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")   # like the case schema: "0.05" is not a number
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)   # like the case schema: "0.05" is not a number; .inf would switch the gate off
 
     decades: float = Field(0.05, ge=0, description="max |log10 current - log10 baseline| at any curve point")
     slope_rel: float = Field(0.05, ge=0, description="max relative change of the fitted slope (log10 per step)")

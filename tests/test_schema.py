@@ -124,6 +124,9 @@ BAD = [
     (("cells", 2, "forget_bias"), float("nan"), "cells[2].forget_bias: must be a finite number, got nan"),
     (("train", "clip"), float("inf"), "train.clip: must be a finite number, got inf"),
     (("tolerances", "decade"), 0.1, "tolerances.decade: unknown key (did you mean 'decades'?)"),
+    # an infinite tolerance would switch the case's own gate off without a word
+    (("tolerances", "decades"), float("inf"), "tolerances.decades: must be a finite number, got inf"),
+    (("tolerances", "lyapunov_abs"), float("nan"), "tolerances.lyapunov_abs: must be a finite number, got nan"),
 ]
 
 

@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 from diagnostics.cli import main
 
-# *_sweep.yaml are sweep files (diag sweep), checked by test_shipped_sweeps.py
-CASES = sorted(p for p in (Path(__file__).resolve().parent.parent / "cases").glob("*.yaml")
-               if not p.stem.endswith("_sweep"))
+# the sweep files (diag sweep) live in cases/sweeps/, checked by test_shipped_sweeps.py
+CASES = sorted((Path(__file__).resolve().parent.parent / "cases").glob("*.yaml"))
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from diagnostics.sweep.grid import load_sweep
 from diagnostics.sweep.narrative import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
-SWEEPS = sorted((ROOT / "cases").glob("*_sweep.yaml"))
+SWEEPS = sorted((ROOT / "cases" / "sweeps").glob("*.yaml"))
 
 
 def test_there_are_shipped_sweeps():

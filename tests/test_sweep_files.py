@@ -92,3 +92,27 @@ def test_a_point_too_big_for_a_workers_share_names_that_share_not_a_missing_flag
     assert "a worker's share of this machine's memory (1 MB)" in line and "run fewer --workers" in line, line
     assert "--max-memory" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_file_given_to_diag_run_and_a_case_file_given_to_diag_sweep_say_so(tmp_path):
+    """The two kinds of file are told apart by their keys, in one line that names the command
+    to use instead of an unknown-key error about `base` or `cells`."""
+    sweep = write_sweep(tmp_path / "s")
+    case = str(tmp_path / "s" / "base.yaml")
+    for args, words in ((["run", sweep, "--out", str(tmp_path / "o")], f"is a sweep file (it has `base:` and "
+                         f"`vary:`); run it with `diag sweep {sweep}`"),
+                        (["validate", case, sweep], "is a sweep file"),
+                        (["sweep", case, "--out", str(tmp_path / "o")], f"is a case file (it has `cells:` and "
+                         f"no `vary:`); run it with `diag run {case}`")):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        (line,) = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+        assert words in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_infinite_sweep_tolerance_is_refused(tmp_path):
+    path = write_sweep(tmp_path / "s", tolerances={"decades": float("inf")})
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "tolerances.decades: must be a finite number, got inf" in res.output

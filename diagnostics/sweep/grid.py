@@ -1,6 +1,6 @@
 """A sweep file -> every point of its grid, each resolved and validated like a case.
 
-    sweep = load_sweep("cases/latch_sweep.yaml", quick=False, max_points=5000)
+    sweep = load_sweep("cases/sweeps/latch_sweep.yaml", quick=False, max_points=5000)
     sweep.points[i].id, .values ({"task.p": 5, "seed": 0}), .case (the point's case, plain
     data), .spec (its RunSpec)
 
@@ -161,6 +161,9 @@ def _read(source) -> tuple[SweepFile, Path | None, Any]:
     else:
         path = Path(source)
         raw = read_yaml(path)
+    if isinstance(raw, dict) and "cells" in raw and "vary" not in raw:
+        raise CaseError([f"is a case file (it has `cells:` and no `vary:`); run it with `diag run {path or ''}`, "
+                         "or name it as a sweep's `base:`"])
     try:
         return SweepFile.model_validate(raw), path, raw
     except ValidationError as e:

@@ -18,7 +18,7 @@ Stat = Literal["median", "q25", "q75"]
 
 
 class SweepTolerances(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)   # .inf would switch the gate off
 
     successes: int = Field(1, ge=0, description="max change of a success count (same number of trials)")
     decades: float = Field(0.05, ge=0, description="max log10 change of a pooled curve point")

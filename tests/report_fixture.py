@@ -19,7 +19,7 @@ CHECKPOINTS = [0, 10, 20]
 
 
 def case(description: str = "Plain RNN against gated memory on the copy task.", train: bool = True,
-         lstm: bool = True) -> dict:
+         lstm: bool = True, sensitivity: bool = True) -> dict:
     cells = [{"kind": "rnn", "label": "tanh RNN", "hidden": 8},
              # all weights zero: z = 0 where relu' = 0, so no gradient ever revives it (dead at every checkpoint)
              {"kind": "rnn", "label": "ReLU RNN", "hidden": 8, "activation": "relu", "recurrent_init": "zeros",
@@ -30,7 +30,7 @@ def case(description: str = "Plain RNN against gated memory on the copy task.", 
     out = {"name": "report-fixture", "description": description, "seed": 0,
            "task": {"kind": "copy", "delay": 8, "symbols": 3, "alphabet": 4}, "cells": cells,
            "probe": {"lags": 24, "sequences": 4, "lyapunov": 3, "lyapunov_steps": 60, "tk_map": {"anchors": 3},
-                     "sensitivity": True}}
+                     "sensitivity": sensitivity}}
     if train:
         out["train"] = {"steps": 20, "batch": 8, "optimizer": {"kind": "adam", "lr": 0.01}, "clip": 1.0,
                         "checkpoints": CHECKPOINTS}

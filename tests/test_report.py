@@ -95,6 +95,19 @@ def test_missing_data_skips_figures_with_a_note(tmp_path):
     assert "(at initialisation)" in html
 
 
+def test_figures_of_what_the_case_did_not_ask_for_are_left_off(tmp_path):
+    """Without probe.sensitivity, figures 10 and 11 are not on the page at all (they were listed
+    as "Not drawn"), and their PNGs from an earlier render are removed."""
+    run_dir = write_run(tmp_path / "nosens", train=False, lstm=False, sensitivity=False)
+    (run_dir / "figures").mkdir()
+    (run_dir / "figures" / "sensitivity.png").write_bytes(b"stale")
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert "fig-sensitivity" not in html and "10. Sensitivity" not in html and "sensitivity" not in {
+        p.stem for p in (run_dir / "figures").glob("*.png")}
+    assert "fig-sensitivity_memory" not in html and "probe.sensitivity" not in html
+    assert "fig-decay" in html
+
+
 @pytest.mark.slow
 def test_degenerate_run_renders_without_warnings(tmp_path):
     """Optional keys missing, a cell whose Jacobian is exactly zero at every lag (all null),

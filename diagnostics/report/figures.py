@@ -219,12 +219,13 @@ FIGURES: list[FigureSpec] = [
                "d a<t>/dθ = Σ_k (∂a<t>/∂a<t-k>)(∂⁺a<t-k>/∂θ): each line is the root mean square over sequences "
                "of the Frobenius norm of the part that comes from k steps back, one panel per recurrent parameter θ "
                "(Zucchet & Orvieto 2024). It is the Jacobian of figure 1 times how much step t-k itself depends on θ, "
-               "so a long memory adds up many parts that barely decay.", ss.select_by_lag, fs.sensitivity_by_lag),
+               "so a long memory adds up many parts that barely decay.", ss.select_by_lag, fs.sensitivity_by_lag,
+               applies=ss.asked),
     FigureSpec("sensitivity_memory", "11. The curse of memory: sensitivity and state against memory",
                "Each point is one cell: left, the root mean square of ‖d a<t>/dθ‖_F, the sum of every lag of figure 10 "
                "back to the start of the stream; right, of ‖a<t>‖₂; against 1 − |λ|², where |λ| is the fitted decay "
                "factor ρ of figure 1 (|λ| itself for a linear recurrence). Lines: the closed forms, drawn for "
                "one-unit linear recurrences and LRUs with a unit input weight on gaussian or AR(1) inputs. A slope "
                "of −p on these axes is growth like (1 − |λ|²)^(−p): the curse of memory is a sensitivity that grows "
-               "faster than the state.", ss.select_memory, fs.sensitivity_memory),
+               "faster than the state.", ss.select_memory, fs.sensitivity_memory, applies=ss.asked),
 ]

@@ -27,15 +27,22 @@ class FigureSpec:
     caption: str                         # how to read it, in words
     select: Callable[..., "dict | str"]  # the page's document -> kwargs for draw, or why it is skipped
     draw: Callable
+    # a figure of something the case did not ask for (figures 10 and 11 without
+    # probe.sensitivity) is left off the page, not listed as "Not drawn"
+    applies: Callable[..., bool] = lambda data: True
 
 
 def draw_figures(specs: Iterable, data, folder: Path, caption: Callable = str) -> list[dict]:
     """Each spec's figure from `data` as figures/<slug>.png in folder, and the page's entry for
-    it (embedded PNG, caption); a spec whose select() returns a reason gets a note instead,
-    and its PNG from an earlier render is removed (it would now mislead)."""
+    it (embedded PNG, caption); a spec whose select() returns a reason gets a note instead, one
+    that does not apply to this document none, and the PNG of either from an earlier render is
+    removed (it would now mislead)."""
     out = []
     for spec in specs:
         png_path = folder / "figures" / f"{spec.slug}.png"
+        if not spec.applies(data):
+            png_path.unlink(missing_ok=True)
+            continue
         sel = spec.select(data)
         if isinstance(sel, str):
             png_path.unlink(missing_ok=True)

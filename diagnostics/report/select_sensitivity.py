@@ -21,6 +21,11 @@ from .style import OKABE_ITO, cell_colours
 MEMORY_OPTIONS = ("r_min", "r_max", "recurrent_init", "label")
 
 
+def asked(d: RunData) -> bool:
+    """Did the case ask for the sensitivity (probe.sensitivity), or does the file hold some?"""
+    return bool((d.case.get("probe") or {}).get("sensitivity")) or d.has("sensitivity")
+
+
 def select_by_lag(d: RunData):
     ck, panels = d.last_checkpoint, {}
     for cell in d.cells:

@@ -107,13 +107,15 @@ def _make(folder: Path, layout: str) -> None:
 OURS = [("empty", "run"), ("run", "run"), ("later run", "run"), ("leftovers", "run"), ("empty", "sweep"),
         ("sweep", "sweep"), ("sweep of an earlier version", "sweep"), ("sweep killed before sweep-run.json", "sweep"),
         ("sweep killed before sweep.json", "sweep"), ("leftovers", "sweep")]
-THEIRS = [("user's files", "run", "holds sub/, thesis.tex, not written by diag (no run.json naming its format)"),
-          ("user's run.json", "run", "holds run.json, not written by diag (no run.json naming its format)"),
-          ("user's run.json, not JSON", "run", "holds run.json, not written by diag (no run.json naming its format)"),
+NOT_RUN, NOT_SWEEP = "not written by diag (no run.json naming its format)", \
+    "not written by diag (no sweep-run.json naming its format)"
+THEIRS = [("user's files", "run", f"holds sub/, thesis.tex, {NOT_RUN}"),
+          ("user's run.json", "run", f"holds run.json, {NOT_RUN}"),
+          ("user's run.json, not JSON", "run", f"holds run.json, {NOT_RUN}"),
           ("sweep", "run", "holds a sweep written by diag, not a run"),
           ("run", "sweep", "holds a run written by diag, not a sweep"),
-          ("user's files", "sweep", "holds sub/, thesis.tex, not written by diag (no sweep-run.json naming its format)"),
-          ("user's files in points/", "sweep", "holds points/, not written by diag (no sweep-run.json naming its format)")]
+          ("user's files", "sweep", f"holds sub/, thesis.tex, {NOT_SWEEP}"),
+          ("user's files in points/", "sweep", f"holds points/, {NOT_SWEEP}")]
 
 
 @pytest.mark.parametrize("layout, kind", OURS, ids=[f"{k}: {lay}" for lay, k in OURS])

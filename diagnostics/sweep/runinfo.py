@@ -24,7 +24,8 @@ def _point_seconds(sweep, folder) -> list[float]:
 
 def sweep_run_document(sweep, folder, outcome, seconds: float) -> dict:
     secs = _point_seconds(sweep, folder)
-    return {"format": SWEEP_RUN, "sweep": sweep.name, "quick": sweep.quick, "sweep_file": str(sweep.path) if sweep.path else None,
+    return {"format": SWEEP_RUN, "sweep": sweep.name, "quick": sweep.quick,
+            "sweep_file": str(sweep.path) if sweep.path else None,
             "command": " ".join(["diag"] + sys.argv[1:]),
             "points": outcome.total, "skipped": outcome.skipped, "ran": len(outcome.ran),
             "failed": len(outcome.failed), "workers": outcome.workers,

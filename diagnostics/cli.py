@@ -63,6 +63,7 @@ def run(cases, out, quick, update_baseline, no_report, baseline_anywhere, max_me
         fail(f"--out {out}: exists and is not a folder")
     specs = _resolve_all(cases, quick, baseline_anywhere)
     _check_budget(specs, max_memory)
+    _check_folders(out, specs)
     made = not out.exists()
     code = 0
     for spec in specs:
@@ -73,12 +74,25 @@ def run(cases, out, quick, update_baseline, no_report, baseline_anywhere, max_me
                 out.rmdir()    # nothing finished: leave no empty --out behind
             fail("interrupted; reports already finished are complete (each is swapped in whole)", 130)
         except Exception as e:  # noqa: BLE001 - a failed run is exit 1 with a message
-            if os.environ.get("DIAG_DEBUG"):
-                traceback.print_exc()
-            click.echo(f"error: {spec.path}: run failed: {e.__class__.__name__}: {e} "
-                       "(set DIAG_DEBUG=1 for the traceback)", err=True)
-            code = 1
+            _failed(spec, e)
+            code = max(code, 1)
     sys.exit(code)
+
+
+def _failed(spec, e: Exception, after: str = "") -> None:
+    if os.environ.get("DIAG_DEBUG"):
+        traceback.print_exc()
+    click.echo(f"error: {spec.path}: run failed: {e.__class__.__name__}: {e}{after} "
+               "(set DIAG_DEBUG=1 for the traceback)", err=True)
+
+
+def _check_folders(out: Path, specs) -> None:
+    """Refuse, before anything runs, to replace what this tool did not write (one line each;
+    publish.py says whose a folder is)."""
+    from .publish import refusal
+    problems = [line for spec in specs if (line := refusal(out / spec.folder_name))]
+    if problems:
+        fail(list(dict.fromkeys(problems)))
 
 
 def _check_budget(specs, max_memory) -> None:
@@ -98,16 +112,19 @@ def _check_budget(specs, max_memory) -> None:
 def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
     """Run, publish, print the summary, gate against the baseline; the exit code."""
     from .curves import summary_table
+    from .publish import ForeignFolder
     from .regression.baseline import gate
     from .runner import run_to_folder
     click.echo(f"== {spec.name}{' (quick)' if spec.quick else ''}: {spec.path}", err=True)
-    res = run_to_folder(spec, out, report=report)
-    code = 0
-    if res.report_error:
-        click.echo(f"error: report for {res.folder} failed: {res.report_error} (the run's files are "
-                   f"written; retry with `diag report {res.folder}`)", err=True)
-        code = 1
-    elif report:
+    try:
+        res = run_to_folder(spec, out, report=report)
+    except ForeignFolder as e:   # written into since _check_folders
+        click.echo(f"error: {e}", err=True)
+        return 2
+    except Exception as e:  # noqa: BLE001 - whole or not at all: nothing was swapped in
+        _failed(spec, e, f"; {out / spec.folder_name} is as it was")
+        return 1
+    if report:
         click.echo(f"report: {res.folder / 'index.html'}", err=True)
     t = res.result.timings
     took = f"compute {t.get('compute', 0):.1f} s" + (f", report {t['report']:.1f} s" if "report" in t else "")
@@ -122,7 +139,7 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
     g = gate(res.result.curves, spec.baseline_path, spec.case.tolerances, update=update_baseline,
              overlays_dir=res.folder / "regression")
     click.echo(g.message())
-    return max(code, g.exit_code)
+    return g.exit_code
 
 
 @main.command()
@@ -170,13 +187,23 @@ def report(run_dir):
     """Re-render RUN_DIR/index.html and figures/ from its curves.json + run.json (no recomputation)."""
     if not run_dir.is_dir():
         fail(f"{run_dir}: not a folder (expected a run folder holding curves.json and run.json)")
+    from .documents import CURVES, RUN, read_document
+    from .publish import ForeignFolder, replacing
     from .report import render_report
     t0 = time.perf_counter()
-    try:
-        page = render_report(run_dir)
-    except ValueError as e:   # a missing or unreadable curves.json / run.json: one line
+    try:   # a missing or unreadable curves.json / run.json: one line
+        curves, run = read_document(run_dir, CURVES), read_document(run_dir, RUN)
+    except ValueError as e:
         fail(str(e))
-    click.echo(f"wrote {page} ({time.perf_counter() - t0:.1f} s)")
+    try:   # drawn beside the saved numbers in a stage swapped in whole, as `diag run` does
+        # (resolved: given a link to a run folder, the folder is replaced, not the link)
+        with replacing(run_dir.resolve(), keep=True) as stage:
+            render_report(stage, curves=curves, run=run)
+    except (ForeignFolder, ValueError) as e:   # not a run folder of diag's; documents it cannot draw
+        fail(str(e))
+    except OSError as e:   # a full disk: the previous page is as it was
+        fail(f"{run_dir}: report failed: {e.__class__.__name__}: {e}; the folder is as it was", 1)
+    click.echo(f"wrote {run_dir / 'index.html'} ({time.perf_counter() - t0:.1f} s)")
 
 
 @main.command()

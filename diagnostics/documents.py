@@ -3,6 +3,7 @@
     curves.json  "diag-curves/1"  numbers that depend only on the case and seed (byte-stable)
     run.json     "diag-run/1"     the resolved case, versions, machine, timings, summary
     sweep.json   "diag-sweep/1"   a sweep's success rates and pooled curves (diagnostics/sweep)
+    sweep-run.json "diag-sweep-run/1"  what varies between runs of a sweep (its timings, machine)
 
 `read_document(path, CURVES)` accepts a file or a run folder and raises `BadDocument` with one
 line naming the file and the problem. `primary_norm` is the one rule for which norm a summary
@@ -17,6 +18,7 @@ from pathlib import Path
 CURVES = "diag-curves/1"
 RUN = "diag-run/1"
 SWEEP = "diag-sweep/1"
+SWEEP_RUN = "diag-sweep-run/1"   # written since this version; earlier sweep-run.json had no format
 _FILES = {CURVES: "curves.json", RUN: "run.json", SWEEP: "sweep.json"}
 _REQUIRED = {CURVES: ("lags", "series"), SWEEP: ("groups", "points")}
 

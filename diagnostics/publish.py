@@ -17,20 +17,28 @@ can lock: those nobody is writing. A folder is locked before it takes the ".stag
 (it is made as ".<name>.new-*" and renamed), so a live one is never seen unlocked. Without
 fcntl (Windows) nothing is removed.
 
-    stage = staging_dir(final)     # write the run into stage
-    try:
-        swap_in(stage, final)      # stage becomes final; the previous final is removed
-    finally:
-        discard(stage)             # a no-op after a swap; the unfinished run otherwise
+    with replacing(final) as stage:   # refuses a folder that is not this tool's (ForeignFolder)
+        ...                           # write the run into stage; it is swapped in at the end
+
+Whose folder it is. The user's files are theirs: a folder is replaced (a run, a sweep's point)
+or written into (a sweep) only when it is absent, empty, this tool's own -- its run.json,
+sweep-run.json or sweep.json names its format -- or holds nothing but the hidden leftovers of
+this tool's writers (and, for a sweep killed before its sweep.json, points/ of such folders).
+Anything else, a regular file or a symbolic link of that name included, is refused with one
+line and not touched (`refusal`, `claim`); so is a new folder straight in the file system's
+root or the home folder (`--out /` wrote /<case name>).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
+import re
 import secrets
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 try:
@@ -38,6 +46,7 @@ try:
 except ImportError:          # Windows: no flock, no clean-up of killed runs' folders
     fcntl = None
 
+from .documents import RUN, SWEEP, SWEEP_RUN
 from .io import create_unique
 
 RENAME_EXCHANGE = 2   # linux/fs.h
@@ -155,3 +164,148 @@ def swap_in(stage: Path, final: Path) -> None:
 def discard(stage: Path) -> None:
     shutil.rmtree(stage, ignore_errors=True)
     _unlock(stage)
+
+
+@contextmanager
+def replacing(final: Path, kind: str = "run", *, keep: bool = False, clean: bool = True):
+    """Write the `kind` folder at `final` whole: yields a staging folder, swapped in when the
+    block ends without an error. If the block raises, or `final` is not this tool's to
+    replace (ForeignFolder, checked before and again at the end), `final` is as it was and
+    nothing is left beside it. keep=True: the stage starts as a copy of `final` (a page drawn
+    again beside the saved numbers); clean as for staging_dir."""
+    claim(final, kind)
+    stage = staging_dir(final, clean)
+    try:
+        if keep:
+            shutil.copytree(final, stage, symlinks=True, dirs_exist_ok=True, copy_function=_link_or_copy)
+        yield stage
+        claim(final, kind)   # the block may have run long enough for someone to write there
+        swap_in(stage, final)
+    finally:
+        discard(stage)   # a no-op after the swap; the unfinished folder otherwise
+
+
+def _link_or_copy(src, dst) -> None:
+    """The stage shares the files it keeps: every writer replaces a file whole (io.py renames
+    a new one over it), never changes it in place, so a hard link costs no space (a full
+    disk) and keeps the file's times."""
+    try:
+        os.link(src, dst)
+    except OSError:   # a file system without hard links
+        shutil.copy2(src, dst)
+
+
+# --- whose folder it is (see the module docstring) ----------------------------------------------
+
+POINTS = "points"   # a sweep's point folders: OUT/<sweep>/points/<id>/ (sweep/engine.py)
+# what `kind` of folder may be replaced by (or written into as) what
+_ACCEPTS = {"run": ("run",), "point": ("run", "failed point"), "sweep": ("sweep",)}
+_OWN_FILE = {"run": "run.json", "point": "run.json or error.json", "sweep": "sweep-run.json"}
+# the hidden names this module's and io.py's writers use: .<name>.new-<hex>, .<name>.staging-<hex>,
+# .<name>.old-<pid>-<hex> (staging folders) and .<name>.<hex>.tmp (atomic writes)
+_LEFTOVER = re.compile(r"\..+\.(?:(?:new|staging)-[0-9a-f]{12}|old-\d+-[0-9a-f]{8}|[0-9a-f]{12}\.tmp)")
+
+
+class ForeignFolder(Exception):
+    """A folder this tool will not replace or write into; the message is one line."""
+
+
+def _document(path: Path) -> dict | None:
+    """The JSON object in `path`, or None (missing, unreadable, not JSON, not an object)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):   # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _names(doc: dict | None, fmt: str) -> bool:
+    """Does `doc` name the format family of `fmt` ("diag-run/1": any "diag-run/N", a later
+    version's folder being this tool's too)?"""
+    f = doc.get("format") if doc is not None else None
+    return isinstance(f, str) and f.startswith(fmt.rsplit("/", 1)[0] + "/")
+
+
+def what_it_is(folder: Path) -> str | None:
+    """What this tool's own document in `folder` says the folder is: "run" (run.json), "sweep"
+    (sweep-run.json, or sweep.json, written just before it), "failed point" (a sweep point's
+    error.json), or None."""
+    folder = Path(folder)
+    if _names(_document(folder / "run.json"), RUN):
+        return "run"
+    sweep_run = _document(folder / "sweep-run.json")
+    # sweep-run.json had no format before SWEEP_RUN: known by its own keys
+    legacy = (sweep_run is not None and "format" not in sweep_run and isinstance(sweep_run.get("sweep"), str)
+              and isinstance(sweep_run.get("versions"), dict))
+    if legacy or _names(sweep_run, SWEEP_RUN) or _names(_document(folder / "sweep.json"), SWEEP):
+        return "sweep"
+    err = _document(folder / "error.json")
+    if err is not None and isinstance(err.get("type"), str) and isinstance(err.get("message"), str):
+        return "failed point"
+    return None
+
+
+def _root_or_home(folder: Path) -> str | None:
+    try:
+        real = Path(folder).resolve()
+        if real == Path(real.anchor):
+            return "the file system's root"
+        return "your home folder" if real == Path.home().resolve() else None
+    except (OSError, RuntimeError, KeyError):   # no home folder known: nothing to protect
+        return None
+
+
+def _not_ours(folder: Path, kind: str) -> str | None:
+    """Why `folder` is not this tool's `kind` folder to write, or None."""
+    if folder.is_symlink():
+        return "is a symbolic link; left untouched"
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "exists and is not a folder; left untouched"
+    found = what_it_is(folder)
+    if found in _ACCEPTS[kind]:
+        return None
+    if found is not None:
+        return f"holds a {found} written by diag, not a {kind}; left untouched (choose another --out)"
+    try:
+        theirs = [p for p in sorted(folder.iterdir())
+                  if not _LEFTOVER.fullmatch(p.name) and not (kind == "sweep" and p.name == POINTS and _points(p))]
+    except OSError as e:   # not ours to list
+        return f"cannot be read ({e.strerror}); left untouched"
+    if not theirs:
+        return None
+    named = ", ".join(p.name + "/" * p.is_dir() for p in theirs[:3]) + (
+        f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
+    return (f"holds {named}, not written by diag (no {_OWN_FILE[kind]} naming its format); left untouched "
+            "(move them away or choose another --out)")
+
+
+def _points(folder: Path) -> bool:
+    """A sweep killed before its sweep.json left only points/: each entry a point folder of
+    its own (a run, an error.json, or only leftovers) or a leftover."""
+    return (folder.is_dir() and not folder.is_symlink()
+            and all(_LEFTOVER.fullmatch(p.name) or (p.is_dir() and _not_ours(p, "point") is None)
+                    for p in folder.iterdir()))
+
+
+def refusal(final: Path, kind: str = "run") -> str | None:
+    """Why this tool may not write the `kind` folder at `final` ("run" and "point" folders are
+    replaced whole, a "sweep" folder is written into), as one line naming the folder, or None
+    when it may (see the module docstring)."""
+    final = Path(final)
+    why = _not_ours(final, kind)
+    if why:
+        return f"{final}: {why}"
+    place = _root_or_home(final.parent) if what_it_is(final) is None else None
+    if place:   # a new folder, never straight into / or ~ (`--out /` wrote /<case name>)
+        return (f"{final.parent}: is {place}; refusing to write {final.name}/ into it "
+                "(give the reports a folder of their own, e.g. --out reports)")
+    return None
+
+
+def claim(final: Path, kind: str = "run") -> None:
+    """Raise ForeignFolder (one line) unless this tool may write the `kind` folder at `final`."""
+    why = refusal(final, kind)
+    if why:
+        raise ForeignFolder(why)

@@ -6,9 +6,10 @@
 `compute` trains each cell with checkpoints, probes every checkpoint, fits, takes Lyapunov
 spectra, the Pascanu bound and the (t, k) map; the pytest plugin and `diag sweep` call it
 directly. `run_to_folder` writes curves.json, the report and run.json (once, last) into a
-staging folder and swaps it in whole (publish.py); `diag run` adds the baseline gate and the
-printing on top (cli.py). With `probe.sensitivity` each checkpoint also gets the state's
-sensitivity to its recurrent parameters, by lag (diagnostics/sensitivity/).
+staging folder and swaps it in whole, or on any error leaves the previous folder as it was
+(publish.py); `diag run` adds the baseline gate and the printing on top (cli.py). With
+`probe.sensitivity` each checkpoint also gets the state's sensitivity to its recurrent
+parameters, by lag (diagnostics/sensitivity/).
 
 Seeds. Everything random comes from the case seed through separate streams, so adding a cell
 does not change another cell's numbers: cell i's initial parameters from [seed, 1, i], the
@@ -32,7 +33,7 @@ from .lyapunov import lyapunov_run, state_path
 from .metrics import pascanu_bound
 from .plan import ProbePlan
 from .probing import probe
-from .publish import discard, staging_dir, swap_in
+from .publish import claim, replacing
 from .runinfo import rounded_timings, run_document
 from .sensitivity import state_sensitivity
 from .spec import RunSpec
@@ -52,7 +53,6 @@ class RunOutput:
     folder: Path                 # the published report folder
     result: RunResult
     run: dict                    # run.json as written
-    report_error: str | None = None   # why the page failed (the numbers are written anyway)
 
 
 def probe_stream(task, plan: ProbePlan, seed: int) -> np.ndarray:
@@ -145,36 +145,25 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
     return RunResult(curves, summary, timings)
 
 
-def _render(folder: Path, curves: dict, run: dict) -> str | None:
-    """Draw the report in `folder`; the reason it failed, or None. A failed page does not
-    lose the numbers: `diag report` can redraw it from the saved files."""
-    try:
-        from .report import render_report
-        render_report(folder, curves=curves, run=run)
-        return None
-    except Exception as e:  # noqa: BLE001 - see the docstring
-        return f"{e.__class__.__name__}: {e}"
-
-
 def run_to_folder(spec: RunSpec, out: Path, *, report: bool = True, show: bool = True,
                   result: RunResult | None = None) -> RunOutput:
     """Compute (unless `result` is given) and publish out/<folder_name>/ whole: curves.json,
-    the report, then run.json, in a staging folder swapped in at the end (publish.py)."""
-    result = result or compute(spec, show=show)
+    the report, then run.json, in a staging folder swapped in at the end (publish.py). Whole
+    or not at all: if anything fails, the page included (a full disk, a figure that cannot be
+    drawn), the previous folder is as it was and the error is raised. A folder that is not
+    this tool's to replace is refused (publish.ForeignFolder) before anything is computed."""
     final = Path(out) / spec.folder_name
-    stage = staging_dir(final)
-    error = None
-    try:
+    claim(final)
+    result = result or compute(spec, show=show)
+    with replacing(final) as stage:
         atomic_write_json(stage / "curves.json", result.curves)
         run = run_document(spec, result.summary, result.timings)   # once: it hashes the files read
         if report:   # the page is drawn from the documents in memory, before run.json exists
+            from .report import render_report
             t0 = time.perf_counter()
-            error = _render(stage, result.curves, run)
+            render_report(stage, curves=result.curves, run=run)
             result.timings["report"] = time.perf_counter() - t0
             run["timings"] = rounded_timings(result.timings)
         # run.json last, once: a run.json on disk means the folder is complete
         atomic_write_json(stage / "run.json", run)
-        swap_in(stage, final)
-    finally:
-        discard(stage)   # a no-op after the swap; the leftovers otherwise
-    return RunOutput(final, result, run, error)
+    return RunOutput(final, result, run)

@@ -157,3 +157,75 @@ def test_a_machine_that_cannot_start_processes_gets_threads(monkeypatch):
     got = probe(cell, params, xs, workers=2)
     assert tried == ([1] if parallel.can_fork() and parallel._quiet() else [])   # tried where they apply
     assert _max_diff(ref, got) <= 1e-13
+
+
+_FORKS_AND_WAITS = """
+import os, sys, time
+from pathlib import Path
+from diagnostics import parallel
+
+def work(part):
+    if part.start:   # one worker sleeps in its part; the other, done at once, waits on the task pipe
+        Path(sys.argv[1]).write_text(str(os.getpid()))
+        time.sleep(120)
+    return part.start
+
+assert parallel._quiet()
+parallel.map_chunks(work, parallel.chunks(4, 2), processes=True)
+"""
+
+
+@pytest.mark.skipif(not parallel.can_fork(), reason="no forked workers here")
+def test_forked_workers_die_with_a_parent_killed_by_sigkill(tmp_path):
+    """A parent killed with SIGKILL runs no clean-up: its workers lived on, adopted by init,
+    blocked on their task pipe (in the issue, 103 MB each, one pair for 7+ minutes). Now
+    both, the busy one and the idle one, die with it."""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+    started = tmp_path / "started"
+    parent = subprocess.Popen([sys.executable, "-c", _FORKS_AND_WAITS, str(started)])
+    workers = []
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the workers did not start"
+        workers = psutil.Process(parent.pid).children()
+        assert len(workers) >= 2
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        alive = [p for p in alive if _running(p)]
+        assert not alive, f"workers outlived their killed parent: {alive}"
+    finally:
+        for p in workers:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+def _running(p) -> bool:
+    """Not gone, nor a zombie left for a PID 1 that does not reap."""
+    import psutil
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.skipif(not parallel.can_fork(), reason="no forked workers here")
+def test_a_worker_whose_parent_died_before_it_asked_exits_at_once():
+    """The parent may die between the fork and the worker's request to die with it; the
+    worker then finds itself adopted (another parent) and exits."""
+    import multiprocessing
+    worker = multiprocessing.get_context("fork").Process(target=parallel._die_with, args=(os.getppid(),))
+    worker.start()
+    worker.join(10)
+    assert worker.exitcode == 1

@@ -69,6 +69,10 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
         sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
     except CaseError as e:
         fail(e.lines)
+    from ..publish import ForeignFolder, refusal
+    why = refusal(out / sweep.folder_name, "sweep")   # before the cluster starts
+    if why:
+        fail(why)
     _budget(sweep, workers, scheduler)
     from .run import run_sweep
     click.echo(f"== sweep {sweep.name}{' (quick)' if quick else ''}: {len(sweep.points)} points "
@@ -79,6 +83,8 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
                         update_baseline=update_baseline)
     except KeyboardInterrupt:
         fail("interrupted; finished points are kept (each written whole): rerun the same command to resume", 130)
+    except ForeignFolder as e:   # written into since the check above
+        fail(str(e))
     except OSError as e:   # no scheduler at --scheduler, a port refused
         fail(f"--scheduler {scheduler}: cannot connect ({e})" if scheduler else f"cluster: {e}", 1)
     _print(res)

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import atomic_write_json
-from ..publish import discard, remove_abandoned, staging_dir, swap_in
-
-POINTS = "points"
+from ..publish import POINTS, remove_abandoned, replacing
 
 
 @dataclass
@@ -72,13 +70,9 @@ def write_point(folder: Path, point, result: dict, command: str) -> None:
     run = dict(result["run"])
     run["command"] = command
     run["sweep_point"] = {"index": point.index, "id": point.id, "values": point.values}
-    stage = staging_dir(final, clean=False)   # run_points cleaned points/ once
-    try:
+    with replacing(final, "point", clean=False) as stage:   # run_points cleaned points/ once
         atomic_write_json(stage / "curves.json", result["curves"])
         atomic_write_json(stage / "run.json", run)
-        swap_in(stage, final)
-    finally:
-        discard(stage)
 
 
 def _lost(exc: BaseException) -> dict:

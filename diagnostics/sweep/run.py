@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import atomic_write_json
+from ..publish import claim
 from ..regression.baseline import GateResult
 from .aggregate import aggregate
 from .baseline import gate
@@ -39,6 +40,7 @@ class SweepResult:
 def run_sweep(sweep, out: Path, *, workers: int | None = None, scheduler: str | None = None,
               report: bool = True, update_baseline: bool = False, show: bool = True, plugins=()) -> SweepResult:
     folder = Path(out) / sweep.folder_name
+    claim(folder, "sweep")   # the user's files are theirs: refused before the cluster starts
     t0 = time.perf_counter()
     outcome = run_points(sweep, folder, workers=workers, scheduler=scheduler, show=show, plugins=plugins)
     doc = aggregate(sweep, folder)

@@ -1,4 +1,4 @@
-"""sweep-run.json: what varies between two runs of the same sweep (never in sweep.json):
+"""sweep-run.json ("diag-sweep-run/1"): what varies between two runs of the same sweep (never in sweep.json):
 how many points this command ran and skipped, on how many workers, how long, which versions
 and machine, and the points' own compute times (from their run.json)."""
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..documents import SWEEP_RUN
 from ..runinfo import machine, versions
 from .engine import point_dir
 
@@ -23,7 +24,8 @@ def _point_seconds(sweep, folder) -> list[float]:
 
 def sweep_run_document(sweep, folder, outcome, seconds: float) -> dict:
     secs = _point_seconds(sweep, folder)
-    return {"sweep": sweep.name, "quick": sweep.quick, "sweep_file": str(sweep.path) if sweep.path else None,
+    return {"format": SWEEP_RUN, "sweep": sweep.name, "quick": sweep.quick,
+            "sweep_file": str(sweep.path) if sweep.path else None,
             "command": " ".join(["diag"] + sys.argv[1:]),
             "points": outcome.total, "skipped": outcome.skipped, "ran": len(outcome.ran),
             "failed": len(outcome.failed), "workers": outcome.workers,

@@ -141,3 +141,16 @@ def test_opening_claims_only_what_the_intervals_support():
     assert "the A's 10/10 and the B's 6/10 at p = 50" in text[2] and "no conclusion" in text[2]
     assert text[3].startswith("At p = 5 every cell's interval overlaps every other's")
     assert not any("B's 6/10 (0.31–0.83) is above the A" in t for t in text)
+
+
+def test_a_quick_sweep_page_says_so_before_anything_else(tmp_path):
+    """The "quick smoke run, not the real results" caveat comes before the opening sentences
+    (it came after a paragraph of counts)."""
+    from diagnostics.sweep.report import render_sweep_report
+    sweep = load_sweep(write_sweep(tmp_path / "s", vary={"task.p": [5, 6], "seed": {"range": [0, 3]}}), quick=True)
+    folder = tmp_path / "out"
+    for p in sweep.points:
+        fake_point(folder, p, {"tanh RNN": 0.01, "LSTM": 0.6}, {"tanh RNN": -0.1, "LSTM": -0.01})
+    html = render_sweep_report(folder, aggregate(sweep, folder)).read_text(encoding="utf-8")
+    caveat, opening_at = html.find("Quick smoke run"), html.find("What this sweep shows")
+    assert 0 < caveat < opening_at, (caveat, opening_at)

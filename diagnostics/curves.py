@@ -24,6 +24,11 @@ the pairs of the squared norm) -- the root mean square of the closed forms, E[(d
 E[h²] -- and "median", "q25", "q75", "min", "max" of the pairs' log10 norms. Nulls and
 "nonfinite" as for the series.
 
+A Lyapunov item holds `exponents` (natural log per step, largest first), `fixed_point` and
+`resolved`, per exponent whether it is signal or rounding (a dead relu unit's direction;
+diagnostics/lyapunov.py): the regression compares resolved exponents only, and a file without
+the flag counts every exponent resolved.
+
 A training item's `final_within` is the fraction of evaluation sequences whose answer is
 within the task's `within_tolerance` (adding: 0.04, the 1997 paper's measure), null for a
 task that states none.

@@ -6,7 +6,7 @@ import pytest
 from scipy.special import roots_hermitenorm
 
 from diagnostics.cells import make_cell
-from diagnostics.lyapunov import lyapunov_spectrum
+from diagnostics.lyapunov import lyapunov_run, lyapunov_spectrum
 from diagnostics.metrics import fit_decay, pascanu_bound
 from diagnostics.probing import probe
 
@@ -66,8 +66,27 @@ def test_lyapunov_of_scaled_orthogonal_linear_rnn(rho):
     cell = make_cell("rnn", input_size=1, hidden=10, activation="linear",
                      recurrent_init={"kind": "orthogonal", "gain": rho})
     params = cell.init(np.random.default_rng(0))
-    lam = lyapunov_spectrum(cell, params, np.random.default_rng(1).normal(size=(200, 2, 1)), m=4)
-    np.testing.assert_allclose(lam, math.log(rho), rtol=0, atol=1e-12)
+    run = lyapunov_run(cell, params, np.random.default_rng(1).normal(size=(200, 2, 1)), m=4)
+    np.testing.assert_allclose(run.exponents, math.log(rho), rtol=0, atol=1e-12)
+    assert run.resolved.all()
+
+
+def test_a_dead_relu_units_exponent_is_flagged_as_rounding():
+    """IndRNN, J = diag(relu'(z) u): units 0 and 1 always alive (u = 0.9, 0.5), unit 2 dead
+    whenever its input is negative. Exponents 1 and 2 are ln 0.9 and ln 0.5 exactly and
+    resolved; the third direction is zeroed on dead steps, so its R_t[i, i] is rounding there
+    and the exponent is flagged (its value moved by 6 nats between BLAS kernels)."""
+    cell = make_cell("indrnn", input_size=1, hidden=3, activation="relu")
+    params = {"W_a": np.array([0.9, 0.5, 0.3]), "U_a": np.array([[0.0], [0.0], [1.0]]),
+              "b_a": np.array([5.0, 5.0, 0.0])}
+    xs = np.random.default_rng(0).normal(size=(300, 4, 1))
+    run = lyapunov_run(cell, params, xs, m=3, warmup=100)   # the frame aligns: (0.3/0.5)^100
+    np.testing.assert_allclose(run.exponents[:2], np.log([0.9, 0.5]), rtol=0, atol=1e-12)
+    assert run.resolved.tolist() == [True, True, False]
+    # every unit alive (inputs >= 0): all three resolved, the third ln 0.3
+    run = lyapunov_run(cell, params, np.abs(xs) + 0.1, m=3, warmup=100)
+    assert run.resolved.tolist() == [True, True, True]
+    np.testing.assert_allclose(run.exponents, np.log([0.9, 0.5, 0.3]), rtol=0, atol=1e-12)
 
 
 def test_lyapunov_top_matches_probe_rate():

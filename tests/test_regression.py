@@ -111,6 +111,21 @@ def test_slope_horizon_loss_lyapunov():
     assert got == {("slope", None), ("horizon", None), ("loss", 2), ("lyapunov", 3)}
 
 
+def test_only_resolved_lyapunov_exponents_are_compared():
+    """An exponent that is rounding on either side (a dead relu unit's direction: -13.94 on one
+    BLAS kernel, -8.00 on another) is no number to compare; a resolved one still is, to 0.02."""
+    base = make_curves()
+    base["lyapunov"][0]["resolved"] = [True, True, False]
+    cur = copy.deepcopy(base)
+    cur["lyapunov"][0]["exponents"][2] = -0.9 + 5.9
+    assert compare(cur, base).ok
+    del base["lyapunov"][0]["resolved"]          # a baseline from before the flag: all resolved
+    cur["lyapunov"][0]["resolved"] = [True, True, False]
+    assert compare(cur, base).ok
+    cur["lyapunov"][0]["exponents"][1] = -0.3 - 0.03
+    assert [(r.what, r.lag) for r in compare(cur, base).failing] == [("lyapunov", 2)]
+
+
 def test_divergence_is_a_change():
     base = make_curves()
     cur = copy.deepcopy(base)

@@ -34,8 +34,8 @@ def curves_from_probe(cell, params, xs, *, label: str | None = None, checkpoint:
     res = probe(cell, params, xs, lags=lags, paths=paths, norms=tuple(norms))
     out = curves_from_result(res, label=label, kind=cell.kind, checkpoint=checkpoint, name=name)
     if lyapunov:
-        from ..lyapunov import lyapunov_spectrum, state_path
-        ex = lyapunov_spectrum(cell, params, xs, m=lyapunov)
-        out["lyapunov"].append(json_safe({"cell": label, "checkpoint": checkpoint,
-                                          "path": state_path(cell), "exponents": ex}))
+        from ..lyapunov import lyapunov_run, state_path
+        ly = lyapunov_run(cell, params, xs, m=lyapunov)
+        out["lyapunov"].append(json_safe({"cell": label, "checkpoint": checkpoint, "path": state_path(cell),
+                                          "exponents": ly.exponents, "resolved": ly.resolved.tolist()}))
     return out

@@ -168,11 +168,23 @@ def _series_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
     rows.append(Row(f"{name} horizon", "horizon", None, bf.get("horizon"), cf.get("horizon"), d, t, ok, key))
 
 
+def _resolved(item: dict, n: int) -> list[bool]:
+    """Which exponents are signal (lyapunov.py): a file from before the flag existed says all."""
+    flags = _as_list(item.get("resolved"))
+    return [bool(f) for f in flags[:n]] + [True] * (n - len(flags))
+
+
 def _lyapunov_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+    """Exponents resolved on both sides are compared; one that is rounding on either side (a
+    dead relu unit's: several nats apart between BLAS kernels) is no number to compare."""
     name = _label("lyapunov", k)
     key = ("lyapunov", *k)
-    _curve_rows(name, "lyapunov", _as_list(b.get("exponents")), _as_list(c.get("exponents")), ZERO_LN,
-                tol.lyapunov_abs, key, rows, unit="exponents")
+    bs, cs = _as_list(b.get("exponents")), _as_list(c.get("exponents"))
+    keep = [x and y for x, y in zip(_resolved(b, len(bs)), _resolved(c, len(cs)))]
+    keep += [True] * (max(len(bs), len(cs)) - len(keep))
+    _curve_rows(name, "lyapunov", [v if ok else None for v, ok in zip(bs, keep)],
+                [v if ok else None for v, ok in zip(cs, keep)], ZERO_LN, tol.lyapunov_abs, key, rows,
+                unit="exponents")
 
 
 def _sensitivity_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:

@@ -130,8 +130,15 @@ class RunData:
                 for it in self.items(key, cell)}
 
     def lyapunov(self, cell: str, checkpoint: int) -> np.ndarray | None:
+        """The exponents, NaN (not drawn) where they are rounding rather than signal."""
         items = self.items("lyapunov", cell, checkpoint)
-        return log_array(items[0].get("exponents")) if items else None
+        if not items:
+            return None
+        lam = log_array(items[0].get("exponents"))
+        flags = items[0].get("resolved")
+        if isinstance(flags, list) and len(flags) == lam.size:
+            lam[~np.asarray(flags, dtype=bool)] = np.nan
+        return lam
 
     def training(self, cell: str) -> dict | None:
         items = self.items("training", cell)

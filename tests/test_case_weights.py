@@ -125,3 +125,27 @@ def test_the_users_inputs_keep_every_other_probe_setting(tmp_path):
     assert (own.stream, own.sequences) == (15, 3)
     curves = compute(resolve(tmp_path / "own.yaml"), show=False).curves
     assert curves["sensitivity"], "no sensitivity measured on the user's inputs"
+
+
+def test_validate_checks_the_models_input_width_against_the_stream_the_probe_reads(tmp_path):
+    """Imported weights of input width 2 with a task of input size 3 and no probe.inputs: the
+    probe would feed them the task's stream. validate said ok and run failed (exit 1)."""
+    from pathlib import Path
+    weights = Path(__file__).resolve().parents[1] / "cases" / "weights" / "adding_lstm16.safetensors"
+    case = {"name": "width", "task": {"kind": "none", "length": 12, "input_size": 3},
+            "cells": [{"kind": "lstm", "weights": {"file": str(weights)}}],
+            "probe": {"lags": 5, "lyapunov": 0, "tk_map": {"anchors": 0}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(case))
+    for command in ("validate", "run"):
+        res = invoke(command, tmp_path / "c.yaml", *(("--out", tmp_path / "out") if command == "run" else ()))
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0] == (f"error: {tmp_path / 'c.yaml'}: cells[0].weights: the model reads 2 features per step "
+                            "but the none task gives 3; the probe reads the task's stream: set task.input_size: 2 "
+                            "or give probe.inputs")
+    assert not (tmp_path / "out").exists()
+    np.save(tmp_path / "xs.npy", np.random.default_rng(0).normal(size=(12, 3, 2)))   # the model's own width
+    case["probe"]["inputs"] = "xs.npy"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(case))
+    res = invoke("run", tmp_path / "c.yaml", "--out", tmp_path / "out", "--no-report")
+    assert res.exit_code == 0, res.output

@@ -21,6 +21,16 @@ BAD = [
     ({"vary": {"task.p": [5]}, "success": {"within_at_least": 0.9}}, ["success.within_at_least", "latch"]),
     ({"vary": {"task.p": [5]}, "baseline": "../elsewhere.json"},
      ["baseline: must be a path inside the sweep file's folder", "'../elsewhere.json'"]),
+    # a union's members are said in one line, never by pydantic's internal labels
+    ({"vary": {"task.p": [5]}, "success": "nonsense"},
+     ["success: must be task, {loss_below_baseline: ...}, {accuracy_at_least: ...} or {within_at_least: ...}, "
+      "got 'nonsense'"]),
+    ({"vary": {"task.p": [5]}, "success": {"los_below_baseline": 0.1}},
+     ["success: must be task, {loss_below_baseline: ...}", "(did you mean 'loss_below_baseline'?)"]),
+    ({"vary": {"task.p": [5]}, "success": {"accuracy_at_least": 2}}, ["success.accuracy_at_least: must be <= 1, got 2"]),
+    ({"vary": {"seed": {"range": [0, 2.5]}}}, ["vary.seed.range: start, stop and step must be integers, got [0, 2.5]"]),
+    ({"vary": {"seed": {"rang": [0, 2]}}},
+     ["vary.seed: must be a list of values or {range: [start, stop]} ([start, stop, step]), got {'rang': [0, 2]}"]),
 ]
 
 
@@ -35,6 +45,7 @@ def test_bad_sweep_file_is_one_line_and_runs_nothing(tmp_path, change, words):
     for w in words:
         assert w in lines[0], lines[0]
     assert lines[0].startswith(f"error: {path}: ")
+    assert "{{" not in lines[0] and lines[0].count(", got ") <= 1 and "literal[" not in lines[0], lines[0]
     assert not out.exists()
 
 
@@ -44,6 +55,21 @@ def test_grid_over_the_limit_is_refused_with_its_size(tmp_path):
     assert res.exit_code == 2
     assert "the grid has 12 points (3 task.p x 4 seed), more than --max-points 11" in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_is_counted_before_it_is_listed(tmp_path):
+    """seed: {range: [0, 10**12]} was a MemoryError traceback (10**8 took 24 s and 4.8 GB before
+    --max-points refused it): a range's length is arithmetic."""
+    import time
+    path = write_sweep(tmp_path / "s", vary={"task.p": [5, 6], "seed": {"range": [0, 10 ** 12]}})
+    t0 = time.process_time()
+    with pytest.raises(CaseError) as e:
+        load_sweep(path)
+    assert time.process_time() - t0 < 5
+    assert e.value.lines == [f"{path}: vary: the grid has {2 * 10 ** 12} points (2 task.p x {10 ** 12} seed), "
+                             "more than --max-points 5000; vary fewer values or raise --max-points"]
+    sweep = load_sweep(write_sweep(tmp_path / "t", vary={"seed": {"range": [10, 0, -4]}}))
+    assert [p.values["seed"] for p in sweep.points] == [10, 6, 2]
 
 
 def test_key_paths_and_the_grid(tmp_path):

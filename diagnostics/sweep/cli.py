@@ -72,7 +72,7 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
     _budget(sweep, workers, scheduler)
     from .run import run_sweep
     click.echo(f"== sweep {sweep.name}{' (quick)' if quick else ''}: {len(sweep.points)} points "
-               f"({' x '.join(str(len(v)) for v in sweep.file.values().values())}) -> {out / sweep.folder_name}",
+               f"({' x '.join(map(str, sweep.file.sizes().values()))}) -> {out / sweep.folder_name}",
                err=True)
     try:
         res = run_sweep(sweep, out, workers=workers, scheduler=scheduler, report=not no_report,

@@ -111,10 +111,53 @@ def test_a_point_too_big_for_a_workers_share_names_that_share_not_a_missing_flag
     """diag sweep has no --max-memory: its refusal names the worker's share and --workers."""
     from diagnostics import budget
     monkeypatch.setattr(budget, "available_bytes", lambda: 2e6)
-    path = write_sweep(tmp_path / "s", vary={"task.p": [5]})
+    path = write_sweep(tmp_path / "s", vary={"task.p": [5, 6]})     # two points: two workers share the memory
     res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "2"])
     assert res.exit_code == 2, res.output
     (line,) = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
     assert "a worker's share of this machine's memory (1 MB)" in line and "run fewer --workers" in line, line
     assert "--max-memory" not in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("address,problem", [("banana", "no port"), ("tcp://host", "no port"),
+                                              ("tcp://host:abc", "port 'abc' is not a number"),
+                                              ("tcp://host:99999", "port 99999 is not in 1..65535"),
+                                              ("tpc://host:8786", "unknown protocol 'tpc'")])
+def test_a_scheduler_address_is_checked_before_connecting(tmp_path, address, problem):
+    """--scheduler banana was a traceback (ValueError: missing port number)."""
+    path = write_sweep(tmp_path / "s")
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--scheduler", address])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(f"error: --scheduler: must be a scheduler address such as tcp://HOST:PORT, got "
+                                 f"{address!r} ({problem}") and res.output.count("\n") == 1, res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_workers_than_cores_is_a_warning_and_never_more_workers_than_points(tmp_path, monkeypatch):
+    """--workers 500 on a 4-point sweep started 500 processes (load 103, nothing done in 90 s)."""
+    from contextlib import contextmanager
+
+    from diagnostics import parallel
+    from diagnostics.sweep import cluster
+    started = []
+
+    @contextmanager
+    def no_cluster(workers=None, scheduler=None):
+        started.append(workers)
+        raise OSError("no cluster in this test")
+        yield
+
+    monkeypatch.setattr(cluster, "open_client", no_cluster)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 2)
+    path = write_sweep(tmp_path / "s")          # 4 points
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "500"])
+    assert started == [4], started
+    warnings = [ln for ln in res.output.splitlines() if ln.startswith("warning:")]
+    assert warnings == ["warning: --workers 500 is more than the 2 cores here; the points will share them and "
+                        "finish no sooner"], res.output
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out2"), "--workers", "2"])
+    assert started == [4, 2] and "warning" not in res.output, res.output
+    monkeypatch.setattr(parallel, "available_cores", lambda: 64)   # the default, one per core: capped too
+    CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out3")])
+    assert started == [4, 2, 4]

@@ -224,14 +224,17 @@ def _either(words: list[str]) -> str:
 
 def _union_lines(prefix: tuple, labelled: list[tuple], members: list, root, unknown) -> list[str]:
     """The lines of one union's errors: those of the first member the value fits (the right
-    type and keys, a wrong value inside), else one line naming every member."""
+    type and keys, a wrong value inside), or of the only member of the value's type (a
+    mapping's misspelt key); else one line naming every member."""
     by: dict = {}
     for label, err in labelled:
         by.setdefault(label, []).append(err)
-    for errs in by.values():
-        if not any(e["type"] in ("missing", "extra_forbidden")
-                   or (len(e["loc"]) == len(prefix) and e["type"] in _MISMATCH) for e in errs):
-            return [format_error(e, root, unknown) for e in errs]
+    typed = [errs for errs in by.values()
+             if not any(len(e["loc"]) == len(prefix) and e["type"] in _MISMATCH for e in errs)]
+    fits = [errs for errs in typed if not any(e["type"] in ("missing", "extra_forbidden") for e in errs)]
+    chosen = fits[0] if fits else typed[0] if len(typed) == 1 else None
+    if chosen is not None:
+        return [format_error(e, root, unknown) for e in chosen]
     value = labelled[0][1].get("input")
     words = list(dict.fromkeys(_member_word(label, errs, members) for label, errs in by.items()))
     options = [str(a) for m in members for a in (get_args(m) if get_origin(m) is not None else ())]

@@ -185,8 +185,9 @@ def _read_inputs(case, cells, feeds, base_dir: Path, lines: list[str]):
         lines.append(f"probe.inputs: the cells read different input sizes ({', '.join(map(str, sorted(sizes)))}); "
                      "one input file cannot feed them all")
         return None
+    path, key = case.probe.inputs_file
     try:
-        return read_inputs(base_dir / case.probe.inputs, sizes.pop())
+        return read_inputs(base_dir / path, sizes.pop(), key=key)
     except WeightsError as e:
         lines.append(f"probe.inputs: {e}")
         return None

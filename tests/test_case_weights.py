@@ -149,3 +149,42 @@ def test_validate_checks_the_models_input_width_against_the_stream_the_probe_rea
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(case))
     res = invoke("run", tmp_path / "c.yaml", "--out", tmp_path / "out", "--no-report")
     assert res.exit_code == 0, res.output
+
+
+def test_an_npz_of_several_arrays_is_read_by_key_from_a_case_file(tmp_path):
+    """`key` chose the array of an .npz in Python (read_inputs) but a case file had no way to say it."""
+    from diagnostics.runner import compute
+    from diagnostics.schema import json_schema
+    from diagnostics.spec import resolve
+    rng = np.random.default_rng(0)
+    xs, other = rng.normal(size=(15, 3, 2)), rng.normal(size=(9, 2, 2))
+    np.savez(tmp_path / "runs.npz", xs=xs, other=other)
+    np.save(tmp_path / "xs.npy", xs)
+    case = {"name": "own", "task": {"kind": "none", "length": 15, "input_size": 2},
+            "cells": [{"kind": "rnn", "hidden": 3}], "probe": {"lags": 5, "lyapunov": 0, "tk_map": {"anchors": 0}}}
+
+    def with_inputs(inputs, name="c.yaml"):
+        (tmp_path / name).write_text(yaml.safe_dump({**case, "probe": {**case["probe"], "inputs": inputs}}))
+        return tmp_path / name
+
+    keyed = resolve(with_inputs({"path": "runs.npz", "key": "xs"}, "keyed.yaml"))
+    np.testing.assert_array_equal(keyed.inputs, xs)
+    plain = resolve(with_inputs("xs.npy", "plain.yaml"))          # the plain string form still works
+    assert compute(keyed, show=False).curves == compute(plain, show=False).curves
+    for inputs, line in [("runs.npz", "probe.inputs: {p}: holds 2 arrays (other, xs); name the inputs with key"),
+                         ({"path": "runs.npz", "key": "ys"}, "probe.inputs: {p}: no array 'ys'; found other, xs"),
+                         ({"path": "xs.npy", "key": "xs"}, "probe.inputs: {p}: key 'xs' given, but a .npy file holds one array"),
+                         ({"path": "runs.npz", "kee": "xs"}, "probe.inputs.kee: unknown key (did you mean 'key'?)"),
+                         (7, "probe.inputs: must be a string or {path: ...}, got 7")]:
+        res = invoke("validate", with_inputs(inputs))
+        lines = res.output.strip().splitlines()
+        path = inputs["path"] if isinstance(inputs, dict) else str(inputs)
+        assert res.exit_code == 2 and lines == [f"error: {tmp_path / 'c.yaml'}: " + line.replace("{p}", str(tmp_path / path))], lines
+    res = invoke("run", with_inputs({"path": "runs.npz", "key": "xs"}), "--out", tmp_path / "out", "--no-report")
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "out" / "own" / "run.json").read_text())
+    assert "runs.npz" in run["files"] and run["task_description"].startswith("your own inputs: runs.npz [xs] (15 steps")
+    probe = json_schema()["$defs"]["ProbeSpec"]["properties"]["inputs"]       # diag schema says both forms
+    forms = json.dumps(probe)
+    assert '"type": "string"' in forms and "InputsFile" in forms
+    assert set(json_schema()["$defs"]["InputsFile"]["properties"]) == {"path", "key"}

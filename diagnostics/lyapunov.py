@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cells.unroll import TICK_STEPS
+
 
 def state_path(cell) -> str:
     """The path of the state the QR method follows: a<t>, or the whole state ([a<t>; c<t>])
@@ -27,12 +29,13 @@ def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None)
 
 
 def lyapunov_run(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
-                 rtol: float = 1e-12) -> tuple[np.ndarray, bool]:
+                 rtol: float = 1e-12, progress=None) -> tuple[np.ndarray, bool]:
     """(lyapunov_spectrum's exponents, did the trajectory stop moving?). The second is True
     when, after `warmup`, no step changes any sequence's state by more than rtol (relative to
     the state's size): there the exponents are the log moduli of one Jacobian's eigenvalues
     (ln ρ(W) at 0 for a tanh RNN), not the rates along a moving trajectory, and a report must
-    say so. Both come from the one walk along the trajectory."""
+    say so. Both come from the one walk along the trajectory. `progress(done, total)`, if
+    given, is told of the steps every TICK_STEPS and at the end (for a progress bar)."""
     xs = np.asarray(xs, dtype=float)
     if xs.ndim != 3 or xs.shape[2] != cell.input_size:
         raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
@@ -61,6 +64,8 @@ def lyapunov_run(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
                 d = float(np.abs(state - prev).max())
                 if not np.isnan(moved):
                     moved = d if not np.isfinite(d) else max(moved, d)
+        if progress is not None and (t % TICK_STEPS == TICK_STEPS - 1 or t == T - 1):
+            progress(t + 1, T)
     lam = total / (T - warmup)
     lam = -np.sort(-lam, axis=1)   # QR order is already largest first once converged
     fixed = T - warmup >= 2 and bool(np.isfinite(moved) and moved <= rtol * max(1.0, size))

@@ -91,6 +91,7 @@ def test_torch_file_not_a_mapping(tmp_path):
 
 
 
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")   # torch.save of a quantized tensor
 def test_a_tensor_numpy_has_no_array_for_is_one_line_naming_it(tmp_path):
     """A sparse tensor was a traceback (TypeError: can't convert Sparse layout tensor to numpy)."""
     torch = pytest.importorskip("torch")

@@ -173,13 +173,15 @@ def test_an_npz_of_several_arrays_is_read_by_key_from_a_case_file(tmp_path):
     assert compute(keyed, show=False).curves == compute(plain, show=False).curves
     for inputs, line in [("runs.npz", "probe.inputs: {p}: holds 2 arrays (other, xs); name the inputs with key"),
                          ({"path": "runs.npz", "key": "ys"}, "probe.inputs: {p}: no array 'ys'; found other, xs"),
-                         ({"path": "xs.npy", "key": "xs"}, "probe.inputs: {p}: key 'xs' given, but a .npy file holds one array"),
+                         ({"path": "xs.npy", "key": "xs"},
+                          "probe.inputs: {p}: key 'xs' given, but a .npy file holds one array"),
                          ({"path": "runs.npz", "kee": "xs"}, "probe.inputs.kee: unknown key (did you mean 'key'?)"),
                          (7, "probe.inputs: must be a string or {path: ...}, got 7")]:
         res = invoke("validate", with_inputs(inputs))
         lines = res.output.strip().splitlines()
         path = inputs["path"] if isinstance(inputs, dict) else str(inputs)
-        assert res.exit_code == 2 and lines == [f"error: {tmp_path / 'c.yaml'}: " + line.replace("{p}", str(tmp_path / path))], lines
+        want = f"error: {tmp_path / 'c.yaml'}: " + line.replace("{p}", str(tmp_path / path))
+        assert res.exit_code == 2 and lines == [want], lines
     res = invoke("run", with_inputs({"path": "runs.npz", "key": "xs"}), "--out", tmp_path / "out", "--no-report")
     assert res.exit_code == 0, res.output
     run = json.loads((tmp_path / "out" / "own" / "run.json").read_text())

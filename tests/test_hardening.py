@@ -273,7 +273,8 @@ def test_a_case_file_that_is_a_fifo_is_one_line_not_a_wait(tmp_path):
     except subprocess.TimeoutExpired:
         pytest.fail("diag validate waited on the FIFO")
     assert res.returncode == 2, res.stderr
-    assert res.stderr == f"error: {tmp_path / 'case.yaml'}: not a regular file (a pipe or a device); a case file must be a file\n"
+    assert res.stderr == (f"error: {tmp_path / 'case.yaml'}: not a regular file (a pipe or a device); "
+                          "a case file must be a file\n")
 
 # --- 4. YAML 1.2 numbers ---------------------------------------------------------------------
 

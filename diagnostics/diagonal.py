@@ -81,12 +81,15 @@ class KahanSum:
         return self.value
 
 
-def chain(logs: Iterator[dict], K: int, paths, norms, out, a_i) -> None:
+def chain(logs: Iterator[dict], K: int, paths, norms, out, a_i, tick=None) -> None:
     """Running sums of ln|d| over lags k = 1..K (one dict {path: (B, m)} per lag, lag 1
     first) and their log10 norms, written into out[(path, norm)][a_i, :, k - 1]. Paths a
-    cell gives one array for (the LRU's a and state) are summed once and their rows copied."""
+    cell gives one array for (the LRU's a and state) are summed once and their rows copied.
+    `tick(1)`, if given, is called after each lag."""
     run, same = {}, {}
     for k, lg in zip(range(1, K + 1), logs):
+        if tick is not None:
+            tick(1)
         if k == 1:   # path -> the first path sharing its array
             same = {p: next(q for q in paths if lg[q] is lg[p]) for p in paths}
         for p in paths:
@@ -120,7 +123,8 @@ class Replay:
     """The logs of lags 1..K at any anchor, recomputed segment by segment from checkpoints
     of the state (see the module docstring). `stop`: the last step any anchor needs."""
 
-    def __init__(self, cell, params, xs, h0, stop: int, paths):
+    def __init__(self, cell, params, xs, h0, stop: int, paths, tick=None):
+        """`tick(n)`: told of the forward pass's steps as they are done (see unroll)."""
         self.cell, self.params, self.xs, self.paths = cell, params, xs, tuple(paths)
         self.L = max(1, math.isqrt(max(stop - 1, 0)) + 1)     # ceil(sqrt(stop)), >= 1
         state = cell.initial_state(xs.shape[1]) if h0 is None else h0
@@ -128,7 +132,11 @@ class Replay:
         for s in range(stop):
             if s % self.L == 0:
                 self.checkpoints.append(state)
+                if tick is not None and s:
+                    tick(self.L)
             state, _ = cell.step(params, state, xs[s])
+        if tick is not None and stop:
+            tick(stop - (len(self.checkpoints) - 1) * self.L)
 
     def _segment(self, j: int, end: int) -> list[dict]:
         """Logs of steps j L .. end - 1, re-run from the checkpoint at j L."""

@@ -7,12 +7,16 @@
 turns a pydantic ValidationError into them. `root` is the model the data was validated
 against: walking the error's location through it tells which model a key belongs to (for
 "did you mean") and drops the tags pydantic inserts for discriminated unions (the `lstm` in
-`cells.0.lstm.hidden`).
+`cells.0.lstm.hidden`). A union that is not discriminated (`success: task | {loss_below_baseline:
+...} | ...`, `layer: integer | all`) gives pydantic one error per member, each under a label of
+its internals (`success.literal['task']`, `layer.function-after[...]`); they become the lines of
+the member the value fits, or one line naming every member.
 """
 from __future__ import annotations
 
 import difflib
-from typing import Any, get_args, get_origin
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -157,12 +161,113 @@ def format_error(err: dict, root: type[BaseModel] | None = None, unknown=None) -
     return f"{where}: {msg}, got {short(inp)}"
 
 
+# --- unions that are not discriminated ---------------------------------------------------
+def _is_union(tp) -> bool:
+    return get_origin(tp) in (Union, types.UnionType)
+
+
+def _bare(tp):
+    """tp without Annotated and Optional around it."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif _is_union(tp) and len(get_args(tp)) == 2 and type(None) in get_args(tp):
+            tp = next(a for a in get_args(tp) if a is not type(None))
+        else:
+            return tp
+
+
+def union_at(root, loc) -> tuple[int, list] | None:
+    """(index in loc of the member label pydantic inserts below a union that is not
+    discriminated, the union's members), or None. A discriminated union's tag (a member's
+    `kind`) is followed into that member."""
+    tp = root
+    for i, part in enumerate(loc):
+        tp = _bare(tp)
+        if _is_union(tp):
+            members = [_bare(a) for a in get_args(tp) if a is not type(None)]
+            tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel) and _tag_of(m) == part]
+            if not tagged:
+                return i, members
+            tp = tagged[0]
+        elif isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif get_origin(tp) in (list, tuple) and isinstance(part, int):
+            tp = (get_args(tp) or (Any,))[0]
+        elif get_origin(tp) is dict:
+            tp = (get_args(tp) or (Any, Any))[1]
+        else:
+            return None
+    return None
+
+
+# a member that fails with one of these at its own level does not take the value's type
+_MISMATCH = set(_TYPE_WORDS) - {"finite_number"} | {"literal_error", "is_instance_of"}
+
+
+def _member_word(label, errs: list[dict], members: list) -> str:
+    """What one member of a union asks for: `task`, `an integer`, `{loss_below_baseline: ...}`."""
+    model = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
+                  and m.__name__ == label), None)
+    if model is not None:
+        required = [k for k, f in model.model_fields.items() if f.is_required()]
+        return "{" + ", ".join(f"{k}: ..." for k in required) + "}" if required else "a mapping"
+    err = errs[0]
+    if err["type"] == "literal_error":
+        return str((err.get("ctx") or {}).get("expected", "")).replace("'", "")
+    return _TYPE_WORDS.get(err["type"], "a valid value")
+
+
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _union_lines(prefix: tuple, labelled: list[tuple], members: list, root, unknown) -> list[str]:
+    """The lines of one union's errors: those of the first member the value fits (the right
+    type and keys, a wrong value inside), or of the only member of the value's type (a
+    mapping's misspelt key); else one line naming every member."""
+    by: dict = {}
+    for label, err in labelled:
+        by.setdefault(label, []).append(err)
+    typed = [errs for errs in by.values()
+             if not any(len(e["loc"]) == len(prefix) and e["type"] in _MISMATCH for e in errs)]
+    fits = [errs for errs in typed if not any(e["type"] in ("missing", "extra_forbidden") for e in errs)]
+    chosen = fits[0] if fits else typed[0] if len(typed) == 1 else None
+    if chosen is not None:
+        return [format_error(e, root, unknown) for e in chosen]
+    value = labelled[0][1].get("input")
+    words = list(dict.fromkeys(_member_word(label, errs, members) for label, errs in by.items()))
+    options = [str(a) for m in members for a in (get_args(m) if get_origin(m) is not None else ())]
+    options += [k for m in members if isinstance(m, type) and issubclass(m, BaseModel) for k in m.model_fields]
+    # a misspelt key or word: the first one no member knows
+    typos = [e["loc"][-1] for _, e in labelled if e["type"] == "extra_forbidden"] + [value]
+    word = next((w for w in typos if isinstance(w, str) and w not in options), None)
+    return [f"{key_path(walk(root, prefix)[0])}: must be {_either(words)}, got {short(value)}"
+            + (suggest(word, options) if word is not None else "")]
+
+
 def error_lines(exc: ValidationError, root: type[BaseModel] | None = None, unknown=None) -> list[str]:
-    out: list[str] = []
+    """One line per problem: a union's errors are said together (see the module docstring)."""
+    items: list = []            # an error dict, or the key of a union's group, in order
+    groups: dict[tuple, tuple[list, list]] = {}
     for err in exc.errors(include_url=False):
-        line = format_error(err, root, unknown)
-        if line not in out:
-            out.append(line)
+        loc = tuple(err["loc"])
+        at = union_at(root, loc) if root is not None else None
+        if at is None:
+            items.append(err)
+            continue
+        i, members = at
+        if loc[:i] not in groups:
+            groups[loc[:i]] = ([], members)
+            items.append(loc[:i])
+        groups[loc[:i]][0].append((loc[i], {**err, "loc": loc[:i] + loc[i + 1:]}))
+    out: list[str] = []
+    for item in items:
+        lines = ([format_error(item, root, unknown)] if isinstance(item, dict)
+                 else _union_lines(item, *groups[item], root, unknown))
+        for line in lines:
+            if line not in out:
+                out.append(line)
     return out
 
 

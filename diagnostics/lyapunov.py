@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .cells.unroll import TICK_STEPS
+
 # R_t[i, i] at or below this many S eps ‖J Q‖_F is rounding; no exponent of these cells comes
 # near it otherwise (one step would have to shrink a direction by ~1e-12)
 ROUNDING = 16.0
@@ -47,13 +49,14 @@ def lyapunov_spectrum(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None)
 
 
 def lyapunov_run(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
-                 rtol: float = 1e-12) -> LyapunovRun:
+                 rtol: float = 1e-12, progress=None) -> LyapunovRun:
     """lyapunov_spectrum's exponents, whether the trajectory stopped moving, and which
     exponents are resolved (the module docstring). The trajectory stopped when, after `warmup`,
     no step changes any sequence's state by more than rtol (relative to the state's size):
     there the exponents are the log moduli of one Jacobian's eigenvalues (ln ρ(W) at 0 for a
     tanh RNN), not the rates along a moving trajectory, and a report must say so. All three
-    come from the one walk along the trajectory."""
+    come from the one walk along the trajectory. `progress(done, total)`, if given, is told of
+    the steps every TICK_STEPS and at the end (for a progress bar)."""
     xs = np.asarray(xs, dtype=float)
     if xs.ndim != 3 or xs.shape[2] != cell.input_size:
         raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
@@ -88,6 +91,8 @@ def lyapunov_run(cell, params, xs, m: int = 8, *, warmup: int = 0, h0=None,
                 d = float(np.abs(state - prev).max())
                 if not np.isnan(moved):
                     moved = d if not np.isfinite(d) else max(moved, d)
+        if progress is not None and (t % TICK_STEPS == TICK_STEPS - 1 or t == T - 1):
+            progress(t + 1, T)
     lam = total / (T - warmup)
     # a lost direction spoils the frames built on it: every exponent from the first lost one on
     good = np.cumsum(lost, axis=1) == 0

@@ -39,17 +39,23 @@ Each sequence's arithmetic is its own, so a given worker count gives the same bi
 run, and different counts agree to rounding (BLAS may pick another kernel for another chunk
 shape; measured: identical bits here for chunks of 2 or more sequences). A chunk never holds a
 single sequence: numpy would send its one-row products to gemv, whose rounding differs.
+
+Progress. A `Tally` counts the work each part has done in memory shared with forked workers,
+and only the caller's thread reports it (map_chunks polls it while the parts run elsewhere):
+a worker never writes to a progress bar, whose lock a fork may have copied held.
 """
 from __future__ import annotations
 
 import ctypes
+import mmap
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import numpy as np
@@ -60,6 +66,7 @@ _CONTROLLER = None
 _SCANNED_AT = -1
 _JOB = None                # (fn, parts) while forked workers start: inherited, never pickled
 PR_SET_PDEATHSIG = 1       # linux/prctl.h
+REPORT_EVERY = 0.2         # s between progress reports (a Tally's), and between looks at the parts
 
 
 def available_cores() -> int:
@@ -156,13 +163,49 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+class Tally:
+    """Units of work done by the parts of one map_chunks, reported as report(done, total), done
+    being the slowest part's count, at most every REPORT_EVERY s and only in the caller's
+    thread. Each part adds to its own count in an anonymous shared mapping, which forked
+    workers write into as well; a single part runs in the caller and reports as it goes,
+    several are polled by map_chunks (`poll`)."""
+
+    def __init__(self, parts: int, total: int, report):
+        self._counts = np.frombuffer(mmap.mmap(-1, 8 * parts), dtype=np.int64)
+        self._inline = parts == 1
+        self.total, self._report, self._next = total, report, 0.0
+
+    def adder(self, part: int):
+        """add(n): part `part` has done n more units."""
+        counts = self._counts
+
+        def add(n: int) -> None:
+            counts[part] += n
+            if self._inline and time.monotonic() >= self._next:
+                self.poll()
+        return add
+
+    def poll(self) -> None:
+        self._next = time.monotonic() + REPORT_EVERY
+        self._report(int(self._counts.min()), self.total)
+
+
+def _gather(futures, poll=None) -> list:
+    """The futures' results in order (a part's error raised as itself), calling poll() every
+    REPORT_EVERY s until all are done."""
+    if poll is not None:
+        while wait(futures, timeout=REPORT_EVERY).not_done:
+            poll()
+    return [f.result() for f in futures]
+
+
 def _run_part(i: int):
     fn, parts = _JOB
     with single_threaded_blas():
         return fn(parts[i])
 
 
-def _forked(fn, parts: list[slice]):
+def _forked(fn, parts: list[slice], poll=None):
     """[fn(part) for part in parts] in forked workers; None if they could not be started."""
     global _JOB
     _JOB = (fn, parts)   # only called when quiet: no other thread can be using _JOB
@@ -181,17 +224,18 @@ def _forked(fn, parts: list[slice]):
                     futures = [pool.submit(_run_part, i) for i in range(len(parts))]   # forks them all
             except OSError:   # fork failed (process or memory limits)
                 return None
-            return [f.result() for f in futures]   # a worker's error is raised here as itself
+            return _gather(futures, poll)   # a worker's error is raised here as itself
     finally:
         _JOB = None
 
 
-def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes: bool | None = None) -> list:
+def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes: bool | None = None,
+               poll=None) -> list:
     """[fn(part) for part in parts]: in forked processes (or threads where forking is not safe,
     see the module docstring, or processes=False) when there is more than one part, each with
     one BLAS thread; a single part runs in the caller, with one BLAS thread if asked (small
     products lose more to BLAS threading than they gain). fn's results must pickle when
-    processes are used."""
+    processes are used. `poll` (a Tally's) is called in the caller while several parts run."""
     if len(parts) == 1:
         if not one_blas_thread:
             return [fn(parts[0])]
@@ -200,8 +244,8 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
     if processes is None:
         processes = can_fork()
     if processes and _quiet():
-        results = _forked(fn, parts)
+        results = _forked(fn, parts, poll)
         if results is not None:
             return results
     with _LOCK, single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
-        return list(pool.map(fn, parts))
+        return _gather([pool.submit(fn, p) for p in parts], poll)

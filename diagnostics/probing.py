@@ -32,7 +32,7 @@ import numpy as np
 from . import diagonal as diag
 from .cells.unroll import unroll
 from .matnorms import SpectralTracker, log_summary
-from .parallel import can_fork, chunks, map_chunks, resolve_workers
+from .parallel import Tally, can_fork, chunks, map_chunks, resolve_workers
 
 NORMS = ("spectral", "frobenius")
 # below this many hidden units, threads and threaded BLAS lose (see probe_workers)
@@ -111,8 +111,9 @@ def _row_layout(cell, paths):
     return rows, where
 
 
-def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
-    """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out."""
+def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B, tick=None):
+    """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out;
+    `tick(1)`, if given, after each lag."""
     S = cell.state_size
     # each sequence's M is stored column-major (a transposed view): a vjp's new columns are
     # then one contiguous block, and the LSTM's per-sequence GEMM writing its a-columns runs
@@ -173,11 +174,13 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B):
                     out[(p, "spectral")][a_i, :, k - 1] = sig[i] + scale
         if fused:   # the next vjp divides by this lag's max
             scale += step
+        if tick is not None:
+            tick(1)
     return {"+".join(ps): (tr.iterations, tr.fallbacks) for ps, tr in trackers.items()}
 
 
 def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
-          norms=("spectral", "frobenius"), h0=None, workers=None, diagonal=True) -> ProbeResult:
+          norms=("spectral", "frobenius"), h0=None, workers=None, diagonal=True, progress=None) -> ProbeResult:
     """log10 Jacobian norms of `cell` along xs (T, B, d). See the module docstring.
 
     lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
@@ -190,11 +193,13 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     count, and repeat bit for bit for a given count.
     diagonal: paths the cell declares diagonal take the log-space fast path (see the module
     docstring); False forces the dense chain for all of them but c_direct.
+    progress: progress(done, total), for a progress bar, in the caller's thread every ~0.2 s
+    and at the end; units are forward steps plus lags (over anchors), the slowest chunk's.
     """
     xs, T, B, anchors, K, paths, norms, h0 = _check(cell, xs, lags, anchors, paths, norms, h0)
     if not isinstance(diagonal, bool):
         raise ValueError(f"diagonal: must be true or false, got {diagonal!r}")
-    return _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal)
+    return _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal, progress)
 
 
 def _split_paths(cell, params, xs, paths, h0, diagonal):
@@ -206,7 +211,7 @@ def _split_paths(cell, params, xs, paths, h0, diagonal):
     return fast, tuple(p for p in paths if p not in fast)
 
 
-def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal=True):
+def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal=True, progress=None):
     """probe() after validation: the batch split over workers. norms=() runs the forward pass
     and the Jacobian chain alone (the benchmark times the chain that way)."""
     B = xs.shape[1]
@@ -216,8 +221,16 @@ def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagon
     # 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
     small = (workers is None and getattr(cell, "parallel_safe", False) and len(parts) == 1
              and _hidden(cell) < THREADS_MIN_HIDDEN)
+    # a chunk's work: the forward pass (the stream for the chain's caches, up to the last
+    # anchor for the diagonal replay), then K lags per anchor
+    tally = None if progress is None else Tally(
+        len(parts), (xs.shape[0] if dense else int(anchors.max())) + anchors.size * K, progress)
     runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
-                                       None if h0 is None else h0[s], fast), parts, one_blas_thread=small)
+                                       None if h0 is None else h0[s], fast,
+                                       None if tally is None else tally.adder(parts.index(s))),
+                      parts, one_blas_thread=small, poll=None if tally is None else tally.poll)
+    if tally is not None:
+        tally.poll()
     if len(runs) == 1:
         out, stats = runs[0]
     else:   # sequences are independent: outputs join along the batch axis
@@ -255,23 +268,24 @@ def _hidden(cell) -> int:
     return getattr(cell, "hidden", cell.state_size)
 
 
-def _probe(cell, params, xs, K, anchors, paths, norms, h0, fast=()):
+def _probe(cell, params, xs, K, anchors, paths, norms, h0, fast=(), tick=None):
     """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters).
-    `fast`: the paths that take the diagonal fast path (see _split_paths)."""
+    `fast`: the paths that take the diagonal fast path (see _split_paths). `tick(n)`: told of
+    forward steps and lags as they are done (the dense chain's lags, else the fast path's)."""
     B = xs.shape[1]
     out = {(p, n): np.empty((anchors.size, B, K)) for p in paths for n in norms}
     rows, where = _row_layout(cell, [p for p in paths if p not in fast])
     if rows is None:   # nothing needs the caches: replay the logs from state checkpoints
-        replay = diag.Replay(cell, params, xs, h0, int(anchors.max()), fast)
+        replay = diag.Replay(cell, params, xs, h0, int(anchors.max()), fast, tick)
     else:
-        caches = unroll(cell, params, xs, h0).caches
+        caches = unroll(cell, params, xs, h0, tick).caches
     stats = {}
     for a_i, t in enumerate(anchors):
         if rows is not None:
-            stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i, B)
+            stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i, B, tick)
         if fast:
             logs = replay.logs(int(t), K) if rows is None else diag.from_caches(cell, params, caches, int(t), K)
-            diag.chain(logs, K, fast, norms, out, a_i)
+            diag.chain(logs, K, fast, norms, out, a_i, tick if rows is None else None)
     return out, stats
 
 

@@ -48,7 +48,7 @@ def _files(spec) -> dict:
     import hashlib
     out = {}
     named = [c.weights.file for c in spec.case.cells if getattr(c, "weights", None) is not None]
-    named += [spec.case.probe.inputs] if spec.case.probe.inputs else []
+    named += [spec.case.probe.inputs_file[0]] if spec.case.probe.inputs else []
     for name in dict.fromkeys(named):
         p = spec.base_dir / name
         data = p.read_bytes()
@@ -57,6 +57,12 @@ def _files(spec) -> dict:
         if feed is not None:
             out.setdefault("imported", {})[label] = feed.source
     return out
+
+
+def _inputs_name(probe) -> str:
+    """probe.inputs as read: 'xs.npy', or 'runs.npz [xs]' for one array of an .npz."""
+    path, key = probe.inputs_file
+    return path if key is None else f"{path} [{key}]"
 
 
 def rounded_timings(timings: dict) -> dict:
@@ -77,7 +83,7 @@ def run_document(spec, summary, timings) -> dict:
                        "doc": (type(cell).__doc__ or "").strip() or None}
                       for label, cell in zip(spec.labels, spec.cells)],
             "task_description": spec.task.describe() if spec.inputs is None else
-            f"your own inputs: {spec.case.probe.inputs} ({spec.inputs.shape[0]} steps, {spec.inputs.shape[1]} "
+            f"your own inputs: {_inputs_name(spec.case.probe)} ({spec.inputs.shape[0]} steps, {spec.inputs.shape[1]} "
             f"sequences, {spec.inputs.shape[2]} features; the first {spec.plan.sequences} probed)",
             "task_lag": spec.task.lag if spec.inputs is None else None,
             "files": _files(spec),

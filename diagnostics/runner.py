@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,11 +56,16 @@ class RunOutput:
     run: dict                    # run.json as written
 
 
-def probe_stream(task, plan: ProbePlan, seed: int) -> np.ndarray:
+def probe_stream(task, plan: ProbePlan, seed: int, show: bool = False) -> np.ndarray:
     """(T, B, d): consecutive independent episodes of the task, concatenated (see plan.py)."""
     rng = np.random.default_rng([seed, PROBE_SEED])
     n = plan.total_steps // plan.episode
-    eps = [np.asarray(task.sample(rng, plan.sequences).inputs, dtype=np.float64) for _ in range(n)]
+    eps = []
+    with _phase("probe stream", show, unit="episode") as report:
+        for i in range(n):
+            eps.append(np.asarray(task.sample(rng, plan.sequences).inputs, dtype=np.float64))
+            if report is not None:
+                report(i + 1, n)
     return np.concatenate(eps, axis=0)
 
 
@@ -67,6 +73,28 @@ def _bar(iterable, desc: str, total: int | None = None, show: bool = True):
     # disable=None: tqdm turns itself off when stderr is not a terminal (CI logs stay clean)
     return tqdm(iterable, desc=desc, total=total, disable=None if show else True, leave=False,
                 dynamic_ncols=True)
+
+
+PHASE_DELAY = 0.5   # s before a phase's bar appears: the many short phases do not flicker
+
+
+@contextmanager
+def _phase(desc: str, show: bool, unit: str = "step"):
+    """report(done, total) feeding a bar for one phase of a run (the stream, a probe, a
+    Lyapunov spectrum ...), or None when bars are off (as _bar's): the loops then count nothing."""
+    bar = tqdm(desc=desc, disable=None if show else True, leave=False, dynamic_ncols=True, unit=unit,
+               delay=PHASE_DELAY)
+    try:
+        if bar.disable:
+            yield None
+            return
+
+        def report(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)   # tqdm redraws at most every 0.1 s
+        yield report
+    finally:
+        bar.close()
 
 
 def _train(spec: RunSpec, cell, params, show: bool):
@@ -78,13 +106,16 @@ def _train(spec: RunSpec, cell, params, show: bool):
                  progress=show and sys.stderr.isatty())
 
 
-def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str, workers=None):
-    """One probe per anchor, lags min(K, t): k <= t is all an anchor t has."""
-    rows = []
+def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str, workers=None, report=None):
+    """One probe per anchor, lags min(K, t): k <= t is all an anchor t has. `report(done,
+    total)`: progress over all of them, in the probe's units (t forward steps, min(K, t) lags)."""
+    rows, done = [], 0
+    total = sum(t + min(plan.K, t) for t in plan.tk_anchors)
     for t in plan.tk_anchors:
         res = probe(cell, params, xs[:t], lags=min(plan.K, t), anchors=[t], paths=[path], norms=[norm],
-                    workers=workers)
+                    workers=workers, progress=None if report is None else lambda n, _, d=done: report(d + n, total))
         rows.append(cv.pooled_summary(res.log10[(path, norm)])["median"])
+        done += t + min(plan.K, t)
     return rows
 
 
@@ -95,7 +126,7 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
     norm = primary_norm(plan.norms)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-    xs = probe_stream(task, plan, case.seed) if spec.inputs is None else spec.inputs[:, :plan.sequences]
+    xs = probe_stream(task, plan, case.seed, show) if spec.inputs is None else spec.inputs[:, :plan.sequences]
     parts: dict[str, list] = {k: [] for k in ("series", "lyapunov", "training", "grad_flow", "bounds",
                                               "tk_map", "temporal_components", "sensitivity")}
     lags = np.arange(1, plan.K + 1)
@@ -117,8 +148,10 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
         t0 = time.perf_counter()
         for ck in _bar(sorted(ckpts), f"probe {label}", show=show):
             params = ckpts[ck]
-            res = probe(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors),
-                        paths=list(plan.paths[i]), norms=list(plan.norms), workers=workers)
+            at = f"{label} @{ck}"
+            with _phase(f"{at}: forward pass and lags", show) as report:
+                res = probe(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors),
+                            paths=list(plan.paths[i]), norms=list(plan.norms), workers=workers, progress=report)
             parts["series"] += cv.series_items(label, cell.kind, ck, res, plan.paths[i], plan.norms)
             bound = pascanu_bound(cell, params, lags)
             if bound is not None:
@@ -126,16 +159,20 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
             if plan.lyapunov:
                 # the first fifth lets the QR frame align with the dominant directions; not averaged
                 ly_xs, warm = xs_i[:plan.lyapunov_steps], plan.lyapunov_steps // 5
-                ly = lyapunov_run(cell, params, ly_xs, m=plan.lyapunov, warmup=warm)
+                with _phase(f"{at}: Lyapunov spectrum", show) as report:
+                    ly = lyapunov_run(cell, params, ly_xs, m=plan.lyapunov, warmup=warm, progress=report)
                 parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": state_path(cell),
                                           "exponents": ly.exponents, "fixed_point": ly.fixed_point,
                                           "resolved": ly.resolved.tolist()})
             if plan.tk_anchors:
-                rows = _tk_rows(cell, params, xs_i, plan, "a", norm, workers)
+                with _phase(f"{at}: (t, k) map", show) as report:
+                    rows = _tk_rows(cell, params, xs_i, plan, "a", norm, workers, report)
                 parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))
             if plan.sensitivity:
                 t1 = time.perf_counter()
-                sens = state_sensitivity(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors))
+                with _phase(f"{at}: sensitivity", show) as report:
+                    sens = state_sensitivity(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors),
+                                             progress=report)
                 parts["sensitivity"] += cv.sensitivity_items(label, ck, sens)
                 timings[f"sensitivity {label}"] = timings.get(f"sensitivity {label}", 0.0) + time.perf_counter() - t1
         timings[f"probe {label}"] = time.perf_counter() - t0

@@ -113,6 +113,13 @@ class TkMapSpec(BaseModel):
         union_mode="left_to_right")
 
 
+class InputsFile(BaseModel):
+    """probe.inputs as a mapping: the file and, for an .npz holding several arrays, which one."""
+    model_config = CASE
+    path: str = Field(description=".npy or .npz (T, B, d), relative to the case file")
+    key: Optional[str] = Field(None, description="the array of an .npz that holds several")
+
+
 class ProbeSpec(BaseModel):
     model_config = CASE
     lags: Optional[PosInt] = Field(None, description="K, the largest lag; default the task's sequence length")
@@ -126,11 +133,19 @@ class ProbeSpec(BaseModel):
     lyapunov: Optional[NonNegInt] = Field(None, description="exponents m (0: off; default min(8, state size))")
     lyapunov_steps: Optional[PosInt] = Field(
         None, description="steps of the QR method (the first fifth is warm-up); default max(500, stream)")
-    inputs: Optional[str] = Field(
-        None, description="your own sequences, .npy or .npz (T, B, d) relative to the case file: they replace "
-                          "the task's stream for the probe and the Lyapunov spectrum")
+    inputs: Optional[Union[str, InputsFile]] = Field(
+        None, description="your own sequences, .npy or .npz (T, B, d) relative to the case file, or {path, key} "
+                          "to pick one array of an .npz: they replace the task's stream for the probe and the "
+                          "Lyapunov spectrum")
     sensitivity: bool = Field(
         False, description="also measure d a<t>/dθ of the recurrent parameters θ, split by lag (curves.json `sensitivity`)")
+
+    @property
+    def inputs_file(self) -> tuple[str, Optional[str]] | None:
+        """(path, key) of probe.inputs in either form; None without it."""
+        if self.inputs is None:
+            return None
+        return (self.inputs, None) if isinstance(self.inputs, str) else (self.inputs.path, self.inputs.key)
 
 
 class WeightsSpec(BaseModel):

@@ -147,9 +147,14 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
             if case.train is not None and (imp.reverse or imp.below):
                 lines.append(f"cells[{i}].weights: a backward direction or a layer above the first reads inputs "
                              "the task does not provide, so it cannot be trained here; remove `train`")
-            elif case.train is not None and imp.input_size != task.input_size:
+            elif imp.input_size != task.input_size and (case.train is not None or case.probe.inputs is None):
+                # the task's stream feeds the training and, without probe.inputs, the probe
+                fix = ("train it on a task of that input size" if case.train is not None else
+                       f"the probe reads the task's stream: set task.input_size: {imp.input_size} or give probe.inputs"
+                       if "input_size" in type(t).model_fields else
+                       "the probe reads the task's stream: give probe.inputs, or a task of that input size")
                 lines.append(f"cells[{i}].weights: the model reads {imp.input_size} features per step but the "
-                             f"{task.kind} task gives {task.input_size}; train it on a task of that input size")
+                             f"{task.kind} task gives {task.input_size}; {fix}")
             continue
         opts = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("kind", "label", "weights")}
         try:
@@ -180,8 +185,9 @@ def _read_inputs(case, cells, feeds, base_dir: Path, lines: list[str]):
         lines.append(f"probe.inputs: the cells read different input sizes ({', '.join(map(str, sorted(sizes)))}); "
                      "one input file cannot feed them all")
         return None
+    path, key = case.probe.inputs_file
     try:
-        return read_inputs(base_dir / case.probe.inputs, sizes.pop())
+        return read_inputs(base_dir / path, sizes.pop(), key=key)
     except WeightsError as e:
         lines.append(f"probe.inputs: {e}")
         return None

@@ -102,9 +102,11 @@ def read_yaml(path: str | os.PathLike) -> Any:
         raise CaseError([f"{p}: no such file"])
     if p.is_dir():
         raise CaseError([f"{p}: is a directory, not a case file"])
+    if not p.is_file():   # a FIFO with no writer would block the open forever (weight files refuse them too)
+        raise CaseError([f"{p}: not a regular file (a pipe or a device); a case file must be a file"])
     try:
         with open(p, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)     # never more: /dev/zero is a file too
+            raw = f.read(MAX_BYTES + 1)     # never more: a file may grow, and /proc says size 0
         if len(raw) > MAX_BYTES:
             size = p.stat().st_size
             raise CaseError([f"{p}: {f'{size} bytes' if size > MAX_BYTES else 'too large'}; "

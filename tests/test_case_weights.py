@@ -125,3 +125,68 @@ def test_the_users_inputs_keep_every_other_probe_setting(tmp_path):
     assert (own.stream, own.sequences) == (15, 3)
     curves = compute(resolve(tmp_path / "own.yaml"), show=False).curves
     assert curves["sensitivity"], "no sensitivity measured on the user's inputs"
+
+
+def test_validate_checks_the_models_input_width_against_the_stream_the_probe_reads(tmp_path):
+    """Imported weights of input width 2 with a task of input size 3 and no probe.inputs: the
+    probe would feed them the task's stream. validate said ok and run failed (exit 1)."""
+    from pathlib import Path
+    weights = Path(__file__).resolve().parents[1] / "cases" / "weights" / "adding_lstm16.safetensors"
+    case = {"name": "width", "task": {"kind": "none", "length": 12, "input_size": 3},
+            "cells": [{"kind": "lstm", "weights": {"file": str(weights)}}],
+            "probe": {"lags": 5, "lyapunov": 0, "tk_map": {"anchors": 0}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(case))
+    for command in ("validate", "run"):
+        res = invoke(command, tmp_path / "c.yaml", *(("--out", tmp_path / "out") if command == "run" else ()))
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0] == (f"error: {tmp_path / 'c.yaml'}: cells[0].weights: the model reads 2 features per step "
+                            "but the none task gives 3; the probe reads the task's stream: set task.input_size: 2 "
+                            "or give probe.inputs")
+    assert not (tmp_path / "out").exists()
+    np.save(tmp_path / "xs.npy", np.random.default_rng(0).normal(size=(12, 3, 2)))   # the model's own width
+    case["probe"]["inputs"] = "xs.npy"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(case))
+    res = invoke("run", tmp_path / "c.yaml", "--out", tmp_path / "out", "--no-report")
+    assert res.exit_code == 0, res.output
+
+
+def test_an_npz_of_several_arrays_is_read_by_key_from_a_case_file(tmp_path):
+    """`key` chose the array of an .npz in Python (read_inputs) but a case file had no way to say it."""
+    from diagnostics.runner import compute
+    from diagnostics.schema import json_schema
+    from diagnostics.spec import resolve
+    rng = np.random.default_rng(0)
+    xs, other = rng.normal(size=(15, 3, 2)), rng.normal(size=(9, 2, 2))
+    np.savez(tmp_path / "runs.npz", xs=xs, other=other)
+    np.save(tmp_path / "xs.npy", xs)
+    case = {"name": "own", "task": {"kind": "none", "length": 15, "input_size": 2},
+            "cells": [{"kind": "rnn", "hidden": 3}], "probe": {"lags": 5, "lyapunov": 0, "tk_map": {"anchors": 0}}}
+
+    def with_inputs(inputs, name="c.yaml"):
+        (tmp_path / name).write_text(yaml.safe_dump({**case, "probe": {**case["probe"], "inputs": inputs}}))
+        return tmp_path / name
+
+    keyed = resolve(with_inputs({"path": "runs.npz", "key": "xs"}, "keyed.yaml"))
+    np.testing.assert_array_equal(keyed.inputs, xs)
+    plain = resolve(with_inputs("xs.npy", "plain.yaml"))          # the plain string form still works
+    assert compute(keyed, show=False).curves == compute(plain, show=False).curves
+    for inputs, line in [("runs.npz", "probe.inputs: {p}: holds 2 arrays (other, xs); name the inputs with key"),
+                         ({"path": "runs.npz", "key": "ys"}, "probe.inputs: {p}: no array 'ys'; found other, xs"),
+                         ({"path": "xs.npy", "key": "xs"},
+                          "probe.inputs: {p}: key 'xs' given, but a .npy file holds one array"),
+                         ({"path": "runs.npz", "kee": "xs"}, "probe.inputs.kee: unknown key (did you mean 'key'?)"),
+                         (7, "probe.inputs: must be a string or {path: ...}, got 7")]:
+        res = invoke("validate", with_inputs(inputs))
+        lines = res.output.strip().splitlines()
+        path = inputs["path"] if isinstance(inputs, dict) else str(inputs)
+        want = f"error: {tmp_path / 'c.yaml'}: " + line.replace("{p}", str(tmp_path / path))
+        assert res.exit_code == 2 and lines == [want], lines
+    res = invoke("run", with_inputs({"path": "runs.npz", "key": "xs"}), "--out", tmp_path / "out", "--no-report")
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "out" / "own" / "run.json").read_text())
+    assert "runs.npz" in run["files"] and run["task_description"].startswith("your own inputs: runs.npz [xs] (15 steps")
+    probe = json_schema()["$defs"]["ProbeSpec"]["properties"]["inputs"]       # diag schema says both forms
+    forms = json.dumps(probe)
+    assert '"type": "string"' in forms and "InputsFile" in forms
+    assert set(json_schema()["$defs"]["InputsFile"]["properties"]) == {"path", "key"}

@@ -257,6 +257,25 @@ def test_any_file_reads_or_is_refused_within_a_second(tmp_path, kind):
                                     f"{MAX_BYTES // 1024} KiB"]
 
 
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_case_file_that_is_a_fifo_is_one_line_not_a_wait(tmp_path):
+    """A FIFO with no writer blocked `diag validate` forever in open() (weight files already
+    refused FIFOs). Run in a child process, so that a hang fails the test instead of the run."""
+    import subprocess
+    import sys
+    os.mkfifo(tmp_path / "case.yaml")
+    root = Path(__file__).resolve().parents[1]
+    try:
+        res = subprocess.run([sys.executable, "-m", "diagnostics.cli", "validate", str(tmp_path / "case.yaml")],
+                             capture_output=True, text=True, timeout=30, cwd=root,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    except subprocess.TimeoutExpired:
+        pytest.fail("diag validate waited on the FIFO")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == (f"error: {tmp_path / 'case.yaml'}: not a regular file (a pipe or a device); "
+                          "a case file must be a file\n")
+
 # --- 4. YAML 1.2 numbers ---------------------------------------------------------------------
 
 def test_exponent_notation_reads_as_a_number(tmp_path):

@@ -127,6 +127,11 @@ BAD = [
     # an infinite tolerance would switch the case's own gate off without a word
     (("tolerances", "decades"), float("inf"), "tolerances.decades: must be a finite number, got inf"),
     (("tolerances", "lyapunov_abs"), float("nan"), "tolerances.lyapunov_abs: must be a finite number, got nan"),
+    # a union that is not discriminated: the member the value fits, or one line naming them all
+    # (was one line per member, each under a pydantic label such as function-after[_non_negative(), int])
+    (("probe", "tk_map", "anchors"), -1, "probe.tk_map.anchors: must be a non-negative integer, got -1"),
+    (("probe", "tk_map", "anchors"), [0], "probe.tk_map.anchors[0]: must be a positive integer, got 0"),
+    (("probe", "tk_map", "anchors"), "x", "probe.tk_map.anchors: must be an integer or a list, got 'x'"),
 ]
 
 
@@ -141,6 +146,12 @@ def test_one_clear_line_per_problem(where, value, expected):
     assert len(lines) == 1, lines
     start, *rest = expected if isinstance(expected, tuple) else (expected,)
     assert lines[0].startswith(start) and all(r in lines[0] for r in rest), lines
+
+
+def test_a_union_in_a_cells_weights_is_one_line():
+    raw = contract()
+    raw["cells"][2]["weights"] = {"file": "m.pt", "layer": "top"}
+    assert problems(raw) == ["cells[2].weights.layer: must be an integer or all, got 'top'"]
 
 
 def test_missing_required_keys_and_many_problems_at_once():

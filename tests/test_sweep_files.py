@@ -21,6 +21,17 @@ BAD = [
     ({"vary": {"task.p": [5]}, "success": {"within_at_least": 0.9}}, ["success.within_at_least", "latch"]),
     ({"vary": {"task.p": [5]}, "baseline": "../elsewhere.json"},
      ["baseline: must be a path inside the sweep file's folder", "'../elsewhere.json'"]),
+    # a union's members are said in one line, never by pydantic's internal labels
+    ({"vary": {"task.p": [5]}, "success": "nonsense"},
+     ["success: must be task, {loss_below_baseline: ...}, {accuracy_at_least: ...} or {within_at_least: ...}, "
+      "got 'nonsense'"]),
+    ({"vary": {"task.p": [5]}, "success": {"los_below_baseline": 0.1}},
+     ["success: must be task, {loss_below_baseline: ...}", "(did you mean 'loss_below_baseline'?)"]),
+    ({"vary": {"task.p": [5]}, "success": {"accuracy_at_least": 2}},
+     ["success.accuracy_at_least: must be <= 1, got 2"]),
+    ({"vary": {"seed": {"range": [0, 2.5]}}}, ["vary.seed.range: start, stop and step must be integers, got [0, 2.5]"]),
+    ({"vary": {"seed": {"rang": [0, 2]}}},
+     ["vary.seed: must be a list of values or {range: [start, stop]} ([start, stop, step]), got {'rang': [0, 2]}"]),
 ]
 
 
@@ -35,6 +46,7 @@ def test_bad_sweep_file_is_one_line_and_runs_nothing(tmp_path, change, words):
     for w in words:
         assert w in lines[0], lines[0]
     assert lines[0].startswith(f"error: {path}: ")
+    assert "{{" not in lines[0] and lines[0].count(", got ") <= 1 and "literal[" not in lines[0], lines[0]
     assert not out.exists()
 
 
@@ -44,6 +56,21 @@ def test_grid_over_the_limit_is_refused_with_its_size(tmp_path):
     assert res.exit_code == 2
     assert "the grid has 12 points (3 task.p x 4 seed), more than --max-points 11" in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_is_counted_before_it_is_listed(tmp_path):
+    """seed: {range: [0, 10**12]} was a MemoryError traceback (10**8 took 24 s and 4.8 GB before
+    --max-points refused it): a range's length is arithmetic."""
+    import time
+    path = write_sweep(tmp_path / "s", vary={"task.p": [5, 6], "seed": {"range": [0, 10 ** 12]}})
+    t0 = time.process_time()
+    with pytest.raises(CaseError) as e:
+        load_sweep(path)
+    assert time.process_time() - t0 < 5
+    assert e.value.lines == [f"{path}: vary: the grid has {2 * 10 ** 12} points (2 task.p x {10 ** 12} seed), "
+                             "more than --max-points 5000; vary fewer values or raise --max-points"]
+    sweep = load_sweep(write_sweep(tmp_path / "t", vary={"seed": {"range": [10, 0, -4]}}))
+    assert [p.values["seed"] for p in sweep.points] == [10, 6, 2]
 
 
 def test_key_paths_and_the_grid(tmp_path):
@@ -85,7 +112,7 @@ def test_a_point_too_big_for_a_workers_share_names_that_share_not_a_missing_flag
     """diag sweep has no --max-memory: its refusal names the worker's share and --workers."""
     from diagnostics import budget
     monkeypatch.setattr(budget, "available_bytes", lambda: 2e6)
-    path = write_sweep(tmp_path / "s", vary={"task.p": [5]})
+    path = write_sweep(tmp_path / "s", vary={"task.p": [5, 6]})     # two points: two workers share the memory
     res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "2"])
     assert res.exit_code == 2, res.output
     (line,) = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
@@ -116,3 +143,46 @@ def test_an_infinite_sweep_tolerance_is_refused(tmp_path):
     res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert "tolerances.decades: must be a finite number, got inf" in res.output
+
+
+@pytest.mark.parametrize("address,problem", [("banana", "no port"), ("tcp://host", "no port"),
+                                              ("tcp://host:abc", "port 'abc' is not a number"),
+                                              ("tcp://host:99999", "port 99999 is not in 1..65535"),
+                                              ("tpc://host:8786", "unknown protocol 'tpc'")])
+def test_a_scheduler_address_is_checked_before_connecting(tmp_path, address, problem):
+    """--scheduler banana was a traceback (ValueError: missing port number)."""
+    path = write_sweep(tmp_path / "s")
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--scheduler", address])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(f"error: --scheduler: must be a scheduler address such as tcp://HOST:PORT, got "
+                                 f"{address!r} ({problem}") and res.output.count("\n") == 1, res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_workers_than_cores_is_a_warning_and_never_more_workers_than_points(tmp_path, monkeypatch):
+    """--workers 500 on a 4-point sweep started 500 processes (load 103, nothing done in 90 s)."""
+    from contextlib import contextmanager
+
+    from diagnostics import parallel
+    from diagnostics.sweep import cluster
+    started = []
+
+    @contextmanager
+    def no_cluster(workers=None, scheduler=None):
+        started.append(workers)
+        raise OSError("no cluster in this test")
+        yield
+
+    monkeypatch.setattr(cluster, "open_client", no_cluster)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 2)
+    path = write_sweep(tmp_path / "s")          # 4 points
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "500"])
+    assert started == [4], started
+    warnings = [ln for ln in res.output.splitlines() if ln.startswith("warning:")]
+    assert warnings == ["warning: --workers 500 is more than the 2 cores here; the points will share them and "
+                        "finish no sooner"], res.output
+    res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out2"), "--workers", "2"])
+    assert started == [4, 2] and "warning" not in res.output, res.output
+    monkeypatch.setattr(parallel, "available_cores", lambda: 64)   # the default, one per core: capped too
+    CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out3")])
+    assert started == [4, 2, 4]

@@ -90,6 +90,23 @@ def test_torch_file_not_a_mapping(tmp_path):
     one_line(e, "list.pt", "expected a state_dict", "list")
 
 
+
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")   # torch.save of a quantized tensor
+def test_a_tensor_numpy_has_no_array_for_is_one_line_naming_it(tmp_path):
+    """A sparse tensor was a traceback (TypeError: can't convert Sparse layout tensor to numpy)."""
+    torch = pytest.importorskip("torch")
+    sd = {k: torch.as_tensor(v) for k, v in lstm_sd().items()}
+    torch.save({**sd, "weight_hh_l0": sd["weight_hh_l0"].to_sparse()}, tmp_path / "sparse.pt")
+    with pytest.raises(WeightsError) as e:
+        read_state_dict(tmp_path / "sparse.pt")
+    one_line(e, "sparse.pt", "'weight_hh_l0'", "sparse_coo", "not dense", "to_dense()")
+    with pytest.warns(UserWarning):   # torch deprecates quantized tensors, but files hold them
+        quantized = torch.quantize_per_tensor(sd["bias_ih_l0"], 0.1, 0, torch.qint8)
+    torch.save({**sd, "bias_ih_l0": quantized}, tmp_path / "quantized.pt")
+    with pytest.raises(WeightsError) as e:
+        read_state_dict(tmp_path / "quantized.pt")
+    one_line(e, "quantized.pt", "'bias_ih_l0'", "cannot be read as an array", "QInt8")
+
 # --- keys and shapes -----------------------------------------------------------------------
 def test_no_recurrent_module(tmp_path):
     np.savez(tmp_path / "m.npz", **{"head.weight": np.ones((1, 3))})

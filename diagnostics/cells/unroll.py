@@ -22,7 +22,11 @@ class Trace:
         return self.states[-1]
 
 
-def unroll(cell, params, xs: np.ndarray, h0: np.ndarray | None = None) -> Trace:
+TICK_STEPS = 64   # steps between calls of an unroll's `tick` (a call per step would cost a tiny cell ~5%)
+
+
+def unroll(cell, params, xs: np.ndarray, h0: np.ndarray | None = None, tick=None) -> Trace:
+    """`tick(n)`, if given, is told every TICK_STEPS steps (and at the end) how many more are done."""
     T, B, _ = xs.shape
     state = cell.initial_state(B, dtype=xs.dtype) if h0 is None else h0
     states = np.empty((T, B, cell.state_size), dtype=np.result_type(state, xs))
@@ -31,4 +35,8 @@ def unroll(cell, params, xs: np.ndarray, h0: np.ndarray | None = None) -> Trace:
         state, cache = cell.step(params, state, xs[t])
         states[t] = state
         caches.append(cache)
+        if tick is not None and t % TICK_STEPS == TICK_STEPS - 1:
+            tick(TICK_STEPS)
+    if tick is not None and T % TICK_STEPS:
+        tick(T % TICK_STEPS)
     return Trace(states, caches)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..cells.unroll import unroll
+from ..parallel import Tally
 
 LN10 = np.log(10.0)
 
@@ -101,15 +102,19 @@ def _accumulate(acc, acc_log, comps, log_scale):
     return acc_log
 
 
-def state_sensitivity(cell, params, xs, lags: int, anchors=None, names=None) -> SensitivityResult:
+def state_sensitivity(cell, params, xs, lags: int, anchors=None, names=None, progress=None) -> SensitivityResult:
     """Per-lag components and total of d a<t>/dθ for θ in `names` (default the cell's
-    recurrent parameters), at each anchor t, for every sequence of xs (T, B, d)."""
+    recurrent parameters), at each anchor t, for every sequence of xs (T, B, d).
+    `progress(done, total)`, if given, is told of the forward steps and the walks' lags."""
     xs, anchors = _check(cell, xs, lags, anchors)
     names = tuple(cell.recurrent_names(params) if names is None else names)
     unknown = [n for n in names if n not in params]
     if unknown:
         raise ValueError(f"names: must be parameters of this {cell.kind} cell ({', '.join(sorted(params))}), got {unknown}")
-    trace = unroll(cell, params, xs[:int(anchors.max())])
+    # the work: the forward pass to the last anchor, then a walk of t lags per anchor t
+    tally = None if progress is None else Tally(1, int(anchors.max()) + (int(anchors.sum()) if names else 0), progress)
+    tick = None if tally is None else tally.adder(0)
+    trace = unroll(cell, params, xs[:int(anchors.max())], tick=tick)
     A, B, K = anchors.size, xs.shape[1], int(lags)
     res = SensitivityResult(np.arange(K), anchors, names)
     lag = {k: np.empty((A, B, K)) for k in names}
@@ -126,10 +131,14 @@ def state_sensitivity(cell, params, xs, lags: int, anchors=None, names=None) -> 
                 for n in names:
                     lag[n][ai, :, k] = log10_norms(comps[n]) + log_scale / LN10
             acc_log = _accumulate(acc, acc_log, comps, log_scale)
+            if tick is not None:
+                tick(1)
         for n in names:
             tot[n][ai] = log10_norms(acc[n]) + acc_log / LN10
             with np.errstate(over="ignore", invalid="ignore"):
                 total[n].append(acc[n] * np.exp(acc_log).reshape((-1,) + (1,) * (acc[n].ndim - 1)))
+    if tally is not None:
+        tally.poll()
     res.log10_lag, res.log10_total = lag, tot
     res.total = {n: np.stack(v) for n, v in total.items()}
     return res

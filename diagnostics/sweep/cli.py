@@ -20,12 +20,12 @@ def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
     this machine's memory (an embedded cluster only; a remote cluster's memory is its own)."""
     if scheduler is not None:
         return
-    from .cluster import default_workers
+    from .cluster import worker_count
     from ..budget import available_bytes, over_budget
     avail = available_bytes()
     if avail is None:
         return
-    share = avail / (workers or default_workers())
+    share = avail / worker_count(workers, len(sweep.points))
     problems, seen = [], set()
     for p in sweep.points:
         line = over_budget(p.spec, share, what_limit="a worker's share of this machine's memory",
@@ -63,6 +63,11 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
     from .grid import load_sweep
     if workers is not None and scheduler is not None:
         fail("--workers: applies to the embedded cluster only; with --scheduler the cluster has its own workers")
+    if scheduler is not None:
+        from .cluster import address_problem
+        problem = address_problem(scheduler)
+        if problem:
+            fail(f"--scheduler: must be a scheduler address such as tcp://HOST:PORT, got {scheduler!r} ({problem})")
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a folder")
     try:
@@ -74,9 +79,13 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
     if why:
         fail(why)
     _budget(sweep, workers, scheduler)
+    from ..parallel import available_cores
+    if workers is not None and workers > available_cores():
+        click.echo(f"warning: --workers {workers} is more than the {available_cores()} cores here; the points "
+                   "will share them and finish no sooner", err=True)
     from .run import run_sweep
     click.echo(f"== sweep {sweep.name}{' (quick)' if quick else ''}: {len(sweep.points)} points "
-               f"({' x '.join(str(len(v)) for v in sweep.file.values().values())}) -> {out / sweep.folder_name}",
+               f"({' x '.join(map(str, sweep.file.sizes().values()))}) -> {out / sweep.folder_name}",
                err=True)
     try:
         res = run_sweep(sweep, out, workers=workers, scheduler=scheduler, report=not no_report,

@@ -38,6 +38,33 @@ def default_workers() -> int:
     return available_cores()
 
 
+def worker_count(workers: int | None, points: int) -> int:
+    """Processes of the embedded cluster: --workers (default one per core), never more than
+    the points to run (500 idle workers on a 4-point sweep only fight over the cores)."""
+    return max(1, min(workers or default_workers(), points))
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` is not a scheduler address distributed can connect to, or None. Said
+    before connecting: distributed's own answer to 'banana' is a bare ValueError."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+    scheme, loc = parse_address(address, strict=False)   # no scheme: tcp
+    if scheme not in backends:
+        return f"unknown protocol {scheme!r}; distributed knows {', '.join(sorted(backends))}"
+    if scheme in ("inproc", "ucx"):
+        return None
+    try:
+        host, port = parse_host_port(loc)
+    except ValueError:
+        return "no port" if ":" not in loc else f"port {loc.rpartition(':')[2]!r} is not a number"
+    if not host:
+        return "no host"
+    if not 0 < port < 65536:
+        return f"port {port} is not in 1..65535"
+    return None
+
+
 @contextmanager
 def open_client(workers: int | None = None, scheduler: str | None = None):
     if scheduler is not None:

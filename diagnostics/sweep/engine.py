@@ -88,7 +88,7 @@ def run_points(sweep, folder: Path, *, workers: int | None = None, scheduler: st
     from distributed import as_completed
     from tqdm import tqdm
 
-    from .cluster import open_client
+    from .cluster import open_client, worker_count
     folder = Path(folder)
     command = command or " ".join(["diag"] + sys.argv[1:])
     remove_abandoned(folder / POINTS)   # a killed sweep's half-written points, once, not per point
@@ -97,7 +97,7 @@ def run_points(sweep, folder: Path, *, workers: int | None = None, scheduler: st
     if not todo:
         return out
     t0 = time.perf_counter()
-    with open_client(workers, scheduler) as client:
+    with open_client(None if scheduler else worker_count(workers, len(todo)), scheduler) as client:
         for plugin in plugins:
             client.register_plugin(plugin)
         out.workers = len(client.scheduler_info(n_workers=-1)["workers"])

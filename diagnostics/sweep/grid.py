@@ -203,21 +203,22 @@ def _load(source, quick: bool, max_points: int, base_dir) -> Sweep:
         resolve(base, quick=quick, base_dir=case_dir)
     except CaseError as e:
         raise CaseError([f"base: {line}" for line in e.lines]) from None
-    grid = sf.values()
     problems = []
     keys = {}
-    for key in grid:
+    for key in sf.vary:
         try:
             keys[key] = parse_key(key)
         except ValueError as e:
             problems.append(f"vary.{key}: {e}")
     if problems:
         raise CaseError(problems)
-    size = math.prod(len(v) for v in grid.values())
+    sizes = sf.sizes()   # counted before anything is listed: a range may be astronomically long
+    size = math.prod(sizes.values())
     if size > max_points:
-        dims = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
+        dims = " x ".join(f"{n} {k}" for k, n in sizes.items())
         raise CaseError([f"vary: the grid has {size} points ({dims}), more than --max-points {max_points}; "
                          "vary fewer values or raise --max-points"])
+    grid = sf.values()
     points, seen = [], {}
     for index, combo in enumerate(itertools.product(*grid.values())):
         values = dict(zip(grid, combo))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
 from ..options import between
@@ -30,24 +30,29 @@ SWEEP = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True
 Fraction = Annotated[float, between(0.0, 1.0, lo_open=True)]
 
 
-def expand_range(v: Any) -> Any:
-    """`{range: [start, stop]}` or `[start, stop, step]` -> Python's range as a list (stop
-    excluded); a list passes through. One error line for a bad range."""
-    if not isinstance(v, dict):
+def vary_values(v: Any) -> list | range:
+    """A list of values, or `{range: [start, stop]}` / `[start, stop, step]` as Python's range
+    (stop excluded), kept lazy: the grid is counted (a range's length is arithmetic) before
+    any point is built, so range: [0, 10**12] is refused by --max-points, not by memory."""
+    if isinstance(v, list):
+        if not v:
+            raise PydanticCustomError("values", "must have at least 1 item")
         return v
-    r = v.get("range")
-    if set(v) != {"range"} or not isinstance(r, list) or not 2 <= len(r) <= 3 \
-            or not all(isinstance(x, int) and not isinstance(x, bool) for x in r):
-        raise PydanticCustomError("range", "must be a list of values or {{range: [start, stop]}} "
-                                  "([start, stop, step]; integers), got {v}", {"v": v})
+    r = v.get("range") if isinstance(v, dict) and set(v) == {"range"} else None
+    if r is None:
+        raise PydanticCustomError("values", "must be a list of values or {range: [start, stop]} ([start, stop, step])")
+    if not isinstance(r, list) or not 2 <= len(r) <= 3:
+        raise PydanticCustomError("range", "range: must be [start, stop] or [start, stop, step], got {r}", {"r": r})
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in r):
+        raise PydanticCustomError("range", "range: start, stop and step must be integers, got {r}", {"r": r})
     if len(r) == 3 and r[2] == 0:
         raise PydanticCustomError("range", "range: step must not be 0, got {r}", {"r": r})
-    if not list(range(*r)):
+    if not range(*r):
         raise PydanticCustomError("range", "range: must give at least one value, got {r} (stop is excluded)", {"r": r})
-    return list(range(*r))
+    return range(*r)
 
 
-Values = Annotated[list[Any], BeforeValidator(expand_range), Field(min_length=1)]
+Values = Annotated[Any, PlainValidator(vary_values)]
 
 
 class LossBelow(BaseModel):
@@ -90,7 +95,12 @@ class SweepFile(BaseModel):
     tolerances: SweepTolerances = Field(default_factory=SweepTolerances)
     report: SweepReport = Field(default_factory=SweepReport)
 
+    def sizes(self) -> dict[str, int]:
+        """Values per varied key, counted without listing a range's."""
+        return {k: len(v) for k, v in self.vary.items()}
+
     def values(self) -> dict[str, list]:
+        """Every varied key's values as a list (a range listed: count the grid first, sizes())."""
         return {k: list(v) for k, v in self.vary.items()}
 
 

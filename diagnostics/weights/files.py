@@ -90,18 +90,31 @@ def _read_torch(p: Path) -> dict[str, np.ndarray]:
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{p}: expected a state_dict (a mapping of names to tensors), found a {type(obj).__name__}")
     out: dict[str, np.ndarray] = {}
-    _flatten(obj, "", out, torch)
+    _flatten(p, obj, "", out, torch)
     return out
 
 
-def _flatten(obj: Mapping, prefix: str, out: dict, torch) -> None:
+def _flatten(p: Path, obj: Mapping, prefix: str, out: dict, torch) -> None:
     for k, v in obj.items():
         name = f"{prefix}{k}"
         if isinstance(v, torch.Tensor):
-            v = v.detach().cpu()
-            out[name] = (v.to(torch.float64) if v.is_floating_point() else v).numpy()
+            out[name] = _tensor_array(p, name, v, torch)
         elif isinstance(v, Mapping):
-            _flatten(v, name + ".", out, torch)
+            _flatten(p, v, name + ".", out, torch)
+
+
+def _tensor_array(p: Path, name: str, v, torch) -> np.ndarray:
+    """A tensor as a numpy array; WeightsError naming it for the kinds numpy has no array of
+    (sparse, quantized, nested). A sparse tensor is not densified: its dense size is not bounded."""
+    if v.layout != torch.strided:
+        raise WeightsError(f"{p}: tensor {name!r} is {str(v.layout).removeprefix('torch.')}, not dense; "
+                           "save dense tensors (tensor.to_dense())")
+    try:
+        v = v.detach().cpu()
+        return (v.to(torch.float64) if v.is_floating_point() else v).numpy()
+    except Exception as e:   # quantized (QInt8), nested, ... tensors
+        raise WeightsError(f"{p}: tensor {name!r} cannot be read as an array ({first_line(e)}); "
+                           "save plain dense tensors") from None
 
 
 def _read_safetensors(p: Path) -> dict[str, np.ndarray]:

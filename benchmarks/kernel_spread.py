@@ -1,6 +1,7 @@
 """How far the shipped quick cases move across BLAS kernels, BLAS threads and numpy's SIMD paths.
 
     python benchmarks/kernel_spread.py [--out DIR] [--cases cases/a.yaml ...] [--configs a,b,...]
+    python benchmarks/kernel_spread.py --sweeps [--configs a,b,...]    # cases/sweeps/*.yaml --quick
 
 Each configuration runs `diag run CASES --quick --no-report` in a fresh process with its own
 environment (OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS, NPY_DISABLE_CPU_FEATURES); the committed
@@ -53,7 +54,7 @@ def configs() -> dict[str, dict[str, str]]:
     return out
 
 
-def run_config(name: str, env_over: dict, cases: list[Path], out: Path) -> float:
+def run_config(name: str, env_over: dict, cases: list[Path], out: Path, sweep: bool = False) -> float:
     env = dict(os.environ)
     for k, v in env_over.items():
         if v:
@@ -62,10 +63,30 @@ def run_config(name: str, env_over: dict, cases: list[Path], out: Path) -> float
             env.pop(k, None)
     env.pop("OMP_NUM_THREADS", None)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "diagnostics.cli", "run", *map(str, cases), "--quick", "--no-report",
-                    "--out", str(out / name)], env=env, cwd=ROOT, check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    commands = ([["sweep", str(c), "--quick", "--no-report", "--out", str(out / name)] for c in cases] if sweep
+                else [["run", *map(str, cases), "--quick", "--no-report", "--out", str(out / name)]])
+    for args in commands:
+        subprocess.run([sys.executable, "-m", "diagnostics.cli", *args], env=env, cwd=ROOT, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - t0
+
+
+def sweep_spreads(docs: dict[str, dict]) -> dict[str, dict]:
+    """As `spreads`, for sweep.json documents: success counts and pooled curve points."""
+    from diagnostics.sweep.baseline import compare_sweeps
+    from diagnostics.sweep.tolerances import SweepTolerances
+    zero = SweepTolerances(successes=0, decades=0)
+    out: dict[str, dict] = {}
+    for (na, a), (nb, b) in itertools.combinations(docs.items(), 2):
+        for row in compare_sweeps(a, b, zero).rows:
+            if row.difference is None or row.what not in ("successes", "point"):
+                continue
+            d = abs(row.difference)
+            cur = out.setdefault(row.what, {"max": 0.0, "rel": 0.0})
+            if d > cur["max"]:
+                cur.update(max=d, where=f"{row.series} @{row.lag}", pair=f"{na} / {nb}",
+                           values=(row.baseline, row.current))
+    return out
 
 
 def kind_of(row) -> str | None:
@@ -124,8 +145,9 @@ def main() -> None:
     ap.add_argument("--configs", default=None, help="comma-separated names (default: all)")
     ap.add_argument("--reuse", action="store_true", help="compare the folders already in --out")
     ap.add_argument("--lyapunov", action="store_true", help="print every exponent's range")
+    ap.add_argument("--sweeps", action="store_true", help="the shipped sweeps in --quick form instead of the cases")
     args = ap.parse_args()
-    cases = args.cases or sorted((ROOT / "cases").glob("*.yaml"))
+    cases = args.cases or sorted((ROOT / "cases" / ("sweeps" if args.sweeps else "")).glob("*.yaml"))
     cfg = configs()
     if args.configs:
         cfg = {k: cfg[k] for k in args.configs.split(",")}
@@ -133,7 +155,7 @@ def main() -> None:
           f"{time.strftime('%Y-%m-%d')}")
     for name, env in cfg.items():
         if not args.reuse:
-            took = run_config(name, env, cases, args.out)
+            took = run_config(name, env, cases, args.out, sweep=args.sweeps)
             print(f"# {name}: {took:.0f} s", flush=True)
     print(f"| case | quantity | largest difference | largest relative | default tolerance | where |")
     print("|---|---|---|---|---|---|")
@@ -142,6 +164,19 @@ def main() -> None:
               "slope": f"{tol.slope_rel:g} rel (floor {tol.slope_abs:g})", "horizon": tol.horizon_steps,
               "loss": f"{tol.loss_rel:g} rel (floor {tol.loss_abs:g})", "lyapunov": tol.lyapunov_abs}
     summary = {}
+    if args.sweeps:
+        for sweep in cases:
+            name = sweep.stem
+            docs = {c: json.loads(f.read_text()) for c in cfg
+                    if (f := args.out / c / f"{name}.quick" / "sweep.json").exists()}
+            base = sweep.parent / "baselines" / f"{name}.sweep.quick.json"
+            if base.exists():
+                docs["committed"] = json.loads(base.read_text())
+            summary[name] = sp = sweep_spreads(docs)
+            for kind, s in sorted(sp.items()):
+                print(f"| {name} | {kind} | {s['max']:.3g} | | | {s.get('where', '')} ({s.get('pair', '')}) |")
+        (args.out / "spread.json").write_text(json.dumps(summary, indent=1, default=str))
+        return
     for case in cases:
         name = case.stem
         docs = {}

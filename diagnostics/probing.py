@@ -158,6 +158,15 @@ def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B, tick=Non
         if not fused:
             scale += step
             m *= inv[:, None, None]
+        else:
+            # M is one step's factor off 1; beyond 1e±100 (a gate saturated past |b| ~ 230:
+            # σ(-400) = 1.9e-174) the squares the norms are formed from would under- or
+            # overflow (the c path read -inf), so such sequences are renormalised now
+            far = ~zero & ((big < 1e-100) | (big > 1e100))
+            if far.any():
+                m[far] *= inv[far, None, None]
+                scale[far] += step[far]
+                inv[far], step[far] = 1.0, 0.0
         with np.errstate(divide="ignore"):
             # one pass over each block gives its row norms: the Frobenius norm is their sum,
             # and the largest certifies the tracker's answer (matnorms: σ_max >= any row norm)

@@ -24,8 +24,7 @@ def _setup(kind, opts, n=6, d=2, B=4, T=70, seed=0):
     cell = make_cell(kind, input_size=d, hidden=n, **opts)
     params = cell.init(np.random.default_rng(seed))
     rng = np.random.default_rng(50 + seed)
-    # inputs of moderate size: tanh pre-activations stay where 1 - tanh² is accurate (the
-    # dense chain multiplies 1 - tanh², the fast path uses the exact ln sech²)
+    # inputs of moderate size (saturated gates and tanh: tests/test_saturated_gates.py)
     xs = 0.5 * rng.normal(size=(T, B, d))
     h0 = 0.5 * rng.normal(size=(B, cell.state_size))
     return cell, params, xs, h0

@@ -177,6 +177,30 @@ def test_trained_weights_from_the_committed_files(kind):
     check_against_module(m.double(), imp, xs, 0, None)
 
 
+@pytest.mark.parametrize("z_bias", [-40.0, -700.0])
+def test_nn_gru_with_a_saturated_update_gate(z_bias):
+    """weight_hh = 0: h' = (1 - z) n + z h has d h'/d h = diag(z), z = σ(W_iz x + z_bias) ~ 4e-18
+    at -40, exact under autograd. The import's Γ_u = 1 - z is formed from negated z rows, and
+    1 - Γ_u was a subtraction that rounded to 0: the curves read -inf where autograd and the
+    closed form k log10 σ(z_bias) (no input weights either) are finite."""
+    m = make(nn.GRU)
+    with torch.no_grad():
+        m.weight_hh_l0.zero_()
+        m.bias_hh_l0.zero_()
+        m.bias_ih_l0[H:2 * H] = z_bias                  # PyTorch's rows (r, z, n): z is the middle block
+    if z_bias == -40.0:                                 # σ(-700 + W x) may leave float64: no autograd there
+        check_against_module(m, from_module(m), inputs(), 0, None)
+    with torch.no_grad():
+        m.weight_ih_l0.zero_()
+    imp = from_module(m)
+    res = probe(imp.cell, imp.params, imp.inputs(inputs()), lags=T, workers=1)
+    per_step = -np.logaddexp(0.0, -z_bias) / np.log(10.0)       # log10 σ(z_bias)
+    for norm, off in (("spectral", 0.0), ("frobenius", 0.5 * np.log10(H))):
+        got, want = res.log10[("a", norm)][0], np.arange(1, T + 1) * per_step + off
+        # 1e-12 decades, or 4 ulps where the value passes 2048 (-3648 at lag 12: ulp 4.5e-13)
+        assert (np.abs(got - want) <= np.maximum(1e-12, 4 * np.spacing(np.abs(want)))).all(), (norm, got - want)
+
+
 def test_proj_size_module_refused_by_name():
     from diagnostics.weights import WeightsError
     with pytest.raises(WeightsError, match=r"^torch module: nn.LSTM \(1 layer, input 3, hidden 5\): nn.LSTM with "

@@ -28,7 +28,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, NonNegFloat, PosFloat, PosInt
-from .base import Cell, freeze, init_matrix
+from .base import Cell, freeze, init_matrix, tanh_slope
 
 
 class CoRNNCache(NamedTuple):
@@ -74,10 +74,9 @@ class CoRNN(Cell):
         n, dt = self.hidden, self.dt
         y, z = state[:, :n], state[:, n:]
         s = y @ params["W_y"].T + z @ params["W_z"].T + x @ params["U"].T + params["b"]
-        q = np.tanh(s)
-        z_new = z + dt * (q - self.gamma * y - self.epsilon * z)
+        z_new = z + dt * (np.tanh(s) - self.gamma * y - self.epsilon * z)
         y_new = y + dt * z_new
-        return np.concatenate([y_new, z_new], axis=1), CoRNNCache(y, z, x, 1.0 - q * q)
+        return np.concatenate([y_new, z_new], axis=1), CoRNNCache(y, z, x, tanh_slope(s))
 
     def _through(self, params, cache, m_y, m_z):
         """(gradient reaching z<t>, gradient reaching s<t> / Δt, the y- and z-columns of M J)."""

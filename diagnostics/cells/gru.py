@@ -19,6 +19,10 @@ Step Jacobian, with σ'_* = Γ_*(1 - Γ_*), du = (c~ - c<t-1>) σ'_u, dc = Γ_u 
 For rows M (B, r, n), with P = (M dc) @ W_c:
     M J = M (1 - Γ_u) + P Γ_r + [M du, P c<t-1> σ'_r] @ [W_u; W_r]
 two GEMMs over all B r rows (one without the reset gate: [M du, M dc] @ [W_u; W_c]).
+Saturated gates stay exact: 1 - Γ_u is σ(-z_u), never 1 minus a rounded Γ_u, and σ', 1 - c~²
+come from the pre-activations (base.sigmoid_slope, tanh_slope). At b_u = 40 the subtraction
+gave 1 - Γ_u = 0 (the dense probe read -inf) where σ(-40) = 4.2e-18; an nn.GRU whose z-bias is
+-40 is this case (Γ_u = 1 - z).
 With reset_after, h = W_c c<t-1> + b_hn and dr = h σ'_r:
     d c<t>/d c<t-1> = diag(1 - Γ_u) + diag(du) W_u + diag(dc dr) W_r + diag(dc Γ_r) W_c
     M J = M (1 - Γ_u) + [M du, M dc dr, M dc Γ_r] @ [W_u; W_r; W_c]      one GEMM
@@ -31,13 +35,13 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, PosInt
-from .base import GatedCell, freeze, sigmoid
+from .base import GatedCell, freeze, sigmoid, sigmoid_slope, tanh_slope
 
 
 class GRUCache(NamedTuple):
     c_prev: np.ndarray      # (B, n)
     x: np.ndarray           # (B, d)
-    gamma_u: np.ndarray     # (B, n)
+    keep: np.ndarray        # (B, n) 1 - Γ_u = σ(-z_u), the direct path d c<t>/d c<t-1>
     gamma_r: np.ndarray     # (B, n); ones without the reset gate
     du: np.ndarray          # (B, n) (c~ - c<t-1>) σ'_u
     dc: np.ndarray          # (B, n) Γ_u (1 - c~²)
@@ -80,30 +84,31 @@ class GRU(GatedCell):
         xu = x @ U.T + b                       # input parts of all pre-activations (B, G n)
         g = self.gates.index("c")              # gates before the candidate: u (, r)
         zg = c_prev @ W[:g * n].T + xu[:, :g * n]
-        gamma_u = sigmoid(zg[:, :n])
         if self.reset_gate:
             gamma_r = sigmoid(zg[:, n:2 * n])
-            dr = c_prev * gamma_r * (1.0 - gamma_r)
+            dr = c_prev * sigmoid_slope(zg[:, n:2 * n])
         else:
-            gamma_r, dr = np.ones_like(gamma_u), np.zeros_like(gamma_u)
-        c_tilde = np.tanh((gamma_r * c_prev) @ W[g * n:].T + xu[:, g * n:])
-        c = gamma_u * c_tilde + (1.0 - gamma_u) * c_prev
-        du = (c_tilde - c_prev) * gamma_u * (1.0 - gamma_u)
-        dc = gamma_u * (1.0 - c_tilde * c_tilde)
-        return c, GRUCache(c_prev, x, gamma_u, gamma_r, du, dc, dr)
+            gamma_r, dr = np.ones_like(c_prev), np.zeros_like(c_prev)
+        return self._combine(zg[:, :n], (gamma_r * c_prev) @ W[g * n:].T + xu[:, g * n:], c_prev, x, gamma_r, dr)
+
+    def _combine(self, z_u, z_c, c_prev, x, gamma_r, dr):
+        """c<t> and the cache from the update gate's and the candidate's pre-activations."""
+        gamma_u, keep = sigmoid(z_u), sigmoid(-z_u)
+        c_tilde = np.tanh(z_c)
+        c = gamma_u * c_tilde + keep * c_prev
+        du = (c_tilde - c_prev) * (gamma_u * keep)      # σ'_u = σ(z_u) σ(-z_u)
+        dc = gamma_u * tanh_slope(z_c)
+        return c, GRUCache(c_prev, x, keep, gamma_r, du, dc, dr)
 
     def _step_after(self, params, c_prev, x):
         n = self.hidden
         xu = x @ params["U"].T + params["b"]
         hw = c_prev @ params["W"].T            # every gate reads c<t-1> itself: one GEMM
-        gamma_u = sigmoid(hw[:, :n] + xu[:, :n])
-        gamma_r = sigmoid(hw[:, n:2 * n] + xu[:, n:2 * n])
+        z_r = hw[:, n:2 * n] + xu[:, n:2 * n]
+        gamma_r = sigmoid(z_r)
         h = hw[:, 2 * n:] + params["b_hn"]
-        c_tilde = np.tanh(xu[:, 2 * n:] + gamma_r * h)
-        c = gamma_u * c_tilde + (1.0 - gamma_u) * c_prev
-        du = (c_tilde - c_prev) * gamma_u * (1.0 - gamma_u)
-        dc = gamma_u * (1.0 - c_tilde * c_tilde)
-        return c, GRUCache(c_prev, x, gamma_u, gamma_r, du, dc, h * gamma_r * (1.0 - gamma_r))
+        return self._combine(hw[:, :n] + xu[:, :n], xu[:, 2 * n:] + gamma_r * h, c_prev, x, gamma_r,
+                             h * sigmoid_slope(z_r))
 
     def _dz(self, params, cache, m):
         """Gradient w.r.t. the stacked pre-activations (..., G n) and the P term, for rows m.
@@ -142,10 +147,10 @@ class GRU(GatedCell):
         if self.reset_after:
             dh = self._dz_recurrent(cache, dz)
             out = (dh.reshape(B * r, 3 * n) @ params["W"]).reshape(B, r, n)
-            out += m * (1.0 - cache.gamma_u)[:, None, :]
+            out += m * cache.keep[:, None, :]
             return out
         out = (dz[..., :2 * n].reshape(B * r, 2 * n) @ self._gate_rows(params)).reshape(B, r, n)
-        out += m * (1.0 - cache.gamma_u)[:, None, :]
+        out += m * cache.keep[:, None, :]
         if p is not None:
             out += p * cache.gamma_r[:, None, :]
         return out
@@ -171,7 +176,7 @@ class GRU(GatedCell):
                 inner = W_c[None]
             J = cache.du[:, :, None] * s["W_u"][None] + cache.dc[:, :, None] * inner
         idx = np.arange(n)
-        J[:, idx, idx] += 1.0 - cache.gamma_u
+        J[:, idx, idx] += cache.keep
         return J
 
     def backward(self, params, cache, g):
@@ -179,11 +184,11 @@ class GRU(GatedCell):
         dz, p = self._dz(params, cache, g)
         if self.reset_after:
             dh = self._dz_recurrent(cache, dz)
-            g_prev = dh @ params["W"] + g * (1.0 - cache.gamma_u)
+            g_prev = dh @ params["W"] + g * cache.keep
             grads = {"W": dh.T @ cache.c_prev, "U": dz.T @ cache.x, "b": dz.sum(axis=0),
                      "b_hn": dh[:, 2 * n:].sum(axis=0)}
             return g_prev, grads, dz @ params["U"]
-        g_prev = dz[:, :2 * n] @ self._gate_rows(params) + g * (1.0 - cache.gamma_u)
+        g_prev = dz[:, :2 * n] @ self._gate_rows(params) + g * cache.keep
         if p is not None:
             g_prev += p * cache.gamma_r
         # the candidate's recurrent input is Γ_r * c<t-1>; the gates' is c<t-1>

@@ -20,9 +20,12 @@ sees the state only). Paths: "a" (= "state", kept for tools that ask for it).
 
 Ring initialisation (REFERENCES item 18): |λ| uniform in area on r_min <= |λ| <= r_max,
 ν = log(-½ log(U (r_max² - r_min²) + r_min²)), θ ~ U[0, max_phase]; B_re, B_im ~ N(0, 1/(2d))
-by default (E|B_ij|² = 1/d, the paper's Glorot-style init). Parameters: nu, theta, B_re, B_im
-(the paper's C and D are the trainer's read-out; its trainable γ is replaced by the
-normalisation function, or 1).
+by default (E|B_ij|² = 1/d, the paper's Glorot-style init). Parameters: nu, theta, B_re, B_im.
+Where this differs from Orvieto et al. 2023: their γ is a trained parameter (γ_log, initialised
+at ln sqrt(1 - |λ|²)); here γ is recomputed from ν at every step, as a function of it
+(Zucchet & Orvieto 2024), or 1. Their phase is trained as θ_log with θ = exp(θ_log); here θ is
+the parameter itself. Their C and D are the trainer's read-out, which sees the state only: no
+D u<t> skip.
 """
 from __future__ import annotations
 

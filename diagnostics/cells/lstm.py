@@ -16,6 +16,8 @@ Step Jacobian, with φ = tanh(c<t>) (φ = c<t> when output_tanh=False) and k = �
     d c<t>/d c<t-1> = diag(Γ_f)                     (the direct memory path; I without Γ_f)
     d a<t>/d a<t-1> = diag(φ σ'_o) W_o + diag(k) d c<t>/d a<t-1>
     d a<t>/d c<t-1> = diag(k Γ_f)
+σ' = Γ (1 - Γ) and 1 - c~², φ' are formed from the pre-activations (base.sigmoid_slope,
+tanh_slope), never by subtraction from a rounded gate, so saturated gates stay exact.
 For rows M = [M_a, M_c] (B, r, 2n), with G_c = M_c + M_a k (the gradient reaching c<t>):
     M J = [ M @ [d a<t>/d a<t-1>; d c<t>/d a<t-1>] ,  G_c Γ_f ]
 `vjp` computes the first block in one of two ways, whichever is cheaper for r:
@@ -34,7 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from ..options import Finite, Init, InitSpec, PosInt
-from .base import GatedCell, freeze, sigmoid
+from .base import GatedCell, freeze, log_sigmoid, sigmoid, sigmoid_slope, tanh_slope
 
 
 _POOL = threading.local()   # per-thread scratch arrays for vjp (see LSTM._workspace)
@@ -104,32 +106,34 @@ class LSTM(GatedCell):
         n = self.hidden
         a_prev, c_prev = state[:, :n], state[:, n:]
         z = a_prev @ params["W"].T + x @ params["U"].T + params["b"]
+        # σ' and tanh' from the pre-activations: Γ (1 - Γ) is 0 at z = 40, where σ'(40) = 4.2e-18
         gamma_u = sigmoid(z[:, :n])
         if self.forget_gate:
             z_f = z[:, n:2 * n]
-            gamma_f = sigmoid(z_f)
-            log_gamma_f = -np.logaddexp(0.0, -z_f) if not np.iscomplexobj(z_f) else np.log(gamma_f)
-            c_tilde, gamma_o = np.tanh(z[:, 2 * n:3 * n]), sigmoid(z[:, 3 * n:])
+            gamma_f, log_gamma_f = sigmoid(z_f), log_sigmoid(z_f)
+            z_c, z_o = z[:, 2 * n:3 * n], z[:, 3 * n:]
+            c_tilde = np.tanh(z_c)
             c = gamma_u * c_tilde + gamma_f * c_prev
         else:
             gamma_f, log_gamma_f = np.ones_like(c_prev), np.zeros(c_prev.shape)
-            c_tilde, gamma_o = np.tanh(z[:, n:2 * n]), sigmoid(z[:, 2 * n:])
+            z_c, z_o = z[:, n:2 * n], z[:, 2 * n:]
+            c_tilde = np.tanh(z_c)
             c = c_prev + gamma_u * c_tilde  # the constant error carousel
+        gamma_o = sigmoid(z_o)
         if self.output_tanh:
-            phi = np.tanh(c)
-            dphi = 1.0 - phi * phi
+            phi, dphi = np.tanh(c), tanh_slope(c)
         else:
             phi, dphi = c, 1.0
         a = gamma_o * phi
         # Jacobian factors are computed once here: the probe reuses a cache at many lags
         k = gamma_o * dphi
-        coef_u = c_tilde * gamma_u * (1.0 - gamma_u)
-        coef_c = gamma_u * (1.0 - c_tilde * c_tilde)
+        coef_u = c_tilde * sigmoid_slope(z[:, :n])
+        coef_c = gamma_u * tanh_slope(z_c)
         if self.forget_gate:
-            coef = np.stack([coef_u, c_prev * gamma_f * (1.0 - gamma_f), coef_c], axis=1)
+            coef = np.stack([coef_u, c_prev * sigmoid_slope(z_f), coef_c], axis=1)
         else:
             coef = np.stack([coef_u, coef_c], axis=1)
-        coef_o = phi * gamma_o * (1.0 - gamma_o)
+        coef_o = phi * sigmoid_slope(z_o)
         cache = LSTMCache(a_prev, c_prev, x, gamma_f, log_gamma_f, k, coef, coef_o)
         return np.concatenate([a, c], axis=1), cache
 

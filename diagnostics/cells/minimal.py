@@ -13,10 +13,12 @@ minLSTM:
     h<t>  = f' * h<t-1> + i' * h~<t>
     d h<t>/d h<t-1> = diag(f'),   ln f' = -softplus(softplus(-s_f) - softplus(-s_i))
 U_*: (n, d), b_*: (n,). The logs are formed from the pre-activations, so a gate of 1e-300
-is still exact in the probe's log-space chain. No weight acts on h<t-1>: the parameters
-whose gradients the trainer splits into temporal components are the gates' (they set the
-decay). Options: `update_bias` (initial b_z) and `forget_bias` (initial b_f); the other
-biases start at `bias`.
+is still exact in the probe's log-space chain, and so is the dense Jacobian: 1 - z is σ(-s_z)
+and f' = σ(ln f - ln i) = σ(softplus(-s_i) - softplus(-s_f)), never a difference or a ratio of
+rounded gates (1 - σ(40) by subtraction is 0, where σ(-40) = 4.2e-18: the dense probe read
+-inf). No weight acts on h<t-1>: the parameters whose gradients the trainer splits into
+temporal components are the gates' (they set the decay). Options: `update_bias` (initial b_z)
+and `forget_bias` (initial b_f); the other biases start at `bias`.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, PosInt
-from .base import Cell, diagonal_matrices, freeze, init_matrix, sigmoid
+from .base import Cell, diagonal_matrices, freeze, init_matrix, log_sigmoid, sigmoid
 
 
 def _softplus(s):
@@ -37,13 +39,16 @@ class MinCache(NamedTuple):
     h_prev: np.ndarray   # (B, n)
     x: np.ndarray        # (B, d)
     keep: np.ndarray     # (B, n) d h<t>/d h<t-1>: 1 - z (minGRU) or f' (minLSTM)
+    take: np.ndarray     # (B, n) the weight of h~<t>, 1 - keep: z (minGRU) or i' (minLSTM)
     pre: np.ndarray      # (B, G, n) gate pre-activations (z; or f, i)
-    gates: np.ndarray    # (B, G, n) the gates themselves
+    dkeep: np.ndarray    # (B, G, n) d keep / d pre
     h_tilde: np.ndarray  # (B, n)
 
 
 class _Minimal(Cell):
-    """Shared layout: parameters U_<g>, b_<g> for the gates and U_h, b_h for the candidate."""
+    """Shared layout: parameters U_<g>, b_<g> for the gates and U_h, b_h for the candidate.
+    A step is h<t> = keep * h<t-1> + take * h~<t> with take = 1 - keep, keep a function of the
+    gates' pre-activations (`_keep`), so d h<t>/d pre = (h<t-1> - h~<t>) d keep/d pre."""
     gates: ClassVar[tuple[str, ...]] = ()
     parallel_safe: ClassVar[bool] = True
 
@@ -58,8 +63,12 @@ class _Minimal(Cell):
             p[f"b_{g}"] = np.full(n, self._bias(g))
         return freeze(p)
 
-    def _pre(self, params, x):
-        return np.stack([x @ params[f"U_{g}"].T + params[f"b_{g}"] for g in self.gates], axis=1)
+    def step(self, params, state, x):
+        pre = np.stack([x @ params[f"U_{g}"].T + params[f"b_{g}"] for g in self.gates], axis=1)
+        keep, take, dkeep = self._keep(pre)
+        h_tilde = x @ params["U_h"].T + params["b_h"]
+        h = keep * state + take * h_tilde
+        return h, MinCache(state, x, keep, take, pre, dkeep, h_tilde)
 
     def jacobian(self, params, cache):
         return diagonal_matrices(cache.keep)
@@ -68,8 +77,8 @@ class _Minimal(Cell):
         return m * cache.keep[:, None, :]
 
     def backward(self, params, cache, g):
-        d_pre = self._d_pre(cache, g)          # (B, G, n)
-        d_ht = self._d_htilde(cache, g)        # (B, n)
+        d_pre = (g * (cache.h_prev - cache.h_tilde))[:, None, :] * cache.dkeep   # (B, G, n)
+        d_ht = g * cache.take                                                      # (B, n)
         grads, g_x = {}, d_ht @ params["U_h"]
         grads["U_h"], grads["b_h"] = d_ht.T @ cache.x, d_ht.sum(axis=0)
         for i, name in enumerate(self.gates):
@@ -95,20 +104,9 @@ class MinGRU(_Minimal):
     def _bias(self, gate):
         return float(self.update_bias) if gate == "z" else float(self.bias)
 
-    def step(self, params, state, x):
-        pre = self._pre(params, x)
-        z = sigmoid(pre)
-        h_tilde = x @ params["U_h"].T + params["b_h"]
-        keep = 1.0 - z[:, 0]
-        h = keep * state + z[:, 0] * h_tilde
-        return h, MinCache(state, x, keep, pre, z, h_tilde)
-
-    def _d_pre(self, cache, g):
-        z = cache.gates[:, 0]
-        return (g * (cache.h_tilde - cache.h_prev) * z * (1.0 - z))[:, None, :]
-
-    def _d_htilde(self, cache, g):
-        return g * cache.gates[:, 0]
+    def _keep(self, pre):
+        keep, z = sigmoid(-pre[:, 0]), sigmoid(pre[:, 0])           # 1 - z = σ(-s_z)
+        return keep, z, -(keep * z)[:, None, :]                     # d(1 - z)/ds_z = -σ'(s_z)
 
     def log_diagonal(self, params, cache):
         return {"a": -_softplus(cache.pre[:, 0])}
@@ -128,25 +126,15 @@ class MinLSTM(_Minimal):
     def _bias(self, gate):
         return float(self.forget_bias) if gate == "f" else float(self.bias)
 
-    def step(self, params, state, x):
-        pre = self._pre(params, x)
-        fi = sigmoid(pre)
-        f, i = fi[:, 0], fi[:, 1]
-        total = f + i
-        keep = f / total
-        h_tilde = x @ params["U_h"].T + params["b_h"]
-        h = keep * state + (i / total) * h_tilde
-        return h, MinCache(state, x, keep, pre, fi, h_tilde)
-
-    def _d_pre(self, cache, g):
-        # h = f' h<t-1> + (1 - f') h~ and f' = f/(f+i): d f'/d s_f = f(1-f) i/(f+i)²,
-        # d f'/d s_i = -f i(1-i)/(f+i)²
-        f, i = cache.gates[:, 0], cache.gates[:, 1]
-        common = g * (cache.h_prev - cache.h_tilde) * f * i / (f + i) ** 2
-        return np.stack([common * (1.0 - f), -common * (1.0 - i)], axis=1)
-
-    def _d_htilde(self, cache, g):
-        return g * (1.0 - cache.keep)
+    def _keep(self, pre):
+        # f' = f/(f+i) = σ(ln f - ln i) and i' = σ(ln i - ln f), from the gates' logs: exact
+        # where f or i is tiny, or both are (no 0/0, no 1 minus a rounded f');
+        # ln f' = -softplus(ln i - ln f) and d ln σ(s)/d s = σ(-s) give
+        # d f'/d s_f = f' i' σ(-s_f),  d f'/d s_i = -f' i' σ(-s_i)
+        d = log_sigmoid(pre[:, 0]) - log_sigmoid(pre[:, 1])
+        keep, take = sigmoid(d), sigmoid(-d)
+        both = keep * take
+        return keep, take, np.stack([both * sigmoid(-pre[:, 0]), -both * sigmoid(-pre[:, 1])], axis=1)
 
     def log_diagonal(self, params, cache):
         # ln f' = -ln(1 + i/f), ln(i/f) = ln σ(s_i) - ln σ(s_f) = softplus(-s_f) - softplus(-s_i)

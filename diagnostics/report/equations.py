@@ -134,13 +134,15 @@ def slstm_equations(opts: dict[str, Any]) -> tuple[list[str], str]:
     forget = opts.get("forget") or "sigmoid"
     lnf = "ln σ(W_f a<t-1> + U_f x<t> + b_f)" if forget == "sigmoid" else "W_f a<t-1> + U_f x<t> + b_f"
     return (["ln Γ_u = W_u a<t-1> + U_u x<t> + b_u,  ln Γ_f = " + lnf,
-             "m<t> = max(ln Γ_f + m<t-1>, ln Γ_u)",
-             "Γ_u' = exp(ln Γ_u - m<t>),  Γ_f' = exp(ln Γ_f + m<t-1> - m<t>)",
+             "m<t> = max(ln Γ_f + m<t-1>, ln Γ_u);  m<t> = ln Γ_u where n<t-1> = 0 (the first step)",
+             "Γ_u' = min(1, exp(ln Γ_u - m<t>)),  Γ_f' = min(1, exp(ln Γ_f + m<t-1> - m<t>))",
              "c<t> = Γ_f' * c<t-1> + Γ_u' * c~<t>,  n<t> = Γ_f' * n<t-1> + Γ_u'", "a<t> = Γ_o * c<t> / n<t>"],
             "An sLSTM (Beck et al. 2024, xLSTM): an exponential store gate, a normaliser n<t> and a stabiliser "
-            "m<t>. Implemented in the stabilised form of the paper's eqs. 15-17 (as in the official cell): c and n "
-            "are the paper's unstabilised ones times exp(-m<t>), so a<t> is the paper's h<t> exactly and every "
-            f"exponential stays <= 1. {fmt(opts.get('heads'))} head(s): the recurrent matrices are block-diagonal.")
+            "m<t>. Implemented as the official cell's step (NX-AI/xlstm): the stabilised form of the paper's eqs. "
+            "15-17, with m<t> = ln Γ_u where the normaliser is still zero. c and n are the paper's unstabilised "
+            "ones times exp(-m<t>), so a<t> is the paper's h<t> exactly and every exponential stays <= 1; the c "
+            f"path is that of the stabilised c. {fmt(opts.get('heads'))} head(s): the recurrent matrices are "
+            "block-diagonal.")
 
 
 EQUATIONS = {"rnn": rnn_equations, "gru": gru_equations, "lstm": lstm_equations, "indrnn": indrnn_equations,

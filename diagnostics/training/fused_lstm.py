@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cells.lstm import LSTM
 from .bptt import Gradients
 from .readout import gather, loss_and_dy, readout_backward, readout_forward
 
 
 def supports(cell) -> bool:
-    return getattr(cell, "kind", None) == "lstm" and hasattr(cell, "gates")
+    """The stock LSTM class itself, every option of which is fused here (forget_gate,
+    output_tanh; chrono and the inits act on init only). Not a subclass: it inherits kind
+    "lstm" but may change the equations, and was trained with these on untracked steps."""
+    return type(cell) is LSTM
 
 
 class FusedLSTM:

@@ -26,10 +26,11 @@ def _tolerances(cls, values: dict):
         fail(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].lower()}, got {err.get('input')!r}")
 
 
-def _check_sweeps(current, baseline, decades, successes, all_rows) -> None:
+def _check_sweeps(current, baseline, decades, successes, seed_band, all_rows) -> None:
     from ..sweep.baseline import check_files
     from ..sweep.tolerances import SweepTolerances
-    given = {k: v for k, v in (("decades", decades), ("successes", successes)) if v is not None}
+    given = {k: v for k, v in (("decades", decades), ("successes", successes), ("seed_band", seed_band))
+             if v is not None}
     tol = _tolerances(SweepTolerances, given)
     try:
         text, ok = check_files(current, baseline, tol, all_rows)
@@ -54,8 +55,10 @@ def _check_sweeps(current, baseline, decades, successes, all_rows) -> None:
 @click.option("--all", "all_rows", is_flag=True, help="print every compared row, not only the failing ones")
 @click.option("--successes", type=int, default=None,
               help="sweeps: max change of a success count [1]")
+@click.option("--seed-band/--no-seed-band", default=None,
+              help="sweeps: let a pooled curve move as far as one seed changing could move it [on]")
 def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, case_file,
-              overlays, all_rows, successes):
+              overlays, all_rows, successes, seed_band):
     """Compare CURRENT against BASELINE curves (curves.json files or run folders), or two
     sweeps (sweep.json files or sweep folders: success counts and pooled curves).
 
@@ -65,7 +68,7 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     """
     from ..sweep.baseline import is_sweep_document
     if is_sweep_document(current) or is_sweep_document(baseline):
-        _check_sweeps(current, baseline, decades, successes, all_rows)
+        _check_sweeps(current, baseline, decades, successes, seed_band, all_rows)
     given = {"decades": decades, "slope_rel": slope_rel, "horizon_steps": horizon_steps,
              "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs}
     start = {}

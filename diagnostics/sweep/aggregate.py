@@ -18,7 +18,7 @@ of interruptions its points ran in. Fields, in order:
                  cells[] {cell, kind, trials (finished points), successes, rate (null at 0
                           trials), wilson95 [low, high], diverged, failed (points without a
                           result), baseline, final_loss, accuracy, within, factor, horizon,
-                          curves[] {checkpoint, seeds, median, q25, q75}}}
+                          curves[] {checkpoint, seeds, median, q25, q75, band}}}
 
 `final_loss`, `accuracy` (cross-entropy tasks), `within` (the fraction of evaluation
 sequences within the task's tolerance; adding: 0.04) and `factor` (the fitted decay factor
@@ -27,6 +27,11 @@ finished points, or null. `horizon` adds `beyond`: how many points had no 3-deca
 within K lags (counted as larger than any horizon; a quartile that lands on them is null).
 `curves` pools, per probe checkpoint, each point's median curve of path a (primary norm):
 median and quartiles over the seeds at every lag (null = an exact zero, as in curves.json).
+`band` gives, per statistic, {lo, hi}: how far that statistic could move at each lag if any
+one seed's curve changed to anything (lo: the largest seed's value replaced by an exact zero;
+hi: the smallest by a value above all), or null where too few seeds bound it (hi would be
+unbounded: fewer than 5 seeds for a quartile, 3 for the median). The sweep regression lets a
+pooled curve move that far, as it lets one trial's success flip (sweep/tolerances.py).
 
 A trial succeeds when its training did not diverge and the criterion holds; a point that
 failed (an exception, a lost worker) is not a trial: it is counted in `failed`.
@@ -41,6 +46,7 @@ import numpy as np
 
 from ..curves import pooled_summary
 from ..documents import SWEEP, primary_norm
+from ..matnorms import log_quantile
 from ..io import json_safe
 from .engine import point_dir
 from .schema import AccuracyAtLeast, LossBelow, WithinAtLeast, success_doc
@@ -91,6 +97,25 @@ def _horizon(values: list) -> dict | None:
     return out
 
 
+ABOVE_ALL = 1e300   # a finite stand-in for "larger than any log10 norm" (log_quantile drops +inf)
+
+
+def one_seed_band(arr: np.ndarray, q: float) -> dict | None:
+    """{lo, hi} per lag of the q-quantile over seeds (rows of arr, log10 values) when any one
+    seed's value changes to anything; None when that is unbounded above. The quantile is
+    monotone in every value, so the extremes come from replacing the largest value by -inf
+    (an exact zero) and the smallest by a value above all."""
+    valid = np.isfinite(arr) | np.isneginf(arr)
+    cols = np.flatnonzero(valid.any(axis=0))
+    low, high = arr.copy(), arr.copy()
+    low[np.where(valid, arr, -np.inf)[:, cols].argmax(axis=0), cols] = -np.inf
+    high[np.where(valid, arr, np.inf)[:, cols].argmin(axis=0), cols] = ABOVE_ALL
+    hi = log_quantile(high, q)
+    if (hi[cols] >= ABOVE_ALL * 1e-10).any():   # the quantile reached the stand-in (any weight on it)
+        return None
+    return {"lo": log_quantile(low, q), "hi": hi}
+
+
 def _pooled(per_point: list[dict], lags: int) -> list[dict]:
     cks = sorted({ck for d in per_point for ck in d})
     out = []
@@ -98,7 +123,9 @@ def _pooled(per_point: list[dict], lags: int) -> list[dict]:
         rows = [d[ck] for d in per_point if ck in d]
         arr = np.array([[-math.inf if x is None else x for x in r[:lags]] for r in rows], dtype=float)
         s = pooled_summary(arr)
-        out.append({"checkpoint": ck, "seeds": len(rows), "median": s["median"], "q25": s["q25"], "q75": s["q75"]})
+        band = {stat: one_seed_band(arr, q) for stat, q in (("median", 0.5), ("q25", 0.25), ("q75", 0.75))}
+        out.append({"checkpoint": ck, "seeds": len(rows), "median": s["median"], "q25": s["q25"], "q75": s["q75"],
+                    "band": band})
     return out
 
 

@@ -5,12 +5,14 @@
 
 Identity: a row is (group values, cell). Compared: the number of trials (must be equal: a
 different grid is not a regression to tolerate), the success count (within `successes`),
-and every pooled curve point of every checkpoint (within `decades`, for `stats`). A group or
-cell on one side only is a failing "missing" row. The table is the curve regression's.
+and every pooled curve point of every checkpoint (within `decades` of the baseline's one-seed
+band, or of the point itself without a band; for `stats`). A group or cell on one side only is
+a failing "missing" row. The table is the curve regression's.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -67,14 +69,49 @@ def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) ->
                                 "present" if ck in c_curves else "missing", None, None, False, ("curve", key[1], ck)))
                 continue
             for stat in tol.stats:
-                w = worst_point(b_curves[ck][stat], c_curves[ck][stat], ZERO_LOG10)
+                bc, cc = b_curves[ck], c_curves[ck]
+                bands = bc.get("band") if tol.seed_band else None
+                label = f"{name} ckpt={ck} pooled {stat}"
+                if isinstance(bands, dict):
+                    row = _band_row(label, bc[stat], cc[stat], bands.get(stat), tol.decades, ("curve", key[1], ck))
+                    if row is not None:
+                        rows.append(row)
+                    continue
+                w = worst_point(bc[stat], cc[stat], ZERO_LOG10)
                 if w is None:
                     continue
                 i, bv, cv, diff = w
-                ok = diff <= tol.decades and len(b_curves[ck][stat]) == len(c_curves[ck][stat])
-                rows.append(Row(f"{name} ckpt={ck} pooled {stat}", "point", i + 1, bv, cv,
-                                num_diff(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
+                ok = diff <= tol.decades and len(bc[stat]) == len(cc[stat])
+                rows.append(Row(label, "point", i + 1, bv, cv, num_diff(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
     return Comparison(rows, tol, subject="sweep")
+
+
+def _log(v) -> float:
+    """A pooled-curve value as a number: null is an exact zero (-inf)."""
+    return -math.inf if v is None or v < ZERO_LOG10 else float(v)
+
+
+def _band_row(label: str, base: list, cur: list, band: dict | None, decades: float, key) -> Row | None:
+    """The worst lag of a pooled curve against the baseline's one-seed band widened by
+    `decades`; its tolerance is the distance to the band's edge on the side it moved to. A band
+    of null (too few seeds to bound it) lets the curve move anywhere: an ok row says so."""
+    if len(base) != len(cur):
+        return Row(label, "lags", None, f"{len(base)} lags", f"{len(cur)} lags", None, None, False, key)
+    if not base:
+        return None
+    if band is None:
+        return Row(label, "point", None, "any (few seeds)", "-", None, None, True, key)
+    worst = None
+    for i, (b, c) in enumerate(zip(base, cur)):
+        lo, hi, bv, cv = _log(band["lo"][i]), _log(band["hi"][i]), _log(b), _log(c)
+        low, high = lo - decades, hi + decades
+        excess = 0.0 if low <= cv <= high or (cv == bv) else (low - cv if cv < low else cv - high)
+        tol = (high - bv) if cv >= bv else (bv - low)
+        score = (excess, abs(cv - bv) if math.isfinite(cv - bv) else math.inf)
+        if worst is None or score > worst[0]:
+            worst = (score, i, b, c, tol)
+    (excess, _), i, b, c, tol = worst
+    return Row(label, "point", i + 1, b, c, num_diff(b, c), tol if math.isfinite(tol) else None, excess == 0.0, key)
 
 
 def gate(doc: dict, path: str | os.PathLike, tol: SweepTolerances | None = None, *, update: bool = False) -> GateResult:

@@ -1,12 +1,22 @@
 """Tolerances of the sweep regression (`diag check A/sweep.json B/sweep.json`, the sweep baseline).
 
 Why these defaults. The same sweep on the same machine gives the same sweep.json bit for bit,
-so any tolerance only absorbs cross-machine float noise, which training can amplify: a trial
-whose loss ends near the success threshold may flip. One flipped trial out of ten moves a rate
-by 0.1, well inside a 95% Wilson interval at n = 10 (about ±0.3), so `successes` 1 lets one
-trial flip per cell and group and catches a real change of two or more. Pooled curves are
-medians over seeds: one seed's curve moving changes them less than a single run's curve, so
-the curve tolerance is the case regression's `decades` (0.05) at the same statistics.
+so any tolerance only absorbs cross-machine float noise, which training can amplify. Measured
+(benchmarks/kernel_spread.py --sweeps, both shipped sweeps in --quick form, OpenBLAS Haswell
+kernels on 2 threads against Prescott on 1): 69 of the 70 points agree to 1e-7 decades or
+better, but one training is chaotic -- the tanh RNN of the latch at p = 100, seed 5, whose
+loss stands above ln 2 -- and its curve moved by 0.18 decades after 30 steps, which moved the
+pooled q75 over its 10 seeds by 0.11 decades (the median by 0.009). Which trial is chaotic, and
+by how much, is a property of the training, not of a tolerance one could choose in advance.
+
+So the rule is the one the success counts already follow: one trial may move. `successes` 1
+lets one trial's success flip per cell and group (one flip out of ten moves a rate by 0.1, well
+inside a 95% Wilson interval at n = 10, about ±0.3) and catches a real change of two or more;
+`seed_band` lets each pooled curve move as far as replacing any one seed's curve by anything
+could move it (sweep.json's `band`, computed from the baseline's own seeds), plus `decades`
+0.05 (the case regression's). A real change moves every seed: a recurrent gain +5% shifts
+each curve by 0.021 decades per lag, beyond the band within a few lags. A baseline written
+before the band existed is compared point by point within `decades` alone.
 """
 from __future__ import annotations
 
@@ -24,6 +34,9 @@ class SweepTolerances(BaseModel):
     decades: float = Field(0.05, ge=0, description="max log10 change of a pooled curve point")
     stats: list[Stat] = Field(["median", "q25", "q75"], min_length=1,
                               description="which pooled-curve statistics are compared")
+    seed_band: bool = Field(True, description="a pooled curve may also move as far as any one seed's curve "
+                                              "changing could move it (the baseline's band)")
 
     def describe(self) -> str:
-        return f"successes={self.successes} decades={self.decades:g} stats={','.join(self.stats)}"
+        return (f"successes={self.successes} decades={self.decades:g}{' + one-seed band' if self.seed_band else ''} "
+                f"stats={','.join(self.stats)}")

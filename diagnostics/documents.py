@@ -39,6 +39,8 @@ def read_document(path_or_dir: str | os.PathLike, fmt: str) -> dict:
     p = given / _FILES[fmt] if given.is_dir() else given
     if not p.exists():
         raise BadDocument(f"{given} has no {_FILES[fmt]}" if given.is_dir() else f"{p}: no such file")
+    if not p.is_file():   # a FIFO with no writer would block the read forever
+        raise BadDocument(f"{p}: not a regular file (a pipe or a device); expected {fmt} JSON")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:

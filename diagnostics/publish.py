@@ -212,6 +212,8 @@ class ForeignFolder(Exception):
 
 def _document(path: Path) -> dict | None:
     """The JSON object in `path`, or None (missing, unreadable, not JSON, not an object)."""
+    if not path.is_file():   # absent, or a pipe that would block the read: not ours either way
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):   # UnicodeDecodeError and JSONDecodeError are ValueErrors

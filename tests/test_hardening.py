@@ -276,6 +276,33 @@ def test_a_case_file_that_is_a_fifo_is_one_line_not_a_wait(tmp_path):
     assert res.stderr == (f"error: {tmp_path / 'case.yaml'}: not a regular file (a pipe or a device); "
                           "a case file must be a file\n")
 
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_documents_that_are_fifos_are_one_line_not_a_wait(tmp_path):
+    """The other files a command reads: a baseline (diag check), a run folder's documents (diag
+    report), and a run.json in an output folder that `diag run` asks whose it is. Each child
+    process would hang on the FIFO before."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    os.mkfifo(tmp_path / "base.json")
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "curves.json")
+    out = tmp_path / "out"
+    (out / "quickstart.quick").mkdir(parents=True)
+    os.mkfifo(out / "quickstart.quick" / "run.json")
+    for args, words in ((["check", str(root / "cases" / "baselines" / "quickstart.quick.json"),
+                          str(tmp_path / "base.json")], "base.json: not a regular file"),
+                        (["report", str(tmp_path / "run")], "curves.json: not a regular file"),
+                        (["run", str(root / "cases" / "quickstart.yaml"), "--quick", "--out", str(out)],
+                         "not written by diag")):
+        try:
+            res = subprocess.run([sys.executable, "-m", "diagnostics.cli", *args], capture_output=True, text=True,
+                                 timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"diag {args[0]} waited on a FIFO")
+        assert res.returncode == 2 and words in res.stderr and res.stderr.count("\n") == 1, (args[0], res.stderr)
+
 # --- 4. YAML 1.2 numbers ---------------------------------------------------------------------
 
 def test_exponent_notation_reads_as_a_number(tmp_path):

@@ -130,6 +130,8 @@ def is_sweep_document(path: str | os.PathLike) -> bool:
     p = Path(path)
     if p.is_dir():
         return (p / "sweep.json").is_file() and not (p / "curves.json").exists()
+    if not p.is_file():   # a pipe would block the peek; the reader says what it is
+        return False
     try:
         with open(p, encoding="utf-8") as f:
             head = f.read(200)

@@ -10,6 +10,14 @@ carries `nonfinite`, per lag how many pairs were left out, so a null can never s
 diverged sequence unannounced (a lag where every pair diverged has null quantiles and
 `nonfinite` equal to the pair count).
 
+Diverged forward passes. A (sequence, anchor) pair whose forward pass held an inf or NaN in a
+state or cache up to the anchor is left out at every lag (diagnostics/probing.py), and its
+series then carries `forward_diverged` {"pairs": n, "of": P}: n of the P pairs. A Lyapunov
+item whose trajectory diverged in some sequences carries `forward_diverged` {"sequences": n,
+"of": B}; its exponents are the mean over the others, null when none is left (a null
+exponent otherwise means -inf, an exactly singular step). Both keys are absent when nothing
+diverged, so a run without divergence writes the file it wrote before they existed.
+
 Sensitivity (`probe.sensitivity: true`; the key is absent otherwise). `sensitivity` holds, per
 cell and checkpoint, one item of kind "sensitivity" per recurrent parameter θ (the cell's
 `recurrent_names`: W_a of the rnn and IndRNN, the stacked W of gated cells, nu and theta of the
@@ -64,7 +72,24 @@ def series_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> l
                         "log10": {k: s[k] for k in ("median", "q25", "q75", "min", "max")},
                         "nonfinite": [int(c) for c in s["nonfinite"]],
                         "fit": _fit(res.lags, s["median"])})
+            out[-1].update(_diverged_pairs(getattr(res, "diverged", None)))
     return out
+
+
+def _diverged_pairs(diverged) -> dict:
+    """{"forward_diverged": {"pairs": n, "of": P}} when n > 0 of the probe's P (anchor,
+    sequence) pairs diverged, else {} (see the module docstring)."""
+    n = 0 if diverged is None else int(np.count_nonzero(diverged))
+    return {"forward_diverged": {"pairs": n, "of": int(np.size(diverged))}} if n else {}
+
+
+def lyapunov_item(label: str, checkpoint: int, path: str, run, sequences: int) -> dict:
+    """A curves.json `lyapunov` item from a lyapunov.LyapunovRun over `sequences` sequences."""
+    item = {"cell": label, "checkpoint": int(checkpoint), "path": path,
+            "exponents": run.exponents, "fixed_point": run.fixed_point}
+    if run.diverged:
+        item["forward_diverged"] = {"sequences": int(run.diverged), "of": int(sequences)}
+    return item
 
 
 def tk_item(label: str, checkpoint: int, path: str, norm: str, K: int,

@@ -126,9 +126,8 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
             if plan.lyapunov:
                 # the first fifth lets the QR frame align with the dominant directions; not averaged
                 ly_xs, warm = xs_i[:plan.lyapunov_steps], plan.lyapunov_steps // 5
-                ex, fixed = lyapunov_run(cell, params, ly_xs, m=plan.lyapunov, warmup=warm)
-                parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": state_path(cell),
-                                          "exponents": ex, "fixed_point": fixed})
+                ly = lyapunov_run(cell, params, ly_xs, m=plan.lyapunov, warmup=warm)
+                parts["lyapunov"].append(cv.lyapunov_item(label, ck, state_path(cell), ly, ly_xs.shape[1]))
             if plan.tk_anchors:
                 rows = _tk_rows(cell, params, xs_i, plan, "a", norm, workers)
                 parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))

@@ -3,7 +3,10 @@ a report, print the case JSON Schema, and (from diagnostics.regression) check cu
 sweep` (diagnostics.sweep) runs a case over a grid of settings and seeds.
 
 Exit codes: 0 ok; 1 a run or check failed (e.g. a regression against the baseline); 2 bad
-usage or a bad case file: one line per problem on stderr, no traceback, nothing written.
+usage or a bad case file: one line per problem on stderr, no traceback, nothing written. A
+training or forward pass that diverged is a finding of the run, not a failure of it (exit 0):
+the summary table and the opening sentences say so, and a baseline gate fails on it when the
+baseline did not diverge (it compares `diverged_at` and `nonfinite`).
 """
 from __future__ import annotations
 

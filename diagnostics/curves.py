@@ -10,6 +10,14 @@ carries `nonfinite`, per lag how many pairs were left out, so a null can never s
 diverged sequence unannounced (a lag where every pair diverged has null quantiles and
 `nonfinite` equal to the pair count).
 
+Diverged forward passes. A (sequence, anchor) pair whose forward pass held an inf or NaN in a
+state or cache up to the anchor is left out at every lag (diagnostics/probing.py), and its
+series then carries `forward_diverged` {"pairs": n, "of": P}: n of the P pairs. A Lyapunov
+item whose trajectory diverged in some sequences carries `forward_diverged` {"sequences": n,
+"of": B}; its exponents are the mean over the others, null when none is left (a null
+exponent otherwise means -inf, an exactly singular step). Both keys are absent when nothing
+diverged, so a run without divergence writes the file it wrote before they existed.
+
 Sensitivity (`probe.sensitivity: true`; the key is absent otherwise). `sensitivity` holds, per
 cell and checkpoint, one item of kind "sensitivity" per recurrent parameter θ (the cell's
 `recurrent_names`: W_a of the rnn and IndRNN, the stacked W of gated cells, nu and theta of the
@@ -69,7 +77,24 @@ def series_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> l
                         "log10": {k: s[k] for k in ("median", "q25", "q75", "min", "max")},
                         "nonfinite": [int(c) for c in s["nonfinite"]],
                         "fit": _fit(res.lags, s["median"])})
+            out[-1].update(_diverged_pairs(getattr(res, "diverged", None)))
     return out
+
+
+def _diverged_pairs(diverged) -> dict:
+    """{"forward_diverged": {"pairs": n, "of": P}} when n > 0 of the probe's P (anchor,
+    sequence) pairs diverged, else {} (see the module docstring)."""
+    n = 0 if diverged is None else int(np.count_nonzero(diverged))
+    return {"forward_diverged": {"pairs": n, "of": int(np.size(diverged))}} if n else {}
+
+
+def lyapunov_item(label: str, checkpoint: int, path: str, run, sequences: int) -> dict:
+    """A curves.json `lyapunov` item from a lyapunov.LyapunovRun over `sequences` sequences."""
+    item = {"cell": label, "checkpoint": int(checkpoint), "path": path,
+            "exponents": run.exponents, "fixed_point": run.fixed_point, "resolved": run.resolved.tolist()}
+    if run.diverged:
+        item["forward_diverged"] = {"sequences": int(run.diverged), "of": int(sequences)}
+    return item
 
 
 def tk_item(label: str, checkpoint: int, path: str, norm: str, K: int,
@@ -169,6 +194,8 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
     rows = []
     train = {t["cell"]: t for t in curves["training"]}
     lyap = {(x["cell"], x["checkpoint"]): x["exponents"] for x in curves["lyapunov"]}
+    lyap_diverged = {(x["cell"], x["checkpoint"]): x["forward_diverged"] for x in curves["lyapunov"]
+                     if x.get("forward_diverged")}
     fixed = {(x["cell"], x["checkpoint"]) for x in curves["lyapunov"] if x.get("fixed_point")}
     for s in curves["series"]:
         if s["path"] != "a" or s["norm"] != norm:
@@ -184,22 +211,42 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
                      "lyapunov_top": ex[0] if ex else None,   # null: -inf (an exactly singular step)
                      "fixed_point": (label, ck) in fixed,
                      "nonfinite": max(s.get("nonfinite") or [0]),
+                     # {"pairs", "of"} / {"sequences", "of"} when a forward pass diverged, else null
+                     "forward_diverged": s.get("forward_diverged"),
+                     "lyapunov_diverged": lyap_diverged.get((label, ck)),
                      "final_loss": final, "baseline": tr["baseline"] if tr else None,
-                     "solved": tr["solved"] if tr and ck == max(tr["checkpoints"]) else None})
+                     "solved": tr["solved"] if tr and ck == max(tr["checkpoints"]) else None,
+                     "diverged_at": tr["diverged_at"] if tr else None})
     return rows
 
 
+def all_diverged(part) -> bool:
+    """A summary row's forward_diverged or lyapunov_diverged covers every pair or sequence:
+    there is no number to show."""
+    return bool(part) and part.get("pairs", part.get("sequences")) == part.get("of")
+
+
 def summary_table(rows: list[dict]) -> str:
-    """The terminal table printed at the end of `diag run`."""
+    """The terminal table printed at the end of `diag run`. A forward pass that diverged in
+    every pair (or Lyapunov sequence) shows "diverged" where its fit (or exponent) would be; a
+    training that diverged says so in the solved column of its last probed checkpoint."""
     head = ("cell", "ckpt", "factor", "tau", "horizon", "lyap top", "loss", "baseline", "solved")
     def tau(r):  # a null tau with factor >= 1: nothing decays, the curve grows by ρ per step
         if r["tau"] is None and r["factor"] is not None and r["factor"] >= 1:
             return "none (grows)" if r["factor"] == 1 else f"grows x{r['factor']:.4g}/step"
         return fmt(r["tau"], ".3g")
-    body = [(r["cell"], str(r["checkpoint"]), fmt(r["factor"], ".4f"), tau(r),
-             fmt(r["horizon"], "d"), fmt(r["lyapunov_top"], "+.4f"), fmt(r["final_loss"], ".4g"),
-             fmt(r["baseline"], ".4g"),
-             "-" if r["solved"] is None else ("yes" if r["solved"] else "no")) for r in rows]
+    last = {}
+    for r in rows:
+        last[r["cell"]] = max(last.get(r["cell"], r["checkpoint"]), r["checkpoint"])
+    def solved(r):
+        if r.get("diverged_at") is not None and r["checkpoint"] == last[r["cell"]]:
+            return f"training diverged at step {r['diverged_at']}"
+        return "-" if r["solved"] is None else ("yes" if r["solved"] else "no")
+    body = [(r["cell"], str(r["checkpoint"]),
+             "diverged" if all_diverged(r.get("forward_diverged")) else fmt(r["factor"], ".4f"), tau(r),
+             fmt(r["horizon"], "d"),
+             "diverged" if all_diverged(r.get("lyapunov_diverged")) else fmt(r["lyapunov_top"], "+.4f"),
+             fmt(r["final_loss"], ".4g"), fmt(r["baseline"], ".4g"), solved(r)) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cols, widths)))

@@ -18,7 +18,9 @@ segment of L steps at a time from its checkpoint and reads its logs in reverse. 
 O(B S T / L + B m L) instead of O(B S T) for the caches (n = 4,096, 16 sequences, 10,000
 steps: ~0.1 GB instead of ~15 GB), for one extra forward pass. The step is deterministic, so
 the recomputed logs are bit for bit those of the cached pass, and the sums run in the same
-order (lag 1 first) either way.
+order (lag 1 first) either way. The checkpointing pass also finds, per sequence, the first step
+whose state or cache was not finite (`Replay.first`, as cells/unroll.py first_nonfinite finds
+it on the cached pass), so the probe leaves out the same diverged pairs on either path.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ import math
 from typing import Iterator
 
 import numpy as np
+
+from .cells.unroll import NonfiniteScan
 
 LN10 = np.log(10.0)
 
@@ -121,22 +125,28 @@ def from_caches(cell, params, caches, t: int, K: int) -> Iterator[dict]:
 
 class Replay:
     """The logs of lags 1..K at any anchor, recomputed segment by segment from checkpoints
-    of the state (see the module docstring). `stop`: the last step any anchor needs."""
+    of the state (see the module docstring). `stop`: the last step any anchor needs.
+    `first`: (B,) per sequence the first step in 1..stop whose state or cache held an inf or
+    NaN, stop + 1 where none did."""
 
     def __init__(self, cell, params, xs, h0, stop: int, paths, tick=None):
         """`tick(n)`: told of the forward pass's steps as they are done (see unroll)."""
         self.cell, self.params, self.xs, self.paths = cell, params, xs, tuple(paths)
         self.L = max(1, math.isqrt(max(stop - 1, 0)) + 1)     # ceil(sqrt(stop)), >= 1
-        state = cell.initial_state(xs.shape[1]) if h0 is None else h0
+        B = xs.shape[1]
+        state = cell.initial_state(B) if h0 is None else h0
         self.checkpoints = []                                   # state before step j L
+        scan = NonfiniteScan(B, stop)
         for s in range(stop):
             if s % self.L == 0:
                 self.checkpoints.append(state)
                 if tick is not None and s:
                     tick(self.L)
-            state, _ = cell.step(params, state, xs[s])
+            state, cache = cell.step(params, state, xs[s])
+            scan.see(s + 1, (state, cache))
         if tick is not None and stop:
             tick(stop - (len(self.checkpoints) - 1) * self.L)
+        self.first = scan.first
 
     def _segment(self, j: int, end: int) -> list[dict]:
         """Logs of steps j L .. end - 1, re-run from the checkpoint at j L."""

@@ -5,22 +5,40 @@
     warnings(curves)         -> ["LSTM (step 150, path a): 3 of 16 ... diverged ...", ...]
 
 Only numbers in curves.json and the summary rows are used, so the words cannot disagree with
-the figures; nothing is claimed that the numbers do not show.
+the figures; nothing is claimed that the numbers do not show. What divergence does to the
+numbers comes first: a training that diverged (which checkpoints were probed, and so what the
+curves are of), then a forward pass that diverged (inf or NaN in the states or caches), for
+which no decay is stated when no (sequence, anchor) pair is left.
 """
 from __future__ import annotations
 
 import math
 
+from .curves import all_diverged
 from .documents import primary_norm
 
 WITHIN = 1.0   # decades: "stays within one decade of lag 1"
 
 
-def _median(curves: dict, cell: str, ck: int, norm: str) -> list[float] | None:
+def _series(curves: dict, cell: str, ck: int, norm: str) -> dict | None:
     for s in curves.get("series", []):
         if (s["cell"], s["checkpoint"], s["path"], s["norm"]) == (cell, ck, "a", norm):
-            return [(-math.inf if v is None else float(v)) for v in s["log10"]["median"]]
+            return s
     return None
+
+
+def _median(series: dict | None) -> list[float] | None:
+    """The median curve, null read as -inf (an exact zero); None when there is none to read:
+    no series, or every (sequence, anchor) pair's forward pass diverged."""
+    if series is None or all_diverged(series.get("forward_diverged")):
+        return None
+    return [(-math.inf if v is None else float(v)) for v in series["log10"]["median"]]
+
+
+def _diverged_pairs(series: dict) -> tuple[int, int]:
+    """(pairs whose forward pass diverged, pairs), (0, 0) when none did (curves.py)."""
+    fd = series.get("forward_diverged") or {}
+    return int(fd.get("pairs", 0)), int(fd.get("of", 0))
 
 
 def _last_rows(summary: list[dict]) -> dict[str, dict]:
@@ -63,22 +81,30 @@ def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
     else:
         when = "at initialisation"
     phrases: list[str] = []
-    ys = {c: _median(curves, c, rows[c]["checkpoint"], norm) for c in rows}
+    series = {c: _series(curves, c, rows[c]["checkpoint"], norm) for c in rows}
+    ys = {c: _median(s) for c, s in series.items()}
+    # a cell whose training diverged was last probed before the others' last checkpoint
+    early = {c: f" (at step {rows[c]['checkpoint']})" for c in rows if rows[c]["checkpoint"] != ck}
     # an infinite end gives inf or NaN here, never <= WITHIN
     within = [c for c, y in ys.items() if y and abs(y[-1] - y[0]) <= WITHIN]
     for c, y in ys.items():
-        if y and c not in within:
-            phrases.append(_decay_phrase(c, y))
+        if y and (c not in within or c in early):
+            phrases.append(_decay_phrase(c, y) + early.get(c, ""))
+    within = [c for c in within if c not in early]
     if within:   # one phrase for all the cells it fits
         phrases.append(f"stays within one decade of its lag-1 value for the {_join(within)}")
-    out = []
+    out = _training_diverged(curves) + _forward_diverged(series)
     if phrases:
         out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences) "
                    + _join(phrases) + ".")
-    trained = [r for r in rows.values() if r.get("final_loss") is not None and r.get("baseline")]
+    # a cell whose training diverged has no held-out loss of probed parameters to state
+    diverged = {t["cell"] for t in curves.get("training", []) if t.get("diverged_at") is not None}
+    trained = [r for r in rows.values() if r.get("final_loss") is not None and r.get("baseline")
+               and r["cell"] not in diverged]
     if trained:
         out.append(f"On a held-out evaluation batch {when}, " + _loss_sentence(trained) + ".")
-    fits = [r for r in rows.values() if r.get("factor") is not None and not math.isnan(r["factor"])]
+    fits = [r for r in rows.values() if r.get("factor") is not None and not math.isnan(r["factor"])
+            and r["cell"] not in early]   # curves of one checkpoint are compared
     decaying = [r for r in fits if r["factor"] < 1]
     if len(decaying) >= 2:
         slow = max(decaying, key=lambda r: r["factor"])
@@ -97,6 +123,42 @@ def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
         out.append(f"The {_join(idle)} {'keeps its' if one else 'keep their'} gradient within one decade over the "
                    f"{K} lags yet stay{'s' if one else ''} at the baseline: a slowly decaying gradient "
                    "is necessary for learning a long dependency, not sufficient.")
+    return out
+
+
+def _training_diverged(curves: dict) -> list[str]:
+    """One sentence per group of cells whose training diverged at the same step: which
+    checkpoints were probed (the later ones do not exist)."""
+    groups: dict[tuple, list[str]] = {}
+    for t in curves.get("training", []):
+        if t.get("diverged_at") is None:
+            continue
+        probed = sorted({s["checkpoint"] for s in curves.get("series", []) if s["cell"] == t["cell"]})
+        missed = [c for c in t.get("checkpoints") or [] if c not in probed]
+        groups.setdefault((t["diverged_at"], tuple(probed), tuple(missed)), []).append(t["cell"])
+    out = []
+    for (step, probed, missed), cells in groups.items():
+        one = len(cells) == 1
+        ckpts = lambda cs: ("checkpoint " if len(cs) == 1 else "checkpoints ") + _join([str(c) for c in cs])  # noqa: E731
+        if probed:
+            what = (f"{'it was' if one else 'they were'} probed only at {ckpts(probed)}"
+                    + (f" ({ckpts(missed)} {'was' if len(missed) == 1 else 'were'} not reached)" if missed else ""))
+        else:
+            what = f"{'it was' if one else 'they were'} not probed ({ckpts(missed)} {'was' if len(missed) == 1 else 'were'} not reached)"
+        out.append(f"Training diverged at step {step} for the {_join(cells)} (a loss or gradient was not "
+                   f"a finite number), so {what}.")
+    return out
+
+
+def _forward_diverged(series: dict) -> list[str]:
+    """A sentence per cell whose forward pass diverged in some (sequence, anchor) pairs."""
+    out = []
+    for c, s in series.items():
+        n, of = _diverged_pairs(s) if s else (0, 0)
+        if n:
+            out.append(f"The forward pass diverged for the {c} (a state or cached value overflowed to inf or NaN) "
+                       f"in {n} of {of} (sequence, anchor) pairs: "
+                       + ("no gradient curve is read for it." if n == of else f"its medians are over the other {of - n}."))
     return out
 
 
@@ -134,16 +196,30 @@ def _join(parts: list[str]) -> str:
 
 
 def warnings(curves: dict) -> list[str]:
-    """Diverged (NaN) pairs left out of quantiles, and probes that sat at a fixed point."""
-    out = []
+    """Diverged pairs left out of quantiles (once per cell and checkpoint for a forward pass
+    that diverged, per series for a chain that turned NaN on its own), Lyapunov trajectories
+    that diverged, and probes that sat at a fixed point."""
+    out, told = [], set()
     for s in curves.get("series", []):
-        counts = s.get("nonfinite") or []
+        n, of = _diverged_pairs(s)
+        if n and (s["cell"], s["checkpoint"]) not in told:
+            told.add((s["cell"], s["checkpoint"]))
+            out.append(f"{s['cell']} (step {s['checkpoint']}): the forward pass diverged (inf or NaN in a state or "
+                       f"cache) in {n} of {of} (sequence, anchor) pairs; they are left out of the quantiles at every "
+                       + ("lag and counted in nonfinite." if n < of else "lag, so its curves and fits are empty (null)."))
+        counts = [c - n for c in s.get("nonfinite") or []]
         if any(counts):
             k = next(i for i, c in enumerate(counts) if c) + 1
             out.append(f"{s['cell']} (step {s['checkpoint']}, path {s['path']}, {s['norm']} norm): up to "
-                       f"{max(counts)} (sequence, anchor) pairs were not a number (the sequence diverged) "
-                       f"from lag {k} on; the quantiles are over the others.")
+                       f"{max(counts)} {'more ' if n else ''}(sequence, anchor) pairs were not a number (the sequence "
+                       f"diverged) from lag {k} on; the quantiles are over the others.")
     for x in curves.get("lyapunov", []):
+        fd = x.get("forward_diverged")
+        if fd:
+            n, of = fd.get("sequences", 0), fd.get("of", 0)
+            out.append(f"{x['cell']} (step {x['checkpoint']}): the trajectory of the Lyapunov exponents diverged "
+                       f"(inf or NaN in a state or cache) in {n} of {of} sequences; "
+                       + ("no exponent is given." if n == of else f"the exponents are the mean over the other {of - n}."))
         if x.get("fixed_point"):
             out.append(f"{x['cell']} (step {x['checkpoint']}): the probe stream left the state at a fixed point "
                        "(it did not move after the warm-up), so the Lyapunov exponents are the log moduli of "

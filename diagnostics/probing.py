@@ -22,6 +22,16 @@ a-path of the IndRNN, LRU, minGRU and minLSTM) takes the fast path of diagnostic
 instead of the chain: running sums of ln|d| per coordinate, O(B n) per lag, norms exact.
 `diagonal=False` sends such paths (all but c_direct, which has no dense form) through the
 dense chain instead; the two agree to rounding (tested).
+
+Divergence. A (sequence, anchor t) pair whose forward pass held an inf or NaN in any state
+or cache of steps 1..t (cells/unroll.py first_nonfinite: every forward number read once) is a
+diverged pair: its log10 norms are NaN at every lag, so the quantiles leave it out and
+curves.json counts it in `nonfinite` at every lag, and `ProbeResult.diverged` marks it. Every
+lag, not only those whose product reaches back to the overflow: the Jacobians after it are
+computed from non-finite states and can look sane (a relu's mask of NaN is 0, a finite zero
+matrix), and even lag 1 at t reads the cache of step t. A chain that turns non-finite on its
+own (a cell's vjp giving NaN from finite caches) is NaN from that lag on, as before. The
+overflow this expects is not reported by numpy as RuntimeWarnings: it is detected instead.
 """
 from __future__ import annotations
 
@@ -30,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import diagonal as diag
-from .cells.unroll import unroll
+from .cells.unroll import first_nonfinite, unroll
 from .matnorms import SpectralTracker, log_summary
 from .parallel import Tally, can_fork, chunks, map_chunks, resolve_workers
 
@@ -54,6 +64,9 @@ class ProbeResult:
     # anchor -> {blocks: (batched power iterations, sequence-lags solved by the eigensolver)};
     # with several workers, the most passes any worker made and the total of eigensolves
     stats: dict = field(default_factory=dict)
+    # (A, B) bools: the (anchor, sequence) pairs whose forward pass diverged (NaN at every lag;
+    # see the module docstring); None from code that predates it
+    diverged: np.ndarray | None = None
 
     def summary(self, path: str, norm: str, anchor_index: int = -1) -> dict[str, np.ndarray]:
         """Quantiles across sequences at one anchor; -inf (exactly zero) is a valid value, NaN
@@ -213,7 +226,8 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
 
 def _split_paths(cell, params, xs, paths, h0, diagonal):
     """(paths for the diagonal fast path, paths for the dense chain)."""
-    declared = diag.declared_paths(cell, params, xs[0], h0)
+    with np.errstate(over="ignore", invalid="ignore"):   # a diverging cell's first step: the probe detects it
+        declared = diag.declared_paths(cell, params, xs[0], h0)
     if "c_direct" in paths and "c_direct" not in declared:
         raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
     fast = tuple(p for p in paths if p in declared and (diagonal or p == "c_direct"))
@@ -241,13 +255,14 @@ def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagon
     if tally is not None:
         tally.poll()
     if len(runs) == 1:
-        out, stats = runs[0]
+        out, stats, diverged = runs[0]
     else:   # sequences are independent: outputs join along the batch axis
-        out = {key: np.concatenate([o[key] for o, _ in runs], axis=1) for key in runs[0][0]}
+        out = {key: np.concatenate([o[key] for o, _, _ in runs], axis=1) for key in runs[0][0]}
+        diverged = np.concatenate([d for _, _, d in runs], axis=1)
         # chunks iterate side by side: the slowest one's passes, every chunk's eigensolves
-        stats = {t: {name: (max(st[t][name][0] for _, st in runs), sum(st[t][name][1] for _, st in runs))
+        stats = {t: {name: (max(st[t][name][0] for _, st, _ in runs), sum(st[t][name][1] for _, st, _ in runs))
                      for name in counters} for t, counters in runs[0][1].items()}
-    return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats)
+    return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats, diverged)
 
 
 def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None, *,
@@ -278,23 +293,33 @@ def _hidden(cell) -> int:
 
 
 def _probe(cell, params, xs, K, anchors, paths, norms, h0, fast=(), tick=None):
-    """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters).
-    `fast`: the paths that take the diagonal fast path (see _split_paths). `tick(n)`: told of
-    forward steps and lags as they are done (the dense chain's lags, else the fast path's)."""
+    """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters,
+    diverged pairs (A, B)). `fast`: the paths that take the diagonal fast path (see
+    _split_paths). `tick(n)`: told of forward steps and lags as they are done (the dense
+    chain's lags, else the fast path's)."""
     B = xs.shape[1]
     out = {(p, n): np.empty((anchors.size, B, K)) for p in paths for n in norms}
+    diverged = np.zeros((anchors.size, B), dtype=bool)
     rows, where = _row_layout(cell, [p for p in paths if p not in fast])
-    if rows is None:   # nothing needs the caches: replay the logs from state checkpoints
-        replay = diag.Replay(cell, params, xs, h0, int(anchors.max()), fast, tick)
-    else:
-        caches = unroll(cell, params, xs, h0, tick).caches
     stats = {}
-    for a_i, t in enumerate(anchors):
-        if rows is not None:
-            stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i, B, tick)
-        if fast:
-            logs = replay.logs(int(t), K) if rows is None else diag.from_caches(cell, params, caches, int(t), K)
-            diag.chain(logs, K, fast, norms, out, a_i, tick if rows is None else None)
-    return out, stats
+    # overflow and inf - inf are what a diverging forward pass does: detected (first_nonfinite,
+    # the chain's per-lag check), so not reported a second time by numpy
+    with np.errstate(over="ignore", invalid="ignore"):
+        if rows is None:   # nothing needs the caches: replay the logs from state checkpoints
+            replay = diag.Replay(cell, params, xs, h0, int(anchors.max()), fast, tick)
+            first = replay.first
+        else:
+            trace = unroll(cell, params, xs, h0, tick)
+            caches, first = trace.caches, first_nonfinite(trace)
+        for a_i, t in enumerate(anchors):
+            if rows is not None:
+                stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i, B, tick)
+            if fast:
+                logs = replay.logs(int(t), K) if rows is None else diag.from_caches(cell, params, caches, int(t), K)
+                diag.chain(logs, K, fast, norms, out, a_i, tick if rows is None else None)
+            diverged[a_i] = first <= t
+            for v in out.values():   # not a number at any lag (see the module docstring)
+                v[a_i, diverged[a_i]] = np.nan
+    return out, stats, diverged
 
 

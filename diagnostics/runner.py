@@ -161,9 +161,7 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
                 ly_xs, warm = xs_i[:plan.lyapunov_steps], plan.lyapunov_steps // 5
                 with _phase(f"{at}: Lyapunov spectrum", show) as report:
                     ly = lyapunov_run(cell, params, ly_xs, m=plan.lyapunov, warmup=warm, progress=report)
-                parts["lyapunov"].append({"cell": label, "checkpoint": ck, "path": state_path(cell),
-                                          "exponents": ly.exponents, "fixed_point": ly.fixed_point,
-                                          "resolved": ly.resolved.tolist()})
+                parts["lyapunov"].append(cv.lyapunov_item(label, ck, state_path(cell), ly, ly_xs.shape[1]))
             if plan.tk_anchors:
                 with _phase(f"{at}: (t, k) map", show) as report:
                     rows = _tk_rows(cell, params, xs_i, plan, "a", norm, workers, report)

@@ -185,6 +185,11 @@ def _lyapunov_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
     _curve_rows(name, "lyapunov", [v if ok else None for v, ok in zip(bs, keep)],
                 [v if ok else None for v, ok in zip(cs, keep)], ZERO_LN, tol.lyapunov_abs, key, rows,
                 unit="exponents")
+    # sequences whose trajectory diverged are left out of the mean: a change in their count is
+    # a change of the run even where the mean of the others stays within tolerance
+    bn, cn = ((x.get("forward_diverged") or {}).get("sequences", 0) for x in (b, c))
+    if bn != cn:
+        rows.append(Row(f"{name} diverged sequences", "nonfinite", None, bn, cn, None, 0, False, key))
 
 
 def _sensitivity_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:

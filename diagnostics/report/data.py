@@ -3,7 +3,9 @@
 This is the "computing" half of the report: every figure function receives plain arrays
 picked here, never the raw JSON, so a figure can be drawn from any source of the same arrays.
 JSON null in a log10 array means the norm was exactly zero (log10 = -inf); it becomes -inf
-here and the drawing code turns non-finite values into gaps.
+here and the drawing code turns non-finite values into gaps. In a series whose forward pass
+diverged (`forward_diverged`, curves.py), a lag where every pair was left out has no value:
+its nulls become NaN, so nothing reads them as exact zeros.
 """
 from __future__ import annotations
 
@@ -21,6 +23,13 @@ def log_array(values: Any, null: float = -np.inf) -> np.ndarray:
     if values is None:
         return np.zeros(0)
     return np.array([null if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _no_value(y: np.ndarray, gone: list[bool]) -> np.ndarray:
+    """NaN at the lags where every pair was left out (a null there is no value, not a zero)."""
+    if any(gone) and len(gone) == y.size:
+        y[np.asarray(gone)] = np.nan
+    return y
 
 
 def num_array(values: Any) -> np.ndarray:
@@ -83,8 +92,10 @@ class RunData:
         for s in self.curves.get("series", []):
             if (s["cell"], int(s["checkpoint"]), s["path"], s["norm"]) == (cell, checkpoint, path, norm):
                 lg = s.get("log10", {})
-                return Curve(log_array(lg.get("median")), log_array(lg.get("q25")),
-                             log_array(lg.get("q75")), dict(s.get("fit") or {}))
+                pairs = (s.get("forward_diverged") or {}).get("of")
+                gone = [pairs is not None and c == pairs for c in s.get("nonfinite") or []]
+                return Curve(*(_no_value(log_array(lg.get(q)), gone) for q in ("median", "q25", "q75")),
+                             dict(s.get("fit") or {}))
         return None
 
     def paths_of(self, cell: str) -> list[str]:

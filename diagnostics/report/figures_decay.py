@@ -71,7 +71,9 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
         _band(ax, lags, c["q25"], c["q75"], col)
         rho = c.get("rho")
         name = plain(label) if rho is None else f"{plain(label)}   (ρ = {rho:.4g} per step)"
-        if not np.isfinite(c["median"]).any():
+        if np.isnan(c["median"]).all():   # no value at any lag (report/data.py), not a zero
+            name = f"{plain(label)}   (the forward pass diverged: nothing to draw)"
+        elif not np.isfinite(c["median"]).any():
             name = f"{plain(label)}   (exactly zero at every lag: nothing to draw)"
         h, = ax.plot(lags, gaps(c["median"]), color=col, label=name)
         handles.append(h)

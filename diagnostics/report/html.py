@@ -13,6 +13,7 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from ..curves import all_diverged
 from ..io import atomic_write_text
 from ..metrics import DECADES
 from ..narrative import opening, warnings
@@ -59,10 +60,12 @@ def summary_display(d: RunData) -> list[dict]:
         if diverged is not None:
             loss_s = f"diverged at step {diverged}"
         solved = r.get("solved")
+        gone = all_diverged(r.get("forward_diverged"))    # no pair left: no fit, no horizon
         out.append({"cell": cell, "kind": r.get("kind") or d.kinds.get(cell, "?"),
-                    "factor": fmt(factor, ".4f", "—"), "tau": tau_s,
-                    "horizon": (f"> {K}" if K else "—") if hz is None else fmt(hz, ".0f", "—"),
-                    "lyap": fmt(r.get("lyapunov_top"), "+.4f", "—"), "loss": loss_s,
+                    "factor": "diverged" if gone else fmt(factor, ".4f", "—"), "tau": tau_s,
+                    "horizon": (f"> {K}" if K and not gone else "—") if hz is None else fmt(hz, ".0f", "—"),
+                    "lyap": "diverged" if all_diverged(r.get("lyapunov_diverged")) else fmt(r.get("lyapunov_top"), "+.4f", "—"),
+                    "loss": loss_s,
                     "solved": "—" if solved is None else ("yes" if solved else "no"),
                     "solved_class": "" if solved is None else ("yes" if solved else "no")})
     return out

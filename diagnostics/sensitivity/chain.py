@@ -20,6 +20,11 @@ natural log of that scale accumulated, so products of thousands of Jacobians nei
 underflow nor overflow (λ = 0.5 reaches 1e-3010 at lag 10,000 and reads -3010 here). The
 total is a sum of terms of different scales: it is kept as a mantissa times exp(the largest
 scale so far), one per sequence. An exact zero (a dead ReLU) is -inf, as in the probe.
+
+Divergence. As in the probe (diagnostics/probing.py), an (anchor t, sequence) pair whose
+forward pass held an inf or NaN in a state or cache of steps 1..t is not a number: its
+per-lag norms, total, d a<t>/dθ and state size are NaN (curves.json counts it in
+`nonfinite`), not the exact zeros a relu's mask of NaN would make of them.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cells.unroll import unroll
+from ..cells.unroll import first_nonfinite, unroll
 from ..parallel import Tally
 
 LN10 = np.log(10.0)
@@ -114,8 +119,23 @@ def state_sensitivity(cell, params, xs, lags: int, anchors=None, names=None, pro
     # the work: the forward pass to the last anchor, then a walk of t lags per anchor t
     tally = None if progress is None else Tally(1, int(anchors.max()) + (int(anchors.sum()) if names else 0), progress)
     tick = None if tally is None else tally.adder(0)
-    trace = unroll(cell, params, xs[:int(anchors.max())], tick=tick)
-    A, B, K = anchors.size, xs.shape[1], int(lags)
+    # a diverging forward pass overflows: detected (first_nonfinite), not reported again by numpy
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = unroll(cell, params, xs[:int(anchors.max())], tick=tick)
+        first = first_nonfinite(trace)
+        res = _walks(cell, params, trace, anchors, names, int(lags), tick)
+    if tally is not None:
+        tally.poll()
+    dead = first[None, :] <= anchors[:, None]            # (A, B) pairs whose forward pass diverged
+    for d in (*res.log10_lag.values(), *res.log10_total.values(), *res.total.values(), res.log10_state):
+        d[dead] = np.nan
+    return res
+
+
+def _walks(cell, params, trace, anchors, names, K: int, tick=None) -> SensitivityResult:
+    """state_sensitivity's walks back from every anchor along a computed forward pass; `tick(1)`
+    per lag walked."""
+    A, B = anchors.size, trace.states.shape[1]
     res = SensitivityResult(np.arange(K), anchors, names)
     lag = {k: np.empty((A, B, K)) for k in names}
     tot = {k: np.empty((A, B)) for k in names}
@@ -135,10 +155,8 @@ def state_sensitivity(cell, params, xs, lags: int, anchors=None, names=None, pro
                 tick(1)
         for n in names:
             tot[n][ai] = log10_norms(acc[n]) + acc_log / LN10
-            with np.errstate(over="ignore", invalid="ignore"):
-                total[n].append(acc[n] * np.exp(acc_log).reshape((-1,) + (1,) * (acc[n].ndim - 1)))
-    if tally is not None:
-        tally.poll()
+            # may overflow where the log-space total does not (the caller ignores overflow)
+            total[n].append(acc[n] * np.exp(acc_log).reshape((-1,) + (1,) * (acc[n].ndim - 1)))
     res.log10_lag, res.log10_total = lag, tot
     res.total = {n: np.stack(v) for n, v in total.items()}
     return res

@@ -6,8 +6,8 @@
 Step i evaluates loss and gradient at the parameters after i updates on a fresh batch, hands
 them to the callbacks, then (for i < steps) clips and updates; so every record is indexed by
 the number of updates that produced the parameters, 0..steps. A NaN or inf in the loss or
-the gradient ends this training quietly: `diverged_at` is that step and the result keeps the
-last finite values. The final loss and accuracy come from a separate evaluation batch drawn
+the gradient ends this training without an exception: `diverged_at` is that step and the
+result keeps the last finite values (`diag run` says so in its table and opening sentences). The final loss and accuracy come from a separate evaluation batch drawn
 from its own seeded stream, so they do not depend on the training batches.
 """
 from __future__ import annotations

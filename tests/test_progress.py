@@ -19,8 +19,9 @@ from diagnostics.sensitivity import state_sensitivity
 
 @pytest.fixture
 def every_report(monkeypatch):
-    """Report (and poll the workers) at every chance, not every 0.2 s: short runs show steps."""
-    monkeypatch.setattr(parallel, "REPORT_EVERY", 0.0)
+    """Report (and poll the workers) every 5 ms, not every 0.2 s: short runs show steps. (Not 0:
+    the caller would then poll without pause, and threaded workers wait for its GIL: 68 s.)"""
+    monkeypatch.setattr(parallel, "REPORT_EVERY", 0.005)
 
 
 def _recorder():

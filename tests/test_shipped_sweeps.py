@@ -1,7 +1,8 @@
 """The shipped sweeps: they validate in both forms, and their committed results (the full runs,
-cases/baselines/<name>.sweep.json, which `diag sweep` compares against) are of this very grid
-and are what the README prints. (Their --quick forms are not run here: 70 points take minutes,
-and every shipped case's numerics are already gated by test_shipped_baselines.py.)"""
+cases/sweeps/baselines/<name>.sweep.json, which `diag sweep` compares against) are of this very
+grid and are what the README prints; their quick baselines (<name>.sweep.quick.json) are of the
+quick grid. (The --quick forms are run against them by .ci/run, not here: 70 points take a few
+minutes, and every shipped case's numerics are already gated by test_shipped_baselines.py.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,3 +34,13 @@ def test_shipped_sweep_validates_and_its_results_are_in_the_readme(path):
     assert markdown_table(doc) in readme, (
         f"README.md must hold the table of {sweep.baseline_path.name} as measured:\n{markdown_table(doc)}")
 
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_shipped_sweep_has_a_quick_baseline_of_its_quick_grid(path):
+    sweep = load_sweep(path, quick=True)
+    doc = load_sweep_doc(sweep.baseline_path)
+    assert sweep.baseline_path.name == f"{sweep.name}.sweep.quick.json"
+    assert doc["quick"] is True and doc["counts"]["finished"] == len(sweep.points)
+    assert [p["id"] for p in doc["points"]] == [p.id for p in sweep.points]
+    assert all(c["curves"][0].get("band") for g in doc["groups"] for c in g["cells"])

@@ -1,4 +1,4 @@
-"""Benchmark the probe's diagonal fast path (diagnostics/diagonal.py) against the dense chain.
+"""Benchmark the probe's diagonal fast path (diagnostics/probing/diagonal.py) against the dense chain.
 
     python benchmarks/bench_diagonal.py [--cell indrnn] [--big-n 4096] [--lags 10000]
                                         [--batch 16] [--small-n 128 256] [--small-lags 300]
@@ -24,11 +24,11 @@ import os
 import resource
 
 import numpy as np
+from timing import best_of
 
 from diagnostics.cells import make_cell
-from diagnostics.parallel import available_cores
-from diagnostics.probing import probe, probe_workers
-from timing import best_of
+from diagnostics.probing.core import probe, probe_workers
+from diagnostics.probing.parallel import available_cores
 
 CELLS = {"indrnn": {"activation": "tanh", "recurrent_min": 0.5, "recurrent_max": 1.0},
          "lru": {}, "mingru": {}, "minlstm": {}}

@@ -30,8 +30,8 @@ import time
 import numpy as np
 
 from diagnostics.cells import make_cell
-from diagnostics.parallel import available_cores
-from diagnostics.probing import _probe_batch, probe, probe_workers
+from diagnostics.probing.core import _probe_batch, probe, probe_workers
+from diagnostics.probing.parallel import available_cores
 
 
 class TimedCell:
@@ -170,7 +170,7 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         except ImportError:
             use_torch = False
-    from threadpoolctl import threadpool_limits   # a dependency of the package
+    from threadpoolctl import threadpool_limits  # a dependency of the package
     threadpool_limits(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {args.threads} thread(s), "
           f"load average {os.getloadavg()[0]:.2f}; numpy {np.__version__}; torch {'yes' if use_torch else 'not installed'}")

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from diagnostics.parallel import single_threaded_blas
-from diagnostics.runner import run_to_folder
+from diagnostics.probing.parallel import single_threaded_blas
+from diagnostics.run.runner import run_to_folder
 from diagnostics.sweep.cluster import open_client
 from diagnostics.sweep.grid import load_sweep
 from diagnostics.sweep.run import run_sweep

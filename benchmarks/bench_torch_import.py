@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from timing import best_of
 
 from diagnostics.cells.torchfn import TorchFn
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
 from diagnostics.weights import load_weights
-from timing import best_of
 
 PATHS, NORMS = ("a", "c"), ("spectral",)
 

@@ -157,7 +157,7 @@ def main() -> None:
         if not args.reuse:
             took = run_config(name, env, cases, args.out, sweep=args.sweeps)
             print(f"# {name}: {took:.0f} s", flush=True)
-    print(f"| case | quantity | largest difference | largest relative | default tolerance | where |")
+    print("| case | quantity | largest difference | largest relative | default tolerance | where |")
     print("|---|---|---|---|---|---|")
     tol = Tolerances()
     tol_of = {"point@init": tol.decades, "point@trained": tol.decades, "sensitivity": tol.decades,

@@ -18,16 +18,16 @@ def __getattr__(name: str):
         from .options import Init
         return Init
     if name in ("probe", "ProbeResult"):
-        from . import probing as module
+        from .probing import core as module
         return getattr(module, name)
     if name in ("fit_decay", "pascanu_bound"):
-        from . import metrics
+        from .probing import metrics
         return getattr(metrics, name)
     if name == "lyapunov_spectrum":
-        from .lyapunov import lyapunov_spectrum
+        from .probing.lyapunov import lyapunov_spectrum
         return lyapunov_spectrum
     if name == "resolve":
-        from .spec import resolve
+        from .run.spec import resolve
         return resolve
     raise AttributeError(f"module 'diagnostics' has no attribute {name!r}")
 

@@ -57,3 +57,9 @@ def read_document(path_or_dir: str | os.PathLike, fmt: str) -> dict:
         if not isinstance(data.get(key), list):
             raise BadDocument(f"{p}: {key}: expected a list, got {type(data.get(key)).__name__}")
     return data
+
+
+def all_diverged(part) -> bool:
+    """A summary row's forward_diverged or lyapunov_diverged covers every pair or sequence:
+    there is no number to show."""
+    return bool(part) and part.get("pairs", part.get("sequences")) == part.get("of")

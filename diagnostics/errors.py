@@ -15,9 +15,11 @@ the member the value fits, or one line naming every member.
 from __future__ import annotations
 
 import difflib
+import sys
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
+import click
 from pydantic import BaseModel, ValidationError
 
 
@@ -274,9 +276,7 @@ def error_lines(exc: ValidationError, root: type[BaseModel] | None = None, unkno
 def fail(lines, code: int = 2):
     """The commands' way out on bad input: each line as "error: ..." on stderr, then exit
     `code` (2, a usage error, unless said)."""
-    import sys
 
-    import click
     for line in ([lines] if isinstance(lines, str) else lines):
         click.echo(f"error: {line}", err=True)
     sys.exit(code)

@@ -12,6 +12,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 
 def create_unique(folder: Path, prefix: str, suffix: str, create: Callable[[Path], Any]):
     """(path, create(path)) for a new random name folder/prefix...suffix; `create` must make the
@@ -56,15 +58,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def json_safe(obj: Any) -> Any:
     """Replace non-finite floats by None (null) and numpy scalars/arrays by plain Python values,
     so a file never holds NaN or Infinity."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if np is not None:
-        if isinstance(obj, np.ndarray):
-            return [json_safe(v) for v in obj.tolist()]
-        if isinstance(obj, np.generic):
-            obj = obj.item()
+    if isinstance(obj, np.ndarray):
+        return [json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

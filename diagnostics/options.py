@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
-                      ValidationError, create_model)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from .errors import error_lines, suggest
@@ -146,7 +155,6 @@ def option_fields(cls) -> dict[str, tuple]:
     if dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls, include_extras=True)
         return {f.name: (hints.get(f.name, Any), _default(f)) for f in dataclasses.fields(cls) if f.init}
-    import inspect
     out = {}
     for k, p in inspect.signature(cls).parameters.items():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

@@ -27,7 +27,7 @@ another machine, compared pairwise:
 So the defaults below keep their real-change meaning with a safety factor of more than 10^11
 over that spread. Two things are not compared because they are rounding, not signal: Lyapunov
 exponents of directions lost to rounding (a dead relu unit: -13.94 on one kernel, -8.00 on
-another; diagnostics/lyapunov.py flags them, `resolved: false`) and the bits of exactly-zero
+another; diagnostics/probing/lyapunov.py flags them, `resolved: false`) and the bits of exactly-zero
 curves (null on both sides is equal). Training amplifies rounding only where it is chaotic,
 and there the run itself is not reproducible across machines: one of the 70 points of the
 shipped sweeps' --quick forms (a tanh RNN on the latch at p = 100 whose loss stands above

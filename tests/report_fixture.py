@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from diagnostics.runner import run_to_folder
-from diagnostics.spec import resolve
+from diagnostics.run.runner import run_to_folder
+from diagnostics.run.spec import resolve
 
 CHECKPOINTS = [0, 10, 20]
 

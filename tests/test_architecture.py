@@ -1,5 +1,7 @@
-"""How the package hangs together: no import cycles (imports inside functions included), the
-schema independent of regression/, and a pytest plugin that costs nothing until it is used."""
+"""How the package hangs together: first-level parts in a declared layer order that no import
+runs up (imports inside functions included), so no two parts import each other; imports at
+module top except where a measured cost says otherwise; and a pytest plugin that costs nothing
+until it is used."""
 from __future__ import annotations
 
 import ast
@@ -88,10 +90,107 @@ def reachable(graph, start: str) -> set[str]:
     return seen
 
 
+# The first-level parts of the package, lowest first: a module may import only from its own
+# part or a part listed before it. A new part must be placed here.
+LAYERS = [
+    # foundation: no numerics of their own
+    "version", "errors", "optional", "numfmt", "io", "options", "tolerances", "yamlfile", "documents", "publish",
+    # models: cells and the tasks they are trained on
+    "cells", "tasks",
+    # numerics: the probe, the sensitivity, training, weights read from files and from PyTorch
+    "probing", "sensitivity", "training", "weights", "interop",
+    # one run, and what is drawn from its documents
+    "report", "run",
+    # comparing runs, many runs, the commands
+    "regression", "sweep", "cli",
+]
+
+# Imports left inside functions, each for a measured cost (2 cores, 2026-12-06): the package's
+# and the regression package's lazy exports (PEP 562: `import diagnostics` loads nothing); the
+# pytest plugin, loaded by every pytest session of the environment; the commands, so that
+# `diag --help` takes 0.29 s instead of ~2 s (the run layer loads pydantic, scipy and the cells:
+# 0.6 s; the report matplotlib: 0.7 s; a sweep dask: 0.6 s); matplotlib for a run or sweep
+# without a page and a comparison without overlays; dask's distributed outside a sweep; torch
+# (optional) outside what reads .pt files.
+LAZY = {
+    "diagnostics": "lazy exports",
+    "diagnostics.regression": "lazy exports",
+    "diagnostics.regression.plugin": "loaded by every pytest session",
+    "diagnostics.cli.main": "diag --help", "diagnostics.cli.check": "diag --help",
+    "diagnostics.cli.sweep": "diag --help",
+    "diagnostics.regression.baseline": "matplotlib", "diagnostics.run.runner": "matplotlib",
+    "diagnostics.sweep.run": "matplotlib",
+    "diagnostics.sweep.cluster": "distributed", "diagnostics.sweep.engine": "distributed",
+    "diagnostics.weights.files": "torch",
+}
+
+
+def part(module: str) -> str | None:
+    """The first-level part of a module name (None for the package itself)."""
+    bits = module.split(".")
+    return bits[1] if len(bits) > 1 else None
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[str]) -> list[str]:
+    """Every import of a part placed after the importer's own, and every unplaced part."""
+    out = []
+    for mod, deps in sorted(graph.items()):
+        pm = part(mod)
+        if pm is None:
+            continue
+        if pm not in layers:
+            out.append(f"{mod}: part {pm!r} is not in LAYERS")
+            continue
+        for dep in sorted(deps):
+            pd = part(dep)
+            if pd is not None and pd != pm and (pd not in layers or layers.index(pd) > layers.index(pm)):
+                out.append(f"{mod} imports {dep}, a layer above it")
+    return out
+
+
+def function_level_imports(path: Path) -> list[int]:
+    """Line numbers of import statements inside functions."""
+    lines = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines |= {n.lineno for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return sorted(lines)
+
+
 def test_the_graph_sees_imports_inside_functions():
     g = import_graph()
-    assert "diagnostics.spec" in g["diagnostics.regression.plugin"]      # imported inside a method
-    assert "diagnostics.probing" in g["diagnostics"]                      # the lazy package exports
+    assert "diagnostics.run.spec" in g["diagnostics.regression.plugin"]     # imported inside a method
+    assert "diagnostics.probing.core" in g["diagnostics"]                    # the lazy package exports
+
+
+def test_no_import_runs_up_a_layer():
+    assert upward_imports(import_graph(), LAYERS) == []
+
+
+def test_the_layer_check_finds_an_upward_import_and_an_unplaced_part():
+    g = {"diagnostics.cells.lstm": {"diagnostics.probing.core", "diagnostics.options"},
+         "diagnostics.newpart.x": set()}
+    assert upward_imports(g, LAYERS) == ["diagnostics.cells.lstm imports diagnostics.probing.core, a layer above it",
+                                         "diagnostics.newpart.x: part 'newpart' is not in LAYERS"]
+
+
+def test_no_two_first_level_parts_import_each_other():
+    g = import_graph()
+    parts: dict[str, set[str]] = {}
+    for mod, deps in g.items():
+        pm = part(mod)
+        if pm is not None:
+            parts.setdefault(pm, set()).update(p for d in deps if (p := part(d)) not in (None, pm))
+    assert cycles(parts) == []
+
+
+def test_imports_are_at_module_top_but_for_a_measured_cost():
+    found = {}
+    for path in PKG.rglob("*.py"):
+        name = _module_name(path)
+        if name not in LAZY and (lines := function_level_imports(path)):
+            found[name] = lines
+    assert found == {}, "imports inside functions (move them to the top, or give the cost in LAZY)"
 
 
 def test_cycle_finder_finds_a_cycle():
@@ -104,7 +203,7 @@ def test_no_import_cycles():
 
 def test_schema_does_not_depend_on_regression():
     g = import_graph()
-    for start in ("diagnostics.schema", "diagnostics.spec"):
+    for start in ("diagnostics.run.schema", "diagnostics.run.spec"):
         assert not {m for m in reachable(g, start) if m.startswith("diagnostics.regression")}, start
 
 

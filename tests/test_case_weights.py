@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 
 
 def invoke(*args):
@@ -56,8 +56,8 @@ def test_shipped_torch_import_case_reads_safetensors_without_torch(tmp_path):
     import subprocess
     import sys
     code = ("import sys\n"
-            "from diagnostics.spec import resolve\n"
-            "from diagnostics.runner import compute\n"
+            "from diagnostics.run.spec import resolve\n"
+            "from diagnostics.run.runner import compute\n"
             "spec = resolve('cases/torch_import.yaml', quick=True)\n"
             "c = compute(spec, show=False).curves\n"
             "print(sorted({s['cell'] for s in c['series']}), 'torch' in sys.modules)")
@@ -109,8 +109,8 @@ def test_inputs_of_the_wrong_size_or_rank(tmp_path):
 def test_the_users_inputs_keep_every_other_probe_setting(tmp_path):
     """probe.inputs replaces the task's stream and nothing else: sensitivity, norms and paths
     are planned as without it (the sensitivity was once dropped)."""
-    from diagnostics.runner import compute
-    from diagnostics.spec import resolve
+    from diagnostics.run.runner import compute
+    from diagnostics.run.spec import resolve
     np.save(tmp_path / "seqs.npy", np.random.default_rng(0).normal(size=(15, 3, 2)))
     case = {"name": "own", "task": {"kind": "none", "length": 15, "input_size": 2},
             "cells": [{"kind": "rnn", "hidden": 3}],
@@ -153,9 +153,9 @@ def test_validate_checks_the_models_input_width_against_the_stream_the_probe_rea
 
 def test_an_npz_of_several_arrays_is_read_by_key_from_a_case_file(tmp_path):
     """`key` chose the array of an .npz in Python (read_inputs) but a case file had no way to say it."""
-    from diagnostics.runner import compute
-    from diagnostics.schema import json_schema
-    from diagnostics.spec import resolve
+    from diagnostics.run.runner import compute
+    from diagnostics.run.schema import json_schema
+    from diagnostics.run.spec import resolve
     rng = np.random.default_rng(0)
     xs, other = rng.normal(size=(15, 3, 2)), rng.normal(size=(9, 2, 2))
     np.savez(tmp_path / "runs.npz", xs=xs, other=other)

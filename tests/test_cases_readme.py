@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from diagnostics.cells import cell_kinds
-from diagnostics.schema import case_model
-from diagnostics.spec import resolve
+from diagnostics.run.schema import case_model
+from diagnostics.run.spec import resolve
 from diagnostics.tasks import task_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def test_every_case_key_is_in_the_keys_table(key):
 
 
 def test_every_probe_and_train_option_and_every_kind_is_named():
-    from diagnostics.schema import ProbeSpec, TrainSpec
+    from diagnostics.run.schema import ProbeSpec, TrainSpec
     table = _keys_table()
     for name in [*ProbeSpec.model_fields, *TrainSpec.model_fields, "weights"]:
         assert f"`{name}" in table, name

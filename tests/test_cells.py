@@ -2,18 +2,26 @@
 closed forms from REFERENCES.md items 4 and 8, initialisers, validation and the registry."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import inspect
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diagnostics.cells import (Cell, check_jacobian, freeze, make_cell, reference_jacobian,
-                               register_cell, sigmoid, unregister_cell, cell_kinds)
+from diagnostics.cells import (
+    Cell,
+    cell_kinds,
+    check_jacobian,
+    freeze,
+    make_cell,
+    reference_jacobian,
+    register_cell,
+    sigmoid,
+    unregister_cell,
+)
 
 CONFIGS = [
     ("rnn", {"activation": "tanh"}), ("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),

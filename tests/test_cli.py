@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 
 TINY = {
     "name": "tiny",

@@ -1,14 +1,19 @@
-"""The probe's diagonal fast path (diagnostics/diagonal.py) against the dense chain and dense
+"""The probe's diagonal fast path (diagnostics/probing/diagonal.py) against the dense chain and dense
 products, its replay from checkpoints against the cached pass, and its log-sum-exp."""
 import numpy as np
 import pytest
 from scipy.special import logsumexp
 
 from diagnostics.cells import make_cell
-from diagnostics.diagonal import KahanSum, Replay, declared_paths, half_log_sum_exp2
-from diagnostics.parallel import available_cores, can_fork
 from diagnostics.cells.unroll import unroll
-from diagnostics.probing import probe, probe_workers
+from diagnostics.probing.core import probe, probe_workers
+from diagnostics.probing.diagonal import (
+    KahanSum,
+    Replay,
+    declared_paths,
+    half_log_sum_exp2,
+)
+from diagnostics.probing.parallel import available_cores, can_fork
 
 DIAGONAL = [
     ("indrnn", {"activation": "relu", "recurrent_min": -1.2, "recurrent_max": 1.2}),

@@ -15,12 +15,12 @@ import yaml
 from click.testing import CliRunner
 
 from diagnostics.cells import make_cell
-from diagnostics.cli import main
-from diagnostics.lyapunov import lyapunov_run
-from diagnostics.narrative import opening
-from diagnostics.probing import probe
+from diagnostics.cli.main import main
+from diagnostics.probing.core import probe
+from diagnostics.probing.lyapunov import lyapunov_run
 from diagnostics.report.data import RunData
 from diagnostics.report.figures import select_decay
+from diagnostics.report.narrative import opening
 from diagnostics.sensitivity import state_sensitivity
 
 K, SEQ = 60, 8

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diagnostics import parallel, publish
+from diagnostics import publish
 from diagnostics.cells.rnn import RNN
-from diagnostics.probing import probe
-
+from diagnostics.probing import parallel
+from diagnostics.probing.core import probe
 
 # --- 1. replacing a run folder ---------------------------------------------------------------
 
@@ -201,6 +201,7 @@ def _read_in_time(path, budget=1.0):
     """read_yaml(path): the data, or the CaseError's lines; fails if it took `budget` s or more
     of CPU time (not wall time: other jobs on a shared machine must not make this flaky)."""
     import time
+
     from diagnostics.errors import CaseError
     from diagnostics.yamlfile import read_yaml
     t0 = time.process_time()
@@ -329,7 +330,7 @@ def test_only_exponent_numbers_become_numbers(tmp_path):
 
 
 def test_a_case_with_lr_1e_3_validates(tmp_path):
-    from diagnostics.spec import resolve
+    from diagnostics.run.spec import resolve
     p = tmp_path / "c.yaml"
     p.write_text("name: c\ntask: {kind: copy}\ncells: [{kind: rnn, hidden: 4}]\n"
                  "train: {steps: 2, optimizer: {kind: adam, lr: 1e-3}}\n")
@@ -404,7 +405,7 @@ def test_a_fresh_process_forks_and_one_that_loaded_openmp_does_not():
     import subprocess
     import sys
     code = ("import os, sys, numpy as np\n"
-            "import diagnostics.parallel as par\n"
+            "import diagnostics.probing.parallel as par\n"
             "from diagnostics.cells import make_cell\n"
             "from diagnostics.probing import probe\n"
             "cell = make_cell('rnn', input_size=1, hidden=4); p = cell.init(np.random.default_rng(0))\n"

@@ -6,9 +6,9 @@ import pytest
 from scipy.special import roots_hermitenorm
 
 from diagnostics.cells import make_cell
-from diagnostics.lyapunov import lyapunov_run, lyapunov_spectrum
-from diagnostics.metrics import fit_decay, pascanu_bound
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
+from diagnostics.probing.lyapunov import lyapunov_run, lyapunov_spectrum
+from diagnostics.probing.metrics import fit_decay, pascanu_bound
 
 # ---------------------------------------------------------------- fit_decay
 

@@ -7,9 +7,9 @@ import pytest
 from scipy.special import expit
 
 from diagnostics.cells import make_cell
-from diagnostics.metrics import pascanu_bound
 from diagnostics.cells.unroll import unroll
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
+from diagnostics.probing.metrics import pascanu_bound
 from diagnostics.tasks import make_task
 from diagnostics.training import train
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from diagnostics.newcase import new_case_text
-from diagnostics.spec import resolve
+from diagnostics.run.newcase import new_case_text
+from diagnostics.run.spec import resolve
 from diagnostics.training import train
 
 

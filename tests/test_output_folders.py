@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from sweep_helpers import write_sweep
 
 from diagnostics import publish
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 from diagnostics.documents import RUN, SWEEP, SWEEP_RUN
-from sweep_helpers import write_sweep
 
 TINY = {"name": "tiny", "seed": 3, "task": {"kind": "copy", "delay": 4, "symbols": 2, "alphabet": 3},
         "cells": [{"kind": "rnn", "hidden": 3}], "train": {"steps": 4, "batch": 4, "checkpoints": [0, 4]},
@@ -48,7 +48,7 @@ def errors(res) -> list[str]:
 def no_compute(monkeypatch):
     """A refusal comes before any compute: a run that gets that far fails the test (and, on
     code without the refusal, writes nothing)."""
-    import diagnostics.runner as runner
+    import diagnostics.run.runner as runner
 
     def compute(*a, **k):
         raise AssertionError("computed before the folder was checked")

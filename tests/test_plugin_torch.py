@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import diagnostics.interop.torch  # noqa: E402,F401
-import diagnostics.metrics  # noqa: E402,F401
-import diagnostics.probing  # noqa: E402,F401
+import diagnostics.probing.core  # noqa: E402,F401
+import diagnostics.probing.metrics  # noqa: E402,F401
 import diagnostics.regression.adapt  # noqa: E402,F401
 import diagnostics.regression.overlay  # noqa: E402,F401
 
@@ -51,7 +51,7 @@ def test_fixture_probes_a_module(pytester, monkeypatch):
     assert lstm["series"][0]["cell"] == "lstm" and lstm["series"][0]["kind"] == "lstm"
     # the baseline holds the probe of the imported module on its inputs made time-major
     from diagnostics.interop.torch import from_module
-    from diagnostics.probing import probe
+    from diagnostics.probing.core import probe
     torch.manual_seed(0)
     m = torch.nn.LSTM(2, 8, batch_first=True)
     xs = torch.randn(4, 30, 2, generator=torch.Generator().manual_seed(1)).numpy().transpose(1, 0, 2)

@@ -4,9 +4,9 @@ import pytest
 from scipy.special import expit
 
 from diagnostics.cells import make_cell
-from diagnostics.metrics import pascanu_bound
 from diagnostics.cells.unroll import unroll
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
+from diagnostics.probing.metrics import pascanu_bound
 
 LOG10_REL = 1e-10 / np.log(10)   # a relative error of 1e-10 in a norm, in log10 units
 
@@ -22,7 +22,7 @@ CELLS = [
     ("lstm", {"chrono": 20.0}),
     ("cornn", {}), ("cornn", {"dt": 0.5, "gamma": 0.0, "epsilon": 0.1, "recurrent_init": {"kind": "gaussian", "gain": 1.5}}),
     ("slstm", {}), ("slstm", {"forget": "exp", "forget_bias": -0.5}),
-    # diagonal cells: the probe takes the log-space fast path for them (diagnostics/diagonal.py)
+    # diagonal cells: the probe takes the log-space fast path for them (diagnostics/probing/diagonal.py)
     ("indrnn", {"activation": "tanh", "recurrent_max": 1.2}), ("lru", {}), ("mingru", {}), ("minlstm", {}),
 ]
 
@@ -236,7 +236,7 @@ def test_non_finite_cell_output_gives_nan_not_an_exception():
 
 
 def test_spectral_tracker_handles_crossings_and_null_spaces():
-    from diagnostics.matnorms import SpectralTracker
+    from diagnostics.probing.matnorms import SpectralTracker
     rng = np.random.default_rng(0)
     r, c, B = 9, 7, 3
     Q1, _ = np.linalg.qr(rng.normal(size=(r, r)))
@@ -256,7 +256,7 @@ def test_spectral_tracker_handles_crossings_and_null_spaces():
 def test_spectral_tracker_on_slowly_rotating_blocks_takes_plain_steps_and_stays_exact():
     """Long-lag regime: the top singular vectors turn by ~1e-3 per call, so the warm start
     never passes the test at once and each call opens with a plain power step."""
-    from diagnostics.matnorms import SpectralTracker
+    from diagnostics.probing.matnorms import SpectralTracker
     rng = np.random.default_rng(3)
     r, B, K = 40, 4, 60
     s = np.geomspace(1.0, 1e-3, r)
@@ -279,7 +279,7 @@ def test_spectral_tracker_reads_equally_spaced_blocks_as_one_view():
     """The probe hands the LSTM's a- and c-blocks over as views into M (stored column-major);
     the tracker reads them as one strided (2, B, n, n) view and must give what it gives on
     a stacked copy."""
-    from diagnostics.matnorms import SpectralTracker, _joint_view, _Stacks
+    from diagnostics.probing.matnorms import SpectralTracker, _joint_view, _Stacks
     rng = np.random.default_rng(4)
     B, n = 3, 6
     m = np.ascontiguousarray(rng.normal(size=(B, 2 * n, 2 * n)).transpose(0, 2, 1)).transpose(0, 2, 1)
@@ -308,7 +308,7 @@ def test_gram_top_is_sigma_max_squared(shape, monkeypatch):
     by LAPACK's dsyevx from 64 on) against SVDs, a zero block included."""
     import scipy.linalg
 
-    from diagnostics.matnorms import TOP_ONLY_MIN, gram_top
+    from diagnostics.probing.matnorms import TOP_ONLY_MIN, gram_top
     calls = []
     real = scipy.linalg.eigh
     monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: calls.append(k.get("driver")) or real(*a, **k))
@@ -326,7 +326,7 @@ def test_gram_top_is_sigma_max_squared(shape, monkeypatch):
 def test_spectral_tracker_on_thin_blocks_needs_no_eigensolver(shape):
     """One or two columns: M M^T has rank <= 2 and the block holds its whole range, so the
     iteration settles every call (a filter that took θ_min = θ_1 with one vector would stall)."""
-    from diagnostics.matnorms import SpectralTracker
+    from diagnostics.probing.matnorms import SpectralTracker
     rng = np.random.default_rng(6)
     tr = SpectralTracker(*shape)
     for _ in range(10):

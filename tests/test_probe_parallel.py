@@ -9,11 +9,11 @@ import pytest
 
 from diagnostics.cells import make_cell
 from diagnostics.cells.rnn import RNN
-from diagnostics import parallel
-from diagnostics.parallel import chunks, resolve_workers, single_threaded_blas
-from diagnostics.probing import probe
+from diagnostics.probing import parallel
+from diagnostics.probing.core import probe
+from diagnostics.probing.parallel import chunks, resolve_workers, single_threaded_blas
 
-probe_module = sys.modules["diagnostics.probing"]   # the package exports the function under that name
+probe_module = sys.modules["diagnostics.probing.core"]
 
 
 def _max_diff(r1, r2) -> float:
@@ -162,7 +162,7 @@ def test_a_machine_that_cannot_start_processes_gets_threads(monkeypatch):
 _FORKS_AND_WAITS = """
 import os, sys, time
 from pathlib import Path
-from diagnostics import parallel
+from diagnostics.probing import parallel
 
 def work(part):
     if part.start:   # one worker sleeps in its part; the other, done at once, waits on the task pipe

@@ -10,9 +10,9 @@ tracker's own counters, not wall time, and the curves are checked against dense 
 import numpy as np
 
 from diagnostics.cells import make_cell
-from diagnostics.matnorms import SpectralTracker
 from diagnostics.cells.unroll import unroll
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
+from diagnostics.probing.matnorms import SpectralTracker
 
 LOG10_REL = 1e-10 / np.log(10)
 
@@ -74,7 +74,7 @@ def test_chebyshev_filter_settles_a_moderate_gap_without_the_eigensolver(monkeyp
     """σ_7/σ_1 = 0.75 and a top vector that turns anywhere between calls (no warm start):
     power steps need ~25 products with A per call and fall back to the eigensolver; the
     degree-2 filter gains ~4x more per two products and settles within the budget."""
-    import diagnostics.matnorms as mn
+    import diagnostics.probing.matnorms as mn
 
     def run():
         rng = np.random.default_rng(7)

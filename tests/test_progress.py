@@ -10,10 +10,10 @@ import io
 import numpy as np
 import pytest
 
-from diagnostics import parallel
 from diagnostics.cells import make_cell
-from diagnostics.lyapunov import lyapunov_run
-from diagnostics.probing import probe
+from diagnostics.probing import parallel
+from diagnostics.probing.core import probe
+from diagnostics.probing.lyapunov import lyapunov_run
 from diagnostics.sensitivity import state_sensitivity
 
 
@@ -94,8 +94,8 @@ class Terminal(io.StringIO):
 def test_diag_run_shows_each_phase_while_it_runs_and_nothing_off_a_terminal(tmp_path, monkeypatch, every_report):
     """Every phase's bar is on stderr before that phase ends (read from inside the phase), and
     with stderr not a terminal nothing is drawn and the loops count nothing."""
-    from diagnostics import runner
-    from diagnostics.spec import resolve
+    from diagnostics.run import runner
+    from diagnostics.run.spec import resolve
     monkeypatch.setattr(runner, "PHASE_DELAY", 0.0)
     case = {"name": "bars", "seed": 0, "task": {"kind": "adding", "length": 20},
             "cells": [{"kind": "rnn", "hidden": 4}],

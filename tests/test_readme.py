@@ -86,7 +86,8 @@ def test_readme_fixture_snippet_runs_as_written(pytester):
 
 def test_readme_commands_exist():
     from click.testing import CliRunner
-    from diagnostics.cli import main
+
+    from diagnostics.cli.main import main
     for cmd in set(re.findall(r"`diag (\w+)", TEXT)):
         assert CliRunner().invoke(main, [cmd, "--help"]).exit_code == 0, cmd
     assert "diag run cases/quickstart.yaml" in TEXT and (ROOT / "cases" / "quickstart.yaml").exists()

@@ -16,15 +16,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-# pytester's in-process runs (test_plugin_check_case) restore sys.modules afterwards, and numpy/scipy
-# C extensions cannot be imported twice in one process: import what the inner run needs first.
-import diagnostics.plan  # noqa: F401
-import diagnostics.spec  # noqa: F401
 import diagnostics.regression.adapt  # noqa: F401
 import diagnostics.regression.overlay  # noqa: F401
-import diagnostics.runner  # noqa: F401
+
+# pytester's in-process runs (test_plugin_check_case) restore sys.modules afterwards, and numpy/scipy
+# C extensions cannot be imported twice in one process: import what the inner run needs first.
+import diagnostics.run.plan  # noqa: F401
+import diagnostics.run.runner  # noqa: F401
+import diagnostics.run.spec  # noqa: F401
 import diagnostics.training  # noqa: F401
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 from diagnostics.regression.baseline import load_curves
 
 pytest_plugins = ["pytester"]
@@ -118,8 +119,8 @@ def test_float_noise_passes_with_default_tolerances(with_baseline, monkeypatch):
     a BLAS summation order changes), training included. The numbers move; the check passes by
     orders of magnitude, while the perturbations above (real changes) fail it."""
     from diagnostics.regression.comparison import compare
-    from diagnostics.runner import compute
-    from diagnostics.spec import resolve
+    from diagnostics.run.runner import compute
+    from diagnostics.run.spec import resolve
 
     lc = resolve(with_baseline / "small.yaml")
     rng = np.random.default_rng(7)

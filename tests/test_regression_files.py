@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 from regression_data import make_curves
 
+from diagnostics.cli.check import check_cmd
 from diagnostics.regression.baseline import BadCurves, gate, load_curves, write_baseline
-from diagnostics.regression.cli import check_cmd
 from diagnostics.regression.comparison import compare
 
 
 # --- baseline files --------------------------------------------------------------------------
 def test_baseline_path_of_a_resolved_case(tmp_path):
-    from diagnostics.spec import resolve
+    from diagnostics.run.spec import resolve
     (tmp_path / "cases").mkdir()
     case = tmp_path / "cases" / "copy.yaml"
     text = "name: copy\ntask: {kind: copy, delay: 3}\ncells: [{kind: rnn, hidden: 2}]\n"
@@ -112,8 +112,8 @@ def test_probe_result_as_curves_pools_every_anchor_like_diag_run():
     import numpy as np
 
     from diagnostics.cells import make_cell
-    from diagnostics.metrics import fit_decay
-    from diagnostics.probing import probe
+    from diagnostics.probing.core import probe
+    from diagnostics.probing.metrics import fit_decay
     from diagnostics.regression.adapt import curves_from_result
     cell = make_cell("rnn", input_size=2, hidden=5)
     params = cell.init(np.random.default_rng(0))

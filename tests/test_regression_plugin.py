@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-import diagnostics.metrics  # noqa: F401  (imported before the inner runs; see the docstring)
-import diagnostics.probing  # noqa: F401
+import diagnostics.probing.core  # noqa: F401
+import diagnostics.probing.metrics  # noqa: F401  (imported before the inner runs; see the docstring)
 import diagnostics.regression.adapt  # noqa: F401
 import diagnostics.regression.overlay  # noqa: F401
 

@@ -7,13 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
+from report_fixture import CHECKPOINTS, write_run
 
+from diagnostics.io import atomic_write_json
 from diagnostics.report import render_report
 from diagnostics.report.equations import cell_equations
 from diagnostics.report.figures import FIGURES, fit_line
 from diagnostics.report.html import notation
-from diagnostics.io import atomic_write_json
-from report_fixture import CHECKPOINTS, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"

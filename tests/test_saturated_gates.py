@@ -11,7 +11,7 @@ from scipy.special import log_expit
 
 from diagnostics.cells import make_cell, reference_jacobian
 from diagnostics.cells.unroll import unroll
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
 
 BIASES = [-700.0, -40.0, -36.0, -30.0, 0.0, 30.0, 36.0, 40.0, 700.0]
 K, N = 10, 3

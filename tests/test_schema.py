@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from diagnostics.errors import CaseError
-from diagnostics.plan import QUICK, make_plan, quick_case
-from diagnostics.runner import probe_stream
-from diagnostics.schema import json_schema
-from diagnostics.spec import resolve
+from diagnostics.run.plan import QUICK, make_plan, quick_case
+from diagnostics.run.runner import probe_stream
+from diagnostics.run.schema import json_schema
+from diagnostics.run.spec import resolve
 from diagnostics.yamlfile import read_yaml
 
 validate_case = load_case = resolve

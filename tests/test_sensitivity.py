@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_cells import CONFIGS, H_CENTRAL, case_id, rel_err, setup
 
 from diagnostics.cells import Cell, make_cell
 from diagnostics.cells.unroll import unroll
 from diagnostics.sensitivity import state_sensitivity
 from diagnostics.sensitivity.chain import walk
-from test_cells import CONFIGS, H_CENTRAL, case_id, rel_err, setup
 
 SMALL = [(k, o) for k, o in CONFIGS if o.get("heads", 1) in (1, 3)]
 

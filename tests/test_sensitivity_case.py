@@ -9,15 +9,19 @@ import json
 import numpy as np
 import pytest
 
-from diagnostics.curves import sensitivity_items
 from diagnostics.errors import CaseError
 from diagnostics.io import dumps, json_safe
 from diagnostics.regression import compare
 from diagnostics.report.data import RunData
-from diagnostics.report.select_sensitivity import closed_form_kind, select_by_lag, select_memory
-from diagnostics.runner import compute, probe_stream
+from diagnostics.report.select_sensitivity import (
+    closed_form_kind,
+    select_by_lag,
+    select_memory,
+)
+from diagnostics.run.curves import sensitivity_items
+from diagnostics.run.runner import compute, probe_stream
+from diagnostics.run.spec import resolve
 from diagnostics.sensitivity import state_sensitivity
-from diagnostics.spec import resolve
 
 
 def case(sensitivity=True):
@@ -129,7 +133,7 @@ def test_closed_forms_are_drawn_only_where_they_apply(kind, opts, want):
 
 def test_the_figures_select_their_data(run):
     spec, res = run
-    from diagnostics.runinfo import run_document
+    from diagnostics.run.runinfo import run_document
     d = RunData(json_safe(res.curves), json_safe(run_document(spec, res.summary, {})))
     by_lag = select_by_lag(d)
     assert set(by_lag["panels"]) == {"W_a", "nu", "theta", "W"}

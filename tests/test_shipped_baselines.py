@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 
 # the sweep files (diag sweep) live in cases/sweeps/, checked by test_shipped_sweeps.py
 CASES = sorted((Path(__file__).resolve().parent.parent / "cases").glob("*.yaml"))

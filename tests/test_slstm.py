@@ -7,7 +7,7 @@ import pytest
 
 from diagnostics.cells import check_jacobian, make_cell
 from diagnostics.cells.unroll import unroll
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
 
 
 def official_step(p, state, x, n):

@@ -5,7 +5,7 @@ import pytest
 
 from diagnostics.cells import check_jacobian, make_cell, reference_jacobian
 from diagnostics.cells.stacked import Stacked
-from diagnostics.probing import probe
+from diagnostics.probing.core import probe
 
 STACKS = {
     "lstm2": [("lstm", {}), ("lstm", {"forget_bias": 0.5})],

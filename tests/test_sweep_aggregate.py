@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from sweep_helpers import write_sweep
 
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 from diagnostics.io import atomic_write_json, dumps
 from diagnostics.sweep.aggregate import aggregate
 from diagnostics.sweep.baseline import compare_sweeps, gate
@@ -19,7 +20,6 @@ from diagnostics.sweep.grid import load_sweep
 from diagnostics.sweep.narrative import opening
 from diagnostics.sweep.stats import wilson
 from diagnostics.sweep.tolerances import SweepTolerances
-from sweep_helpers import write_sweep
 
 LOG2 = float(np.log(2.0))
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
-
 import sweep_helpers
+import yaml
 from sweep_helpers import RegisterFlaky, tiny_case, write_sweep
 
 ROOT = Path(__file__).resolve().parent.parent

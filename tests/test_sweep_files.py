@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from sweep_helpers import tiny_case, write_sweep
 
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 from diagnostics.errors import CaseError
 from diagnostics.sweep.grid import load_sweep, parse_key, set_key
-from sweep_helpers import tiny_case, write_sweep
 
 BAD = [
     ({"vary": {"task.pp": [5, 6]}}, ["task.pp", "did you mean 'p'", "point 0 (task.pp=5)", "(and 1 more point(s))"]),
@@ -110,7 +110,7 @@ def test_the_base_cases_own_baseline_key_does_not_stop_a_sweep(tmp_path):
 
 def test_a_point_too_big_for_a_workers_share_names_that_share_not_a_missing_flag(tmp_path, monkeypatch):
     """diag sweep has no --max-memory: its refusal names the worker's share and --workers."""
-    from diagnostics import budget
+    from diagnostics.run import budget
     monkeypatch.setattr(budget, "available_bytes", lambda: 2e6)
     path = write_sweep(tmp_path / "s", vary={"task.p": [5, 6]})     # two points: two workers share the memory
     res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "2"])
@@ -163,7 +163,7 @@ def test_more_workers_than_cores_is_a_warning_and_never_more_workers_than_points
     """--workers 500 on a 4-point sweep started 500 processes (load 103, nothing done in 90 s)."""
     from contextlib import contextmanager
 
-    from diagnostics import parallel
+    from diagnostics.probing import parallel
     from diagnostics.sweep import cluster
     started = []
 

@@ -9,10 +9,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch_reference import (  # noqa: E402
+    StepRef,
+    kind_of,
+    layer_module,
+    lower_outputs,
+    reference_curves,
+)
+
 from diagnostics.interop.torch import from_module, module_inputs  # noqa: E402
-from diagnostics.probing import probe  # noqa: E402
+from diagnostics.probing.core import probe  # noqa: E402
 from diagnostics.weights import Imported, load_weights, read_inputs  # noqa: E402
-from torch_reference import StepRef, kind_of, layer_module, lower_outputs, reference_curves  # noqa: E402
 
 D, H, T, B = 3, 5, 12, 3
 nn = torch.nn

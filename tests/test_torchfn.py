@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from diagnostics.cells import check_jacobian, make_cell  # noqa: E402
 from diagnostics.cells.torchfn import TorchFn, module_cell  # noqa: E402
 from diagnostics.interop.torch import from_module  # noqa: E402
-from diagnostics.probing import probe  # noqa: E402
+from diagnostics.probing.core import probe  # noqa: E402
 
 N, D, T, B = 6, 3, 40, 4
 

@@ -5,8 +5,17 @@ import pytest
 
 from diagnostics.cells import LSTM, make_cell
 from diagnostics.tasks import Batch, make_task
-from diagnostics.training import (clip_, full_loss, global_norm, init_readout, loss_and_grads,
-                                  make_optimizer, recurrent_names, temporal_components, train)
+from diagnostics.training import (
+    clip_,
+    full_loss,
+    global_norm,
+    init_readout,
+    loss_and_grads,
+    make_optimizer,
+    recurrent_names,
+    temporal_components,
+    train,
+)
 
 CELL_OPTIONS = [
     ("rnn", {"activation": "tanh"}), ("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from diagnostics.cells import Cell, freeze, register_cell, unregister_cell
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 from diagnostics.options import PosFloat, PosInt
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from diagnostics.cli import main
+from diagnostics.cli.main import main
 
 TINY = {"name": "tiny", "seed": 3, "task": {"kind": "copy", "delay": 4, "symbols": 2, "alphabet": 3},
         "cells": [{"kind": "rnn", "hidden": 3}], "train": {"steps": 4, "batch": 4, "checkpoints": [0, 4]},
@@ -36,7 +36,7 @@ def with_(**changes):
 # --- null is never "not a number" ------------------------------------------------------------
 def test_quantiles_leave_out_nan_instead_of_sorting_it_last():
     """-1, -2, -3, NaN gave median -1.5 and q75 NaN; a diverged sequence must not bias them."""
-    from diagnostics.matnorms import log_quantile, not_a_value
+    from diagnostics.probing.matnorms import log_quantile, not_a_value
     v = np.array([[-1.0], [-2.0], [-3.0], [np.nan]])
     assert log_quantile(v, 0.5)[0] == -2.0 and log_quantile(v, 0.75)[0] == -1.5
     assert not_a_value(v)[0] == 1
@@ -47,7 +47,7 @@ def test_quantiles_leave_out_nan_instead_of_sorting_it_last():
 
 def test_a_diverged_sequence_is_counted_per_lag_and_compared():
     from diagnostics.cells import make_cell
-    from diagnostics.probing import probe
+    from diagnostics.probing.core import probe
     from diagnostics.regression.adapt import curves_from_result
     from diagnostics.regression.comparison import compare
     cell = make_cell("rnn", input_size=2, hidden=4)
@@ -66,7 +66,7 @@ def test_a_diverged_sequence_is_counted_per_lag_and_compared():
 
 
 def test_the_report_and_the_command_say_so(tmp_path):
-    from diagnostics.narrative import warnings
+    from diagnostics.report.narrative import warnings
     doc = {"series": [{"cell": "lstm", "checkpoint": 5, "path": "a", "norm": "spectral", "nonfinite": [0, 2, 3]}],
            "lyapunov": [{"cell": "rnn", "checkpoint": 0, "fixed_point": True}]}
     lines = warnings(doc)
@@ -96,7 +96,7 @@ def test_fixed_point_is_detected_and_reported(tmp_path):
 
 # --- the words on the page -----------------------------------------------------------------
 def test_report_opens_with_sentences_from_its_own_numbers(tmp_path):
-    from diagnostics.narrative import opening
+    from diagnostics.report.narrative import opening
     K = 60
     rnn = [-0.2 - 11.0 * k / (K - 1) for k in range(K)]              # falls 11 decades
     lstm = [-0.5 - 0.4 * k / (K - 1) for k in range(K)]              # stays within one
@@ -115,7 +115,7 @@ def test_report_opens_with_sentences_from_its_own_numbers(tmp_path):
 
 
 def test_tau_of_a_growing_curve_says_it_grows():
-    from diagnostics.curves import summary_table
+    from diagnostics.run.curves import summary_table
     row = {"cell": "rnn", "checkpoint": 0, "factor": 1.0512, "tau": None, "horizon": None, "lyapunov_top": 0.05,
            "final_loss": None, "baseline": None, "solved": None}
     table = summary_table([row])
@@ -173,7 +173,7 @@ def test_a_baseline_outside_the_case_folder_needs_a_flag(tmp_path, baseline):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_empty_out(tmp_path, monkeypatch):
-    import diagnostics.runner as runner
+    import diagnostics.run.runner as runner
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -229,9 +229,9 @@ def test_the_estimate_bounds_what_a_run_allocates():
     """tracemalloc's peak of numpy's allocations while a case computes stays below the estimate."""
     import tracemalloc
 
-    from diagnostics.budget import estimate
-    from diagnostics.runner import compute
-    from diagnostics.spec import resolve
+    from diagnostics.run.budget import estimate
+    from diagnostics.run.runner import compute
+    from diagnostics.run.spec import resolve
     case = {"name": "m", "task": {"kind": "adding", "length": 200},
             "cells": [{"kind": "lstm", "hidden": 32}, {"kind": "rnn", "hidden": 32}],
             "train": {"steps": 3, "batch": 64},

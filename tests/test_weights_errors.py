@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagnostics.weights import WeightsError, from_state_dict, load_weights, read_inputs, read_state_dict
+from diagnostics.weights import (
+    WeightsError,
+    from_state_dict,
+    load_weights,
+    read_inputs,
+    read_state_dict,
+)
 
 H, D = 4, 2
 
@@ -294,6 +300,7 @@ def test_without_torch(tmp_path):
     torch says so in one line with the install command."""
     import subprocess
     import sys
+
     from safetensors.numpy import save_file
     save_file({k: v for k, v in lstm_sd("rnn").items()}, str(tmp_path / "m.safetensors"))
     np.savez(tmp_path / "m.npz", **lstm_sd())

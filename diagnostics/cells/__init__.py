@@ -1,14 +1,22 @@
 """Instrumented recurrent cells: pure step functions with analytic Jacobians."""
 from ..options import Init
 from .base import Cell, freeze, sigmoid
-from .registry import (JacobianCheck, cell_kinds, cell_options, check_jacobian, make_cell,
-                       reference_jacobian, register_cell, unregister_cell)
 from .cornn import CoRNN
 from .gru import GRU
 from .indrnn import IndRNN
 from .lru import LRU
 from .lstm import LSTM
 from .minimal import MinGRU, MinLSTM
+from .registry import (
+                       JacobianCheck,
+                       cell_kinds,
+                       cell_options,
+                       check_jacobian,
+                       make_cell,
+                       reference_jacobian,
+                       register_cell,
+                       unregister_cell,
+)
 from .rnn import RNN
 from .slstm import SLSTM
 

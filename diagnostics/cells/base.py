@@ -229,7 +229,7 @@ class Cell:
         orthogonal matrix, so its singular values are exactly exp(Σ ln|d_i|), one per entry
         i: a 2x2 rotation-scaling block lists its ln|λ_j| twice, once per real coordinate,
         and the Frobenius norm stays exact. An exact zero is -inf. The probe then sums these
-        logs instead of multiplying matrices (diagnostics/diagonal.py): O(B m) per lag.
+        logs instead of multiplying matrices (diagnostics/probing/diagonal.py): O(B m) per lag.
 
         The entries cover the whole block of the path ("a", "state", ...), or for
         "c_direct" the direct memory path alone. Default: the LSTM-style direct memory path

@@ -38,7 +38,6 @@ from pydantic import Field
 from ..options import Finite, Init, InitSpec, PosInt
 from .base import GatedCell, freeze, log_sigmoid, sigmoid, sigmoid_slope, tanh_slope
 
-
 _POOL = threading.local()   # per-thread scratch arrays for vjp (see LSTM._workspace)
 # What a thread's pool may keep between calls, in bytes. Reuse pays where a lag is cheap (a
 # fresh multi-megabyte array per lag costs page faults); beyond this an array is allocated per

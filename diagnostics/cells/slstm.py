@@ -56,7 +56,15 @@ from typing import ClassVar, Literal, NamedTuple
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, PosInt
-from .base import Cell, freeze, init_matrix, log_sigmoid, sigmoid, sigmoid_slope, tanh_slope
+from .base import (
+    Cell,
+    freeze,
+    init_matrix,
+    log_sigmoid,
+    sigmoid,
+    sigmoid_slope,
+    tanh_slope,
+)
 
 GATES = ("i", "f", "z", "o")
 

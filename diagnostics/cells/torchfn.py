@@ -24,7 +24,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from ..interop import import_torch
+from ..optional import import_torch
 from ..options import PosInt
 from .base import Cell, freeze
 

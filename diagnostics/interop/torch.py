@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 
+from ..optional import import_torch
 from ..weights import Imported, WeightsError, from_state_dict
-from . import import_torch
 
 EXPECTED = "an nn.RNN, nn.GRU, nn.LSTM, nn.RNNCell, nn.GRUCell or nn.LSTMCell (or a module holding one)"
 
@@ -85,15 +85,3 @@ def module_inputs(module, xs) -> np.ndarray:
     if xs.ndim == 3 and getattr(module, "batch_first", False):
         return xs.transpose(1, 0, 2)
     return xs
-
-
-def curves_from_module(module, xs, *, layer=0, direction: str | None = None, label: str | None = None,
-                       **kwargs) -> dict:
-    """diag-curves/1 curves of a torch recurrent module probed on its own inputs xs (the
-    gradient_curves fixture's module branch). kwargs: as curves_from_probe."""
-    from ..regression.adapt import curves_from_probe
-
-    imp = from_module(module, layer=layer, direction=direction)
-    xs = imp.inputs(module_inputs(module, xs), where="xs")
-    label = label or f"{type(module).__name__.lower()}" + (f" {direction}" if direction else "")
-    return curves_from_probe(imp.cell, imp.params, xs, label=label, **kwargs)

@@ -15,7 +15,6 @@ _EXPORTS = {
     "GateResult": "baseline", "BadCurves": "baseline",
     "write_overlays": "overlay",
     "curves_from_probe": "adapt", "curves_from_result": "adapt",
-    "check_cmd": "cli",
 }
 __all__ = sorted([*_EXPORTS, "Tolerances"])
 
@@ -35,8 +34,6 @@ def __getattr__(name: str):
     elif _EXPORTS.get(name) == "adapt":
         from . import adapt as module
         value = getattr(module, name)
-    elif name == "check_cmd":
-        from .cli import check_cmd as value
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return value

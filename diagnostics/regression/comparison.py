@@ -18,6 +18,7 @@ from typing import Any
 
 from ..io import json_safe
 from ..tolerances import Tolerances
+from .table import format_table
 
 ZERO_LOG10 = -300.0        # log10 values below this count as an exact zero (null)
 ZERO_LN = ZERO_LOG10 * 2.302585092994046
@@ -51,7 +52,6 @@ class Comparison:
         return not self.failing
 
     def table(self, all_rows: bool = False) -> str:
-        from .table import format_table
         return format_table(self, all_rows=all_rows)
 
 

@@ -80,7 +80,8 @@ class GradientCurves:
         if isinstance(xs, str) and basename is None:   # check(curves, "name"): the old position
             xs, basename = None, xs
         if xs is not None:   # a torch module; torch is imported only on this branch
-            from ..interop.torch import curves_from_module, is_module
+            from ..interop.torch import is_module
+            from .adapt import curves_from_module
             if not is_module(data):
                 raise TypeError(f"gradient_curves.check: inputs xs go with a torch module, got {type(data).__name__}")
             data = curves_from_module(data, xs, name=basename or self._default(), **probe_kwargs)
@@ -111,8 +112,8 @@ class GradientCurves:
     def _run_case(self, case_path, quick: bool):
         """Resolve and compute the case as `diag run [--quick]` would, in memory."""
         from ..errors import CaseError
-        from ..runner import compute
-        from ..spec import resolve
+        from ..run.runner import compute
+        from ..run.spec import resolve
 
         p = Path(case_path)
         if not p.is_absolute() and not p.exists():

@@ -13,8 +13,18 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .style import (PATH_COLOURS, PATH_NAMES, SEQUENTIAL, X_LAG, gaps, new_figure,
-                    legends_outside, plain, styled, y_jac)
+from .style import (
+    PATH_COLOURS,
+    PATH_NAMES,
+    SEQUENTIAL,
+    X_LAG,
+    gaps,
+    legends_outside,
+    new_figure,
+    plain,
+    styled,
+    y_jac,
+)
 
 
 def _grid(n: int, width: float = 11.0, row_height: float = 3.8, **kw):

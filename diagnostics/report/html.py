@@ -13,14 +13,14 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from ..curves import all_diverged
+from ..documents import all_diverged
 from ..io import atomic_write_text
-from ..metrics import DECADES
-from ..narrative import opening, warnings
 from ..numfmt import fmt
+from ..probing.metrics import DECADES
 from .data import RunData
 from .equations import cell_equations, settings_text
 from .figures import FIGURES
+from .narrative import opening, warnings
 from .page import draw_figures, environment
 
 _SUPER = re.compile(r"([A-Za-z])(~?)&lt;([^&;]{1,12})&gt;")      # a<t-1>, c~<t> after escaping

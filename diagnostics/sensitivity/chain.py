@@ -21,7 +21,7 @@ underflow nor overflow (λ = 0.5 reaches 1e-3010 at lag 10,000 and reads -3010 h
 total is a sum of terms of different scales: it is kept as a mantissa times exp(the largest
 scale so far), one per sequence. An exact zero (a dead ReLU) is -inf, as in the probe.
 
-Divergence. As in the probe (diagnostics/probing.py), an (anchor t, sequence) pair whose
+Divergence. As in the probe (diagnostics/probing/core.py), an (anchor t, sequence) pair whose
 forward pass held an inf or NaN in a state or cache of steps 1..t is not a number: its
 per-lag norms, total, d a<t>/dθ and state size are NaN (curves.json counts it in
 `nonfinite`), not the exact zeros a relu's mask of NaN would make of them.
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..cells.unroll import first_nonfinite, unroll
-from ..parallel import Tally
+from ..probing.parallel import Tally
 
 LN10 = np.log(10.0)
 

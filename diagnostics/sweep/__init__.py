@@ -9,7 +9,7 @@ into success rates with 95% Wilson intervals and curves pooled over seeds.
     baseline.py   comparing two sweep.json files, the sweep's baseline gate
     narrative.py  the opening sentences and the terminal table
     report.py     the HTML page and its figures (figures.py)
-    cli.py        `diag sweep`
+    (`diag sweep` itself is diagnostics/cli/sweep.py)
 
 Nothing here is imported by `import diagnostics`; dask loads only when a sweep runs.
 """

@@ -44,10 +44,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..curves import pooled_summary
 from ..documents import SWEEP, primary_norm
-from ..matnorms import log_quantile
 from ..io import json_safe
+from ..probing.matnorms import log_quantile
+from ..run.curves import pooled_summary
 from .engine import point_dir
 from .schema import AccuracyAtLeast, LossBelow, WithinAtLeast, success_doc
 from .stats import quartiles, wilson

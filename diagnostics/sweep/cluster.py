@@ -23,6 +23,8 @@ from contextlib import contextmanager
 import dask
 from distributed import Client, LocalCluster
 
+from ..probing import parallel
+
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CONNECT_TIMEOUT = "20s"
 # Dask gives its workers MALLOC_TRIM_THRESHOLD_=65536 so that they hand freed memory back to
@@ -34,8 +36,7 @@ GLIBC_MALLOC = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_
 
 
 def default_workers() -> int:
-    from ..parallel import available_cores
-    return available_cores()
+    return parallel.available_cores()   # through the module: tests set the core count there
 
 
 def worker_count(workers: int | None, points: int) -> int:

@@ -22,8 +22,15 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..io import atomic_write_json
+from ..probing.parallel import single_threaded_blas
 from ..publish import POINTS, remove_abandoned, replacing
+from ..run.runinfo import run_document
+from ..run.runner import compute
+from ..run.spec import resolve
+from .cluster import open_client, worker_count
 
 
 @dataclass
@@ -46,10 +53,6 @@ def finished(folder: Path, pid: str) -> bool:
 
 def run_point(case: dict, quick: bool, base_dir: str) -> dict:
     """On a worker: {"curves": ..., "run": ...} or {"error": {type, message, traceback}}."""
-    from ..parallel import single_threaded_blas
-    from ..runinfo import run_document
-    from ..runner import compute
-    from ..spec import resolve
     try:
         spec = resolve(case, quick=quick, base_dir=base_dir)
         with single_threaded_blas():
@@ -86,9 +89,7 @@ def run_points(sweep, folder: Path, *, workers: int | None = None, scheduler: st
     """Run the points not finished under `folder`. `plugins`: Dask worker plugins registered
     before the points are sent (the tests register a cell of their own on the workers)."""
     from distributed import as_completed
-    from tqdm import tqdm
 
-    from .cluster import open_client, worker_count
     folder = Path(folder)
     command = command or " ".join(["diag"] + sys.argv[1:])
     remove_abandoned(folder / POINTS)   # a killed sweep's half-written points, once, not per point

@@ -14,9 +14,18 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..report.style import (
+    X_LAG,
+    cell_colours,
+    gaps,
+    legends_outside,
+    new_figure,
+    plain,
+    plain_log_ticks,
+    styled,
+    y_jac,
+)
 from .narrative import setting
-from ..report.style import (X_LAG, cell_colours, gaps, legends_outside, new_figure, plain, plain_log_ticks,
-                            styled, y_jac)
 
 
 def _x(values: list) -> tuple[np.ndarray, list[str], bool]:

@@ -30,11 +30,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import CaseError, error_lines, short
-from ..spec import RunSpec, baseline_inside, quick_baseline, resolve
+from ..run.spec import RunSpec, baseline_inside, quick_baseline, resolve
 from ..version import __version__
 from ..yamlfile import read_yaml
 from . import MAX_POINTS
-from .schema import SweepFile
+from .schema import AccuracyAtLeast, SweepFile, WithinAtLeast
 
 SEED_KEY = "seed"
 LABEL_ONLY = ("description", "report", "baseline", "tolerances")
@@ -129,7 +129,6 @@ def _path(parts) -> str:
 
 def success_problems(success, points) -> list[str]:
     """The criterion must be measurable at every point (one line per kind of problem)."""
-    from .schema import AccuracyAtLeast, WithinAtLeast
     out: list[str] = []
     for p in points:
         task = p.spec.task

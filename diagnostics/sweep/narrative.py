@@ -10,8 +10,8 @@ that these counts cannot tell them apart.
 """
 from __future__ import annotations
 
-from ..narrative import _join
 from ..numfmt import fmt
+from ..report.narrative import _join
 from .stats import overlap
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..documents import SWEEP_RUN
-from ..runinfo import machine, versions
+from ..run.runinfo import machine, versions
 from .engine import point_dir
 
 

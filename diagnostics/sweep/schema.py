@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from pydantic_core import PydanticCustomError
 
 from ..options import between
-from ..schema import safe_name
+from ..run.schema import safe_name
 from .tolerances import SweepTolerances
 
 SWEEP = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)

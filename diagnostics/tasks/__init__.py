@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from ..errors import suggest
 from .adding import AddingTask
 from .base import Batch, Task
 from .copy import CopyTask
@@ -13,8 +14,6 @@ from .latch import LatchTask
 from .none import NoneTask
 from .tariff_shock import TariffShockTask
 from .temporal_order import TemporalOrderTask
-
-from ..errors import suggest
 
 _REGISTRY: dict[str, type[Task]] = {}
 _VERSION = [0]   # bumped on every change, so the case schema knows to rebuild

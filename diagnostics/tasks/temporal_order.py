@@ -12,7 +12,6 @@ baseline ln 4 (6a) or ln 8 (6b) nats.
 from __future__ import annotations
 
 import math
-
 from typing import Literal
 
 import numpy as np

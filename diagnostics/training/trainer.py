@@ -15,10 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from ..cells.unroll import unroll
 from .bptt import loss_and_grads
-from .callbacks import CallbackList, Checkpoints, GradFlow, History, StepInfo, TemporalComponents
+from .callbacks import (
+    CallbackList,
+    Checkpoints,
+    GradFlow,
+    History,
+    StepInfo,
+    TemporalComponents,
+)
 from .fused_lstm import FusedLSTM, supports
 from .optim import clip_, global_norm, make_optimizer
 from .readout import gather, init_readout, loss_and_dy, readout_forward
@@ -123,7 +131,6 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
     diverged = None
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=steps, desc=f"train {cell.kind}", leave=False)
     with np.errstate(all="ignore"):  # overflow is detected below and reported as divergence
         for i in range(steps + 1):

@@ -10,11 +10,14 @@ arrays are read as float64 whatever their stored precision.
 """
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from ..optional import TorchMissing, import_torch
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 SUFFIXES = TORCH_SUFFIXES + (".safetensors", ".npz")
@@ -68,9 +71,6 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
 
 
 def _read_torch(p: Path) -> dict[str, np.ndarray]:
-    import pickle
-
-    from ..interop import TorchMissing, import_torch
     try:
         torch = import_torch(f"reading a {p.suffix} file")
     except TorchMissing as e:
@@ -119,10 +119,9 @@ def _tensor_array(p: Path, name: str, v, torch) -> np.ndarray:
 
 def _read_safetensors(p: Path) -> dict[str, np.ndarray]:
     try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise WeightsError(f"{p}: reading .safetensors needs the safetensors package: pip install safetensors") from None
-    try:
+        from safetensors.numpy import (
+            load_file,  # only for a .safetensors file: `import diagnostics.weights` loads neither it nor torch
+        )
         return load_file(str(p))
     except Exception as e:
         # numpy has no bfloat16: torch, where present, reads those files

@@ -1,4 +1,4 @@
-"""Running a resolved case (a RunSpec, diagnostics/spec.py), in two layers:
+"""Running a resolved case (a RunSpec, diagnostics/run/spec.py), in two layers:
 
     result = compute(spec)                   # in memory: curves.json's document, summary, timings
     out = run_to_folder(spec, reports_dir)   # compute, then write <reports_dir>/<name>/ whole
@@ -7,7 +7,7 @@
 spectra, the Pascanu bound and the (t, k) map; the pytest plugin and `diag sweep` call it
 directly. `run_to_folder` writes curves.json, the report and run.json (once, last) into a
 staging folder and swaps it in whole, or on any error leaves the previous folder as it was
-(publish.py); `diag run` adds the baseline gate and the printing on top (cli.py). With
+(publish.py); `diag run` adds the baseline gate and the printing on top (cli/main.py). With
 `probe.sensitivity` each checkpoint also gets the state's sensitivity to its recurrent
 parameters, by lag (diagnostics/sensitivity/).
 
@@ -27,16 +27,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..documents import primary_norm
+from ..io import atomic_write_json, json_safe
+from ..probing.core import probe
+from ..probing.lyapunov import lyapunov_run, state_path
+from ..probing.metrics import pascanu_bound
+from ..publish import claim, replacing
+from ..sensitivity import state_sensitivity
+from ..training import train
 from . import curves as cv
-from .documents import primary_norm
-from .io import atomic_write_json, json_safe
-from .lyapunov import lyapunov_run, state_path
-from .metrics import pascanu_bound
 from .plan import ProbePlan
-from .probing import probe
-from .publish import claim, replacing
 from .runinfo import rounded_timings, run_document
-from .sensitivity import state_sensitivity
 from .spec import RunSpec
 
 PROBE_SEED, INIT_SEED = 2, 1
@@ -98,7 +99,6 @@ def _phase(desc: str, show: bool, unit: str = "step"):
 
 
 def _train(spec: RunSpec, cell, params, show: bool):
-    from .training import train
     tr = spec.case.train
     return train(cell, params, spec.task, steps=tr.steps, batch=tr.batch,
                  optimizer=tr.optimizer.as_dict(), clip=tr.clip, seed=spec.case.seed,
@@ -195,7 +195,7 @@ def run_to_folder(spec: RunSpec, out: Path, *, report: bool = True, show: bool =
         atomic_write_json(stage / "curves.json", result.curves)
         run = run_document(spec, result.summary, result.timings)   # once: it hashes the files read
         if report:   # the page is drawn from the documents in memory, before run.json exists
-            from .report import render_report
+            from ..report import render_report
             t0 = time.perf_counter()
             render_report(stage, curves=result.curves, run=run)
             result.timings["report"] = time.perf_counter() - t0

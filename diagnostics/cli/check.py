@@ -2,7 +2,7 @@
 
 Exit codes: 0 within tolerance, 1 regression (table printed, overlays written with --overlays),
 2 bad input (one line naming the file and the problem, no traceback).
-The cli helper registers it: `main.add_command(check_cmd)`.
+cli/main.py registers it.
 """
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import sys
 import click
 from pydantic import ValidationError
 
-from .baseline import BadCurves, load_curves
-from .comparison import compare
-from ..errors import fail
+from ..errors import CaseError, fail
+from ..regression.baseline import BadCurves, load_curves
+from ..regression.comparison import compare
+from ..sweep.baseline import check_files, is_sweep_document
+from ..sweep.tolerances import SweepTolerances
 from ..tolerances import Tolerances
 
 
@@ -27,8 +29,6 @@ def _tolerances(cls, values: dict):
 
 
 def _check_sweeps(current, baseline, decades, successes, seed_band, all_rows) -> None:
-    from ..sweep.baseline import check_files
-    from ..sweep.tolerances import SweepTolerances
     given = {k: v for k, v in (("decades", decades), ("successes", successes), ("seed_band", seed_band))
              if v is not None}
     tol = _tolerances(SweepTolerances, given)
@@ -66,15 +66,13 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     every trial count, success count and pooled curve point) is within tolerance, 1 on a
     regression, 2 on bad input.
     """
-    from ..sweep.baseline import is_sweep_document
     if is_sweep_document(current) or is_sweep_document(baseline):
         _check_sweeps(current, baseline, decades, successes, seed_band, all_rows)
     given = {"decades": decades, "slope_rel": slope_rel, "horizon_steps": horizon_steps,
              "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs}
     start = {}
     if case_file is not None:
-        from ..errors import CaseError
-        from ..spec import resolve
+        from ..run.spec import resolve
         try:
             start = resolve(case_file).case.tolerances.model_dump()
         except CaseError as e:
@@ -93,7 +91,7 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     if cmp.ok:
         sys.exit(0)
     if overlays:
-        from .overlay import write_overlays
+        from ..regression.overlay import write_overlays
         try:
             paths = write_overlays(cmp, cur, base, overlays)
         except OSError as e:

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cells.unroll import TICK_STEPS, NonfiniteScan
+from ..cells.unroll import TICK_STEPS, NonfiniteScan
 
 # R_t[i, i] at or below this many S eps ‖J Q‖_F is rounding; no exponent of these cells comes
 # near it otherwise (one step would have to shrink a direction by ~1e-12)

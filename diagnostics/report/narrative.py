@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .curves import all_diverged
-from .documents import primary_norm
+from ..documents import all_diverged, primary_norm
 
 WITHIN = 1.0   # decades: "stays within one decade of lag 1"
 

@@ -11,7 +11,7 @@ diverged sequence unannounced (a lag where every pair diverged has null quantile
 `nonfinite` equal to the pair count).
 
 Diverged forward passes. A (sequence, anchor) pair whose forward pass held an inf or NaN in a
-state or cache up to the anchor is left out at every lag (diagnostics/probing.py), and its
+state or cache up to the anchor is left out at every lag (diagnostics/probing/core.py), and its
 series then carries `forward_diverged` {"pairs": n, "of": P}: n of the P pairs. A Lyapunov
 item whose trajectory diverged in some sequences carries `forward_diverged` {"sequences": n,
 "of": B}; its exponents are the mean over the others, null when none is left (a null
@@ -34,7 +34,7 @@ E[h²] -- and "median", "q25", "q75", "min", "max" of the pairs' log10 norms. Nu
 
 A Lyapunov item holds `exponents` (natural log per step, largest first), `fixed_point` and
 `resolved`, per exponent whether it is signal or rounding (a dead relu unit's direction;
-diagnostics/lyapunov.py): the regression compares resolved exponents only, and a file without
+diagnostics/probing/lyapunov.py): the regression compares resolved exponents only, and a file without
 the flag counts every exponent resolved.
 
 A training item's `final_within` is the fraction of evaluation sequences whose answer is
@@ -48,10 +48,10 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from .documents import CURVES
-from .matnorms import log_summary, not_a_value
-from .metrics import fit_decay
-from .numfmt import fmt
+from ..documents import CURVES, all_diverged
+from ..numfmt import fmt
+from ..probing.matnorms import log_summary, not_a_value
+from ..probing.metrics import fit_decay
 
 
 def pooled_summary(values: np.ndarray) -> dict[str, np.ndarray]:
@@ -218,12 +218,6 @@ def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[
                      "solved": tr["solved"] if tr and ck == max(tr["checkpoints"]) else None,
                      "diverged_at": tr["diverged_at"] if tr else None})
     return rows
-
-
-def all_diverged(part) -> bool:
-    """A summary row's forward_diverged or lyapunov_diverged covers every pair or sequence:
-    there is no number to show."""
-    return bool(part) and part.get("pairs", part.get("sequences")) == part.get("of")
 
 
 def summary_table(rows: list[dict]) -> str:

@@ -59,6 +59,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 # one threaded section at a time (BLAS limits are process-wide); never held while forking
 _LOCK = threading.Lock()
@@ -143,7 +144,6 @@ def _controller():
     would call a process quiet that is not. Discovery costs milliseconds; imports are rare."""
     global _CONTROLLER, _SCANNED_AT
     if _CONTROLLER is None or _SCANNED_AT != len(sys.modules):
-        from threadpoolctl import ThreadpoolController
         _CONTROLLER = ThreadpoolController()
         _SCANNED_AT = len(sys.modules)
     return _CONTROLLER

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from ..errors import CaseError, fail
-from . import MAX_POINTS
+from ..publish import ForeignFolder, refusal
+from ..sweep import MAX_POINTS
 
 
 def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
@@ -20,8 +21,8 @@ def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
     this machine's memory (an embedded cluster only; a remote cluster's memory is its own)."""
     if scheduler is not None:
         return
-    from .cluster import worker_count
-    from ..budget import available_bytes, over_budget
+    from ..run.budget import available_bytes, over_budget
+    from ..sweep.cluster import worker_count
     avail = available_bytes()
     if avail is None:
         return
@@ -60,11 +61,11 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
     sweep file (exit 1 if it moved); a missing baseline is reported, never created unless
     --update-baseline is given.
     """
-    from .grid import load_sweep
+    from ..sweep.grid import load_sweep
     if workers is not None and scheduler is not None:
         fail("--workers: applies to the embedded cluster only; with --scheduler the cluster has its own workers")
     if scheduler is not None:
-        from .cluster import address_problem
+        from ..sweep.cluster import address_problem
         problem = address_problem(scheduler)
         if problem:
             fail(f"--scheduler: must be a scheduler address such as tcp://HOST:PORT, got {scheduler!r} ({problem})")
@@ -74,16 +75,17 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
         sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
     except CaseError as e:
         fail(e.lines)
-    from ..publish import ForeignFolder, refusal
     why = refusal(out / sweep.folder_name, "sweep")   # before the cluster starts
     if why:
         fail(why)
     _budget(sweep, workers, scheduler)
-    from ..parallel import available_cores
+    from ..probing.parallel import (
+        available_cores,  # the probing package loads scipy: 0.3 s on `diag --help`
+    )
     if workers is not None and workers > available_cores():
         click.echo(f"warning: --workers {workers} is more than the {available_cores()} cores here; the points "
                    "will share them and finish no sooner", err=True)
-    from .run import run_sweep
+    from ..sweep.run import run_sweep
     click.echo(f"== sweep {sweep.name}{' (quick)' if quick else ''}: {len(sweep.points)} points "
                f"({' x '.join(map(str, sweep.file.sizes().values()))}) -> {out / sweep.folder_name}",
                err=True)
@@ -101,7 +103,7 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
 
 
 def _print(res) -> None:
-    from .narrative import failures, opening, table
+    from ..sweep.narrative import failures, opening, table
     o, doc = res.outcome, res.doc
     click.echo(f"points: {o.total} in the grid, {o.skipped} already finished, {len(o.ran)} run now, "
                f"{len(o.failed)} failed" + (f" ({o.workers} workers, {o.seconds:.1f} s)" if o.ran or o.failed else ""))

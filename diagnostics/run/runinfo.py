@@ -5,14 +5,18 @@ lives here and never in curves.json, which must be byte-identical for the same c
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import sys
 from importlib import metadata
 
-from .documents import RUN
-from .parallel import fork_allowed
-from .version import __version__
+from threadpoolctl import threadpool_info
+
+from ..documents import RUN
+from ..probing.parallel import fork_allowed
+from ..version import __version__
+
 PACKAGES = ("numpy", "scipy", "matplotlib", "pydantic", "click", "PyYAML", "Jinja2", "tqdm", "threadpoolctl")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR")
 
@@ -33,7 +37,6 @@ def machine() -> dict:
             "python_implementation": platform.python_implementation(),
             "threads_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ}}
     try:  # the BLAS numpy links (threadpoolctl is a dependency; its discovery can still fail)
-        from threadpoolctl import threadpool_info
         info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "num_threads")}
                         for d in threadpool_info()]
     except Exception:  # noqa: BLE001 - informational only
@@ -45,7 +48,6 @@ def machine() -> dict:
 
 def _files(spec) -> dict:
     """The files a case read (weights, inputs), with their SHA-256, and what was imported."""
-    import hashlib
     out = {}
     named = [c.weights.file for c in spec.case.cells if getattr(c, "weights", None) is not None]
     named += [spec.case.probe.inputs_file[0]] if spec.case.probe.inputs else []

@@ -15,20 +15,34 @@ a task's `Options` model; diagnostics/options.py). So a kind registered by a use
 same validation, JSON Schema entry and `diag list` row as a built-in one, and an editor using
 `diag schema` completes only the options of the kind written. Models are strict (a YAML
 string "64" is not an integer) and forbid unknown keys. Checks that need the built cells and
-task (state sizes, paths) are made when the case is resolved (diagnostics/spec.py).
+task (state sizes, paths) are made when the case is resolved (diagnostics/run/spec.py).
 """
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag,
-                      ValidationInfo, create_model, field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from .options import NonNegInt, PosFloat, PosInt, between, option_fields
-from .probing import NORMS
-from .tolerances import Tolerances
+from ..cells.registry import cell_factory, cell_kinds
+from ..cells.registry import registry_version as cells_version
+from ..errors import suggest
+from ..options import NonNegInt, PosFloat, PosInt, between, option_fields
+from ..probing.core import NORMS
+from ..tasks import registry_version as tasks_version
+from ..tasks import task_class, task_kinds
+from ..tolerances import Tolerances
 
 CASE = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 # set by the runner (from the task) or by the schema itself, never a cell option in a case
@@ -185,7 +199,6 @@ class CaseBase(BaseModel):
 # --- members built from the registries ----------------------------------------------------
 def cell_model(kind: str) -> type[BaseModel]:
     """One cell entry of a case: `kind`, `label` and the kind's own options."""
-    from .cells.registry import cell_factory
     factory = cell_factory(kind)
     fields = {k: v for k, v in option_fields(factory).items() if k not in NOT_CELL_OPTIONS}
     doc = (getattr(factory, "__doc__", None) or f"a {kind} cell").strip().splitlines()[0]
@@ -202,7 +215,6 @@ def cell_model(kind: str) -> type[BaseModel]:
 
 
 def task_model(kind: str) -> type[BaseModel]:
-    from .tasks import task_class
     cls = task_class(kind)
     doc = (cls.__doc__ or cls.Options.__doc__ or f"the {kind} task").strip().splitlines()[0]
     return create_model(f"task_{kind}", __base__=cls.Options, __doc__=doc,
@@ -220,8 +232,6 @@ _CACHE: dict = {}
 
 def case_model() -> type[BaseModel]:
     """The Case model for the kinds registered now (rebuilt when a registry changes)."""
-    from .cells.registry import cell_kinds, registry_version as cells_version
-    from .tasks import registry_version as tasks_version, task_kinds
     key = (cells_version(), tasks_version())
     if key not in _CACHE:
         _CACHE.clear()
@@ -238,11 +248,9 @@ def unknown_key(loc, key, parent) -> str | None:
     if parent is None or "kind" not in parent.model_fields or loc[0] not in ("cells", "task") \
             or len(loc) != (3 if loc[0] == "cells" else 2):
         return None
-    from .errors import suggest
     kind = parent.model_fields["kind"].annotation.__args__[0]
     names = [k for k in parent.model_fields if k not in ("kind", "label", "weights")]
     if loc[0] == "cells":
-        from .cells.registry import cell_kinds
         others = [k for k in cell_kinds() if k != kind and key in cell_model(k).model_fields]
         if others:
             return f"is not an option of {kind} cells ({kind} options: {', '.join(names)})"

@@ -19,13 +19,18 @@ from pathlib import Path
 
 import click
 
-from .errors import CaseError, fail
-from .version import __version__
+from ..documents import CURVES, RUN, read_document
+from ..errors import CaseError, fail
+from ..io import atomic_write_text
+from ..publish import ForeignFolder, refusal, replacing
+from ..version import __version__
+from .check import check_cmd
+from .sweep import sweep_cmd
 
 
 def _resolve_all(files, quick: bool = False, baseline_anywhere: bool = False):
     """Every case resolved before anything runs: one bad file means nothing is written."""
-    from .spec import resolve_files
+    from ..run.spec import resolve_files
     try:
         return resolve_files(files, quick=quick, baseline_anywhere=baseline_anywhere)
     except CaseError as e:
@@ -92,7 +97,6 @@ def _failed(spec, e: Exception, after: str = "") -> None:
 def _check_folders(out: Path, specs) -> None:
     """Refuse, before anything runs, to replace what this tool did not write (one line each;
     publish.py says whose a folder is)."""
-    from .publish import refusal
     problems = [line for spec in specs if (line := refusal(out / spec.folder_name))]
     if problems:
         fail(list(dict.fromkeys(problems)))
@@ -100,7 +104,7 @@ def _check_folders(out: Path, specs) -> None:
 
 def _check_budget(specs, max_memory) -> None:
     """Refuse, before anything runs, a case that would not fit in memory (one line each)."""
-    from .budget import over_budget, parse_size
+    from ..run.budget import over_budget, parse_size
     limit = None
     if max_memory is not None:
         try:
@@ -114,10 +118,9 @@ def _check_budget(specs, max_memory) -> None:
 
 def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
     """Run, publish, print the summary, gate against the baseline; the exit code."""
-    from .curves import summary_table
-    from .publish import ForeignFolder
-    from .regression.baseline import gate
-    from .runner import run_to_folder
+    from ..regression.baseline import gate
+    from ..run.curves import summary_table
+    from ..run.runner import run_to_folder
     click.echo(f"== {spec.name}{' (quick)' if spec.quick else ''}: {spec.path}", err=True)
     try:
         res = run_to_folder(spec, out, report=report)
@@ -133,7 +136,7 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
     took = f"compute {t.get('compute', 0):.1f} s" + (f", report {t['report']:.1f} s" if "report" in t else "")
     click.echo(f"\n{spec.name}: {res.folder}  ({took})")
     click.echo(summary_table(res.result.summary))
-    from .narrative import opening, warnings
+    from ..report.narrative import opening, warnings
     imported = [lab for lab, f in zip(spec.labels, spec.feeds) if f is not None]
     for line in opening(res.result.curves, res.result.summary, imported):
         click.echo(line)
@@ -149,7 +152,7 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
 @click.argument("cases", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(cases):
     """Check CASES against the schema and the cells/tasks they name (nothing runs)."""
-    from .budget import estimate, human
+    from ..run.budget import estimate, human
     for spec in _resolve_all(cases):
         tr = f", train {spec.case.train.steps} steps" if spec.case.train else ", no training"
         est = estimate(spec)
@@ -161,7 +164,7 @@ def validate(cases):
 @main.command("list")
 def list_cmd():
     """Cells, tasks and their options with defaults (what a case file may say)."""
-    from .listing import listing_text
+    from ..run.listing import listing_text
     click.echo(listing_text())
 
 
@@ -171,7 +174,7 @@ def list_cmd():
               show_default=True, help="folder to write NAME.yaml into")
 def new(name, folder):
     """Write NAME.yaml, a commented case to start from (refuses to overwrite)."""
-    from .newcase import new_case_text, safe_case_name
+    from ..run.newcase import new_case_text, safe_case_name
     stem = name[:-5] if name.endswith(".yaml") else name
     problem = safe_case_name(stem)
     if problem:
@@ -179,7 +182,6 @@ def new(name, folder):
     path = folder / f"{stem}.yaml"
     if path.exists():
         fail(f"{path}: exists; not overwritten (choose another NAME or remove the file)")
-    from .io import atomic_write_text
     atomic_write_text(path, new_case_text(stem))
     click.echo(f"wrote {path}; edit it, then: diag validate {path} && diag run {path}")
 
@@ -190,9 +192,7 @@ def report(run_dir):
     """Re-render RUN_DIR/index.html and figures/ from its curves.json + run.json (no recomputation)."""
     if not run_dir.is_dir():
         fail(f"{run_dir}: not a folder (expected a run folder holding curves.json and run.json)")
-    from .documents import CURVES, RUN, read_document
-    from .publish import ForeignFolder, replacing
-    from .report import render_report
+    from ..report import render_report
     t0 = time.perf_counter()
     try:   # a missing or unreadable curves.json / run.json: one line
         curves, run = read_document(run_dir, CURVES), read_document(run_dir, RUN)
@@ -212,25 +212,9 @@ def report(run_dir):
 @main.command()
 def schema():
     """Print the JSON Schema of case files (for editors: validation and completion)."""
-    from .schema import json_schema
+    from ..run.schema import json_schema
     click.echo(json.dumps(json_schema(), indent=2))
 
 
-def _check_command():
-    from .regression.cli import check_cmd
-    return check_cmd
-
-
-main.add_command(_check_command(), "check")
-
-
-def _sweep_command():
-    from .sweep.cli import sweep_cmd
-    return sweep_cmd
-
-
-main.add_command(_sweep_command(), "sweep")
-
-
-if __name__ == "__main__":
-    main()
+main.add_command(check_cmd, "check")
+main.add_command(sweep_cmd, "sweep")

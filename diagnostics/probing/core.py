@@ -11,14 +11,14 @@ step Jacobian is ever formed. After every lag each sequence's M is divided by it
 |entry| (by the LSTM's vjp during the next lag, see _chain) and log10 of that scale is
 accumulated, so 10,000 lags at factor 0.5 read -3010, not -inf. An exactly zero product
 gives scale 0 and stays -inf. The batch may be split over worker processes or threads
-(`workers`, see diagnostics/parallel.py).
+(`workers`, see diagnostics/probing/parallel.py).
 
 Paths: "a" and "c" are blocks of the product of full-state Jacobians (total derivatives, every
 path through the cell included); "state" is the whole product; "c_direct" is the LSTM's direct
 memory path Π diag(Γ_f), from sums of ln Γ_f, exact in log space.
 
 Diagonal paths. A path the cell declares diagonal (`Cell.log_diagonal`: c_direct, and the
-a-path of the IndRNN, LRU, minGRU and minLSTM) takes the fast path of diagnostics/diagonal.py
+a-path of the IndRNN, LRU, minGRU and minLSTM) takes the fast path of diagnostics/probing/diagonal.py
 instead of the chain: running sums of ln|d| per coordinate, O(B n) per lag, norms exact.
 `diagonal=False` sends such paths (all but c_direct, which has no dense form) through the
 dense chain instead; the two agree to rounding (tested).
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cells.unroll import first_nonfinite, unroll
 from . import diagonal as diag
-from .cells.unroll import first_nonfinite, unroll
 from .matnorms import SpectralTracker, log_summary
 from .parallel import Tally, can_fork, chunks, map_chunks, resolve_workers
 
@@ -209,7 +209,7 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     d state<t>/d state<t-k>, state<0> being the initial state (h0 or zeros).
     anchors: steps t in 1..T (default [T]). paths: default all of cell.paths.
     workers: processes (threads where forking is unsafe), each probing a contiguous chunk of
-    the batch with single-threaded BLAS (see diagnostics/parallel.py). None: one per core for
+    the batch with single-threaded BLAS (see diagnostics/probing/parallel.py). None: one per core for
     a built-in cell (a pure step: `parallel_safe`) when the probe is big enough to repay
     starting them (see probe_workers), else 1. The numbers agree to rounding whatever the
     count, and repeat bit for bit for a given count.

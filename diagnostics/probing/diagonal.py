@@ -29,7 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .cells.unroll import NonfiniteScan
+from ..cells.unroll import NonfiniteScan
 
 LN10 = np.log(10.0)
 

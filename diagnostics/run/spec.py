@@ -19,10 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import CaseError, error_lines
+from ..cells import make_cell
+from ..errors import CaseError, error_lines
+from ..tasks import make_task
+from ..weights import WeightsError, load_weights, read_inputs
+from ..yamlfile import read_yaml
 from .plan import ProbePlan, make_plan, plan_problems, quick_case
 from .schema import case_model, unknown_key
-from .yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,6 @@ def _prefixed(key: str, exc: Exception) -> list[str]:
 
 def _imported(i: int, spec, base_dir: Path, lines: list[str]):
     """cells[i] read from its weight file (diagnostics.weights), or None with the problem said."""
-    from .weights import WeightsError, load_weights
     given = type(spec).model_fields.keys() & spec.model_fields_set - {"kind", "label", "weights"}
     allowed = {"hidden"} | ({"activation"} if spec.kind == "rnn" else set())
     for k in sorted(given - allowed):
@@ -123,8 +125,6 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
           base_dir: Path | None = None) -> RunSpec:
     """The second pass: task, cells (or imported weights), user inputs, labels and the probe
     plan of a validated case."""
-    from .cells import make_cell
-    from .tasks import make_task
     base_dir = base_dir or (path.parent if path else Path.cwd())
     lines: list[str] = []
     labels = default_labels(case.cells)
@@ -179,7 +179,6 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
 def _read_inputs(case, cells, feeds, base_dir: Path, lines: list[str]):
     """probe.inputs, read and checked against every cell's input size (an imported cell takes
     the model's own inputs and turns them into its own, see weights.Imported.inputs)."""
-    from .weights import WeightsError, read_inputs
     sizes = {f.input_size if f is not None else c.input_size for c, f in zip(cells, feeds)}
     if len(sizes) > 1:
         lines.append(f"probe.inputs: the cells read different input sizes ({', '.join(map(str, sorted(sizes)))}); "

@@ -6,7 +6,10 @@ import dataclasses
 
 from pydantic import BaseModel
 
-from .options import INIT_KINDS
+from ..cells import cell_kinds
+from ..options import INIT_KINDS
+from ..tasks import make_task, task_kinds
+from .schema import SGD, Adam, ProbeSpec, TrainSpec, cell_model, task_model
 
 
 def _show(v) -> str:
@@ -37,9 +40,6 @@ def _fields(model: type[BaseModel], skip=("kind", "label")) -> list[str]:
 
 
 def listing_text() -> str:
-    from .cells import cell_kinds
-    from .schema import Adam, ProbeSpec, SGD, TrainSpec, cell_model, task_model
-    from .tasks import make_task, task_kinds
     out = ["cells (cells: - {kind: KIND, label: ..., OPTION: value}):"]
     for kind in cell_kinds():
         m = cell_model(kind)

@@ -1,0 +1,4 @@
+"""python -m diagnostics.cli ... runs `diag ...`."""
+from .main import main
+
+main()

@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from diagnostics.publish import what_it_is  # noqa: E402
 from diagnostics.regression.comparison import compare  # noqa: E402
 from diagnostics.tolerances import Tolerances  # noqa: E402
 
@@ -54,7 +56,21 @@ def configs() -> dict[str, dict[str, str]]:
     return out
 
 
+def fresh(folder: Path) -> None:
+    """Empty a configuration's folder of an earlier run's results (only folders diag wrote),
+    so that a configuration that fails now cannot be compared with its old files."""
+    if not folder.exists():
+        return
+    for child in folder.iterdir():
+        if child.is_dir() and what_it_is(child) in ("run", "sweep"):
+            shutil.rmtree(child)
+        else:
+            sys.exit(f"{folder}: holds {child.name}, which diag did not write; choose another --out")
+
+
 def run_config(name: str, env_over: dict, cases: list[Path], out: Path, sweep: bool = False) -> float:
+    """Run every case (or sweep) under one configuration; exits naming the configuration and
+    the error if a command fails (exit 1, a curve that moved against its baseline, is data)."""
     env = dict(os.environ)
     for k, v in env_over.items():
         if v:
@@ -62,12 +78,15 @@ def run_config(name: str, env_over: dict, cases: list[Path], out: Path, sweep: b
         else:
             env.pop(k, None)
     env.pop("OMP_NUM_THREADS", None)
+    fresh(out / name)
     t0 = time.perf_counter()
     commands = ([["sweep", str(c), "--quick", "--no-report", "--out", str(out / name)] for c in cases] if sweep
                 else [["run", *map(str, cases), "--quick", "--no-report", "--out", str(out / name)]])
     for args in commands:
-        subprocess.run([sys.executable, "-m", "diagnostics.cli", *args], env=env, cwd=ROOT, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        res = subprocess.run([sys.executable, "-m", "diagnostics.cli", *args], env=env, cwd=ROOT, check=False,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if res.returncode not in (0, 1):   # SIGILL (a kernel this CPU lacks), bad input, a crash
+            sys.exit(f"configuration {name}: diag {' '.join(args[:2])} exited {res.returncode}:\n{res.stderr[-2000:]}")
     return time.perf_counter() - t0
 
 

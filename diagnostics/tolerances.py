@@ -9,7 +9,7 @@ slope by log10(1.05) = 0.021 decades per step (0.4 decades after 20 lags, and it
 exponent by ln 1.05 = 0.049); an LSTM forget bias moved from 1.0 to 1.5 shifts the direct
 memory path by log10(σ(1.5)/σ(1)) = 0.049 decades per step.
 
-Machines change the bits, not the numbers. Measured with benchmarks/kernel_spread.py
+Machines change the bits, not the numbers. Measured with benchmarks/kernel_spread.py, twice
 (2026-12-06, AMD EPYC, numpy 2.4.6 with OpenBLAS 0.3.31): every shipped case in --quick form
 under 12 settings -- OpenBLAS's Prescott, Sandybridge and Haswell kernels and its default
 choice, each on 1 and 2 threads, and numpy's own loops without their SIMD targets above x86-64
@@ -17,11 +17,11 @@ v2 (NPY_DISABLE_CPU_FEATURES) on two of them -- plus the committed baselines, wr
 another machine, compared pairwise:
 
     curve points at initialisation    at most 1.6e-14 decades
-    curve points after 30 steps       at most 8.5e-14 decades (the full quickstart, 250 steps:
+    curve points after 30 steps       at most 1.1e-13 decades (the full quickstart, 250 steps:
                                       2.3e-14)
     fitted slopes                     at most 2.4e-15 decades per step
     horizons                          identical
-    losses at checkpoints             at most 1.8e-15 relative
+    losses at checkpoints             at most 2.2e-15 relative
     Lyapunov exponents (resolved)     at most 2.3e-14 nats per step
 
 So the defaults below keep their real-change meaning with a safety factor of more than 10^11

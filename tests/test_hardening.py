@@ -523,7 +523,8 @@ def test_fork_path_tests_pass_in_a_fresh_process():
     import sys
     root = Path(__file__).resolve().parent
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                          str(root / "test_hardening.py"), str(root / "test_probe_parallel.py")],
+                          str(root / "test_hardening.py"), str(root / "test_probe_parallel.py"),
+                          str(root / "test_progress.py")],
                          capture_output=True, text=True, env={**os.environ, "DIAG_FRESH_PROCESS": "1"})
     tail = out.stdout.strip().splitlines()[-1]
     assert out.returncode == 0 and "skipped" not in tail.replace("1 skipped", ""), out.stdout[-3000:]

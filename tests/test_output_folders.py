@@ -274,6 +274,33 @@ def test_a_full_disk_while_the_page_is_drawn_leaves_the_previous_folder_whole(tm
     assert tree(out) == before
 
 
+def test_a_full_disk_while_the_overlays_of_a_regression_are_drawn_leaves_the_folder_whole(tmp_path, monkeypatch):
+    """The overlays of a regression were drawn into the folder after it was swapped in: a full
+    disk then left the new folder in place (and no table of what moved) while saying the run
+    failed. Now they are drawn in the stage: exit 1, the previous folder byte for byte, and the
+    comparison table still printed."""
+    import diagnostics.regression.overlay as overlay
+    case = case_file(tmp_path)
+    out = tmp_path / "out"
+    assert invoke("run", case, "--out", out, "--no-report", "--update-baseline").exit_code == 0
+    base = tmp_path / "baselines" / "tiny.json"
+    doc = json.loads(base.read_text())
+    doc["series"][0]["log10"]["median"][3] += 1.0               # the baseline says one point moved
+    base.write_text(json.dumps(doc, indent=1))
+    before = tree(out)
+    calls = _disk_fills(monkeypatch, overlay, "atomic_write_bytes", after=0)
+    res = invoke("run", case, "--out", out, "--no-report")
+    assert calls and res.exit_code == 1, res.output
+    assert errors(res) == [f"error: {case}: run failed: OSError: [Errno 28] No space left on device; "
+                           f"{out / 'tiny'} is as it was (set DIAG_DEBUG=1 for the traceback)"]
+    assert "REGRESSION against" in res.stdout and "FAIL" in res.stdout
+    assert tree(out) == before
+    monkeypatch.undo()
+    res = invoke("run", case, "--out", out, "--no-report")      # with room: the overlays are in the folder
+    assert res.exit_code == 1 and "overlays: " + str(out / "tiny" / "regression") in res.stdout, res.stdout
+    assert list((out / "tiny" / "regression").glob("*.png"))
+
+
 def test_a_full_disk_while_diag_report_draws_again_leaves_the_folder_whole(tmp_path, monkeypatch, report_folder):
     """`diag report` rewrote the figures one by one in place: a failure at the page left new
     figures beside the old index.html (and a traceback)."""

@@ -71,6 +71,12 @@ def test_a_grid_is_counted_before_it_is_listed(tmp_path):
                              "more than --max-points 5000; vary fewer values or raise --max-points"]
     sweep = load_sweep(write_sweep(tmp_path / "t", vary={"seed": {"range": [10, 0, -4]}}))
     assert [p.values["seed"] for p in sweep.points] == [10, 6, 2]
+    # beyond 2**63 - 1 len() overflows (an OverflowError traceback): counted all the same
+    for r, n in (([0, 10 ** 20], 10 ** 20), ([-10 ** 19, 10 ** 19], 2 * 10 ** 19), ([0, -10 ** 20, -1], 10 ** 20)):
+        path = write_sweep(tmp_path / f"u{n}{r[-1]}", vary={"seed": {"range": r}})
+        res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2 and res.output == (f"error: {path}: vary: the grid has {n} points ({n} seed), more "
+                                                     "than --max-points 5000; vary fewer values or raise --max-points\n"), res.output
 
 
 def test_key_paths_and_the_grid(tmp_path):

@@ -117,18 +117,32 @@ def _check_budget(specs, max_memory) -> None:
 
 
 def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
-    """Run, publish, print the summary, gate against the baseline; the exit code."""
-    from ..regression.baseline import gate
+    """Run, compare with the baseline, publish (the overlays of a regression inside the folder,
+    so it is swapped in whole with them), print the summary and the comparison; the exit code.
+    The baseline is written (--update-baseline) only once the folder is published."""
+    from ..regression.baseline import gate, load_curves
+    from ..regression.overlay import write_overlays
     from ..run.curves import summary_table
-    from ..run.runner import run_to_folder
+    from ..run.runner import compute, run_to_folder
     click.echo(f"== {spec.name}{' (quick)' if spec.quick else ''}: {spec.path}", err=True)
+    tol = spec.case.tolerances
+    g = None
     try:
-        res = run_to_folder(spec, out, report=report)
+        result = compute(spec)
+        g = None if update_baseline else gate(result.curves, spec.baseline_path, tol)
+
+        def overlays(stage: Path) -> None:
+            if g is not None and g.status == "regression":
+                write_overlays(g.comparison, result.curves, load_curves(spec.baseline_path), stage / "regression")
+
+        res = run_to_folder(spec, out, report=report, result=result, extra=overlays)
     except ForeignFolder as e:   # written into since _check_folders
         click.echo(f"error: {e}", err=True)
         return 2
     except Exception as e:  # noqa: BLE001 - whole or not at all: nothing was swapped in
         _failed(spec, e, f"; {out / spec.folder_name} is as it was")
+        if g is not None and g.status == "regression":   # what moved is still worth saying
+            click.echo(g.message())
         return 1
     if report:
         click.echo(f"report: {res.folder / 'index.html'}", err=True)
@@ -142,8 +156,10 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
         click.echo(line)
     for line in warnings(res.result.curves):
         click.echo(f"warning: {line}")
-    g = gate(res.result.curves, spec.baseline_path, spec.case.tolerances, update=update_baseline,
-             overlays_dir=res.folder / "regression")
+    if update_baseline:
+        g = gate(res.result.curves, spec.baseline_path, tol, update=True)
+    elif g.status == "regression":
+        g.overlays = sorted((res.folder / "regression").glob("*.png"))
     click.echo(g.message())
     return g.exit_code
 

@@ -182,16 +182,20 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
 
 
 def run_to_folder(spec: RunSpec, out: Path, *, report: bool = True, show: bool = True,
-                  result: RunResult | None = None) -> RunOutput:
+                  result: RunResult | None = None, extra=None) -> RunOutput:
     """Compute (unless `result` is given) and publish out/<folder_name>/ whole: curves.json,
     the report, then run.json, in a staging folder swapped in at the end (publish.py). Whole
     or not at all: if anything fails, the page included (a full disk, a figure that cannot be
     drawn), the previous folder is as it was and the error is raised. A folder that is not
-    this tool's to replace is refused (publish.ForeignFolder) before anything is computed."""
+    this tool's to replace is refused (publish.ForeignFolder) before anything is computed.
+    `extra(stage)` writes more into the folder before it is swapped in (diag run's regression
+    overlays), under the same rule."""
     final = Path(out) / spec.folder_name
     claim(final)
     result = result or compute(spec, show=show)
     with replacing(final) as stage:
+        if extra is not None:
+            extra(stage)
         atomic_write_json(stage / "curves.json", result.curves)
         run = run_document(spec, result.summary, result.timings)   # once: it hashes the files read
         if report:   # the page is drawn from the documents in memory, before run.json exists

@@ -96,12 +96,20 @@ class SweepFile(BaseModel):
     report: SweepReport = Field(default_factory=SweepReport)
 
     def sizes(self) -> dict[str, int]:
-        """Values per varied key, counted without listing a range's."""
-        return {k: len(v) for k, v in self.vary.items()}
+        """Values per varied key, counted without listing a range's (and without len(), which
+        overflows past 2**63 - 1: {range: [0, 10**20]} is counted, then refused, in one line)."""
+        return {k: _count(v) for k, v in self.vary.items()}
 
     def values(self) -> dict[str, list]:
         """Every varied key's values as a list (a range listed: count the grid first, sizes())."""
         return {k: list(v) for k, v in self.vary.items()}
+
+
+def _count(values) -> int:
+    if isinstance(values, range):
+        r = values
+        return max(0, (r.stop - r.start + r.step - (1 if r.step > 0 else -1)) // r.step)
+    return len(values)
 
 
 def success_doc(s) -> dict:

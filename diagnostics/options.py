@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .errors import error_lines, suggest
+from .errors import DiagnosticsError, error_lines, suggest
 
 # strict: a YAML string "64" is not an integer and `true` is not 1; .nan / .inf are typos here
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -105,12 +105,8 @@ InitSpec = Annotated[InitModel,
 
 
 # --- validation --------------------------------------------------------------------------
-class OptionError(ValueError):
+class OptionError(DiagnosticsError):
     """Bad options from Python: one line per problem ("hidden: must be a positive integer, got 0")."""
-
-    def __init__(self, lines: list[str]):
-        self.lines = list(lines)
-        super().__init__("\n".join(self.lines))
 
 
 def _plain(v):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import CaseError, fail
-from ..publish import ForeignFolder, refusal
+from ..errors import fail
+from ..publish import refusal
 from ..sweep import MAX_POINTS
+from .command import Command
 
 
 def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
@@ -38,7 +39,7 @@ def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
         fail(problems)
 
 
-@click.command("sweep")
+@click.command("sweep", cls=Command)
 @click.argument("sweep_file", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="folder under which the sweep writes <name>/ (points/, sweep.json, index.html)")
@@ -71,10 +72,7 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
             fail(f"--scheduler: must be a scheduler address such as tcp://HOST:PORT, got {scheduler!r} ({problem})")
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a folder")
-    try:
-        sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
-    except CaseError as e:
-        fail(e.lines)
+    sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
     why = refusal(out / sweep.folder_name, "sweep")   # before the cluster starts
     if why:
         fail(why)
@@ -94,8 +92,6 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
                         update_baseline=update_baseline)
     except KeyboardInterrupt:
         fail("interrupted; finished points are kept (each written whole): rerun the same command to resume", 130)
-    except ForeignFolder as e:   # written into since the check above
-        fail(str(e))
     except OSError as e:   # no scheduler at --scheduler, a port refused
         fail(f"--scheduler {scheduler}: cannot connect ({e})" if scheduler else f"cluster: {e}", 1)
     _print(res)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-from ..options import between
+from ..options import StrictModel, between
 from ..run.schema import safe_name
 from .tolerances import SweepTolerances
 
-SWEEP = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 Fraction = Annotated[float, between(0.0, 1.0, lo_open=True)]
 
 
@@ -55,19 +54,16 @@ def vary_values(v: Any) -> list | range:
 Values = Annotated[Any, PlainValidator(vary_values)]
 
 
-class LossBelow(BaseModel):
-    model_config = SWEEP
+class LossBelow(StrictModel):
     loss_below_baseline: Annotated[float, Field(gt=0)] = Field(
         description="success: final loss <= this fraction of the task's memoryless baseline")
 
 
-class AccuracyAtLeast(BaseModel):
-    model_config = SWEEP
+class AccuracyAtLeast(StrictModel):
     accuracy_at_least: Fraction = Field(description="success: evaluation accuracy >= this (cross-entropy tasks)")
 
 
-class WithinAtLeast(BaseModel):
-    model_config = SWEEP
+class WithinAtLeast(StrictModel):
     within_at_least: Fraction = Field(
         description="success: fraction of evaluation sequences within the task's tolerance >= this (adding: 0.04)")
 
@@ -75,13 +71,12 @@ class WithinAtLeast(BaseModel):
 Success = Union[Literal["task"], LossBelow, AccuracyAtLeast, WithinAtLeast]
 
 
-class SweepReport(BaseModel):
-    model_config = SWEEP
+class SweepReport(StrictModel):
     title: Optional[str] = Field(None, description="page title; default the sweep name")
 
 
-class SweepFile(BaseModel):
-    model_config = ConfigDict(SWEEP, title="diag sweep")
+class SweepFile(StrictModel):
+    model_config = ConfigDict(title="diag sweep")
     name: Annotated[str, AfterValidator(safe_name)] = Field(description="output folder name")
     description: str = ""
     base: Union[str, dict[str, Any]] = Field(description="the base case: a file relative to this one, or inline")

@@ -17,17 +17,16 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..options import STRICT
+from ..options import StrictModel
 from .base import Batch, Task
 
 VARIANTS = ("urnn", "hochreiter1997")
 
 
-class AddingOptions(BaseModel):
-    model_config = STRICT
+class AddingOptions(StrictModel):
     length: int = Field(100, ge=2, description="steps T; one marker in each half")
     variant: Literal[VARIANTS] = Field("urnn", description="urnn (values U[0,1], target the sum) or hochreiter1997")
 

@@ -15,7 +15,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from pydantic import BaseModel
 
-from ..options import STRICT, validate
+from ..options import StrictModel, validate
 
 
 class Batch(NamedTuple):
@@ -24,13 +24,13 @@ class Batch(NamedTuple):
     mask: np.ndarray            # (T, B) bool, the scored steps
 
 
-class NoOptions(BaseModel):
-    model_config = STRICT
+class NoOptions(StrictModel):
+    """No options."""
 
 
 class Task:
     """Base of every task. A subclass declares its options once, as its `Options` model (a
-    pydantic model with the STRICT config, see diagnostics/options.py); that declaration
+    options.StrictModel, see diagnostics/options.py); that declaration
     validates `make_task(...)` and builds the task's entry in the case schema. The validated
     options are read as `self.opts[name]`.
 

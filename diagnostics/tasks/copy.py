@@ -15,14 +15,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..options import STRICT, PosInt
+from ..options import PosInt, StrictModel
 from .base import Batch, Task, one_hot
 
 
-class CopyOptions(BaseModel):
-    model_config = STRICT
+class CopyOptions(StrictModel):
     delay: PosInt = Field(100, description="steps between the last symbol and the delimiter, plus one")
     symbols: PosInt = Field(10, description="symbols to remember")
     # one symbol carries no information: the baseline would be 0 and nothing to learn

@@ -12,14 +12,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..options import STRICT
+from ..options import StrictModel
 from .base import Batch, Task, one_hot
 
 
-class LatchOptions(BaseModel):
-    model_config = STRICT
+class LatchOptions(StrictModel):
     p: int = Field(100, ge=2, description="sequence length; the first symbol is asked for p - 1 steps later")
     noise: bool = Field(False, description="random distractors (experiment 2b) instead of the fixed chain (2a)")
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from scipy.signal import lfilter
 
-from ..options import STRICT, NonNegFloat, PosInt, between
+from ..options import NonNegFloat, PosInt, StrictModel, between
 from .base import Batch, Task
 
 
-class NoneOptions(BaseModel):
-    model_config = STRICT
+class NoneOptions(StrictModel):
     length: PosInt = Field(100, description="steps of one episode")
     input_size: PosInt = Field(1, description="input channels d")
     inputs: Literal["zeros", "gaussian", "ar1"] = Field(

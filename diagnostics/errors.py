@@ -54,11 +54,12 @@ def short(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def key_path(loc) -> str:
+def key_path(loc, empty: str = "(case)") -> str:
+    """("cells", 0, "hidden") -> "cells[0].hidden"; `empty` for the top of the file."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(case)"
+    return out or empty
 
 
 # --- walking a location through the models ----------------------------------------------
@@ -79,6 +80,12 @@ def _tag_of(model: type[BaseModel]) -> str | None:
         return None
     args = get_args(f.annotation)
     return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def _kinds(model: type[BaseModel], key) -> list[str]:
+    """The `kind` tags of the models `model`'s field `key` can hold, sorted."""
+    f = model.model_fields.get(key)
+    return sorted(t for m in (_members(f.annotation) if f else []) if (t := _tag_of(m)) is not None)
 
 
 def walk(root: type[BaseModel] | None, loc) -> tuple[tuple, type[BaseModel] | None]:
@@ -149,7 +156,9 @@ def format_error(err: dict, root: type[BaseModel] | None = None, unknown=None) -
         return (f"{key_path(loc + ('kind',))}: must be one of {', '.join(sorted(tags))}, got {got!r}"
                 + suggest(got, tags))
     if typ == "union_tag_not_found":
-        return f"{key_path(loc + ('kind',))}: is required"
+        key = next((p for p in reversed(loc) if isinstance(p, str)), None)   # cells[0]: the list's key
+        kinds = _kinds(parent, key) if parent is not None else []
+        return f"{key_path(loc + ('kind',))}: is required" + (f" (one of {', '.join(kinds)})" if kinds else "")
     if typ in _TYPE_WORDS:
         msg = f"must be {_TYPE_WORDS[typ]}"
     elif typ == "literal_error":

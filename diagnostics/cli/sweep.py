@@ -34,7 +34,7 @@ def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
                            remedy="run fewer --workers")
         if line and line.split(":")[0] not in seen:
             seen.add(line.split(":")[0])
-            problems.append(f"{sweep.path}: point {p.index} ({p.describe()}): {line}")
+            problems.append(f"{sweep.path}: point {p.index} ({p.label()}): {line}")
     if problems:
         fail(problems)
 
@@ -73,6 +73,8 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a folder")
     sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
+    for line in sweep.warnings:
+        click.echo(f"warning: {sweep_file}: {line}", err=True)
     why = refusal(out / sweep.folder_name, "sweep")   # before the cluster starts
     if why:
         fail(why)

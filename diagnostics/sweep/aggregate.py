@@ -49,7 +49,6 @@ from ..io import json_safe
 from ..probing.matnorms import log_quantile
 from ..run.curves import pooled_summary
 from .engine import point_dir
-from .schema import AccuracyAtLeast, LossBelow, WithinAtLeast, success_doc
 from .stats import quartiles, wilson
 
 
@@ -64,17 +63,7 @@ def _load(folder: Path, pid: str) -> tuple[str, dict | None, str | None]:
 
 
 def succeeded(tr: dict, success) -> bool:
-    if tr.get("diverged_at") is not None:
-        return False
-    loss = tr.get("final_loss")
-    if isinstance(success, LossBelow):
-        base = tr.get("baseline")
-        return loss is not None and base is not None and loss <= success.loss_below_baseline * base
-    if isinstance(success, AccuracyAtLeast):
-        return tr.get("final_accuracy") is not None and tr["final_accuracy"] >= success.accuracy_at_least
-    if isinstance(success, WithinAtLeast):
-        return tr.get("final_within") is not None and tr["final_within"] >= success.within_at_least
-    return bool(tr.get("solved"))
+    return tr.get("diverged_at") is None and success.holds(tr)
 
 
 def _a_series(curves: dict) -> dict:
@@ -187,7 +176,7 @@ def aggregate(sweep, folder: Path) -> dict:
     status = [p["status"] for p in points]
     doc = {"format": SWEEP, "sweep": sweep.name,
            "case": sweep.points[0].spec.name if sweep.points else None, "quick": sweep.quick,
-           "keys": list(sweep.keys), "seed_key": sweep.seed_key, "success": success_doc(sweep.file.success),
+           "keys": list(sweep.keys), "seed_key": sweep.seed_key, "success": sweep.file.success.document(),
            "counts": {"points": len(points), "finished": status.count("finished"), "failed": status.count("failed"),
                       "missing": status.count("missing"), "reasons": dict(sorted(reasons.items())),
                       "diverged": diverged},

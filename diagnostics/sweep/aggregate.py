@@ -49,7 +49,7 @@ from ..io import json_safe
 from ..probing.matnorms import log_quantile
 from ..run.curves import pooled_summary
 from .engine import point_dir
-from .stats import quartiles, wilson
+from .stats import ABOVE_ALL, quartiles, wilson
 
 
 def _load(folder: Path, pid: str) -> tuple[str, dict | None, str | None]:
@@ -72,21 +72,6 @@ def _a_series(curves: dict) -> dict:
     return {(s["cell"], s["checkpoint"]): s for s in curves["series"] if s["path"] == "a" and s["norm"] == norm}
 
 
-def _horizon(values: list) -> dict | None:
-    if not values:
-        return None
-    v = np.sort(np.array([math.inf if h is None else float(h) for h in values]))
-    out = {}
-    for name, q in (("median", 0.5), ("q25", 0.25), ("q75", 0.75)):
-        pos = q * (v.size - 1)
-        lo, hi = v[int(math.floor(pos))], v[int(math.ceil(pos))]
-        out[name] = None if math.isinf(hi) else float(lo + (hi - lo) * (pos - math.floor(pos)))
-    out["n"] = int(v.size)
-    out["beyond"] = int(np.isinf(v).sum())
-    return out
-
-
-ABOVE_ALL = 1e300   # a finite stand-in for "larger than any log10 norm" (log_quantile drops +inf)
 
 
 def one_seed_band(arr: np.ndarray, q: float) -> dict | None:
@@ -132,7 +117,7 @@ def _cell_entry(label: str, kind: str, items: list[tuple], failed: int, success,
             "accuracy": quartiles([tr.get("final_accuracy") for tr in trs]),
             "within": quartiles([tr.get("final_within") for tr in trs]),
             "factor": quartiles([last["fit"]["factor"] for _, _, last in items if last]),
-            "horizon": _horizon([last["fit"]["horizon"] for _, _, last in items if last]),
+            "horizon": quartiles([last["fit"]["horizon"] for _, _, last in items if last], beyond=True),
             "curves": _pooled([{ck: s["log10"]["median"] for ck, s in by.items()} for _, by, _ in items], lags)}
 
 

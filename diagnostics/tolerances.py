@@ -89,7 +89,8 @@ class Tolerances(StrictModel):   # like the case schema: "0.05" is not a number;
     def loss_tol(self, baseline: float) -> float:
         return max(self.loss_rel * abs(baseline), self.loss_abs)
 
-    def describe(self) -> str:
+    def label(self) -> str:
+        """The tolerances in one line (the comparison table's heading)."""
         return (f"decades={self.decades:g} slope_rel={self.slope_rel:g} (floor {self.slope_abs:g}/step) "
                 f"horizon={self.horizon_steps} steps or {self.horizon_rel:g} rel "
                 f"loss_rel={self.loss_rel:g} (floor {self.loss_abs:g}) lyapunov_abs={self.lyapunov_abs:g}")

@@ -35,6 +35,7 @@ class SweepTolerances(StrictModel):   # strict and finite: .inf would switch the
     seed_band: bool = Field(True, description="a pooled curve may also move as far as any one seed's curve "
                                               "changing could move it (the baseline's band)")
 
-    def describe(self) -> str:
+    def label(self) -> str:
+        """The tolerances in one line (the comparison table's heading)."""
         return (f"successes={self.successes} decades={self.decades:g}{' + one-seed band' if self.seed_band else ''} "
                 f"stats={','.join(self.stats)}")

@@ -87,7 +87,7 @@ class AddingTask(Task):
         mask[-1] = True
         return Batch(x, tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         what = ("sum of two marked U[0,1] values, one in each half" if self.variant == "urnn"
                 else "0.5 + (X1 + X2)/4 of two marked U[-1,1] values (Hochreiter & Schmidhuber 1997)")
         return (f"adding ({self.variant}): T = {self.length} steps, output the {what} at the last "

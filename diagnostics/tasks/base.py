@@ -82,7 +82,9 @@ class Task:
     def sample(self, rng: np.random.Generator, batch: int) -> Batch:
         raise NotImplementedError
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
+        """The task in one sentence, for a person (run.json, the report, `diag list`); a
+        cell's describe() is its options as data."""
         raise NotImplementedError
 
     def solved(self, loss: float, accuracy: float | None = None) -> bool:

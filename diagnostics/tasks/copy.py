@@ -67,7 +67,7 @@ class CopyTask(Task):
         tgt[D + S:] = seq
         return Batch(one_hot(inp, A + 2), tgt, np.ones((T, batch), dtype=bool))
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         return (f"copy: remember {self.symbols} symbols from an alphabet of {self.alphabet}, wait "
                 f"{self.delay} steps, reproduce them after the delimiter (T = {self.length}, lag "
                 f"{self.lag}); memoryless baseline {self.baseline:.5f} nats per step")

@@ -50,7 +50,7 @@ class LatchTask(Task):
         mask[-1] = True
         return Batch(one_hot(sym, p + 1), tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         mid = "random distractors (2b)" if self.noise else "the fixed chain a_1..a_{p-1} (2a)"
         return (f"latch: p = {self.p}, remember whether the first symbol was x or y through "
                 f"{mid} and predict it at step {self.p} (lag {self.lag}); memoryless baseline "

@@ -72,7 +72,7 @@ class NoneTask(Task):
             x = self.opts["scale"] * rng.standard_normal(shape)
         return Batch(x, None, np.zeros((self.length, batch), dtype=bool))
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         what = {"zeros": "zero inputs", "gaussian": f"Gaussian inputs N(0, {self.opts['scale']:g}²)",
                 "ar1": f"AR(1) inputs (autocorrelation ρ = {self.opts['rho']:g}, std {self.opts['scale']:g})"}
         return (f"none: {self.length} steps of {what[self.opts['inputs']]} in {self.input_size} channel(s); "

@@ -97,7 +97,7 @@ class TariffShockTask(Task):
         mask[L - 1:T - 1] = True                                 # days L .. T-1
         return Batch(x, tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         o = self.opts
         proc = (f"mean-reverting (φ = {o['reversion']:g})" if o["process"] == "mean_reverting"
                 else "random-walk")

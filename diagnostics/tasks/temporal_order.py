@@ -74,7 +74,7 @@ class TemporalOrderTask(Task):
         mask[-1] = True
         return Batch(one_hot(sym, 8), tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         w = ", ".join(f"[{lo}, {hi}]" for lo, hi in self.windows)
         return (f"temporal order {self.variant}: T = {self.length}, classify the order of X/Y symbols "
                 f"placed in windows {w} among distractors ({self.output_size} classes, scored at the "

@@ -200,7 +200,7 @@ def test_more_workers_than_cores_is_a_warning_and_never_more_workers_than_points
     from contextlib import contextmanager
 
     from diagnostics.probing import parallel
-    from diagnostics.sweep import cluster
+    from diagnostics.sweep import engine
     started = []
 
     @contextmanager
@@ -209,7 +209,7 @@ def test_more_workers_than_cores_is_a_warning_and_never_more_workers_than_points
         raise OSError("no cluster in this test")
         yield
 
-    monkeypatch.setattr(cluster, "open_client", no_cluster)
+    monkeypatch.setattr(engine, "open_client", no_cluster)   # the name the engine calls
     monkeypatch.setattr(parallel, "available_cores", lambda: 2)
     path = write_sweep(tmp_path / "s")          # 4 points
     res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "500"])

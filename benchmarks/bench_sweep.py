@@ -52,7 +52,7 @@ def write_sweep(folder: Path, points: int, steps: int) -> Path:
             "train": {"steps": steps, "batch": 32, "optimizer": {"kind": "adam", "lr": 0.01}, "clip": 1.0},
             "probe": {"lags": 40, "sequences": 8, "norms": ["spectral"], "lyapunov": 0, "tk_map": {"anchors": 0}}}
     sweep = {"name": "bench_sweep", "base": base, "vary": {"seed": {"range": [0, points]}},
-             "success": {"loss_below_baseline": 0.1}}
+             "success": {"kind": "loss_below_baseline", "fraction": 0.1}}
     path = folder / "bench_sweep.yaml"
     path.write_text(yaml.safe_dump(sweep, sort_keys=False))
     return path

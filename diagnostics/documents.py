@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from .errors import DiagnosticsError
+
 CURVES = "diag-curves/1"
 RUN = "diag-run/1"
 SWEEP = "diag-sweep/1"
@@ -23,7 +25,7 @@ _FILES = {CURVES: "curves.json", RUN: "run.json", SWEEP: "sweep.json"}
 _REQUIRED = {CURVES: ("lags", "series"), SWEEP: ("groups", "points")}
 
 
-class BadDocument(ValueError):
+class BadDocument(DiagnosticsError):
     """A file that cannot be used; the message is one line naming the file and the problem."""
 
 

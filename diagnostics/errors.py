@@ -3,13 +3,18 @@
     cells[1].hidden: must be a positive integer, got 0
     task.dealy: unknown option of copy tasks (did you mean 'delay'?) (copy options: delay, ...)
 
-`CaseError(lines)` carries the lines (the CLI prints them and exits 2); `error_lines(exc, root)`
-turns a pydantic ValidationError into them. `root` is the model the data was validated
+Every error of the package's own is a `DiagnosticsError` (a ValueError) carrying its `lines`:
+CaseError (a case or sweep file), OptionError (options from Python), WeightsError (a weight or
+input file), BadDocument (a curves.json, run.json or sweep.json), ForeignFolder (a folder that
+is not this tool's) and OptionalMissing (a dependency to install; also an ImportError). The
+commands catch it in one place (cli/command.py): each line as "error: ..." on stderr, exit 2.
+
+`error_lines(exc, root)` turns a pydantic ValidationError into the lines. `root` is the model the data was validated
 against: walking the error's location through it tells which model a key belongs to (for
 "did you mean") and drops the tags pydantic inserts for discriminated unions (the `lstm` in
-`cells.0.lstm.hidden`). A union that is not discriminated (`success: task | {loss_below_baseline:
-...} | ...`, `layer: integer | all`) gives pydantic one error per member, each under a label of
-its internals (`success.literal['task']`, `layer.function-after[...]`); they become the lines of
+`cells.0.lstm.hidden`). A union that is not discriminated (`layer: integer | all`,
+`anchors: integer | list`) gives pydantic one error per member, each under a label of
+its internals (`layer.literal['all']`, `layer.function-after[...]`); they become the lines of
 the member the value fits, or one line naming every member.
 """
 from __future__ import annotations
@@ -23,12 +28,20 @@ import click
 from pydantic import BaseModel, ValidationError
 
 
-class CaseError(Exception):
-    """Input that cannot be used; `lines` holds one message per problem."""
+class DiagnosticsError(ValueError):
+    """Input that cannot be used: `lines` holds one message per problem (a string is one line).
+    A ValueError, which is what bad input to a Python function is."""
 
-    def __init__(self, lines: list[str]):
-        self.lines = list(lines)
+    def __init__(self, lines: str | list[str]):
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
         super().__init__("\n".join(self.lines))
+
+    def __reduce__(self):   # a sweep's worker sends it back pickled: keep the lines, not their join
+        return type(self), (self.lines,)
+
+
+class CaseError(DiagnosticsError):
+    """A case or sweep file (or an inline case) that cannot be used, one line per problem."""
 
 
 def suggest(word: Any, options) -> str:
@@ -41,11 +54,12 @@ def short(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def key_path(loc) -> str:
+def key_path(loc, empty: str = "(case)") -> str:
+    """("cells", 0, "hidden") -> "cells[0].hidden"; `empty` for the top of the file."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(case)"
+    return out or empty
 
 
 # --- walking a location through the models ----------------------------------------------
@@ -66,6 +80,12 @@ def _tag_of(model: type[BaseModel]) -> str | None:
         return None
     args = get_args(f.annotation)
     return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def _kinds(model: type[BaseModel], key) -> list[str]:
+    """The `kind` tags of the models `model`'s field `key` can hold, sorted."""
+    f = model.model_fields.get(key)
+    return sorted(t for m in (_members(f.annotation) if f else []) if (t := _tag_of(m)) is not None)
 
 
 def walk(root: type[BaseModel] | None, loc) -> tuple[tuple, type[BaseModel] | None]:
@@ -136,7 +156,9 @@ def format_error(err: dict, root: type[BaseModel] | None = None, unknown=None) -
         return (f"{key_path(loc + ('kind',))}: must be one of {', '.join(sorted(tags))}, got {got!r}"
                 + suggest(got, tags))
     if typ == "union_tag_not_found":
-        return f"{key_path(loc + ('kind',))}: is required"
+        key = next((p for p in reversed(loc) if isinstance(p, str)), None)   # cells[0]: the list's key
+        kinds = _kinds(parent, key) if parent is not None else []
+        return f"{key_path(loc + ('kind',))}: is required" + (f" (one of {', '.join(kinds)})" if kinds else "")
     if typ in _TYPE_WORDS:
         msg = f"must be {_TYPE_WORDS[typ]}"
     elif typ == "literal_error":
@@ -208,7 +230,7 @@ _MISMATCH = set(_TYPE_WORDS) - {"finite_number"} | {"literal_error", "is_instanc
 
 
 def _member_word(label, errs: list[dict], members: list) -> str:
-    """What one member of a union asks for: `task`, `an integer`, `{loss_below_baseline: ...}`."""
+    """What one member of a union asks for: `all`, `an integer`, `{path: ...}`."""
     model = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
                   and m.__name__ == label), None)
     if model is not None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import importlib
 
+from .errors import DiagnosticsError
+
 # module -> (what it is, the extra that installs it)
 EXTRAS = {"torch": ("PyTorch", "torch")}
 
 
-class OptionalMissing(ImportError):
-    """A feature that needs an optional dependency was used where it is not installed (one line)."""
-
-
-TorchMissing = OptionalMissing   # the name the torch features have raised since they existed
+class OptionalMissing(DiagnosticsError, ImportError):
+    """A feature that needs an optional dependency was used where it is not installed (one
+    line). An ImportError, which is what a missing module is, and a DiagnosticsError, so the
+    commands say it as their other errors."""
 
 
 def install_hint(module: str) -> str:

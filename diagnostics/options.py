@@ -9,11 +9,15 @@ A cell kind declares its options once, as the typed fields of its frozen datacla
         activation: Literal["relu", "tanh", "linear"] = "relu"
         recurrent_max: Finite = 1.0
 
-and a task kind as its `Options` model (a pydantic model with STRICT config). The same
+and a task kind as its `Options` model (a StrictModel, below). The same
 declaration validates `make_cell(...)`/`make_task(...)` from Python, builds the case schema's
 entry for the kind (`diag validate`, `diag schema`, `diag list`), so there is one rule set.
 Constraints the types cannot say (one option against another) go in the cell's `check()` or a
 model validator of the task's `Options`, raising "name: problem".
+
+`StrictModel` is the base of every model of a file the user writes (case, sweep, tolerances,
+a task's options; a cell's options model is built on it): strict, unknown keys refused,
+finite numbers, frozen.
 """
 from __future__ import annotations
 
@@ -36,10 +40,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .errors import error_lines, suggest
+from .errors import DiagnosticsError, error_lines, suggest
 
-# strict: a YAML string "64" is not an integer and `true` is not 1; .nan / .inf are typos here
-STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+class StrictModel(BaseModel):
+    """Strict: a YAML string "64" is not an integer and `true` is not 1; unknown keys are
+    refused (with "did you mean", errors.py); .nan and .inf are typos here (and an infinite
+    tolerance would switch its gate off); frozen: what was read is what runs."""
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+
 INIT_KINDS = ("gaussian", "orthogonal", "identity", "uniform", "zeros")
 
 
@@ -83,9 +93,8 @@ class Init:
     gain: float = 1.0
 
 
-class InitModel(BaseModel):
+class InitModel(StrictModel):
     """`{kind, gain}` of a weight group (or just the kind: `recurrent_init: orthogonal`)."""
-    model_config = STRICT
     kind: Literal[INIT_KINDS] = Field(description="gaussian | orthogonal | identity | uniform | zeros")
     gain: Finite = Field(1.0, description="scale of the initial matrix")
 
@@ -105,12 +114,8 @@ InitSpec = Annotated[InitModel,
 
 
 # --- validation --------------------------------------------------------------------------
-class OptionError(ValueError):
+class OptionError(DiagnosticsError):
     """Bad options from Python: one line per problem ("hidden: must be a positive integer, got 0")."""
-
-    def __init__(self, lines: list[str]):
-        self.lines = list(lines)
-        super().__init__("\n".join(self.lines))
 
 
 def _plain(v):
@@ -167,5 +172,5 @@ def option_fields(cls) -> dict[str, tuple]:
 @functools.lru_cache(maxsize=None)
 def options_model(cls) -> type[BaseModel]:
     """The pydantic model of a cell class's options (built once per class)."""
-    return create_model(f"{getattr(cls, '__name__', 'cell')}Options", __config__=STRICT,
+    return create_model(f"{getattr(cls, '__name__', 'cell')}Options", __base__=StrictModel,
                         **option_fields(cls))

@@ -47,6 +47,7 @@ except ImportError:          # Windows: no flock, no clean-up of killed runs' fo
     fcntl = None
 
 from .documents import RUN, SWEEP, SWEEP_RUN
+from .errors import DiagnosticsError
 from .io import create_unique
 
 RENAME_EXCHANGE = 2   # linux/fs.h
@@ -206,7 +207,7 @@ _OWN_FILE = {"run": "run.json", "point": "run.json or error.json", "sweep": "swe
 _LEFTOVER = re.compile(r"\..+\.(?:(?:new|staging)-[0-9a-f]{12}|old-\d+-[0-9a-f]{8}|[0-9a-f]{12}\.tmp)")
 
 
-class ForeignFolder(Exception):
+class ForeignFolder(DiagnosticsError):
     """A folder this tool will not replace or write into; the message is one line."""
 
 

@@ -59,13 +59,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-Stat = Literal["median", "q25", "q75", "min", "max"]
+from .options import StrictModel
+
+Quartile = Literal["median", "q25", "q75"]   # a curve and its band (a sweep's pooled curves have only these)
+Stat = Literal[Quartile, "min", "max"]       # a run's curves also keep the extremes
 
 
-class Tolerances(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)   # like the case schema: "0.05" is not a number; .inf would switch the gate off
+class Tolerances(StrictModel):   # like the case schema: "0.05" is not a number; .inf would switch the gate off
 
     decades: float = Field(0.05, ge=0, description="max |log10 current - log10 baseline| at any curve point")
     slope_rel: float = Field(0.05, ge=0, description="max relative change of the fitted slope (log10 per step)")
@@ -87,7 +89,8 @@ class Tolerances(BaseModel):
     def loss_tol(self, baseline: float) -> float:
         return max(self.loss_rel * abs(baseline), self.loss_abs)
 
-    def describe(self) -> str:
+    def label(self) -> str:
+        """The tolerances in one line (the comparison table's heading)."""
         return (f"decades={self.decades:g} slope_rel={self.slope_rel:g} (floor {self.slope_abs:g}/step) "
                 f"horizon={self.horizon_steps} steps or {self.horizon_rel:g} rel "
                 f"loss_rel={self.loss_rel:g} (floor {self.loss_abs:g}) lyapunov_abs={self.lyapunov_abs:g}")

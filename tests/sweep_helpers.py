@@ -27,7 +27,7 @@ def write_sweep(folder, *, vary=None, base=None, name="tiny-sweep", **extra) -> 
     (folder / "base.yaml").write_text(yaml.safe_dump(base or tiny_case(), sort_keys=False))
     doc = {"name": name, "base": "base.yaml",
            "vary": vary or {"task.p": [5, 6], "seed": {"range": [0, 2]}},
-           "success": {"loss_below_baseline": 0.5}, **extra}
+           "success": {"kind": "loss_below_baseline", "fraction": 0.5}, **extra}
     path = folder / "sweep.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return str(path)

@@ -44,7 +44,7 @@ def shipped_table() -> str:
     rows = ["| case | task | cells (hidden) | training | probe | time (2 cores) |", "|---|---|---|---|---|---|"]
     for path in CASES:
         spec = resolve(path)
-        task = spec.task.describe().split(";")[0]
+        task = spec.task.sentence().split(";")[0]
         probe = f"{spec.plan.K} lags, {spec.plan.sequences} sequences"
         cols = [f"`{path.name}`", task, _cells(spec), _training(spec), probe, _time(spec)]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |")

@@ -18,15 +18,20 @@ BAD = [
     ({"vary": {"cells[5].hidden": [4]}}, ["cells[5].hidden", "2 item(s)"]),
     ({"vary": {"cells[0]..hidden": [4]}}, ["vary.cells[0]..hidden", "key path"]),
     ({"vary": {"task.p": [5]}, "sucess": "task"}, ["sucess", "did you mean 'success'"]),
-    ({"vary": {"task.p": [5]}, "success": {"within_at_least": 0.9}}, ["success.within_at_least", "latch"]),
+    ({"vary": {"task.p": [5]}, "success": {"kind": "within_at_least", "value": 0.9}},
+     ["success.kind: within_at_least needs a per-sequence tolerance", "latch"]),
     ({"vary": {"task.p": [5]}, "baseline": "../elsewhere.json"},
      ["baseline: must be a path inside the sweep file's folder", "'../elsewhere.json'"]),
-    # a union's members are said in one line, never by pydantic's internal labels
-    ({"vary": {"task.p": [5]}, "success": "nonsense"},
-     ["success: must be task, {loss_below_baseline: ...}, {accuracy_at_least: ...} or {within_at_least: ...}, "
-      "got 'nonsense'"]),
+    # success is tagged by kind, as cells and tasks are
+    ({"vary": {"task.p": [5]}, "success": "nonsense"}, ["success: must be a mapping, got 'nonsense'"]),
+    ({"vary": {"task.p": [5]}, "success": {"kind": "los_below_baseline", "fraction": 0.1}},
+     ["success.kind: must be one of accuracy_at_least, loss_below_baseline, task, within_at_least, "
+      "got 'los_below_baseline' (did you mean 'loss_below_baseline'?)"]),
     ({"vary": {"task.p": [5]}, "success": {"los_below_baseline": 0.1}},
-     ["success: must be task, {loss_below_baseline: ...}", "(did you mean 'loss_below_baseline'?)"]),
+     ["success.kind: is required (one of accuracy_at_least, loss_below_baseline, task, within_at_least)"]),
+    ({"vary": {"task.p": [5]}, "success": {"kind": "accuracy_at_least", "value": 2}},
+     ["success.value: must be <= 1, got 2"]),
+    # the spelling before kinds: a bad value is said under the key that was written
     ({"vary": {"task.p": [5]}, "success": {"accuracy_at_least": 2}},
      ["success.accuracy_at_least: must be <= 1, got 2"]),
     ({"vary": {"seed": {"range": [0, 2.5]}}}, ["vary.seed.range: start, stop and step must be integers, got [0, 2.5]"]),
@@ -48,6 +53,37 @@ def test_bad_sweep_file_is_one_line_and_runs_nothing(tmp_path, change, words):
     assert lines[0].startswith(f"error: {path}: ")
     assert "{{" not in lines[0] and lines[0].count(", got ") <= 1 and "literal[" not in lines[0], lines[0]
     assert not out.exists()
+
+
+OLD_SPELLINGS = [
+    ("task", {"kind": "task"}, "success: task is the old spelling; write success: {kind: task}"),
+    ({"loss_below_baseline": 0.1}, {"kind": "loss_below_baseline", "fraction": 0.1},
+     "success: {loss_below_baseline: 0.1} is the old spelling; write success: {kind: loss_below_baseline, fraction: 0.1}"),
+    ({"accuracy_at_least": 1.0}, {"kind": "accuracy_at_least", "value": 1.0},
+     "success: {accuracy_at_least: 1.0} is the old spelling; write success: {kind: accuracy_at_least, value: 1.0}"),
+    ({"within_at_least": 0.9}, {"kind": "within_at_least", "value": 0.9},
+     "success: {within_at_least: 0.9} is the old spelling; write success: {kind: within_at_least, value: 0.9}"),
+]
+
+
+@pytest.mark.parametrize("old,new,warning", OLD_SPELLINGS, ids=[str(o) for o, _, _ in OLD_SPELLINGS])
+def test_the_success_spelling_before_kinds_is_read_with_one_warning(tmp_path, old, new, warning):
+    """`success: {loss_below_baseline: 0.1}` was the one union in the files not tagged by kind;
+    the old spelling still reads as the new one, and `diag sweep` says the new spelling once."""
+    adding = "within_at_least" in str(old)   # the task with a per-sequence tolerance
+    files = {"base": {**tiny_case(), "task": {"kind": "adding", "length": 30}} if adding else None,
+             "vary": {"task.length": [30, 40]} if adding else None}
+    sweep = load_sweep(write_sweep(tmp_path / "old", **files, success=old))
+    again = load_sweep(write_sweep(tmp_path / "new", **files, success=new))
+    assert sweep.file.success == again.file.success and type(sweep.file.success).__name__ != "dict"
+    assert sweep.warnings == (warning,) and again.warnings == ()
+    out = tmp_path / "out"
+    (out / "tiny-sweep").mkdir(parents=True)
+    (out / "tiny-sweep" / "notes.txt").write_text("mine")   # refused before anything runs
+    res = CliRunner().invoke(main, ["sweep", write_sweep(tmp_path / "cli", **files, success=old), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert [ln for ln in res.output.splitlines() if ln.startswith("warning:")] == [
+        f"warning: {tmp_path / 'cli' / 'sweep.yaml'}: {warning}"]
 
 
 def test_grid_over_the_limit_is_refused_with_its_size(tmp_path):
@@ -170,7 +206,7 @@ def test_more_workers_than_cores_is_a_warning_and_never_more_workers_than_points
     from contextlib import contextmanager
 
     from diagnostics.probing import parallel
-    from diagnostics.sweep import cluster
+    from diagnostics.sweep import engine
     started = []
 
     @contextmanager
@@ -179,7 +215,7 @@ def test_more_workers_than_cores_is_a_warning_and_never_more_workers_than_points
         raise OSError("no cluster in this test")
         yield
 
-    monkeypatch.setattr(cluster, "open_client", no_cluster)
+    monkeypatch.setattr(engine, "open_client", no_cluster)   # the name the engine calls
     monkeypatch.setattr(parallel, "available_cores", lambda: 2)
     path = write_sweep(tmp_path / "s")          # 4 points
     res = CliRunner().invoke(main, ["sweep", path, "--out", str(tmp_path / "out"), "--workers", "500"])

@@ -38,3 +38,15 @@ def test_overlap_and_quartiles():
     q = quartiles([1.0, None, 2.0, 3.0, float("nan"), 4.0])
     assert q == {"median": 2.5, "q25": 1.75, "q75": 3.25, "n": 4}
     assert quartiles([None]) is None
+
+
+def test_quartiles_of_horizons_count_one_never_reached_as_larger_than_any():
+    """A horizon not reached within K lags (None) is a value above all, not a missing one: a
+    quartile interpolating towards it is unknown (None), one that lands beside it is not.
+    Sorted [3, 5, 7, 9, beyond]: positions 1, 2, 3 (n - 1 = 4 times 0.25, 0.5, 0.75)."""
+    assert quartiles([9, None, 3, 7, 5], beyond=True) == {"median": 7.0, "q25": 5.0, "q75": 9.0, "n": 5, "beyond": 1}
+    # [2, 4, beyond, beyond]: positions 0.75, 1.5, 2.25; only the first has no weight on a beyond
+    assert quartiles([None, 4, 2, None], beyond=True) == {"median": None, "q25": 2 + 0.75 * (4 - 2), "q75": None,
+                                                          "n": 4, "beyond": 2}
+    assert quartiles([None], beyond=True) == {"median": None, "q25": None, "q75": None, "n": 1, "beyond": 1}
+    assert quartiles([], beyond=True) is None

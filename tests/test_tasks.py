@@ -14,6 +14,15 @@ TASKS = [("copy", {"delay": 20, "symbols": 5, "alphabet": 6}), ("adding", {"leng
 IDS = [f"{k}-{o}" for k, o in TASKS]
 
 
+def test_a_task_says_itself_in_a_sentence_and_a_cell_gives_its_options_as_data():
+    """describe() returned a dict for cells and a sentence for tasks: one name, one meaning."""
+    for kind in task_kinds():
+        task = make_task(kind)
+        assert isinstance(task.sentence(), str) and task.sentence() and not hasattr(task, "describe")
+    cell = make_cell("lstm", input_size=2, hidden=3)
+    assert cell.describe()["hidden"] == 3 and not hasattr(cell, "sentence")
+
+
 def test_every_task_builds_from_its_defaults_and_samples_what_it_states():
     """task_options(kind) are the defaults its declaration validates to, and a task built from
     them samples batches of the length, input size and mask it states."""

@@ -11,12 +11,13 @@ import sys
 import click
 from pydantic import ValidationError
 
-from ..errors import CaseError, fail
-from ..regression.baseline import BadCurves, load_curves
+from ..errors import fail
+from ..regression.baseline import load_curves
 from ..regression.comparison import compare
 from ..sweep.baseline import check_files, is_sweep_document
 from ..sweep.tolerances import SweepTolerances
 from ..tolerances import Tolerances
+from .command import Command
 
 
 def _tolerances(cls, values: dict):
@@ -32,15 +33,12 @@ def _check_sweeps(current, baseline, decades, successes, seed_band, all_rows) ->
     given = {k: v for k, v in (("decades", decades), ("successes", successes), ("seed_band", seed_band))
              if v is not None}
     tol = _tolerances(SweepTolerances, given)
-    try:
-        text, ok = check_files(current, baseline, tol, all_rows)
-    except BadCurves as e:
-        fail(str(e))
+    text, ok = check_files(current, baseline, tol, all_rows)
     click.echo(text)
     sys.exit(0 if ok else 1)
 
 
-@click.command("check")
+@click.command("check", cls=Command)
 @click.argument("current", type=click.Path(path_type=str))
 @click.argument("baseline", type=click.Path(path_type=str))
 @click.option("--decades", type=float, default=None, help="max log10 difference at any curve point [0.05]")
@@ -73,16 +71,10 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     start = {}
     if case_file is not None:
         from ..run.spec import resolve
-        try:
-            start = resolve(case_file).case.tolerances.model_dump()
-        except CaseError as e:
-            fail("\n".join(e.lines))
+        start = resolve(case_file).case.tolerances.model_dump()
     tol = _tolerances(Tolerances, {**start, **{k: v for k, v in given.items() if v is not None}})
-    try:
-        cur = load_curves(current)
-        base = load_curves(baseline)
-    except BadCurves as e:
-        fail(str(e))
+    cur = load_curves(current)
+    base = load_curves(baseline)
     if cur.get("case") != base.get("case"):   # legal (a renamed case), but say it before the verdict
         click.echo(f"note: comparing two different cases: {cur.get('case')!r} ({current}) against "
                    f"{base.get('case')!r} ({baseline})")

@@ -20,24 +20,22 @@ from pathlib import Path
 import click
 
 from ..documents import CURVES, RUN, read_document
-from ..errors import CaseError, fail
+from ..errors import fail
 from ..io import atomic_write_text
 from ..publish import ForeignFolder, refusal, replacing
 from ..version import __version__
 from .check import check_cmd
+from .command import Group
 from .sweep import sweep_cmd
 
 
 def _resolve_all(files, quick: bool = False, baseline_anywhere: bool = False):
     """Every case resolved before anything runs: one bad file means nothing is written."""
     from ..run.spec import resolve_files
-    try:
-        return resolve_files(files, quick=quick, baseline_anywhere=baseline_anywhere)
-    except CaseError as e:
-        fail(e.lines)
+    return resolve_files(files, quick=quick, baseline_anywhere=baseline_anywhere)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="diag")
 def main():
     """gradient-diagnostics: how gradients vanish or explode in recurrent networks."""
@@ -210,15 +208,12 @@ def report(run_dir):
         fail(f"{run_dir}: not a folder (expected a run folder holding curves.json and run.json)")
     from ..report import render_report
     t0 = time.perf_counter()
-    try:   # a missing or unreadable curves.json / run.json: one line
-        curves, run = read_document(run_dir, CURVES), read_document(run_dir, RUN)
-    except ValueError as e:
-        fail(str(e))
+    curves, run = read_document(run_dir, CURVES), read_document(run_dir, RUN)
     try:   # drawn beside the saved numbers in a stage swapped in whole, as `diag run` does
         # (resolved: given a link to a run folder, the folder is replaced, not the link)
         with replacing(run_dir.resolve(), keep=True) as stage:
             render_report(stage, curves=curves, run=run)
-    except (ForeignFolder, ValueError) as e:   # not a run folder of diag's; documents it cannot draw
+    except ValueError as e:   # not a run folder of diag's (ForeignFolder is a ValueError); documents it cannot draw
         fail(str(e))
     except OSError as e:   # a full disk: the previous page is as it was
         fail(f"{run_dir}: report failed: {e.__class__.__name__}: {e}; the folder is as it was", 1)

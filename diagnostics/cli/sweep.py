@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import CaseError, fail
-from ..publish import ForeignFolder, refusal
+from ..errors import fail
+from ..publish import refusal
 from ..sweep import MAX_POINTS
+from .command import Command
 
 
 def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
@@ -33,12 +34,12 @@ def _budget(sweep, workers: int | None, scheduler: str | None) -> None:
                            remedy="run fewer --workers")
         if line and line.split(":")[0] not in seen:
             seen.add(line.split(":")[0])
-            problems.append(f"{sweep.path}: point {p.index} ({p.describe()}): {line}")
+            problems.append(f"{sweep.path}: point {p.index} ({p.label()}): {line}")
     if problems:
         fail(problems)
 
 
-@click.command("sweep")
+@click.command("sweep", cls=Command)
 @click.argument("sweep_file", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="folder under which the sweep writes <name>/ (points/, sweep.json, index.html)")
@@ -71,10 +72,9 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
             fail(f"--scheduler: must be a scheduler address such as tcp://HOST:PORT, got {scheduler!r} ({problem})")
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a folder")
-    try:
-        sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
-    except CaseError as e:
-        fail(e.lines)
+    sweep = load_sweep(sweep_file, quick=quick, max_points=max_points)
+    for line in sweep.warnings:
+        click.echo(f"warning: {sweep_file}: {line}", err=True)
     why = refusal(out / sweep.folder_name, "sweep")   # before the cluster starts
     if why:
         fail(why)
@@ -94,8 +94,6 @@ def sweep_cmd(sweep_file, out, quick, workers, scheduler, max_points, update_bas
                         update_baseline=update_baseline)
     except KeyboardInterrupt:
         fail("interrupted; finished points are kept (each written whole): rerun the same command to resume", 130)
-    except ForeignFolder as e:   # written into since the check above
-        fail(str(e))
     except OSError as e:   # no scheduler at --scheduler, a port refused
         fail(f"--scheduler {scheduler}: cannot connect ({e})" if scheduler else f"cluster: {e}", 1)
     _print(res)

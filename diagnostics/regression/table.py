@@ -53,7 +53,7 @@ def format_table(cmp, all_rows: bool = False) -> str:
     moved = sorted({str(r.key[1]) for r in cmp.failing if len(r.key) > 1})
     if moved:                                   # which cells moved, before the detail
         head += f" in {', '.join(moved)}"
-    head += f" ({cmp.tol.describe()})"
+    head += f" ({cmp.tol.label()})"
     rows = cmp.rows if all_rows else cmp.failing
     if not rows:
         return head

@@ -50,7 +50,7 @@ def listing_text() -> str:
     out.append("tasks (task: {kind: KIND, OPTION: value}):")
     for kind in task_kinds():
         try:
-            words = make_task(kind).describe()
+            words = make_task(kind).sentence()
         except Exception:  # noqa: BLE001 - a task without usable defaults still lists its options
             words = ""
         out.append(f"  {kind}" + (f"  -- default: {words}" if words else ""))

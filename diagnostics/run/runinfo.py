@@ -84,7 +84,7 @@ def run_document(spec, summary, timings) -> dict:
                        "options": {k: v for k, v in cell.describe().items() if k != "kind"},
                        "doc": (type(cell).__doc__ or "").strip() or None}
                       for label, cell in zip(spec.labels, spec.cells)],
-            "task_description": spec.task.describe() if spec.inputs is None else
+            "task_description": spec.task.sentence() if spec.inputs is None else
             f"your own inputs: {_inputs_name(spec.case.probe)} ({spec.inputs.shape[0]} steps, {spec.inputs.shape[1]} "
             f"sequences, {spec.inputs.shape[2]} features; the first {spec.plan.sequences} probed)",
             "task_lag": spec.task.lag if spec.inputs is None else None,

@@ -14,8 +14,9 @@ kind built from that kind's own declaration of its options (a cell's typed datac
 a task's `Options` model; diagnostics/options.py). So a kind registered by a user gets the
 same validation, JSON Schema entry and `diag list` row as a built-in one, and an editor using
 `diag schema` completes only the options of the kind written. Models are strict (a YAML
-string "64" is not an integer) and forbid unknown keys. Checks that need the built cells and
-task (state sizes, paths) are made when the case is resolved (diagnostics/run/spec.py).
+string "64" is not an integer) and forbid unknown keys (options.StrictModel). Checks that
+need the built cells and task (state sizes, paths) are made when the case is resolved
+(diagnostics/run/spec.py).
 """
 from __future__ import annotations
 
@@ -38,13 +39,12 @@ from pydantic_core import PydanticCustomError
 from ..cells.registry import cell_factory, cell_kinds
 from ..cells.registry import registry_version as cells_version
 from ..errors import suggest
-from ..options import NonNegInt, PosFloat, PosInt, between, option_fields
+from ..options import NonNegInt, PosFloat, PosInt, StrictModel, between, option_fields
 from ..probing.core import NORMS
 from ..tasks import registry_version as tasks_version
 from ..tasks import task_class, task_kinds
 from ..tolerances import Tolerances
 
-CASE = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 # set by the runner (from the task) or by the schema itself, never a cell option in a case
 NOT_CELL_OPTIONS = ("input_size",)
 
@@ -64,8 +64,7 @@ def safe_name(v: str) -> str:
 Beta = Annotated[float, between(0.0, 1.0, hi_open=True)]
 
 
-class Adam(BaseModel):
-    model_config = CASE
+class Adam(StrictModel):
     kind: Literal["adam"] = "adam"
     lr: PosFloat = Field(1e-3, description="learning rate")
     # beta = 1 would never forget the first gradient: the step is 0/0 at step 1
@@ -77,8 +76,7 @@ class Adam(BaseModel):
         return {"kind": "adam", "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps}
 
 
-class SGD(BaseModel):
-    model_config = CASE
+class SGD(StrictModel):
     kind: Literal["sgd"]
     lr: PosFloat = Field(1e-2, description="learning rate")
     momentum: Annotated[float, between(0.0, 1.0, hi_open=True)] = Field(0.0, description="heavy-ball momentum in [0, 1)")
@@ -96,8 +94,7 @@ Optimizer = Annotated[Union[Annotated[Adam, Tag("adam")], Annotated[SGD, Tag("sg
                       Discriminator(_optimizer_kind)]
 
 
-class TrainSpec(BaseModel):
-    model_config = CASE
+class TrainSpec(StrictModel):
     steps: PosInt = Field(description="optimiser steps")
     batch: PosInt = Field(32, description="sequences per step")
     optimizer: Optimizer = Field(default_factory=Adam)
@@ -119,23 +116,20 @@ class TrainSpec(BaseModel):
         return sorted(set(v))
 
 
-class TkMapSpec(BaseModel):
+class TkMapSpec(StrictModel):
     """The (t, k) map: the median decay curve at a grid of anchors t (0 turns it off)."""
-    model_config = CASE
     anchors: Union[NonNegInt, Annotated[list[PosInt], Field(min_length=1)]] = Field(
         6, description="a count of evenly spaced anchors (0: off), or the anchors themselves (steps of the probe stream)",
         union_mode="left_to_right")
 
 
-class InputsFile(BaseModel):
+class InputsFile(StrictModel):
     """probe.inputs as a mapping: the file and, for an .npz holding several arrays, which one."""
-    model_config = CASE
     path: str = Field(description=".npy or .npz (T, B, d), relative to the case file")
     key: Optional[str] = Field(None, description="the array of an .npz that holds several")
 
 
-class ProbeSpec(BaseModel):
-    model_config = CASE
+class ProbeSpec(StrictModel):
     lags: Optional[PosInt] = Field(None, description="K, the largest lag; default the task's sequence length")
     sequences: PosInt = Field(16, description="probe sequences (the batch of the probe)")
     norms: list[Literal[NORMS]] = Field(list(NORMS), min_length=1, description="spectral and/or frobenius")
@@ -162,9 +156,8 @@ class ProbeSpec(BaseModel):
         return (self.inputs, None) if isinstance(self.inputs, str) else (self.inputs.path, self.inputs.key)
 
 
-class WeightsSpec(BaseModel):
+class WeightsSpec(StrictModel):
     """A trained model's weights: the cell is read from the file instead of initialised."""
-    model_config = CASE
     file: str = Field(description="weight file relative to the case file: .pt/.pth/.bin (torch, weights only), "
                                   ".safetensors (no torch needed) or .npz")
     prefix: Optional[str] = Field(None, description="state_dict prefix of the recurrent module; default the one found")
@@ -177,15 +170,14 @@ class WeightsSpec(BaseModel):
 IMPORTABLE = ("rnn", "gru", "lstm")   # kinds a weight file can hold (PyTorch's nn.RNN, nn.GRU, nn.LSTM)
 
 
-class ReportSpec(BaseModel):
-    model_config = CASE
+class ReportSpec(StrictModel):
     title: Optional[str] = Field(None, description="page title; default the case name")
     notes: Optional[str] = Field(None, description="free text shown under the title (escaped)")
 
 
-class CaseBase(BaseModel):
+class CaseBase(StrictModel):
     """The keys of a case besides `task` and `cells` (whose members come from the registries)."""
-    model_config = ConfigDict(CASE, title="diag case")
+    model_config = ConfigDict(title="diag case")
     name: Annotated[str, AfterValidator(safe_name)] = Field(description="report folder name")
     description: str = ""
     seed: NonNegInt = 0
@@ -207,7 +199,7 @@ def cell_model(kind: str) -> type[BaseModel]:
         extra["weights"] = (Optional[WeightsSpec], Field(None, description="read this cell from a trained model's "
                                                                           "weight file (hidden from the file)"))
     return create_model(
-        f"cell_{kind}", __config__=CASE, __doc__=doc,
+        f"cell_{kind}", __base__=StrictModel, __doc__=doc,
         kind=(Literal[kind], Field(description=f"cell kind: {kind}")),
         label=(Optional[Annotated[str, Field(min_length=1, max_length=80)]],
                Field(None, description="name in the report; default the kind ('lstm 2' when repeated)")),

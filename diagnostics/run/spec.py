@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..cells import make_cell
-from ..errors import CaseError, error_lines
+from ..errors import CaseError, DiagnosticsError, error_lines
 from ..tasks import make_task
 from ..weights import WeightsError, load_weights, read_inputs
 from ..yamlfile import read_yaml
@@ -99,8 +99,9 @@ def validate_data(raw: Any) -> BaseModel:
 
 
 def _prefixed(key: str, exc: Exception) -> list[str]:
-    """"activation: must be ..." from a cell becomes "cells[0].activation: must be ..."."""
-    lines = getattr(exc, "lines", None) or [str(exc).strip() or exc.__class__.__name__]
+    """"activation: must be ..." from a cell becomes "cells[0].activation: must be ..." (its
+    options' lines, or the one message of a ValueError from its check())."""
+    lines = exc.lines if isinstance(exc, DiagnosticsError) else [str(exc).strip() or exc.__class__.__name__]
     return [f"{key}.{ln}" if ln.split(":")[0].replace(".", "").replace("_", "").isalnum() else f"{key}: {ln}"
             for ln in lines]
 

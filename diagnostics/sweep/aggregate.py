@@ -49,8 +49,7 @@ from ..io import json_safe
 from ..probing.matnorms import log_quantile
 from ..run.curves import pooled_summary
 from .engine import point_dir
-from .schema import AccuracyAtLeast, LossBelow, WithinAtLeast, success_doc
-from .stats import quartiles, wilson
+from .stats import ABOVE_ALL, quartiles, wilson
 
 
 def _load(folder: Path, pid: str) -> tuple[str, dict | None, str | None]:
@@ -64,17 +63,7 @@ def _load(folder: Path, pid: str) -> tuple[str, dict | None, str | None]:
 
 
 def succeeded(tr: dict, success) -> bool:
-    if tr.get("diverged_at") is not None:
-        return False
-    loss = tr.get("final_loss")
-    if isinstance(success, LossBelow):
-        base = tr.get("baseline")
-        return loss is not None and base is not None and loss <= success.loss_below_baseline * base
-    if isinstance(success, AccuracyAtLeast):
-        return tr.get("final_accuracy") is not None and tr["final_accuracy"] >= success.accuracy_at_least
-    if isinstance(success, WithinAtLeast):
-        return tr.get("final_within") is not None and tr["final_within"] >= success.within_at_least
-    return bool(tr.get("solved"))
+    return tr.get("diverged_at") is None and success.holds(tr)
 
 
 def _a_series(curves: dict) -> dict:
@@ -83,21 +72,6 @@ def _a_series(curves: dict) -> dict:
     return {(s["cell"], s["checkpoint"]): s for s in curves["series"] if s["path"] == "a" and s["norm"] == norm}
 
 
-def _horizon(values: list) -> dict | None:
-    if not values:
-        return None
-    v = np.sort(np.array([math.inf if h is None else float(h) for h in values]))
-    out = {}
-    for name, q in (("median", 0.5), ("q25", 0.25), ("q75", 0.75)):
-        pos = q * (v.size - 1)
-        lo, hi = v[int(math.floor(pos))], v[int(math.ceil(pos))]
-        out[name] = None if math.isinf(hi) else float(lo + (hi - lo) * (pos - math.floor(pos)))
-    out["n"] = int(v.size)
-    out["beyond"] = int(np.isinf(v).sum())
-    return out
-
-
-ABOVE_ALL = 1e300   # a finite stand-in for "larger than any log10 norm" (log_quantile drops +inf)
 
 
 def one_seed_band(arr: np.ndarray, q: float) -> dict | None:
@@ -143,7 +117,7 @@ def _cell_entry(label: str, kind: str, items: list[tuple], failed: int, success,
             "accuracy": quartiles([tr.get("final_accuracy") for tr in trs]),
             "within": quartiles([tr.get("final_within") for tr in trs]),
             "factor": quartiles([last["fit"]["factor"] for _, _, last in items if last]),
-            "horizon": _horizon([last["fit"]["horizon"] for _, _, last in items if last]),
+            "horizon": quartiles([last["fit"]["horizon"] for _, _, last in items if last], beyond=True),
             "curves": _pooled([{ck: s["log10"]["median"] for ck, s in by.items()} for _, by, _ in items], lags)}
 
 
@@ -187,7 +161,7 @@ def aggregate(sweep, folder: Path) -> dict:
     status = [p["status"] for p in points]
     doc = {"format": SWEEP, "sweep": sweep.name,
            "case": sweep.points[0].spec.name if sweep.points else None, "quick": sweep.quick,
-           "keys": list(sweep.keys), "seed_key": sweep.seed_key, "success": success_doc(sweep.file.success),
+           "keys": list(sweep.keys), "seed_key": sweep.seed_key, "success": sweep.file.success.document(),
            "counts": {"points": len(points), "finished": status.count("finished"), "failed": status.count("failed"),
                       "missing": status.count("missing"), "reasons": dict(sorted(reasons.items())),
                       "diverged": diverged},

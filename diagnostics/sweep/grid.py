@@ -29,12 +29,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import CaseError, error_lines, short
+from ..errors import CaseError, error_lines, key_path, short
 from ..run.spec import RunSpec, baseline_inside, quick_baseline, resolve
 from ..version import __version__
 from ..yamlfile import read_yaml
 from . import MAX_POINTS
-from .schema import AccuracyAtLeast, SweepFile, WithinAtLeast
+from .schema import SweepFile, old_success
 
 SEED_KEY = "seed"
 LABEL_ONLY = ("description", "report", "baseline", "tolerances")
@@ -49,8 +49,13 @@ class Point:
     case: dict                   # the point's case as written (base + values), plain data
     spec: RunSpec
 
-    def describe(self) -> str:
-        return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in self.values.items())
+    def label(self) -> str:
+        return values_label(self.values)
+
+
+def values_label(values: dict) -> str:
+    """"task.p=5, seed=0": a point in messages."""
+    return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in values.items())
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Sweep:
     quick: bool
     keys: tuple[str, ...]
     points: tuple[Point, ...]
+    warnings: tuple[str, ...] = ()   # one line each (an old spelling read); `diag sweep` prints them
 
     @property
     def name(self) -> str:
@@ -105,13 +111,13 @@ def set_key(case: dict, parts: list[str | int], value: Any, key: str) -> None:
     node: Any = case
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        where = key if last else _path(parts[:i + 1])
+        where = key if last else key_path(parts[:i + 1])
         if isinstance(part, int):
             if not isinstance(node, list) or part >= len(node):
                 have = f"{len(node)} item(s)" if isinstance(node, list) else "no list"
-                raise ValueError(f"{where}: the base case has {have} at {_path(parts[:i]) or 'the top'}")
+                raise ValueError(f"{where}: the base case has {have} at {key_path(parts[:i], 'the top')}")
         elif not isinstance(node, dict):
-            raise ValueError(f"{where}: the base case has {short(node)} at {_path(parts[:i])}, not a mapping")
+            raise ValueError(f"{where}: the base case has {short(node)} at {key_path(parts[:i])}, not a mapping")
         if last:
             node[part] = copy.deepcopy(value)
         else:
@@ -120,28 +126,17 @@ def set_key(case: dict, parts: list[str | int], value: Any, key: str) -> None:
             node = node[part]
 
 
-def _path(parts) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-    return out
-
-
 def success_problems(success, points) -> list[str]:
     """The criterion must be measurable at every point (one line per kind of problem)."""
     out: list[str] = []
     for p in points:
-        task = p.spec.task
         if p.spec.case.train is None:
             line = "success: the points have no `train`; a success rate needs training"
-        elif isinstance(success, AccuracyAtLeast) and task.loss_kind != "xent":
-            line = (f"success.accuracy_at_least: the {task.kind} task has no accuracy (squared error); "
-                    "use loss_below_baseline or within_at_least")
-        elif isinstance(success, WithinAtLeast) and getattr(task, "within_tolerance", None) is None:
-            line = (f"success.within_at_least: the {task.kind} task states no per-sequence tolerance "
-                    "(the adding task does: 0.04)")
         else:
-            continue
+            problem = success.problem(p.spec.task)
+            if problem is None:
+                continue
+            line = f"success.kind: {problem}"
         if line not in out:
             out.append(line)
     return out
@@ -154,7 +149,8 @@ def point_id(spec: RunSpec) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _read(source) -> tuple[SweepFile, Path | None, Any]:
+def _read(source) -> tuple[SweepFile, Path | None, list[str]]:
+    """The validated sweep file, its path, and the warnings of reading it."""
     if isinstance(source, dict):
         raw, path = source, None
     else:
@@ -163,10 +159,17 @@ def _read(source) -> tuple[SweepFile, Path | None, Any]:
     if isinstance(raw, dict) and "cells" in raw and "vary" not in raw:
         raise CaseError([f"is a case file (it has `cells:` and no `vary:`); run it with `diag run {path or ''}`, "
                          "or name it as a sweep's `base:`"])
+    old = old_success(raw.get("success")) if isinstance(raw, dict) else None
+    if old is not None:
+        raw = {**raw, "success": old[0]}
     try:
-        return SweepFile.model_validate(raw), path, raw
+        return SweepFile.model_validate(raw), path, [old[2]] if old else []
     except ValidationError as e:
-        raise CaseError(error_lines(e, SweepFile)) from None
+        lines = error_lines(e, SweepFile)
+    if old is not None and old[1] != "task":   # a bad value in the old spelling: name the key written
+        field = next(f"success.{k}:" for k in old[0] if k != "kind")
+        lines = [f"success.{old[1]}:" + ln[len(field):] if ln.startswith(field) else ln for ln in lines]
+    raise CaseError(lines)
 
 
 def _base(sf: SweepFile, folder: Path) -> tuple[dict, Path]:
@@ -190,7 +193,7 @@ def load_sweep(source: str | os.PathLike | dict, *, quick: bool = False, max_poi
 
 
 def _load(source, quick: bool, max_points: int, base_dir) -> Sweep:
-    sf, path, _ = _read(source)
+    sf, path, warnings = _read(source)
     folder = path.parent if path else Path(base_dir or Path.cwd())
     if not baseline_inside(sf.baseline):   # --update-baseline writes it
         raise CaseError([f"baseline: must be a path inside the sweep file's folder ({folder}), got {sf.baseline!r}"])
@@ -226,14 +229,14 @@ def _load(source, quick: bool, max_points: int, base_dir) -> Sweep:
             for key, value in values.items():
                 set_key(case, keys[key], value, key)
             spec = resolve(case, quick=quick, base_dir=case_dir)
+        except CaseError as e:   # before ValueError: it is one
+            lines = e.lines
         except ValueError as e:
             lines = [str(e)]
-        except CaseError as e:
-            lines = e.lines
         else:
             points.append(Point(index, point_id(spec), values, case, spec))
             continue
-        label = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        label = values_label(values)
         for line in lines:
             first = seen.setdefault(line, [f"point {index} ({label})", 0])
             first[1] += 1
@@ -246,7 +249,7 @@ def _load(source, quick: bool, max_points: int, base_dir) -> Sweep:
     ids = {}
     for p in points:   # two grid points that resolve to the same case would share a folder
         if p.id in ids:
-            raise CaseError([f"vary: point {p.index} ({p.describe()}) is the same case as point "
+            raise CaseError([f"vary: point {p.index} ({p.label()}) is the same case as point "
                              f"{ids[p.id]}; a repeated value or a key the case ignores"])
         ids[p.id] = p.index
-    return Sweep(sf, path, folder, quick, tuple(grid), tuple(points))
+    return Sweep(sf, path, folder, quick, tuple(grid), tuple(points), tuple(warnings))

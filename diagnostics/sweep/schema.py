@@ -7,26 +7,35 @@
       task.p: [5, 10, 20, 50, 100]
       cells[0].recurrent_init.gain: [0.9, 1.0]
       seed: {range: [0, 10]}             # range(0, 10); [start, stop, step] also
-    success: {loss_below_baseline: 0.1}  # or task (the task's own goal), accuracy_at_least, within_at_least
+    success: {kind: loss_below_baseline, fraction: 0.1}   # or {kind: task}, accuracy_at_least, within_at_least
     baseline: baselines/latch-sweep.sweep.json   # default; relative to this file
     tolerances: {successes: 1, decades: 0.05}
     report: {title: ...}
 
 Key paths are the case's own structure: dotted keys, `[i]` for a list item. What a value may
 be is the case schema's business: every point is validated as a case (sweep/grid.py).
+
+`success` is tagged by `kind`, as cells and tasks are:
+
+    {kind: task}                                   the task's own goal (the default)
+    {kind: loss_below_baseline, fraction: 0.1}     final loss <= 0.1 x the memoryless baseline
+    {kind: accuracy_at_least, value: 1.0}          cross-entropy tasks
+    {kind: within_at_least, value: 0.9}            fraction of sequences within the task's tolerance
+
+The spelling before kinds (`task`, `{loss_below_baseline: 0.1}`, `{accuracy_at_least: 1.0}`,
+`{within_at_least: 0.9}`) is still read, with a warning naming the new one (old_success).
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-from ..options import between
+from ..options import StrictModel, between
 from ..run.schema import safe_name
 from .tolerances import SweepTolerances
 
-SWEEP = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 Fraction = Annotated[float, between(0.0, 1.0, lo_open=True)]
 
 
@@ -55,41 +64,111 @@ def vary_values(v: Any) -> list | range:
 Values = Annotated[Any, PlainValidator(vary_values)]
 
 
-class LossBelow(BaseModel):
-    model_config = SWEEP
-    loss_below_baseline: Annotated[float, Field(gt=0)] = Field(
+class TaskGoal(StrictModel):
+    kind: Literal["task"] = Field("task", description="success: the task's own goal (the training record's `solved`)")
+
+    def document(self) -> dict:
+        """The criterion as sweep.json states it."""
+        return {"kind": "task", "value": None, "description": "the task's own goal (the training record's `solved`)"}
+
+    def holds(self, tr: dict) -> bool:
+        """Does a training record (curves.json `training` item) meet it?"""
+        return bool(tr.get("solved"))
+
+    def problem(self, task) -> str | None:
+        """Why it cannot be measured on `task`, or None."""
+        return None
+
+
+class LossBelowBaseline(StrictModel):
+    kind: Literal["loss_below_baseline"]
+    fraction: Annotated[float, Field(gt=0)] = Field(
         description="success: final loss <= this fraction of the task's memoryless baseline")
 
+    def document(self) -> dict:
+        return {"kind": self.kind, "value": self.fraction,
+                "description": f"final evaluation loss <= {self.fraction:g} x the memoryless baseline"}
 
-class AccuracyAtLeast(BaseModel):
-    model_config = SWEEP
-    accuracy_at_least: Fraction = Field(description="success: evaluation accuracy >= this (cross-entropy tasks)")
+    def holds(self, tr: dict) -> bool:
+        loss, base = tr.get("final_loss"), tr.get("baseline")
+        return loss is not None and base is not None and loss <= self.fraction * base
+
+    def problem(self, task) -> str | None:
+        return None
 
 
-class WithinAtLeast(BaseModel):
-    model_config = SWEEP
-    within_at_least: Fraction = Field(
+class AccuracyAtLeast(StrictModel):
+    kind: Literal["accuracy_at_least"]
+    value: Fraction = Field(description="success: evaluation accuracy >= this (cross-entropy tasks)")
+
+    def document(self) -> dict:
+        return {"kind": self.kind, "value": self.value, "description": f"final evaluation accuracy >= {self.value:g}"}
+
+    def holds(self, tr: dict) -> bool:
+        return tr.get("final_accuracy") is not None and tr["final_accuracy"] >= self.value
+
+    def problem(self, task) -> str | None:
+        if task.loss_kind != "xent":
+            return (f"accuracy_at_least needs an accuracy, and the {task.kind} task has none (squared error); "
+                    "use loss_below_baseline or within_at_least")
+        return None
+
+
+class WithinAtLeast(StrictModel):
+    kind: Literal["within_at_least"]
+    value: Fraction = Field(
         description="success: fraction of evaluation sequences within the task's tolerance >= this (adding: 0.04)")
 
+    def document(self) -> dict:
+        return {"kind": self.kind, "value": self.value,
+                "description": f"fraction of evaluation sequences within the task's tolerance >= {self.value:g}"}
 
-Success = Union[Literal["task"], LossBelow, AccuracyAtLeast, WithinAtLeast]
+    def holds(self, tr: dict) -> bool:
+        return tr.get("final_within") is not None and tr["final_within"] >= self.value
+
+    def problem(self, task) -> str | None:
+        if getattr(task, "within_tolerance", None) is None:
+            return (f"within_at_least needs a per-sequence tolerance, and the {task.kind} task states none "
+                    "(the adding task does: 0.04)")
+        return None
 
 
-class SweepReport(BaseModel):
-    model_config = SWEEP
+Success = Annotated[Union[TaskGoal, LossBelowBaseline, AccuracyAtLeast, WithinAtLeast], Field(discriminator="kind")]
+# the spelling before kinds: the one key -> (kind, the value's field)
+_OLD = {"loss_below_baseline": "fraction", "accuracy_at_least": "value", "within_at_least": "value"}
+
+
+def _flow(d: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"
+
+
+def old_success(v: Any) -> tuple[dict, str, str] | None:
+    """A success criterion in the spelling before kinds -> (the new spelling, the old key,
+    the warning naming the new spelling); None for any other value."""
+    if v == "task":
+        new = {"kind": "task"}
+        return new, "task", f"success: task is the old spelling; write success: {_flow(new)}"
+    if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in _OLD:
+        (key, x), = v.items()
+        new = {"kind": key, _OLD[key]: x}
+        return new, key, f"success: {_flow(v)} is the old spelling; write success: {_flow(new)}"
+    return None
+
+
+class SweepReport(StrictModel):
     title: Optional[str] = Field(None, description="page title; default the sweep name")
 
 
-class SweepFile(BaseModel):
-    model_config = ConfigDict(SWEEP, title="diag sweep")
+class SweepFile(StrictModel):
+    model_config = ConfigDict(title="diag sweep")
     name: Annotated[str, AfterValidator(safe_name)] = Field(description="output folder name")
     description: str = ""
     base: Union[str, dict[str, Any]] = Field(description="the base case: a file relative to this one, or inline")
     vary: dict[str, Values] = Field(
         min_length=1, description="key path -> list of values (or {range: [start, stop]}); the full grid")
-    success: Success = Field("task", union_mode="left_to_right",
-                             description="task (its own goal), or one of loss_below_baseline, "
-                                         "accuracy_at_least, within_at_least")
+    success: Success = Field(default_factory=TaskGoal,
+                             description="{kind: task} (its own goal), or {kind: loss_below_baseline, fraction}, "
+                                         "{kind: accuracy_at_least, value}, {kind: within_at_least, value}")
     baseline: Optional[str] = Field(None, description="baseline sweep.json relative to this file "
                                                       "(default baselines/<name>.sweep.json)")
     tolerances: SweepTolerances = Field(default_factory=SweepTolerances)
@@ -110,20 +189,3 @@ def _count(values) -> int:
         r = values
         return max(0, (r.stop - r.start + r.step - (1 if r.step > 0 else -1)) // r.step)
     return len(values)
-
-
-def success_doc(s) -> dict:
-    """The success criterion as sweep.json states it."""
-    if s == "task":
-        return {"kind": "task", "value": None,
-                "description": "the task's own goal (the training record's `solved`)"}
-    if isinstance(s, LossBelow):
-        v = s.loss_below_baseline
-        return {"kind": "loss_below_baseline", "value": v,
-                "description": f"final evaluation loss <= {v:g} x the memoryless baseline"}
-    if isinstance(s, AccuracyAtLeast):
-        v = s.accuracy_at_least
-        return {"kind": "accuracy_at_least", "value": v, "description": f"final evaluation accuracy >= {v:g}"}
-    v = s.within_at_least
-    return {"kind": "within_at_least", "value": v,
-            "description": f"fraction of evaluation sequences within the task's tolerance >= {v:g}"}

@@ -15,6 +15,9 @@ import math
 import numpy as np
 
 Z95 = 1.959963984540054   # the 0.975 quantile of the standard normal
+# a finite stand-in for "larger than any value here": a horizon beyond K lags, a log10 norm
+# above all (matnorms.log_quantile, the quantile of log values, leaves +inf out)
+ABOVE_ALL = 1e300
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -37,11 +40,22 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def quartiles(values) -> dict | None:
+def quartiles(values, beyond: bool = False) -> dict | None:
     """Median and quartiles (linear interpolation) of the finite values; None when there are
-    none. `n` says how many values there were."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    none. `n` says how many values there were.
+
+    beyond=True: a None is a value larger than any (a horizon not reached within K lags), not
+    a missing one: `beyond` counts them, and a quartile with any weight on one is None."""
+    if beyond:
+        v = np.asarray([ABOVE_ALL if x is None else float(x) for x in values], dtype=float)
+    else:
+        v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     if v.size == 0:
         return None
     q25, med, q75 = np.quantile(v, [0.25, 0.5, 0.75])
-    return {"median": float(med), "q25": float(q25), "q75": float(q75), "n": int(v.size)}
+    out = {name: None if beyond and x >= ABOVE_ALL * 1e-10 else float(x)   # any weight on the stand-in
+           for name, x in (("median", med), ("q25", q25), ("q75", q75))}
+    out["n"] = int(v.size)
+    if beyond:
+        out["beyond"] = int((v == ABOVE_ALL).sum())
+    return out

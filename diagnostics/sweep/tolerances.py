@@ -21,23 +21,22 @@ before the band existed is compared point by point within `decades` alone.
 """
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field
 
-from pydantic import BaseModel, ConfigDict, Field
+from ..options import StrictModel
+from ..tolerances import Quartile
 
-Stat = Literal["median", "q25", "q75"]
 
-
-class SweepTolerances(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)   # .inf would switch the gate off
+class SweepTolerances(StrictModel):   # strict and finite: .inf would switch the gate off
 
     successes: int = Field(1, ge=0, description="max change of a success count (same number of trials)")
     decades: float = Field(0.05, ge=0, description="max log10 change of a pooled curve point")
-    stats: list[Stat] = Field(["median", "q25", "q75"], min_length=1,
+    stats: list[Quartile] = Field(["median", "q25", "q75"], min_length=1,
                               description="which pooled-curve statistics are compared")
     seed_band: bool = Field(True, description="a pooled curve may also move as far as any one seed's curve "
                                               "changing could move it (the baseline's band)")
 
-    def describe(self) -> str:
+    def label(self) -> str:
+        """The tolerances in one line (the comparison table's heading)."""
         return (f"successes={self.successes} decades={self.decades:g}{' + one-seed band' if self.seed_band else ''} "
                 f"stats={','.join(self.stats)}")

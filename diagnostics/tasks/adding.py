@@ -17,17 +17,16 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..options import STRICT
+from ..options import StrictModel
 from .base import Batch, Task
 
 VARIANTS = ("urnn", "hochreiter1997")
 
 
-class AddingOptions(BaseModel):
-    model_config = STRICT
+class AddingOptions(StrictModel):
     length: int = Field(100, ge=2, description="steps T; one marker in each half")
     variant: Literal[VARIANTS] = Field("urnn", description="urnn (values U[0,1], target the sum) or hochreiter1997")
 
@@ -88,7 +87,7 @@ class AddingTask(Task):
         mask[-1] = True
         return Batch(x, tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         what = ("sum of two marked U[0,1] values, one in each half" if self.variant == "urnn"
                 else "0.5 + (X1 + X2)/4 of two marked U[-1,1] values (Hochreiter & Schmidhuber 1997)")
         return (f"adding ({self.variant}): T = {self.length} steps, output the {what} at the last "

@@ -15,7 +15,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from pydantic import BaseModel
 
-from ..options import STRICT, validate
+from ..options import StrictModel, validate
 
 
 class Batch(NamedTuple):
@@ -24,13 +24,13 @@ class Batch(NamedTuple):
     mask: np.ndarray            # (T, B) bool, the scored steps
 
 
-class NoOptions(BaseModel):
-    model_config = STRICT
+class NoOptions(StrictModel):
+    """No options."""
 
 
 class Task:
     """Base of every task. A subclass declares its options once, as its `Options` model (a
-    pydantic model with the STRICT config, see diagnostics/options.py); that declaration
+    options.StrictModel, see diagnostics/options.py); that declaration
     validates `make_task(...)` and builds the task's entry in the case schema. The validated
     options are read as `self.opts[name]`.
 
@@ -82,7 +82,9 @@ class Task:
     def sample(self, rng: np.random.Generator, batch: int) -> Batch:
         raise NotImplementedError
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
+        """The task in one sentence, for a person (run.json, the report, `diag list`); a
+        cell's describe() is its options as data."""
         raise NotImplementedError
 
     def solved(self, loss: float, accuracy: float | None = None) -> bool:

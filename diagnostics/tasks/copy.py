@@ -15,14 +15,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..options import STRICT, PosInt
+from ..options import PosInt, StrictModel
 from .base import Batch, Task, one_hot
 
 
-class CopyOptions(BaseModel):
-    model_config = STRICT
+class CopyOptions(StrictModel):
     delay: PosInt = Field(100, description="steps between the last symbol and the delimiter, plus one")
     symbols: PosInt = Field(10, description="symbols to remember")
     # one symbol carries no information: the baseline would be 0 and nothing to learn
@@ -68,7 +67,7 @@ class CopyTask(Task):
         tgt[D + S:] = seq
         return Batch(one_hot(inp, A + 2), tgt, np.ones((T, batch), dtype=bool))
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         return (f"copy: remember {self.symbols} symbols from an alphabet of {self.alphabet}, wait "
                 f"{self.delay} steps, reproduce them after the delimiter (T = {self.length}, lag "
                 f"{self.lag}); memoryless baseline {self.baseline:.5f} nats per step")

@@ -12,14 +12,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..options import STRICT
+from ..options import StrictModel
 from .base import Batch, Task, one_hot
 
 
-class LatchOptions(BaseModel):
-    model_config = STRICT
+class LatchOptions(StrictModel):
     p: int = Field(100, ge=2, description="sequence length; the first symbol is asked for p - 1 steps later")
     noise: bool = Field(False, description="random distractors (experiment 2b) instead of the fixed chain (2a)")
 
@@ -51,7 +50,7 @@ class LatchTask(Task):
         mask[-1] = True
         return Batch(one_hot(sym, p + 1), tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         mid = "random distractors (2b)" if self.noise else "the fixed chain a_1..a_{p-1} (2a)"
         return (f"latch: p = {self.p}, remember whether the first symbol was x or y through "
                 f"{mid} and predict it at step {self.p} (lag {self.lag}); memoryless baseline "

@@ -15,16 +15,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from scipy.signal import lfilter
 
-from ..options import STRICT, NonNegFloat, PosInt, between
+from ..options import NonNegFloat, PosInt, StrictModel, between
 from .base import Batch, Task
 
 
-class NoneOptions(BaseModel):
-    model_config = STRICT
+class NoneOptions(StrictModel):
     length: PosInt = Field(100, description="steps of one episode")
     input_size: PosInt = Field(1, description="input channels d")
     inputs: Literal["zeros", "gaussian", "ar1"] = Field(
@@ -73,7 +72,7 @@ class NoneTask(Task):
             x = self.opts["scale"] * rng.standard_normal(shape)
         return Batch(x, None, np.zeros((self.length, batch), dtype=bool))
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         what = {"zeros": "zero inputs", "gaussian": f"Gaussian inputs N(0, {self.opts['scale']:g}²)",
                 "ar1": f"AR(1) inputs (autocorrelation ρ = {self.opts['rho']:g}, std {self.opts['scale']:g})"}
         return (f"none: {self.length} steps of {what[self.opts['inputs']]} in {self.input_size} channel(s); "

@@ -22,17 +22,16 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..options import STRICT, NonNegFloat, PosFloat, PosInt, between
+from ..options import NonNegFloat, PosFloat, PosInt, StrictModel, between
 from .base import Batch, Task
 
 PROCESSES = ("mean_reverting", "random_walk")
 
 
-class TariffShockOptions(BaseModel):
-    model_config = STRICT
+class TariffShockOptions(StrictModel):
     length: int = Field(60, ge=2, description="days T")
     lag: PosInt = Field(20, description="days between the news and the price move (< length)")
     process: Literal[PROCESSES] = Field("mean_reverting", description="mean_reverting or random_walk")
@@ -98,7 +97,7 @@ class TariffShockTask(Task):
         mask[L - 1:T - 1] = True                                 # days L .. T-1
         return Batch(x, tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         o = self.opts
         proc = (f"mean-reverting (φ = {o['reversion']:g})" if o["process"] == "mean_reverting"
                 else "random-walk")

@@ -15,17 +15,16 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..options import STRICT
+from ..options import StrictModel
 from .base import Batch, Task, one_hot
 
 E, B_, X, Y = 0, 1, 2, 3           # symbol indices; 4..7 are the distractors a, b, c, d
 WINDOWS = {"6a": ((10, 20), (50, 60)), "6b": ((10, 20), (33, 43), (66, 76))}
 
 
-class TemporalOrderOptions(BaseModel):
-    model_config = STRICT
+class TemporalOrderOptions(StrictModel):
     variant: Literal[tuple(WINDOWS)] = Field("6a", description="6a (two relevant symbols) or 6b (three)")
     # windows must stay distinct and between the start and end symbols once scaled
     length: int = Field(100, ge=12, description="steps T; the windows scale with it")
@@ -75,7 +74,7 @@ class TemporalOrderTask(Task):
         mask[-1] = True
         return Batch(one_hot(sym, 8), tgt, mask)
 
-    def describe(self) -> str:
+    def sentence(self) -> str:
         w = ", ".join(f"[{lo}, {hi}]" for lo, hi in self.windows)
         return (f"temporal order {self.variant}: T = {self.length}, classify the order of X/Y symbols "
                 f"placed in windows {w} among distractors ({self.output_size} classes, scored at the "

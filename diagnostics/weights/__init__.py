@@ -6,7 +6,7 @@
     res = probe(imp.cell, imp.params, imp.inputs(xs), lags=100)
 
 Reading .safetensors and .npz needs no torch; .pt/.pth/.bin do (torch.load, weights_only=True).
-Every bad input raises WeightsError (a ValueError) with a one-line message.
+Every bad input raises WeightsError (a DiagnosticsError, so a ValueError) with a one-line message.
 """
 from .build import from_state_dict, load_weights
 from .files import WeightsError, check_inputs, read_inputs, read_state_dict

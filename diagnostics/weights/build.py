@@ -40,7 +40,7 @@ def from_state_dict(sd: dict, kind: str | None = None, *, prefix: str | None = N
     hidden: if given, must equal the file's."""
     sd = {k: np.asarray(v) for k, v in sd.items()}
     f = select(sd, prefix, source)
-    here = f"{source}: {f.describe()}"
+    here = f"{source}: {f.label()}"
     if kind is not None and kind not in GATES:
         raise WeightsError(f"kind: must be rnn, gru or lstm, got {kind!r}")
     if kind is not None and kind != f.kind:
@@ -54,35 +54,35 @@ def from_state_dict(sd: dict, kind: str | None = None, *, prefix: str | None = N
         raise WeightsError(f"{here}: nn.LSTM with proj_size {f.proj_size} ({f.key('weight_hr')} present) is not "
                            "supported; a projected LSTM's a<t> is W_hr (Γ_o * tanh(c<t>))")
     if nonlinearity is not None and f.kind != "rnn":
-        raise WeightsError(f"nonlinearity: only nn.RNN has one, and {f.describe()} is not one")
+        raise WeightsError(f"nonlinearity: only nn.RNN has one, and {f.label()} is not one")
     nl = nonlinearity or "tanh"
     if nl not in ("tanh", "relu"):
         raise WeightsError(f"nonlinearity: must be tanh or relu, got {nonlinearity!r}")
     if layer != "all" and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer))
                            or not 0 <= layer < f.layers):
-        raise WeightsError(f"layer: must be 0..{f.layers - 1} or 'all' for {f.describe()}, got {layer!r}")
+        raise WeightsError(f"layer: must be 0..{f.layers - 1} or 'all' for {f.label()}, got {layer!r}")
     if direction is not None and direction not in DIRECTIONS:
         raise WeightsError(f"direction: must be forward or backward, got {direction!r}")
     if f.bidirectional and direction is None:
         raise WeightsError(f"{here}: a bidirectional module needs direction='forward' or 'backward' (the "
                            "backward cell runs over the reversed sequence)")
     if not f.bidirectional and direction == "backward":
-        raise WeightsError(f"direction: {f.describe()} is not bidirectional; it has no backward direction")
+        raise WeightsError(f"direction: {f.label()} is not bidirectional; it has no backward direction")
     reverse = direction == "backward"
     if layer == "all":
         if f.bidirectional:
-            raise WeightsError(f"layer: 'all' is not possible for {f.describe()}: layer k + 1 reads both directions "
+            raise WeightsError(f"layer: 'all' is not possible for {f.label()}: layer k + 1 reads both directions "
                                "of layer k, which is no single recurrence; import one layer and direction at a time")
         built = [_layer(sd, f, k, False, nl, source) for k in range(f.layers)]
         cell = built[0][0] if len(built) == 1 else Stacked(tuple(c for c, _ in built))
         params = built[0][1] if len(built) == 1 else freeze(
             {f"l{k}.{name}": v for k, (_, p) in enumerate(built) for name, v in p.items()})
-        return Imported(cell, params, False, f"{source}: {f.describe()}, all layers", ())
+        return Imported(cell, params, False, f"{source}: {f.label()}, all layers", ())
     below = tuple((_layer(sd, f, k, False, nl, source),
                    _layer(sd, f, k, True, nl, source) if f.bidirectional else None) for k in range(layer))
     cell, params = _layer(sd, f, layer, reverse, nl, source)
     what = f"layer {layer}, {direction or 'forward'}" + (", nonlinearity " + nl if f.kind == "rnn" else "")
-    return Imported(cell, params, reverse, f"{source}: {f.describe()}, {what}", below)
+    return Imported(cell, params, reverse, f"{source}: {f.label()}, {what}", below)
 
 
 def _layer(sd, f: Found, k: int, reverse: bool, nl: str, source: str):

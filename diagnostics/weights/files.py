@@ -17,13 +17,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..optional import TorchMissing, import_torch
+from ..errors import DiagnosticsError
+from ..optional import OptionalMissing, import_torch
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 SUFFIXES = TORCH_SUFFIXES + (".safetensors", ".npz")
 
 
-class WeightsError(ValueError):
+class WeightsError(DiagnosticsError):
     """A weight or input file that cannot be used; the message is one line naming the file,
     the key or value, and what was expected (the CLI prints it and exits 2)."""
 
@@ -73,7 +74,7 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
 def _read_torch(p: Path) -> dict[str, np.ndarray]:
     try:
         torch = import_torch(f"reading a {p.suffix} file")
-    except TorchMissing as e:
+    except OptionalMissing as e:
         raise WeightsError(f"{p}: {e}") from None
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)

@@ -39,7 +39,7 @@ class Found:
         sfx = "" if self.is_cell else f"_l{layer}" + ("_reverse" if reverse else "")
         return f"{self.prefix}.{name}{sfx}" if self.prefix else f"{name}{sfx}"
 
-    def describe(self) -> str:
+    def label(self) -> str:
         """e.g. "nn.LSTM 'rnn' (2 layers, bidirectional, input 2, hidden 16)"."""
         what = TORCH_NAMES[self.kind] + ("Cell" if self.is_cell else "") + (f" {self.prefix!r}" if self.prefix else "")
         extra = [] if self.is_cell else [f"{self.layers} layer{'s' * (self.layers > 1)}"]
@@ -100,11 +100,11 @@ def select(sd: dict, prefix: str | None, source: str) -> Found:
                            f"keys found: {listing(sd)}")
     if prefix is None:
         if len(found) > 1:
-            raise WeightsError(f"{source}: {len(found)} recurrent modules ({'; '.join(f.describe() for f in found)}); "
+            raise WeightsError(f"{source}: {len(found)} recurrent modules ({'; '.join(f.label() for f in found)}); "
                                "choose one with prefix")
         return found[0]
     for f in found:
         if f.prefix == prefix.rstrip("."):
             return f
     raise WeightsError(f"{source}: no recurrent module under prefix {prefix!r}; found "
-                       f"{'; '.join(f.describe() for f in found)}")
+                       f"{'; '.join(f.label() for f in found)}")

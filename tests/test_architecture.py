@@ -95,6 +95,7 @@ def reachable(graph, start: str) -> set[str]:
 LAYERS = [
     # foundation: no numerics of their own
     "version", "errors", "optional", "numfmt", "io", "options", "tolerances", "yamlfile", "documents", "publish",
+    "registry",
     # models: cells and the tasks they are trained on
     "cells", "tasks",
     # numerics: the probe, the sensitivity, training, weights read from files and from PyTorch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -369,6 +370,7 @@ class LeakyTanh(Cell):
     hidden: int = 2
     leak: float = 0.5
     wrong: bool = False
+    kind: ClassVar[str] = "leaky_tanh"
 
     def init(self, rng):
         return freeze({"w": rng.normal(size=self.hidden), "U": rng.normal(size=(self.hidden, self.input_size))})

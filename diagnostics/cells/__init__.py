@@ -8,27 +8,20 @@ from .lru import LRU
 from .lstm import LSTM
 from .minimal import MinGRU, MinLSTM
 from .registry import (
-                       JacobianCheck,
-                       cell_kinds,
-                       cell_options,
-                       check_jacobian,
-                       make_cell,
-                       reference_jacobian,
-                       register_cell,
-                       unregister_cell,
+    JacobianCheck,
+    cell_kinds,
+    cell_options,
+    check_jacobian,
+    make_cell,
+    reference_jacobian,
+    register_cell,
+    unregister_cell,
 )
 from .rnn import RNN
 from .slstm import SLSTM
 
-register_cell("rnn", RNN)
-register_cell("gru", GRU)
-register_cell("lstm", LSTM)
-register_cell("indrnn", IndRNN)
-register_cell("lru", LRU)
-register_cell("mingru", MinGRU)
-register_cell("minlstm", MinLSTM)
-register_cell("cornn", CoRNN)
-register_cell("slstm", SLSTM)
+for _cls in (RNN, GRU, LSTM, IndRNN, LRU, MinGRU, MinLSTM, CoRNN, SLSTM):
+    register_cell(_cls)
 
 __all__ = ["Cell", "Init", "freeze", "sigmoid", "make_cell", "register_cell", "cell_kinds",
            "cell_options", "check_jacobian", "unregister_cell", "reference_jacobian", "JacobianCheck", "RNN", "GRU", "LSTM",

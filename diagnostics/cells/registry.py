@@ -1,56 +1,50 @@
 """Cells by name, and the public check that a cell's Jacobian is true.
 
     make_cell("lstm", input_size=1, hidden=64, forget_bias=1.0)
-    register_cell("mycell", MyCell)          # MyCell(input_size=..., hidden=..., **options)
+    register_cell(MyCell)                    # under MyCell.kind; MyCell(input_size=..., hidden=..., **options)
+    register_cell("mycell", MyCell)          # the older form: "mycell" must be MyCell.kind
     check_jacobian(cell, params, state, x)   # -> JacobianCheck(max_rel_error, method, ok)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from ..errors import suggest
 from ..options import option_fields
-from .base import Cell
+from ..registry import Registry
+from .base import Cell, missing
 
-_REGISTRY: dict[str, Callable[..., Cell]] = {}
-_VERSION = [0]   # bumped on every change, so the case schema knows to rebuild
+CELLS: Registry[type[Cell]] = Registry("cell", Cell)
 
 
-def register_cell(name: str, factory: Callable[..., Cell], *, overwrite: bool = False) -> None:
-    """Make `factory(input_size=..., hidden=..., **options)` available as `make_cell(name, ...)`.
-    `factory` is a Cell dataclass whose typed fields declare its options (diagnostics/options.py);
-    a plain callable's parameters are taken as untyped options."""
-    if not name or not isinstance(name, str):
-        raise ValueError(f"register_cell: name must be a non-empty string, got {name!r}")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"register_cell: a cell named {name!r} exists; pass overwrite=True to replace it")
-    _REGISTRY[name] = factory
-    _VERSION[0] += 1
+def register_cell(name_or_cls, cls: type[Cell] | None = None, *, overwrite: bool = False) -> None:
+    """Make a Cell class available as `make_cell(cls.kind, ...)`: register_cell(MyCell), or
+    register_cell("mycell", MyCell) where the name must be MyCell.kind. The class's typed
+    dataclass fields declare its options (diagnostics/options.py). A class that lacks a
+    required member (Cell's docstring) is refused here, before a case file can name it."""
+    target = name_or_cls if cls is None else cls
+    if isinstance(target, type) and issubclass(target, Cell) and (lacks := missing(target)):
+        raise TypeError(f"register_cell: {target.__name__} is not a complete cell: it lacks {'; '.join(lacks)}")
+    CELLS.add(name_or_cls, cls, overwrite=overwrite)
 
 
 def unregister_cell(name: str) -> None:
     """Remove a registered cell (the built-ins can be removed too; tests use this to clean up)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unregister_cell: no cell named {name!r}")
-    del _REGISTRY[name]
-    _VERSION[0] += 1
+    CELLS.remove(name)
 
 
 def registry_version() -> int:
-    return _VERSION[0]
+    return CELLS.version
 
 
 def cell_kinds() -> list[str]:
-    return sorted(_REGISTRY)
+    return CELLS.kinds()
 
 
-def cell_factory(name: str) -> Callable[..., Cell]:
-    if name not in _REGISTRY:
-        raise ValueError(f"cell kind: must be one of {', '.join(cell_kinds())}, got {name!r}{suggest(name, _REGISTRY)}")
-    return _REGISTRY[name]
+def cell_factory(name: str) -> type[Cell]:
+    return CELLS.get(name)
 
 
 def cell_options(name: str) -> dict[str, object]:

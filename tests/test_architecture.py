@@ -98,6 +98,8 @@ LAYERS = [
     "registry",
     # models: cells and the tasks they are trained on
     "cells", "tasks",
+    # a user's pytest checking their cell as the built-in ones are (imports pytest)
+    "testing",
     # numerics: the probe, the sensitivity, training, weights read from files and from PyTorch
     "probing", "sensitivity", "training", "weights", "interop",
     # one run, and what is drawn from its documents

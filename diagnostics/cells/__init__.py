@@ -1,6 +1,13 @@
 """Instrumented recurrent cells: pure step functions with analytic Jacobians."""
 from ..options import Init
 from .base import Cell, freeze, sigmoid
+from .checks import (
+    CellCheck,
+    JacobianCheck,
+    check_cell,
+    check_jacobian,
+    reference_jacobian,
+)
 from .cornn import CoRNN
 from .gru import GRU
 from .indrnn import IndRNN
@@ -8,12 +15,9 @@ from .lru import LRU
 from .lstm import LSTM
 from .minimal import MinGRU, MinLSTM
 from .registry import (
-    JacobianCheck,
     cell_kinds,
     cell_options,
-    check_jacobian,
     make_cell,
-    reference_jacobian,
     register_cell,
     unregister_cell,
 )
@@ -24,5 +28,5 @@ for _cls in (RNN, GRU, LSTM, IndRNN, LRU, MinGRU, MinLSTM, CoRNN, SLSTM):
     register_cell(_cls)
 
 __all__ = ["Cell", "Init", "freeze", "sigmoid", "make_cell", "register_cell", "cell_kinds",
-           "cell_options", "check_jacobian", "unregister_cell", "reference_jacobian", "JacobianCheck", "RNN", "GRU", "LSTM",
-           "IndRNN", "LRU", "MinGRU", "MinLSTM", "CoRNN", "SLSTM"]
+           "cell_options", "check_cell", "CellCheck", "check_jacobian", "unregister_cell", "reference_jacobian",
+           "JacobianCheck", "RNN", "GRU", "LSTM", "IndRNN", "LRU", "MinGRU", "MinLSTM", "CoRNN", "SLSTM"]

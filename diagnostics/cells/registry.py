@@ -1,15 +1,10 @@
-"""Cells by name, and the public check that a cell's Jacobian is true.
+"""Cells by name.
 
     make_cell("lstm", input_size=1, hidden=64, forget_bias=1.0)
     register_cell(MyCell)                    # under MyCell.kind; MyCell(input_size=..., hidden=..., **options)
     register_cell("mycell", MyCell)          # the older form: "mycell" must be MyCell.kind
-    check_jacobian(cell, params, state, x)   # -> JacobianCheck(max_rel_error, method, ok)
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-import numpy as np
 
 from ..errors import suggest
 from ..options import option_fields
@@ -63,56 +58,3 @@ def make_cell(name: str, **options) -> Cell:
             raise ValueError(f"{key}: unknown option of {name} cells{suggest(key, known)}; "
                              f"expected one of {', '.join(known)}")
     return factory(**options)
-
-
-@dataclass(frozen=True)
-class JacobianCheck:
-    max_rel_error: float
-    method: str
-    ok: bool
-
-
-def reference_jacobian(cell: Cell, params, state: np.ndarray, x: np.ndarray,
-                       method: str = "auto", h: float | None = None) -> tuple[np.ndarray, str]:
-    """d state<t>/d state<t-1> (B, S, S) computed from `step` alone, independent of `jacobian`.
-
-    complex-step: J[:, :, j] = Im(step(state + i h e_j)) / h, exact to rounding for analytic
-    steps. central: (step(s + h e_j) - step(s - h e_j)) / 2h, for steps that are not analytic.
-    """
-    if method == "auto":
-        method = "complex" if cell.analytic else "central"
-    B, S = state.shape
-    J = np.empty((B, S, S))
-    if method == "complex":
-        h = 1e-30 if h is None else h
-        for j in range(S):
-            s = state.astype(np.complex128)
-            s[:, j] += 1j * h
-            new, _ = cell.step(params, s, x.astype(np.complex128))
-            J[:, :, j] = new.imag / h
-    elif method == "central":
-        h = 1e-6 if h is None else h
-        for j in range(S):
-            sp, sm = state.copy(), state.copy()
-            sp[:, j] += h
-            sm[:, j] -= h
-            J[:, :, j] = (cell.step(params, sp, x)[0] - cell.step(params, sm, x)[0]) / (2 * h)
-    else:
-        raise ValueError(f"method: must be auto, complex or central, got {method!r}")
-    return J, method
-
-
-def check_jacobian(cell: Cell, params, state: np.ndarray, x: np.ndarray, *,
-                   method: str = "auto", rtol: float | None = None) -> JacobianCheck:
-    """Compare `cell.jacobian` with a derivative taken from `cell.step` alone.
-
-    The error is relative to the largest entry of the reference, per sequence. Default
-    tolerance: 1e-10 for complex step, 1e-6 for central differences.
-    """
-    _, cache = cell.step(params, state, x)
-    J = np.asarray(cell.jacobian(params, cache))
-    R, used = reference_jacobian(cell, params, state, x, method)
-    scale = np.maximum(np.abs(R).max(axis=(1, 2)), 1e-300)[:, None, None]
-    err = float((np.abs(J - R) / scale).max())
-    tol = rtol if rtol is not None else (1e-10 if used == "complex" else 1e-6)
-    return JacobianCheck(err, used, err <= tol)

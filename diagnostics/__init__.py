@@ -5,13 +5,13 @@ that every pytest run in the environment loads -- costs nothing until something 
 """
 from .version import __version__
 
-__all__ = ["Cell", "Init", "check_jacobian", "make_cell", "register_cell", "unregister_cell",
+__all__ = ["Cell", "Init", "check_cell", "check_jacobian", "make_cell", "register_cell", "unregister_cell",
            "probe", "ProbeResult", "fit_decay", "pascanu_bound", "lyapunov_spectrum", "resolve",
            "__version__"]
 
 
 def __getattr__(name: str):
-    if name in ("Cell", "check_jacobian", "make_cell", "register_cell", "unregister_cell"):
+    if name in ("Cell", "check_cell", "check_jacobian", "make_cell", "register_cell", "unregister_cell"):
         from . import cells
         return getattr(cells, name)
     if name == "Init":

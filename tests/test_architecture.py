@@ -95,8 +95,11 @@ def reachable(graph, start: str) -> set[str]:
 LAYERS = [
     # foundation: no numerics of their own
     "version", "errors", "optional", "numfmt", "io", "options", "tolerances", "yamlfile", "documents", "publish",
+    "registry",
     # models: cells and the tasks they are trained on
     "cells", "tasks",
+    # a user's pytest checking their cell as the built-in ones are (imports pytest)
+    "testing",
     # numerics: the probe, the sensitivity, training, weights read from files and from PyTorch
     "probing", "sensitivity", "training", "weights", "interop",
     # one run, and what is drawn from its documents

@@ -1,19 +1,22 @@
-"""Cells: every analytic derivative against complex-step (central differences for relu),
-closed forms from REFERENCES.md items 4 and 8, initialisers, validation and the registry."""
+"""Cells: every built-in kind in the registry through check_cell (each analytic derivative
+against complex step, central differences for relu), closed forms from REFERENCES.md items 4
+and 8, initialisers, validation and the registry."""
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass
+from typing import ClassVar, Literal, get_args, get_origin
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from cell_cases import CASES, H_CENTRAL, VARIANTS, case_id, rel_err, setup
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from diagnostics.cells import (
     Cell,
     cell_kinds,
+    check_cell,
     check_jacobian,
     freeze,
     make_cell,
@@ -22,179 +25,49 @@ from diagnostics.cells import (
     sigmoid,
     unregister_cell,
 )
-
-CONFIGS = [
-    ("rnn", {"activation": "tanh"}), ("rnn", {"activation": "relu"}), ("rnn", {"activation": "linear"}),
-    ("gru", {"reset_gate": True}), ("gru", {"reset_gate": False, "bias": 0.3}),
-    ("gru", {"reset_after": True}), ("gru", {"reset_after": True, "bias": 0.3}),
-] + [("lstm", {"forget_gate": fg, "output_tanh": ot, **extra})
-     for fg in (True, False) for ot in (True, False)
-     for extra in ({"chrono": 20}, {"forget_bias": 2.0, "bias": -0.2})]
-MODERN = [
-    ("indrnn", {"activation": "relu", "recurrent_min": -1.0, "recurrent_max": 1.0}),
-    ("indrnn", {"activation": "tanh"}),
-    ("indrnn", {"activation": "linear", "recurrent_min": 0.5, "recurrent_max": 2.0, "bias": 0.3}),
-    ("lru", {}), ("lru", {"normalize": False, "r_min": 0.2, "r_max": 0.6, "max_phase": 0.5}),
-    ("mingru", {}), ("mingru", {"update_bias": -2.0, "bias": 0.4}),
-    ("minlstm", {}), ("minlstm", {"forget_bias": 3.0, "bias": -1.0}),
-    ("cornn", {}),
-    ("cornn", {"dt": 0.3, "gamma": 0.0, "epsilon": 0.5, "recurrent_init": {"kind": "gaussian", "gain": 1.5}}),
-    ("slstm", {}), ("slstm", {"forget": "exp", "forget_bias": -0.5}),
-    ("slstm", {"heads": 2, "recurrent_init": {"kind": "gaussian", "gain": 1.5}}),
-]
-CONFIGS += MODERN
-SIZES = [(1, 1), (3, 4), (8, 1), (8, 4)]   # (hidden n, input_size d)
-SEEDS = [0, 1]
-CASES = [(k, o, n, d, s) for k, o in CONFIGS for n, d in SIZES for s in SEEDS
-         if n % o.get("heads", 1) == 0]
-H_CENTRAL = 1e-3  # relu is piecewise linear: no truncation error, so a large h only cuts rounding
-
-
-def case_id(case):
-    k, o, n, d, s = case
-    return f"{k}-{'-'.join(f'{a}={b}' for a, b in o.items())}-n{n}-d{d}-s{s}"
-
-
-def setup(kind, opts, n, d, seed, B=3):
-    cell = make_cell(kind, input_size=d, hidden=n, **opts)
-    params = cell.init(np.random.default_rng(seed))
-    rng = np.random.default_rng(1000 + seed)
-    state = rng.normal(scale=0.7, size=(B, cell.state_size))
-    if kind == "slstm":   # a state the cell can reach: its normaliser n is positive
-        state[:, cell.blocks["n"]] = np.abs(state[:, cell.blocks["n"]]) + 0.2
-    return cell, params, state, rng.normal(size=(B, d)), rng
-
-
-def rel_err(got, ref):
-    return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-300))
-
-
-def numeric_grads(cell, params, state, x, w):
-    """d/dθ of L = sum(w * step(θ)) for every parameter entry and every x entry, from `step` alone."""
-    def loss(p, xx):
-        return np.sum(w * cell.step(p, state.astype(xx.dtype), xx)[0])
-
-    def derivative(perturb):
-        if cell.analytic:
-            return loss(*perturb(1e-30j)).imag / 1e-30
-        return (loss(*perturb(H_CENTRAL)) - loss(*perturb(-H_CENTRAL))) / (2 * H_CENTRAL)
-
-    dt = np.complex128 if cell.analytic else np.float64
-    out = {}
-    for name, v in params.items():
-        g = np.empty(v.shape)
-        for idx in np.ndindex(v.shape):
-            def perturb(h, name=name, idx=idx):
-                p = {k: a.astype(dt) for k, a in params.items()}
-                p[name][idx] += h
-                return p, x.astype(dt)
-            g[idx] = derivative(perturb)
-        out[name] = g
-    g_x = np.empty(x.shape)
-    for idx in np.ndindex(x.shape):
-        def perturb(h, idx=idx):
-            xx = x.astype(dt)
-            xx[idx] += h
-            return {k: a.astype(dt) for k, a in params.items()}, xx
-        g_x[idx] = derivative(perturb)
-    return out, g_x
-
-
-def input_jacobian(cell, params, state, x):
-    """d state<t>/d x<t> (B, S, d) from `step` alone: complex step, or central differences."""
-    B, d = x.shape
-    J = np.empty((B, cell.state_size, d))
-    for j in range(d):
-        if cell.analytic:
-            xx = x.astype(np.complex128)
-            xx[:, j] += 1e-30j
-            J[:, :, j] = cell.step(params, state.astype(np.complex128), xx)[0].imag / 1e-30
-        else:
-            xp, xm = x.copy(), x.copy()
-            xp[:, j] += H_CENTRAL
-            xm[:, j] -= H_CENTRAL
-            J[:, :, j] = (cell.step(params, state, xp)[0] - cell.step(params, state, xm)[0]) / (2 * H_CENTRAL)
-    return J
+from diagnostics.cells.checks import reference_input_jacobian, reference_param_jacobians
+from diagnostics.cells.registry import cell_factory
+from diagnostics.options import option_fields
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_jacobian_vjp_backward(case):
+def test_every_builtin_cell_passes_every_check(case):
+    kind, opts, n, d, seed = case
+    cell = make_cell(kind, input_size=d, hidden=n, **opts)
+    res = check_cell(cell, cell.init(np.random.default_rng(seed)), rng=np.random.default_rng(1000 + seed))
+    assert res.ok, str(res)
+    # the built-in cells supply every hook the probe, the trainer and the sensitivity use
+    assert {o.check for o in res.outcomes if o.status == "skipped"} <= {"log_diagonal"}, str(res)
+
+
+def test_the_variants_name_registered_kinds():
+    assert set(VARIANTS) <= set(cell_kinds())
+
+
+NON_ANALYTIC = [c for c in CASES if not make_cell(c[0], input_size=c[3], hidden=c[2], **c[1]).analytic]
+
+
+@pytest.mark.parametrize("case", NON_ANALYTIC, ids=case_id)
+def test_piecewise_linear_cells_are_exact_at_a_large_difference_step(case):
+    """relu is piecewise linear: central differences at h = 1e-3 have no truncation error, so the
+    relu cells' derivatives agree with them to 1e-10 (check_cell's 1e-6 at h = 1e-6 is for any
+    step that is not analytic)."""
     cell, params, state, x, rng = setup(*case)
-    new, cache = cell.step(params, state, x)
-    assert new.shape == state.shape and new.dtype == np.float64
+    assert NON_ANALYTIC and not cell.analytic
+    _, cache = cell.step(params, state, x)
     J = cell.jacobian(params, cache)
-    assert J.shape == (3, cell.state_size, cell.state_size)
-    # 1. analytic Jacobian against derivatives taken from `step` alone
-    chk = check_jacobian(cell, params, state, x)
-    assert chk.ok and chk.method == ("complex" if cell.analytic else "central")
-    R, _ = reference_jacobian(cell, params, state, x, h=None if cell.analytic else H_CENTRAL)
-    assert rel_err(J, R) <= 1e-10
-    # 2. vjp = M @ J for row counts on both sides of the LSTM's strategy switch
-    for r in (1, 5, 12):
-        M = rng.normal(size=(3, r, cell.state_size))
-        assert rel_err(cell.vjp(params, cache, M), M @ J) <= 1e-12
-        if "absmax" in inspect.signature(cell.vjp).parameters:   # the probe's fused renormalisation
-            scale, big, out = np.array([0.5, 3.0, 1e-3]), np.empty(3), np.empty_like(M)
-            got = cell.vjp(params, cache, M, out=out, scale=scale, absmax=big)
-            ref = (M @ J) * scale[:, None, None]
-            assert got is out and rel_err(got, ref) <= 1e-12
-            np.testing.assert_allclose(big, np.abs(got).max(axis=(1, 2)), rtol=0, atol=0)
-            # the probe stores each sequence's M column-major (transposed views)
-            Mf = np.ascontiguousarray(M.transpose(0, 2, 1)).transpose(0, 2, 1)
-            got = cell.vjp(params, cache, Mf, out=np.empty_like(Mf), scale=scale, absmax=big)
-            assert rel_err(got, ref) <= 1e-12
-            np.testing.assert_allclose(big, np.abs(got).max(axis=(1, 2)), rtol=0, atol=0)
-    # 2b. input_vjp = M @ d state<t>/d x<t> (what a stacked cell passes down), on both sides
-    # of the LSTM's strategy switch, against derivatives of `step` in x alone
-    Jx = input_jacobian(cell, params, state, x)
-    for r in (1, 5, 12):
-        M = rng.normal(size=(3, r, cell.state_size))
-        assert rel_err(cell.input_vjp(params, cache, M), M @ Jx) <= 1e-10
-    # 3. backward: g_prev = g J, parameter and input gradients against step-only derivatives
+    assert rel_err(J, reference_jacobian(cell, params, state, x, h=H_CENTRAL)[0]) <= 1e-10
+    Jx = reference_input_jacobian(cell, params, state, x, h=H_CENTRAL)
+    M = rng.normal(size=(3, 5, cell.state_size))
+    assert rel_err(cell.vjp(params, cache, M), M @ J) <= 1e-12
+    assert rel_err(cell.input_vjp(params, cache, M), M @ Jx) <= 1e-10
     w = rng.normal(size=state.shape)
     g_prev, grads, g_x = cell.backward(params, cache, w)
     assert rel_err(g_prev, np.einsum("bi,bij->bj", w, J)) <= 1e-12
-    ref_grads, ref_gx = numeric_grads(cell, params, state, x, w)
-    assert set(grads) == set(params)
+    Jp = reference_param_jacobians(cell, params, state, x, h=H_CENTRAL)
     for name in params:
-        assert grads[name].shape == params[name].shape
-        assert rel_err(grads[name], ref_grads[name]) <= 1e-10, name
-    assert rel_err(g_x, ref_gx) <= 1e-10
-
-
-@pytest.mark.parametrize("kind,opts", [c for c in CONFIGS if c[1].get("activation") != "relu"],
-                         ids=[case_id(c + (0, 0, 0)) for c in CONFIGS if c[1].get("activation") != "relu"])
-def test_bptt_over_several_steps(kind, opts):
-    """Chained backward() with summed parameter gradients = complex step of a 4-step loss."""
-    cell, params, state, _, rng = setup(kind, opts, 3 if opts.get("heads", 1) == 1 else 4, 2, 5, B=2)
-    xs, w = rng.normal(size=(4, 2, 2)), rng.normal(size=state.shape)
-
-    def run(p, s0):
-        caches, s = [], s0
-        for x in xs:
-            s, c = cell.step(p, s, x.astype(s.dtype))
-            caches.append(c)
-        return s, caches
-
-    _, caches = run(params, state)
-    g, total = w, {k: np.zeros_like(v) for k, v in params.items()}
-    for c in reversed(caches):
-        g, grads, _ = cell.backward(params, c, g)
-        for k in total:
-            total[k] += grads[k]
-    for name, v in params.items():
-        ref = np.empty(v.shape)
-        for idx in np.ndindex(v.shape):
-            p = {k: a.astype(complex) for k, a in params.items()}
-            p[name][idx] += 1e-30j
-            ref[idx] = np.sum(w * run(p, state.astype(complex))[0]).imag / 1e-30
-        assert rel_err(total[name], ref) <= 1e-10, name
-    ref_s = np.empty(state.shape)
-    for idx in np.ndindex(state.shape):
-        s0 = state.astype(complex)
-        s0[idx] += 1e-30j
-        ref_s[idx] = np.sum(w * run(params, s0)[0]).imag / 1e-30
-    assert rel_err(g, ref_s) <= 1e-10
+        assert rel_err(grads[name], np.einsum("bi,bi...->...", w, Jp[name])) <= 1e-10, name
+    assert rel_err(g_x, np.einsum("bi,bij->bj", w, Jx)) <= 1e-10
 
 
 # --- closed forms (REFERENCES.md items 4 and 8) -------------------------------------------
@@ -369,6 +242,7 @@ class LeakyTanh(Cell):
     hidden: int = 2
     leak: float = 0.5
     wrong: bool = False
+    kind: ClassVar[str] = "leaky_tanh"
 
     def init(self, rng):
         return freeze({"w": rng.normal(size=self.hidden), "U": rng.normal(size=(self.hidden, self.input_size))})
@@ -405,22 +279,28 @@ def _check_leaky_tanh():
         register_cell("leaky_tanh", LeakyTanh)
 
 
-# --- property test over random sizes and options -----------------------------------------
+# --- property test over every registered kind, random sizes and options ------------------
+def _draw_options(data, kind: str) -> dict:
+    """A random value for each bool and Literal option of the kind, and a random gain."""
+    opts = {}
+    for name, (ann, _) in option_fields(cell_factory(kind)).items():
+        if ann is bool:
+            opts[name] = data.draw(st.booleans(), label=name)
+        elif get_origin(ann) is Literal:
+            opts[name] = data.draw(st.sampled_from(get_args(ann)), label=name)
+        elif name == "recurrent_init":
+            opts[name] = {"kind": "gaussian", "gain": data.draw(st.floats(0.1, 3.0), label="gain")}
+    return opts
+
+
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["rnn", "gru", "lstm"]), n=st.integers(1, 6), d=st.integers(1, 3),
-       seed=st.integers(0, 2**31), flag1=st.booleans(), flag2=st.booleans(),
-       gain=st.floats(0.1, 3.0))
-def test_property_jacobian_and_vjp(kind, n, d, seed, flag1, flag2, gain):
-    opts = {"recurrent_init": {"kind": "gaussian", "gain": gain}}
-    if kind == "rnn":
-        opts["activation"] = "tanh" if flag1 else "linear"
-    elif kind == "gru":
-        opts["reset_gate"] = flag1
-        opts["reset_after"] = flag1 and flag2
-    else:
-        opts.update(forget_gate=flag1, output_tanh=flag2)
-    cell, params, state, x, rng = setup(kind, opts, n, d, seed % 1000, B=2)
-    assert check_jacobian(cell, params, state, x).ok
-    _, cache = cell.step(params, state, x)
-    M = rng.normal(size=(2, 2 * cell.state_size, cell.state_size))
-    assert rel_err(cell.vjp(params, cache, M), M @ cell.jacobian(params, cache)) <= 1e-12
+@given(data=st.data(), kind=st.sampled_from(cell_kinds()), n=st.integers(1, 6), d=st.integers(1, 3),
+       seed=st.integers(0, 2**31))
+def test_property_step_jacobian_and_vjp(data, kind, n, d, seed):
+    try:
+        cell = make_cell(kind, input_size=d, hidden=n, **_draw_options(data, kind))
+    except ValueError:          # a combination the cell refuses by name (tests/test_cells validation)
+        assume(False)
+    res = check_cell(cell, cell.init(np.random.default_rng(seed)), rng=np.random.default_rng(seed), batch=2,
+                     checks=("step", "jacobian", "vjp"))
+    assert res.ok, str(res)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_cells import CONFIGS, H_CENTRAL, case_id, rel_err, setup
+from cell_cases import CONFIGS, H_CENTRAL, case_id, rel_err, setup
 
 from diagnostics.cells import Cell, make_cell
 from diagnostics.cells.unroll import unroll

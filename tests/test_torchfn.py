@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from diagnostics.cells import check_jacobian, make_cell  # noqa: E402
+from diagnostics.cells import check_cell, check_jacobian, make_cell  # noqa: E402
 from diagnostics.cells.torchfn import TorchFn, module_cell  # noqa: E402
 from diagnostics.interop.torch import from_module  # noqa: E402
 from diagnostics.probing.core import probe  # noqa: E402
@@ -66,6 +66,8 @@ def test_module_cell_equals_the_imported_cell(ctor):
     curves_agree(probe(cell, params, xs), probe(imp.cell, imp.params, xs, paths=list(cell.paths), workers=1))
     rng = np.random.default_rng(4)
     assert check_jacobian(cell, params, rng.normal(size=(B, cell.state_size)), rng.normal(size=(B, D))).ok
+    res = check_cell(cell, params)      # the whole contract: no backward, so no training
+    assert res.ok and res.passed == ("step", "jacobian", "vjp", "input_vjp"), str(res)
 
 
 def test_check_jacobian_catches_a_wrong_pullback():
@@ -81,6 +83,8 @@ def test_check_jacobian_catches_a_wrong_pullback():
     rng = np.random.default_rng(5)
     chk = check_jacobian(cell, params, rng.normal(size=(B, N)), rng.normal(size=(B, D)))
     assert not chk.ok and chk.max_rel_error > 0.1
+    assert check_cell(cell, params).failures == (   # vjp agrees with its jacobian: one line, jacobian's
+        "jacobian: max relative error 1.0e+00 against central differences of step (tolerance 1e-06)",)
 
 
 def test_bad_options_name_themselves():

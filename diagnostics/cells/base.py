@@ -11,6 +11,10 @@ parameters and state, in the manner of equinox/flax cells:
     M @ dstate/dx   = cell.input_vjp(params, cache, M)  # (B, r, d): for stacked layers
     g_prev, grads, g_x = cell.backward(params, cache, g)  # one BPTT step, g: (B, S)
     {θ: M ∂⁺state/∂θ} = cell.param_vjp(params, cache, M, names)  # per sequence and row (B, r, ...)
+    {path: ln|d|}   = cell.log_diagonal(params, cache)  # paths whose step factor is diagonal
+
+Which of these a cell must supply and which are optional is in the Cell docstring;
+`check_cell(cell, params)` (diagnostics/cells/checks.py) checks every one a cell has.
 
 The state is one array: a<t> for the RNN and GRU (S = n), [a<t>; c<t>] for the LSTM (S = 2n).
 `blocks` says where each named part of the state lives, so the probe can cut the a- and
@@ -22,6 +26,7 @@ product over (B * r) rows instead of B dense n x n products.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, ClassVar, Mapping
 
@@ -115,11 +120,52 @@ def leading_w_names(params) -> list[str]:
     return sorted(k for k in params if k.startswith("W"))
 
 
-class Cell:
+def overrides(cls: type, name: str) -> bool:
+    """True when a cell class supplies its own `name` instead of Cell's default."""
+    return getattr(cls, name) is not getattr(Cell, name)
+
+
+PROBE_ROUTE = ("a way to the probe: jacobian(params, cache) -> (B, S, S), or log_diagonal(params, cache) "
+               "declaring every path diagonal")
+
+
+def _has_probe_route(cls: type) -> bool:
+    return overrides(cls, "jacobian") or overrides(cls, "log_diagonal")
+
+
+def missing(cls: type) -> list[str]:
+    """What a cell class lacks of the required contract (empty when it is complete): its
+    abstract methods by name, and a way to the probe."""
+    return sorted(getattr(cls, "__abstractmethods__", ())) + ([] if _has_probe_route(cls) else [PROBE_ROUTE])
+
+
+class Cell(abc.ABC):
     """Base class; subclasses are frozen dataclasses whose typed init fields (`input_size`,
     `hidden` and the options) are the cell's one declaration of its options (see
     diagnostics/options.py): they are validated here, on construction, and the case schema,
-    `diag list` and `diag schema` are built from them."""
+    `diag list` and `diag schema` are built from them.
+
+    Required: a class without these cannot be constructed (nor registered), and the error
+    names what is missing. Checked then, as Python checks abstract methods, not at class
+    definition, so an intermediate class may leave them to its subclasses.
+        init(rng)                   abstract: the parameters
+        step(params, state, x)      abstract: the new state and a cache; it must take complex
+                                    arrays when `analytic` (complex-step checks)
+        a way to the probe          `jacobian` (the dense step Jacobian), or `log_diagonal`
+                                    declaring every path of `paths` diagonal, so a cell with a
+                                    very wide diagonal state needs no dense Jacobian
+
+    Optional hooks: whom each serves, and what the package does without it.
+        vjp           speed     the probe multiplies by the dense jacobian (B dense products)
+        input_vjp     speed     a stack calls backward once per row for its layer below
+        backward      training  the cell cannot be trained; nor param_vjp's default
+        param_vjp     speed     the state's sensitivity calls backward once per sequence and row
+        log_diagonal  speed     every path takes the probe's dense chain; no c_direct path
+        jvp           reserved  a forward-mode product J @ V for a later probe; not called yet
+
+    Declarations with defaults: `kind` (the registry name: a registered class declares its
+    own), `analytic`, `parallel_safe`, `vjp_accepts`, `blocks`, `paths`, `readout_size`,
+    `recurrent_names`, `recurrent_weight`, `activation_gamma`, `describe`."""
 
     kind: ClassVar[str] = "cell"
     input_size: int
@@ -131,6 +177,12 @@ class Cell:
     # the keyword arguments this cell's `vjp` honours beyond (params, cache, m), which the
     # probe then passes (see vjp below); a cell declares the ones it implements
     vjp_accepts: ClassVar[frozenset] = frozenset()
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)     # object refuses a class with abstract methods, naming them
+        if not _has_probe_route(cls):
+            raise TypeError(f"Can't instantiate cell class {cls.__name__} without {PROBE_ROUTE}")
+        return self
 
     def __post_init__(self):
         if not dataclasses.is_dataclass(self):
@@ -167,16 +219,21 @@ class Cell:
     def initial_state(self, batch: int, dtype=np.float64) -> np.ndarray:
         return np.zeros((batch, self.state_size), dtype=dtype)
 
-    # --- the pure functions every cell supplies --------------------------------------
+    # --- required -------------------------------------------------------------------
+    @abc.abstractmethod
     def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The parameters: {name: read-only float64 array} (see `freeze`)."""
 
+    @abc.abstractmethod
     def step(self, params: Params, state: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, Cache]:
-        raise NotImplementedError
+        """One step: state<t-1> (B, S), x<t> (B, d) -> (state<t> (B, S), cache for the hooks)."""
 
     def jacobian(self, params: Params, cache: Cache) -> np.ndarray:
-        raise NotImplementedError
+        """d state<t>/d state<t-1> (B, S, S). Required unless log_diagonal declares every path."""
+        raise NotImplementedError(f"{self.kind}: no dense jacobian; its paths are declared diagonal "
+                                  "(probe it with diagonal=True, the default)")
 
+    # --- optional hooks (see the class docstring) ---------------------------------------
     def vjp(self, params: Params, cache: Cache, m: np.ndarray, **extras) -> np.ndarray:
         """m @ J for m of shape (B, r, S). Default: through the dense Jacobian.
 
@@ -218,7 +275,6 @@ class Cell:
                     out[k][b, i] = grads[k]
         return out
 
-    # --- optional extras used by the probe and metrics -------------------------------
     def log_diagonal(self, params: Params, cache: Cache) -> dict[str, np.ndarray] | None:
         """Paths whose one-step factor is diagonal, as {path: ln|d| (B, m)}, or None.
 
@@ -241,6 +297,7 @@ class Cell:
         """ln of the diagonal of the direct memory path d c<t>/d c<t-1> (B, n), or None."""
         return None
 
+    # --- declarations with defaults, for the trainer, the metrics and the report ---------
     def recurrent_names(self, params: Params) -> list[str]:
         """Parameters whose gradient the trainer splits into temporal components: by
         convention those acting on the previous state, named with a leading W."""

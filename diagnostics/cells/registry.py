@@ -1,56 +1,45 @@
-"""Cells by name, and the public check that a cell's Jacobian is true.
+"""Cells by name.
 
     make_cell("lstm", input_size=1, hidden=64, forget_bias=1.0)
-    register_cell("mycell", MyCell)          # MyCell(input_size=..., hidden=..., **options)
-    check_jacobian(cell, params, state, x)   # -> JacobianCheck(max_rel_error, method, ok)
+    register_cell(MyCell)                    # under MyCell.kind; MyCell(input_size=..., hidden=..., **options)
+    register_cell("mycell", MyCell)          # the older form: "mycell" must be MyCell.kind
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
-
 from ..errors import suggest
 from ..options import option_fields
-from .base import Cell
+from ..registry import Registry
+from .base import Cell, missing
 
-_REGISTRY: dict[str, Callable[..., Cell]] = {}
-_VERSION = [0]   # bumped on every change, so the case schema knows to rebuild
+CELLS: Registry[type[Cell]] = Registry("cell", Cell)
 
 
-def register_cell(name: str, factory: Callable[..., Cell], *, overwrite: bool = False) -> None:
-    """Make `factory(input_size=..., hidden=..., **options)` available as `make_cell(name, ...)`.
-    `factory` is a Cell dataclass whose typed fields declare its options (diagnostics/options.py);
-    a plain callable's parameters are taken as untyped options."""
-    if not name or not isinstance(name, str):
-        raise ValueError(f"register_cell: name must be a non-empty string, got {name!r}")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"register_cell: a cell named {name!r} exists; pass overwrite=True to replace it")
-    _REGISTRY[name] = factory
-    _VERSION[0] += 1
+def register_cell(name_or_cls, cls: type[Cell] | None = None, *, overwrite: bool = False) -> None:
+    """Make a Cell class available as `make_cell(cls.kind, ...)`: register_cell(MyCell), or
+    register_cell("mycell", MyCell) where the name must be MyCell.kind. The class's typed
+    dataclass fields declare its options (diagnostics/options.py). A class that lacks a
+    required member (Cell's docstring) is refused here, before a case file can name it."""
+    target = name_or_cls if cls is None else cls
+    if isinstance(target, type) and issubclass(target, Cell) and (lacks := missing(target)):
+        raise TypeError(f"register_cell: {target.__name__} is not a complete cell: it lacks {'; '.join(lacks)}")
+    CELLS.add(name_or_cls, cls, overwrite=overwrite)
 
 
 def unregister_cell(name: str) -> None:
     """Remove a registered cell (the built-ins can be removed too; tests use this to clean up)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unregister_cell: no cell named {name!r}")
-    del _REGISTRY[name]
-    _VERSION[0] += 1
+    CELLS.remove(name)
 
 
 def registry_version() -> int:
-    return _VERSION[0]
+    return CELLS.version
 
 
 def cell_kinds() -> list[str]:
-    return sorted(_REGISTRY)
+    return CELLS.kinds()
 
 
-def cell_factory(name: str) -> Callable[..., Cell]:
-    if name not in _REGISTRY:
-        raise ValueError(f"cell kind: must be one of {', '.join(cell_kinds())}, got {name!r}{suggest(name, _REGISTRY)}")
-    return _REGISTRY[name]
+def cell_factory(name: str) -> type[Cell]:
+    return CELLS.get(name)
 
 
 def cell_options(name: str) -> dict[str, object]:
@@ -69,56 +58,3 @@ def make_cell(name: str, **options) -> Cell:
             raise ValueError(f"{key}: unknown option of {name} cells{suggest(key, known)}; "
                              f"expected one of {', '.join(known)}")
     return factory(**options)
-
-
-@dataclass(frozen=True)
-class JacobianCheck:
-    max_rel_error: float
-    method: str
-    ok: bool
-
-
-def reference_jacobian(cell: Cell, params, state: np.ndarray, x: np.ndarray,
-                       method: str = "auto", h: float | None = None) -> tuple[np.ndarray, str]:
-    """d state<t>/d state<t-1> (B, S, S) computed from `step` alone, independent of `jacobian`.
-
-    complex-step: J[:, :, j] = Im(step(state + i h e_j)) / h, exact to rounding for analytic
-    steps. central: (step(s + h e_j) - step(s - h e_j)) / 2h, for steps that are not analytic.
-    """
-    if method == "auto":
-        method = "complex" if cell.analytic else "central"
-    B, S = state.shape
-    J = np.empty((B, S, S))
-    if method == "complex":
-        h = 1e-30 if h is None else h
-        for j in range(S):
-            s = state.astype(np.complex128)
-            s[:, j] += 1j * h
-            new, _ = cell.step(params, s, x.astype(np.complex128))
-            J[:, :, j] = new.imag / h
-    elif method == "central":
-        h = 1e-6 if h is None else h
-        for j in range(S):
-            sp, sm = state.copy(), state.copy()
-            sp[:, j] += h
-            sm[:, j] -= h
-            J[:, :, j] = (cell.step(params, sp, x)[0] - cell.step(params, sm, x)[0]) / (2 * h)
-    else:
-        raise ValueError(f"method: must be auto, complex or central, got {method!r}")
-    return J, method
-
-
-def check_jacobian(cell: Cell, params, state: np.ndarray, x: np.ndarray, *,
-                   method: str = "auto", rtol: float | None = None) -> JacobianCheck:
-    """Compare `cell.jacobian` with a derivative taken from `cell.step` alone.
-
-    The error is relative to the largest entry of the reference, per sequence. Default
-    tolerance: 1e-10 for complex step, 1e-6 for central differences.
-    """
-    _, cache = cell.step(params, state, x)
-    J = np.asarray(cell.jacobian(params, cache))
-    R, used = reference_jacobian(cell, params, state, x, method)
-    scale = np.maximum(np.abs(R).max(axis=(1, 2)), 1e-300)[:, None, None]
-    err = float((np.abs(J - R) / scale).max())
-    tol = rtol if rtol is not None else (1e-10 if used == "complex" else 1e-6)
-    return JacobianCheck(err, used, err <= tol)

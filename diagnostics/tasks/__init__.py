@@ -2,11 +2,11 @@
 
     task = make_task("copy", delay=100)          # ValueError naming the option on bad input
     task_kinds() -> ["adding", "copy", ...];  task_options("copy") -> {"delay": 100, ...}
-    register_task("mytask", MyTask)              # a Task subclass with an `Options` model
+    register_task(MyTask)                        # a Task subclass with an `Options` model, by MyTask.kind
 """
 from __future__ import annotations
 
-from ..errors import suggest
+from ..registry import Registry
 from .adding import AddingTask
 from .base import Batch, Task
 from .copy import CopyTask
@@ -15,40 +15,32 @@ from .none import NoneTask
 from .tariff_shock import TariffShockTask
 from .temporal_order import TemporalOrderTask
 
-_REGISTRY: dict[str, type[Task]] = {}
-_VERSION = [0]   # bumped on every change, so the case schema knows to rebuild
+TASKS = Registry("task", Task)
 
 
-def register_task(name: str, cls: type[Task], *, overwrite: bool = False) -> None:
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"register_task: a task named {name!r} exists; pass overwrite=True to replace it")
-    _REGISTRY[name] = cls
-    _VERSION[0] += 1
+def register_task(name_or_cls, cls: type[Task] | None = None, *, overwrite: bool = False) -> None:
+    """register_task(MyTask) under MyTask.kind; register_task("mytask", MyTask) too, if the names agree."""
+    TASKS.add(name_or_cls, cls, overwrite=overwrite)
 
 
 def unregister_task(name: str) -> None:
-    if name not in _REGISTRY:
-        raise ValueError(f"unregister_task: no task named {name!r}")
-    del _REGISTRY[name]
-    _VERSION[0] += 1
+    TASKS.remove(name)
 
 
 def registry_version() -> int:
-    return _VERSION[0]
+    return TASKS.version
 
 
 for _cls in (CopyTask, AddingTask, TemporalOrderTask, LatchTask, TariffShockTask, NoneTask):
-    register_task(_cls.kind, _cls)
+    register_task(_cls)
 
 
 def task_kinds() -> list[str]:
-    return sorted(_REGISTRY)
+    return TASKS.kinds()
 
 
 def task_class(kind: str) -> type[Task]:
-    if kind not in _REGISTRY:
-        raise ValueError(f"task kind: must be one of {', '.join(task_kinds())}, got {kind!r}{suggest(kind, _REGISTRY)}")
-    return _REGISTRY[kind]
+    return TASKS.get(kind)
 
 
 def task_options(kind: str) -> dict:

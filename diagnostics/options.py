@@ -146,12 +146,22 @@ def validate(model: type[BaseModel], values: dict[str, Any], what: str | None = 
     return {k: getattr(m, k) for k in type(m).model_fields}
 
 
+def option(default, doc: str):
+    """A cell option's default and its meaning, declared together:
+
+        forget_bias: Finite = option(1.0, "b_f at initialisation: Γ_f = σ(b_f), a memory of ...")
+
+    The meaning reaches `diag list`, `diag schema` and the generated reference pages."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
 def _default(f: dataclasses.Field):
+    doc = f.metadata.get("doc")
     if f.default is not dataclasses.MISSING:
-        return Field(f.default)
+        return Field(f.default, description=doc)
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return Field(default_factory=f.default_factory)  # type: ignore[misc]
-    return Field(...)
+        return Field(default_factory=f.default_factory, description=doc)  # type: ignore[misc]
+    return Field(..., description=doc)
 
 
 def option_fields(cls) -> dict[str, tuple]:

@@ -1,6 +1,7 @@
-"""The README's examples run as shown: its ```pycon blocks are doctests (what they print is
-compared with what the README says they print), its ```python blocks run, the fixture snippet
-runs as a test file of its own, and the commands it names exist."""
+"""The examples of the README and of the docs site run as shown: their ```pycon blocks are
+doctests (what they print is compared with what the page says they print), their ```python
+blocks run, the fixture snippet of the CI tutorial runs as a test file of its own, and the
+commands they name exist."""
 from __future__ import annotations
 
 import doctest
@@ -15,11 +16,20 @@ from diagnostics.cells import cell_kinds, unregister_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-TEXT = README.read_text(encoding="utf-8")
-DOCTESTS = re.findall(r"```pycon\n(.*?)```", TEXT, re.S)
-PYTHON = re.findall(r"```python\n(.*?)```", TEXT, re.S)
-SCRIPTS = [b for b in PYTHON if "def test_" not in b]
-FIXTURE = [b for b in PYTHON if "def test_" in b]
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+TEXT = "\n".join(p.read_text(encoding="utf-8") for p in PAGES)
+
+
+def _blocks(lang: str) -> list[tuple[str, str]]:
+    """(page, block) of every ```lang block of every page."""
+    return [(str(p.relative_to(ROOT)), b) for p in PAGES
+            for b in re.findall(rf"```{lang}\n(.*?)```", p.read_text(encoding="utf-8"), re.S)]
+
+
+DOCTESTS = _blocks("pycon")
+PYTHON = _blocks("python")
+SCRIPTS = [(p, b) for p, b in PYTHON if "def test_" not in b]
+FIXTURE = [b for _, b in PYTHON if "def test_" in b]
 pytest_plugins = ["pytester"]
 
 
@@ -38,31 +48,32 @@ clean_registry = pytest.fixture(_clean_registry)
 
 
 def test_readme_has_examples():
-    assert len(DOCTESTS) >= 2 and SCRIPTS and len(FIXTURE) == 1
+    assert any(p == "README.md" for p, _ in DOCTESTS) and len(DOCTESTS) >= 2 and SCRIPTS and len(FIXTURE) == 1
 
 
-@pytest.mark.parametrize("i", range(len(DOCTESTS)))
+@pytest.mark.parametrize("i", range(len(DOCTESTS)), ids=[f"{p}:{i}" for i, (p, _) in enumerate(DOCTESTS)])
 def test_readme_doctest(i, clean_registry, monkeypatch):
     monkeypatch.chdir(ROOT)
-    test = doctest.DocTestParser().get_doctest(DOCTESTS[i], {"__name__": f"readme_{i}"}, f"README pycon {i}",
-                                               str(README), 0)
+    page, block = DOCTESTS[i]
+    test = doctest.DocTestParser().get_doctest(block, {"__name__": f"readme_{i}"}, f"{page} pycon {i}", page, 0)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     out: list[str] = []
     runner.run(test, out=out.append)
     assert runner.failures == 0 and runner.tries > 3, "".join(out)
 
 
-@pytest.mark.parametrize("i", range(len(SCRIPTS)))
+@pytest.mark.parametrize("i", range(len(SCRIPTS)), ids=[f"{p}:{i}" for i, (p, _) in enumerate(SCRIPTS)])
 def test_readme_block_runs(i, clean_registry, capsys, monkeypatch):
-    if _needs_torch(SCRIPTS[i]):
+    page, block = SCRIPTS[i]
+    if _needs_torch(block):
         pytest.importorskip("torch")
     monkeypatch.chdir(ROOT)
-    exec(compile(SCRIPTS[i], f"README python {i}", "exec"), {"__name__": f"readme_{i}"})
+    exec(compile(block, f"{page} python {i}", "exec"), {"__name__": f"readme_{i}"})
     out = capsys.readouterr().out
     # a block states what it prints in a comment on the print line or the line after it
-    said_lines = re.findall(r"^# (\S.*)$", SCRIPTS[i], re.M)
-    said_lines += re.findall(r"print\(.*\)\s+# ([-\[(\d].*)$", SCRIPTS[i], re.M)
-    assert said_lines or "print(" not in SCRIPTS[i], "a block that prints says what it prints"
+    said_lines = re.findall(r"^# (\S.*)$", block, re.M)
+    said_lines += re.findall(r"print\(.*\)\s+# ([-\[(\d].*)$", block, re.M)
+    assert said_lines or "print(" not in block, "a block that prints says what it prints"
     for said in said_lines:
         numbers = re.findall(r"-?\d+\.\d+(?:e[+-]\d+)?", said.split(":")[0])
         for num in numbers:

@@ -1,6 +1,6 @@
 """The shipped sweeps: they validate in both forms, and their committed results (the full runs,
 cases/sweeps/baselines/<name>.sweep.json, which `diag sweep` compares against) are of this very
-grid and are what the README prints; their quick baselines (<name>.sweep.quick.json) are of the
+grid and are what docs/explanation/experiments.md prints; their quick baselines (<name>.sweep.quick.json) are of the
 quick grid. (The --quick forms are run against them by .ci/run, not here: 70 points take a few
 minutes, and every shipped case's numerics are already gated by test_shipped_baselines.py.)"""
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_there_are_shipped_sweeps():
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
-def test_shipped_sweep_validates_and_its_results_are_in_the_readme(path):
+def test_shipped_sweep_validates_and_its_results_are_in_the_docs(path):
     sweep = load_sweep(path)
     assert load_sweep(path, quick=True).points
     assert "2 cores" in sweep.file.description
@@ -30,9 +30,10 @@ def test_shipped_sweep_validates_and_its_results_are_in_the_readme(path):
     doc = load_sweep_doc(sweep.baseline_path)
     assert doc["sweep"] == sweep.name and doc["counts"]["finished"] == len(sweep.points)
     assert [p["values"] for p in doc["points"]] == [p.values for p in sweep.points]
-    readme = "\n".join(line.strip() for line in (ROOT / "README.md").read_text().splitlines())
-    assert markdown_table(doc) in readme, (
-        f"README.md must hold the table of {sweep.baseline_path.name} as measured:\n{markdown_table(doc)}")
+    page = ROOT / "docs" / "explanation" / "experiments.md"
+    text = "\n".join(line.strip() for line in page.read_text().splitlines())
+    assert markdown_table(doc) in text, (
+        f"{page.relative_to(ROOT)} must hold the table of {sweep.baseline_path.name} as measured:\n{markdown_table(doc)}")
 
 
 

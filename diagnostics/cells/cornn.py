@@ -27,7 +27,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..options import Finite, Init, InitSpec, NonNegFloat, PosFloat, PosInt
+from ..options import Finite, Init, InitSpec, NonNegFloat, PosFloat, PosInt, option
 from .base import Cell, freeze, init_matrix, tanh_slope
 
 
@@ -41,14 +41,15 @@ class CoRNNCache(NamedTuple):
 @dataclass(frozen=True)
 class CoRNN(Cell):
     """y<t> = y<t-1> + Δt z<t>, z<t> = z<t-1> + Δt (tanh(W_y y + W_z z + U x + b) - γ y - ε z)."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    dt: PosFloat = 0.042
-    gamma: NonNegFloat = 2.7
-    epsilon: NonNegFloat = 4.7
-    recurrent_init: InitSpec = Init("uniform", 1.0)
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of y (and of z: the state [y; z] holds 2n numbers)")
+    dt: PosFloat = option(0.042, "Δt, the time step of the discretised oscillators")
+    gamma: NonNegFloat = option(2.7, "γ, the restoring force (y's own pull towards 0)")
+    epsilon: NonNegFloat = option(4.7, "ε, the damping of z")
+    recurrent_init: InitSpec = option(
+        Init("uniform", 1.0), "initialiser {kind, gain} of the matrices acting on the previous state")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "cornn"
     parallel_safe: ClassVar[bool] = True
 

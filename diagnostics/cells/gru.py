@@ -34,7 +34,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..options import Finite, Init, InitSpec, PosInt
+from ..options import Finite, Init, InitSpec, PosInt, option
 from .base import GatedCell, freeze, sigmoid, sigmoid_slope, tanh_slope
 
 
@@ -51,13 +51,17 @@ class GRUCache(NamedTuple):
 @dataclass(frozen=True)
 class GRU(GatedCell):
     """A GRU in the notes' form: c<t> = Γ_u * c~<t> + (1 - Γ_u) * c<t-1>, a<t> = c<t>."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    reset_gate: bool = True
-    reset_after: bool = False
-    recurrent_init: InitSpec = Init("orthogonal", 1.0)
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of a<t>")
+    reset_gate: bool = option(True, "false: the simplified GRU of the notes (Γ_r = 1)")
+    reset_after: bool = option(
+        False,
+        "true: the cuDNN/PyTorch/Keras candidate tanh(U_c x + b_c + Γ_r * (W_c c + b_hn)), with its "
+        "own bias b_hn")
+    recurrent_init: InitSpec = option(
+        Init("orthogonal", 1.0), "initialiser {kind, gain} of the matrices acting on the previous state")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "gru"
     parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
 

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from ..options import Finite, Init, InitSpec, PosInt
+from ..options import Finite, Init, InitSpec, PosInt, option
 from .base import Cell, diagonal_matrices, freeze, init_matrix, tanh_slope
 
 ACTIVATIONS = ("relu", "tanh", "linear")
@@ -34,13 +34,13 @@ class IndRNNCache(NamedTuple):
 @dataclass(frozen=True)
 class IndRNN(Cell):
     """a<t> = g(U_a x<t> + u * a<t-1> + b_a), u a vector."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    activation: Literal[ACTIVATIONS] = "relu"
-    recurrent_min: Finite = 0.0
-    recurrent_max: Finite = 1.0
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of a<t>; the recurrent weight u is a vector")
+    activation: Literal[ACTIVATIONS] = option("relu", "g: relu, tanh or linear")
+    recurrent_min: Finite = option(0.0, "u ~ U[recurrent_min, recurrent_max]: each unit's recurrent weight")
+    recurrent_max: Finite = option(1.0, "u ~ U[recurrent_min, recurrent_max]: each unit's recurrent weight")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "indrnn"
     parallel_safe: ClassVar[bool] = True
 

@@ -35,7 +35,7 @@ from typing import Annotated, ClassVar, NamedTuple
 
 import numpy as np
 
-from ..options import Init, InitSpec, NonNegFloat, PosInt, between
+from ..options import Init, InitSpec, NonNegFloat, PosInt, between, option
 from .base import Cell, freeze, init_matrix
 
 Radius = Annotated[float, between(0.0, 1.0, lo_open=True, hi_open=True)]
@@ -53,13 +53,14 @@ class LRUCache(NamedTuple):
 @dataclass(frozen=True)
 class LRU(Cell):
     """x<t> = λ * x<t-1> + γ * (B u<t>), λ = exp(-exp(ν) + iθ); state [Re x; Im x]."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    r_min: Radius = 0.9
-    r_max: Radius = 0.999
-    max_phase: NonNegFloat = 2 * math.pi
-    normalize: bool = True
-    input_init: InitSpec = Init("gaussian", math.sqrt(0.5))
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "complex units n; the state [Re x; Im x] holds 2n numbers")
+    r_min: Radius = option(0.9, "ring initialisation: |λ| uniform in area on r_min <= |λ| <= r_max")
+    r_max: Radius = option(0.999, "ring initialisation: |λ| uniform in area on r_min <= |λ| <= r_max")
+    max_phase: NonNegFloat = option(2 * math.pi, "θ ~ U[0, max_phase]: the angle of λ")
+    normalize: bool = option(True, "γ = √(1 − |λ|²), recomputed from ν at every step; false: γ = 1")
+    input_init: InitSpec = option(
+        Init("gaussian", math.sqrt(0.5)), "initialiser {kind, gain} of B (its real and imaginary parts)")
     kind: ClassVar[str] = "lru"
     parallel_safe: ClassVar[bool] = True
 

@@ -35,7 +35,7 @@ from typing import Annotated, ClassVar, NamedTuple, Optional
 import numpy as np
 from pydantic import Field
 
-from ..options import Finite, Init, InitSpec, PosInt
+from ..options import Finite, Init, InitSpec, PosInt, option
 from .base import GatedCell, freeze, log_sigmoid, sigmoid, sigmoid_slope, tanh_slope
 
 _POOL = threading.local()   # per-thread scratch arrays for vjp (see LSTM._workspace)
@@ -59,16 +59,21 @@ class LSTMCache(NamedTuple):
 @dataclass(frozen=True)
 class LSTM(GatedCell):
     """An LSTM: c<t> = Γ_u * c~<t> + Γ_f * c<t-1>, a<t> = Γ_o * tanh(c<t>)."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    forget_gate: bool = True
-    output_tanh: bool = True
-    forget_bias: Finite = 1.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of a<t>")
+    forget_gate: bool = option(
+        True, "false: the 1997 LSTM, c<t> = c<t-1> + Γ_u * c~<t> (the direct memory path is the identity)")
+    output_tanh: bool = option(True, "false: a<t> = Γ_o * c<t>")
+    forget_bias: Finite = option(
+        1.0, "b_f at initialisation: Γ_f = σ(b_f), a memory of -1/ln σ(b_f) steps (1.0: 3.2 steps)")
     # chrono initialisation's T_max: b_f ~ ln U[1, T_max - 1] must have a non-empty range
-    chrono: Optional[Annotated[float, Field(ge=2, allow_inf_nan=False)]] = None
-    recurrent_init: InitSpec = Init("orthogonal", 1.0)
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    chrono: Optional[Annotated[float, Field(ge=2, allow_inf_nan=False)]] = option(
+        None, "T_max of the chrono initialisation (Tallec & Ollivier 2018): b_f ~ ln U[1, T_max - 1], "
+              "b_u = -b_f; null: forget_bias")
+    recurrent_init: InitSpec = option(
+        Init("orthogonal", 1.0), "initialiser {kind, gain} of the matrices acting on the previous state")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "lstm"
     parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
     vjp_accepts: ClassVar[frozenset] = frozenset({"out", "scale", "absmax"})

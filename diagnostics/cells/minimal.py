@@ -27,7 +27,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..options import Finite, Init, InitSpec, PosInt
+from ..options import Finite, Init, InitSpec, PosInt, option
 from .base import Cell, diagonal_matrices, freeze, init_matrix, log_sigmoid, sigmoid
 
 
@@ -93,11 +93,12 @@ class _Minimal(Cell):
 @dataclass(frozen=True)
 class MinGRU(_Minimal):
     """h<t> = (1 - z) * h<t-1> + z * h~, z = σ(U_z x + b_z), h~ = U_h x + b_h."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    update_bias: Finite = 0.0
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of a<t>")
+    update_bias: Finite = option(
+        0.0, "b_z at initialisation: each step keeps 1 − z = σ(−b_z) of h<t-1> when the input is 0")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "mingru"
     gates: ClassVar[tuple[str, ...]] = ("z",)
 
@@ -115,11 +116,11 @@ class MinGRU(_Minimal):
 @dataclass(frozen=True)
 class MinLSTM(_Minimal):
     """h<t> = f' * h<t-1> + i' * h~, f' = f / (f + i), i' = i / (f + i)."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    forget_bias: Finite = 1.0
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of a<t>")
+    forget_bias: Finite = option(1.0, "b_f at initialisation: f′ = f/(f + i) is the per-step memory")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "minlstm"
     gates: ClassVar[tuple[str, ...]] = ("f", "i")
 

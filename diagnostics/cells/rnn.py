@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from ..options import Finite, Init, InitSpec, PosInt
+from ..options import Finite, Init, InitSpec, PosInt, option
 from .base import Cell, freeze, init_matrix, tanh_slope
 
 ACTIVATIONS = ("tanh", "relu", "linear")
@@ -23,12 +23,13 @@ ACTIVATIONS = ("tanh", "relu", "linear")
 @dataclass(frozen=True)
 class RNN(Cell):
     """A plain RNN: a<t> = g(W_a a<t-1> + U_a x<t> + b_a)."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    activation: Literal[ACTIVATIONS] = "tanh"
-    recurrent_init: InitSpec = Init("orthogonal", 1.0)
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of a<t>")
+    activation: Literal[ACTIVATIONS] = option("tanh", "g: tanh, relu or linear")
+    recurrent_init: InitSpec = option(
+        Init("orthogonal", 1.0), "initialiser {kind, gain} of the matrices acting on the previous state")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "rnn"
     parallel_safe: ClassVar[bool] = True   # pure: the probe may split a batch over workers
 

@@ -55,7 +55,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from ..options import Finite, Init, InitSpec, PosInt
+from ..options import Finite, Init, InitSpec, PosInt, option
 from .base import (
     Cell,
     freeze,
@@ -101,14 +101,16 @@ class SLSTMCache(NamedTuple):
 @dataclass(frozen=True)
 class SLSTM(Cell):
     """h<t> = o * c<t> / n<t> with exponential gating and a stabiliser state m<t>."""
-    input_size: PosInt = 1
-    hidden: PosInt = 32
-    heads: PosInt = 1
-    forget: Literal["sigmoid", "exp"] = "sigmoid"
-    forget_bias: Finite = 1.0
-    recurrent_init: InitSpec = Init("orthogonal", 1.0)
-    input_init: InitSpec = Init("gaussian", 1.0)
-    bias: Finite = 0.0
+    input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
+    hidden: PosInt = option(32, "units n of a<t>; the state [a; c; n; m] holds 4n numbers")
+    heads: PosInt = option(1, "the recurrence is block-diagonal in this many heads (hidden must be a multiple)")
+    forget: Literal["sigmoid", "exp"] = option(
+        "sigmoid", "the forget gate: sigmoid, or exp (stabilised like the input gate)")
+    forget_bias: Finite = option(1.0, "b_f at initialisation")
+    recurrent_init: InitSpec = option(
+        Init("orthogonal", 1.0), "initialiser {kind, gain} of the matrices acting on the previous state")
+    input_init: InitSpec = option(Init("gaussian", 1.0), "initialiser {kind, gain} of the input weights U")
+    bias: Finite = option(0.0, "initial value of the biases no other option sets")
     kind: ClassVar[str] = "slstm"
     parallel_safe: ClassVar[bool] = True
     gates: ClassVar[tuple[str, ...]] = GATES

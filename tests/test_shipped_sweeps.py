@@ -28,8 +28,8 @@ def test_shipped_sweep_validates_and_its_results_are_in_the_readme(path):
     assert "2 cores" in sweep.file.description
     assert len({p.values["seed"] for p in sweep.points}) >= 10      # claims rest on 10 trials or more
     doc = load_sweep_doc(sweep.baseline_path)
-    assert doc["sweep"] == sweep.name and doc["counts"]["finished"] == len(sweep.points)
-    assert [p["values"] for p in doc["points"]] == [p.values for p in sweep.points]
+    assert doc.sweep == sweep.name and doc.counts.finished == len(sweep.points)
+    assert [p.values for p in doc.points] == [p.values for p in sweep.points]
     readme = "\n".join(line.strip() for line in (ROOT / "README.md").read_text().splitlines())
     assert markdown_table(doc) in readme, (
         f"README.md must hold the table of {sweep.baseline_path.name} as measured:\n{markdown_table(doc)}")
@@ -41,6 +41,6 @@ def test_shipped_sweep_has_a_quick_baseline_of_its_quick_grid(path):
     sweep = load_sweep(path, quick=True)
     doc = load_sweep_doc(sweep.baseline_path)
     assert sweep.baseline_path.name == f"{sweep.name}.sweep.quick.json"
-    assert doc["quick"] is True and doc["counts"]["finished"] == len(sweep.points)
-    assert [p["id"] for p in doc["points"]] == [p.id for p in sweep.points]
-    assert all(c["curves"][0].get("band") for g in doc["groups"] for c in g["cells"])
+    assert doc.quick is True and doc.counts.finished == len(sweep.points)
+    assert [p.id for p in doc.points] == [p.id for p in sweep.points]
+    assert all(c.curves[0].band for g in doc.groups for c in g.cells)

@@ -127,6 +127,7 @@ def test_tau_of_a_growing_curve_says_it_grows():
     row = summary_row(cell="rnn", kind="rnn", checkpoint=0, factor=1.0512, horizon=None, lyapunov_top=0.05)
     table = summary_table([row])
     assert "grows x1.051/step" in table and " inf " not in table
+    assert table.splitlines()[0].split()[-2:] == ["memoryless", "solved"]      # 'baseline' is the regression file
 
 
 def test_the_page_says_which_loss_is_which(tmp_path):

@@ -1,5 +1,5 @@
 """The mission's claim, measured: at a short lag both the tanh RNN and the LSTM beat the
-memoryless baseline; at a long lag the LSTM goes well below it within a budget where the
+memoryless loss; at a long lag the LSTM goes well below it within a budget where the
 tanh RNN stays near it.
 
     python benchmarks/bench_mission.py [--steps 400] [--json out.json]

@@ -33,7 +33,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import json
 import os
 import re
 import secrets
@@ -46,7 +45,7 @@ try:
 except ImportError:          # Windows: no flock, no clean-up of killed runs' folders
     fcntl = None
 
-from .documents import RUN, SWEEP, SWEEP_RUN
+from .documents import RUN, SWEEP, SWEEP_RUN, SweepRun, names_format, peek
 from .errors import DiagnosticsError
 from .io import create_unique
 
@@ -211,38 +210,19 @@ class ForeignFolder(DiagnosticsError):
     """A folder this tool will not replace or write into; the message is one line."""
 
 
-def _document(path: Path) -> dict | None:
-    """The JSON object in `path`, or None (missing, unreadable, not JSON, not an object)."""
-    if not path.is_file():   # absent, or a pipe that would block the read: not ours either way
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):   # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _names(doc: dict | None, fmt: str) -> bool:
-    """Does `doc` name the format family of `fmt` ("diag-run/1": any "diag-run/N", a later
-    version's folder being this tool's too)?"""
-    f = doc.get("format") if doc is not None else None
-    return isinstance(f, str) and f.startswith(fmt.rsplit("/", 1)[0] + "/")
-
-
 def what_it_is(folder: Path) -> str | None:
     """What this tool's own document in `folder` says the folder is: "run" (run.json), "sweep"
     (sweep-run.json, or sweep.json, written just before it), "failed point" (a sweep point's
-    error.json), or None."""
+    error.json), or None. Only the format is read (documents.peek): a folder of another version's
+    files is this tool's too."""
     folder = Path(folder)
-    if _names(_document(folder / "run.json"), RUN):
+    if names_format(peek(folder / "run.json"), RUN):
         return "run"
-    sweep_run = _document(folder / "sweep-run.json")
-    # sweep-run.json had no format before SWEEP_RUN: known by its own keys
-    legacy = (sweep_run is not None and "format" not in sweep_run and isinstance(sweep_run.get("sweep"), str)
-              and isinstance(sweep_run.get("versions"), dict))
-    if legacy or _names(sweep_run, SWEEP_RUN) or _names(_document(folder / "sweep.json"), SWEEP):
+    sweep_run = peek(folder / "sweep-run.json")
+    if SweepRun.looks_legacy(sweep_run) or names_format(sweep_run, SWEEP_RUN) \
+            or names_format(peek(folder / "sweep.json"), SWEEP):
         return "sweep"
-    err = _document(folder / "error.json")
+    err = peek(folder / "error.json")
     if err is not None and isinstance(err.get("type"), str) and isinstance(err.get("message"), str):
         return "failed point"
     return None

@@ -77,7 +77,7 @@ def main() -> None:
                   metadata={"about": f"nn.{kind.upper()} {HIDDEN} + linear head, adding (urnn) T = {T}, "
                                      f"{args.steps} Adam steps, seed 0, test MSE {after:.6f}"})
         print(f"{kind}: test MSE {before:.4f} -> {after:.4f} after {args.steps} steps "
-              f"(memoryless baseline {task.baseline:.4f}); wrote {path} ({path.stat().st_size} bytes)")
+              f"(memoryless loss {task.baseline:.4f}); wrote {path} ({path.stat().st_size} bytes)")
     xs = task.sample(np.random.default_rng(123), 8).inputs
     np.save(args.out / "adding_inputs.npy", xs)
     print(f"wrote {args.out / 'adding_inputs.npy'} {xs.shape}")

@@ -60,7 +60,7 @@ def test_shipped_torch_import_case_reads_safetensors_without_torch(tmp_path):
             "from diagnostics.run.runner import compute\n"
             "spec = resolve('cases/torch_import.yaml', quick=True)\n"
             "c = compute(spec, show=False).curves\n"
-            "print(sorted({s['cell'] for s in c['series']}), 'torch' in sys.modules)")
+            "print(sorted({s.cell for s in c.series}), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 0, out.stderr
@@ -124,7 +124,7 @@ def test_the_users_inputs_keep_every_other_probe_setting(tmp_path):
     assert (own.norms, own.paths, own.K) == (theirs.norms, theirs.paths, theirs.K)
     assert (own.stream, own.sequences) == (15, 3)
     curves = compute(resolve(tmp_path / "own.yaml"), show=False).curves
-    assert curves["sensitivity"], "no sensitivity measured on the user's inputs"
+    assert curves.sensitivity, "no sensitivity measured on the user's inputs"
 
 
 def test_validate_checks_the_models_input_width_against_the_stream_the_probe_reads(tmp_path):

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from diagnostics.cells import make_cell
 from diagnostics.cli.main import main
+from diagnostics.documents import SummaryRow
 from diagnostics.probing.core import probe
 from diagnostics.probing.lyapunov import lyapunov_run
 from diagnostics.report.data import RunData
@@ -187,10 +188,11 @@ def test_the_sensitivity_of_a_diverged_pair_is_not_a_number():
 
 def test_a_partly_diverged_cell_keeps_its_curve_and_says_how_many_pairs_are_out():
     y = [-0.5 * k for k in range(10)]
-    doc = {"lags": list(range(1, 11)), "series": [
+    doc = {"format": "diag-curves/1", "lags": list(range(1, 11)), "series": [
         {"cell": "GRU", "checkpoint": 0, "path": "a", "norm": "spectral", "log10": {"median": y},
          "nonfinite": [3] * 10, "forward_diverged": {"pairs": 3, "of": 8}}]}
-    rows = [{"cell": "GRU", "checkpoint": 0, "factor": 0.79, "horizon": None}]
+    rows = [SummaryRow(cell="GRU", kind="gru", checkpoint=0, factor=0.79, tau=None, horizon=None, lyapunov_top=None,
+                       final_loss=None, memoryless_loss=None, solved=None)]
     text = " ".join(opening(doc, rows))
     assert "The forward pass diverged for the GRU" in text and "in 3 of 8 (sequence, anchor) pairs: its medians " \
         "are over the other 5." in text

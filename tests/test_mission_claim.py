@@ -3,7 +3,7 @@ has the full table).
 
 Adding problem (uRNN form), hidden 32, batch 32, Adam lr 1e-2, clip 1, 400 steps; seed s for
 both the initial weights and the batches. Short lag (T = 20): both the tanh RNN and the LSTM
-beat the memoryless baseline. Long lag (T = 100): the LSTM goes well below it while the tanh
+beat the memoryless loss. Long lag (T = 100): the LSTM goes well below it while the tanh
 RNN stays at it. The long-lag LSTM uses the chrono initialisation (T_max = T): with the default
 forget bias 1.0 the LSTM needs about 1500 steps for this (see the benchmark), too long for a test.
 

@@ -1,5 +1,5 @@
 """`diag new`'s case shows the contrast the tool exists for: over seeds, the LSTM learns the
-adding task and the tanh RNN stays near the memoryless baseline (its earlier form, T = 50 and
+adding task and the tanh RNN stays near the memoryless loss (its earlier form, T = 50 and
 200 steps at lr 0.003, left both cells at the baseline).
 
 Measured on seeds 0-9 (final evaluation loss / baseline; AMD EPYC, OpenBLAS Haswell kernels):

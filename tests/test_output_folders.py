@@ -138,8 +138,8 @@ def test_the_sweep_run_document_names_the_format_its_folder_is_known_by(tmp_path
     from diagnostics.sweep.runinfo import sweep_run_document
     sweep = load_sweep(write_sweep(tmp_path / "files"))
     doc = sweep_run_document(sweep, tmp_path / "out", Outcome(total=4, skipped=0), 1.0)
-    assert doc["format"] == SWEEP_RUN
-    _json(tmp_path / "out" / "sweep-run.json", doc)
+    assert doc.format == SWEEP_RUN
+    _json(tmp_path / "out" / "sweep-run.json", doc.to_data())
     assert publish.what_it_is(tmp_path / "out") == "sweep"
 
 

@@ -164,10 +164,10 @@ def test_fit_line_reproduces_an_exact_geometric_curve():
     lags = np.arange(1.0, 51.0)
     curve = 0.3 + lags * np.log10(0.9)
     curve[40:] = -np.inf                     # exact zeros stay gaps in the line too
-    line = fit_line(lags, curve, {"slope": np.log10(0.9)})
+    line = fit_line(lags, curve, np.log10(0.9))
     np.testing.assert_allclose(line[:40], curve[:40], rtol=0, atol=1e-12)
     assert np.isnan(line[40:]).all()
-    assert fit_line(lags, curve, {"slope": None}) is None
+    assert fit_line(lags, curve, None) is None
 
 
 @pytest.mark.parametrize("kind, options, present, absent", [

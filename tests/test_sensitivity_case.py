@@ -45,7 +45,7 @@ def run():
 
 def test_items_are_the_pooled_measurements(run):
     spec, res = run
-    items = res.curves["sensitivity"]
+    items = res.curves.to_data()["sensitivity"]
     kinds = [(it["cell"], it["kind"], it["parameter"]) for it in items]
     assert kinds == [("linear", "sensitivity", "W_a"), ("linear", "state", None),
                      ("lru", "sensitivity", "nu"), ("lru", "sensitivity", "theta"), ("lru", "state", None),
@@ -72,11 +72,11 @@ def test_items_are_the_pooled_measurements(run):
 def test_same_case_same_bytes_and_off_by_default(run):
     spec, res = run
     again = compute(resolve(case()), show=False)
-    assert dumps(again.curves) == dumps(res.curves)
+    assert again.curves.to_json() == res.curves.to_json()
     off = compute(resolve(case(sensitivity=False)), show=False)
     assert "sensitivity" not in off.curves
-    on = {k: v for k, v in res.curves.items() if k != "sensitivity"}
-    assert dumps(on) == dumps(off.curves)          # the rest of the file does not move
+    on = {k: v for k, v in res.curves.to_data().items() if k != "sensitivity"}
+    assert dumps(on) == off.curves.to_json()          # the rest of the file does not move
 
 
 def test_an_exact_zero_is_null_and_pooling_handles_it():
@@ -94,7 +94,7 @@ def test_an_exact_zero_is_null_and_pooling_handles_it():
 
 def test_the_regression_check_reads_the_sensitivity(run):
     _, res = run
-    base = json.loads(dumps(res.curves))
+    base = json.loads(res.curves.to_json())
     assert compare(base, base).ok
     moved = copy.deepcopy(base)
     item = next(i for i in moved["sensitivity"] if i["parameter"] == "W_a")

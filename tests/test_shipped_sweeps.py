@@ -28,8 +28,8 @@ def test_shipped_sweep_validates_and_its_results_are_in_the_docs(path):
     assert "2 cores" in sweep.file.description
     assert len({p.values["seed"] for p in sweep.points}) >= 10      # claims rest on 10 trials or more
     doc = load_sweep_doc(sweep.baseline_path)
-    assert doc["sweep"] == sweep.name and doc["counts"]["finished"] == len(sweep.points)
-    assert [p["values"] for p in doc["points"]] == [p.values for p in sweep.points]
+    assert doc.sweep == sweep.name and doc.counts.finished == len(sweep.points)
+    assert [p.values for p in doc.points] == [p.values for p in sweep.points]
     page = ROOT / "docs" / "explanation" / "experiments.md"
     text = "\n".join(line.strip() for line in page.read_text().splitlines())
     assert markdown_table(doc) in text, (
@@ -42,8 +42,8 @@ def test_shipped_sweep_has_a_quick_baseline_of_its_quick_grid(path):
     sweep = load_sweep(path, quick=True)
     doc = load_sweep_doc(sweep.baseline_path)
     assert sweep.baseline_path.name == f"{sweep.name}.sweep.quick.json"
-    assert doc["quick"] is True and doc["counts"]["finished"] == len(sweep.points)
-    assert [p["id"] for p in doc["points"]] == [p.id for p in sweep.points]
+    assert doc.quick is True and doc.counts.finished == len(sweep.points)
+    assert [p.id for p in doc.points] == [p.id for p in sweep.points]
     # every pooled curve of the shipped grids has ten seeds: each statistic's band is bounded
-    assert all(band is not None for g in doc["groups"] for c in g["cells"] for cv in c["curves"]
-               for band in cv["band"].values())
+    assert all(cv.band is not None and all(b is not None for b in (cv.band.median, cv.band.q25, cv.band.q75))
+               for g in doc.groups for c in g.cells for cv in c.curves)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from diagnostics.sweep.stats import wilson
 from diagnostics.sweep.tolerances import SweepTolerances
 
 LOG2 = float(np.log(2.0))
+SHIPPED = Path(__file__).resolve().parent.parent / "cases" / "sweeps" / "baselines" / "adding_sweep.sweep.quick.json"
 
 
 def fake_point(folder, p, loss: dict, slope: dict, diverged=()):
@@ -63,7 +65,7 @@ def swept(tmp_path):
 
 def test_counts_intervals_quartiles_and_pooled_curves(swept):
     sweep, folder, losses = swept
-    doc = aggregate(sweep, folder)
+    doc = aggregate(sweep, folder).to_data()
     assert doc["counts"] == {"points": 10, "finished": 9, "failed": 1, "missing": 0,
                              "reasons": {"MemoryError": 1}, "diverged": 1}
     g5, g6 = doc["groups"]
@@ -85,14 +87,14 @@ def test_counts_intervals_quartiles_and_pooled_curves(swept):
     assert (lstm5["successes"], lstm5["diverged"]) == (0, 1)
     assert (lstm6["trials"], lstm6["failed"]) == (4, 1)
     assert doc["points"][9]["error"] == "MemoryError: boom"
-    assert dumps(aggregate(sweep, folder)) == dumps(doc)                   # deterministic
+    assert aggregate(sweep, folder).to_json() == dumps(doc)                # deterministic
     text = " ".join(opening(doc))
     assert "the LSTM never succeeded" in text
 
 
 def test_sweep_regression_counts_and_curves(swept, tmp_path):
     sweep, folder, _ = swept
-    doc = aggregate(sweep, folder)
+    doc = aggregate(sweep, folder).to_data()
     assert compare_sweeps(doc, doc).ok
     moved = copy.deepcopy(doc)
     moved["groups"][0]["cells"][0]["successes"] -= 1
@@ -160,13 +162,13 @@ def test_one_seed_may_move_but_every_seed_moving_is_a_regression(tmp_path):
     for p in sweep.points:
         fake_point(folder, p, {"tanh RNN": 0.01, "LSTM": 0.6},
                    {"tanh RNN": -0.1 * (1 + 0.1 * p.values["seed"]), "LSTM": -0.01})
-    doc = json.loads(dumps(aggregate(sweep, folder)))
+    doc = aggregate(sweep, folder).to_data()
     assert _seed_curves(doc)["band"]["q75"] is not None
     one = tmp_path / "one"
     for p in sweep.points:                    # seed 3's curve is another one entirely
         slope = -0.5 if p.values["seed"] == 3 else -0.1 * (1 + 0.1 * p.values["seed"])
         fake_point(one, p, {"tanh RNN": 0.01, "LSTM": 0.6}, {"tanh RNN": slope, "LSTM": -0.01})
-    moved = json.loads(dumps(aggregate(sweep, one)))
+    moved = aggregate(sweep, one).to_data()
     assert _seed_curves(moved)["q75"] != _seed_curves(doc)["q75"]
     assert compare_sweeps(moved, doc).ok
     assert not compare_sweeps(moved, doc, SweepTolerances(seed_band=False)).ok
@@ -174,13 +176,13 @@ def test_one_seed_may_move_but_every_seed_moving_is_a_regression(tmp_path):
     for p in sweep.points:                    # every seed's decay 0.021 decades per lag faster
         fake_point(every, p, {"tanh RNN": 0.01, "LSTM": 0.6},
                    {"tanh RNN": -0.1 * (1 + 0.1 * p.values["seed"]) - 0.021, "LSTM": -0.01})
-    bad = compare_sweeps(json.loads(dumps(aggregate(sweep, every))), doc)
+    bad = compare_sweeps(aggregate(sweep, every), doc)
     assert {r.series.split(" pooled ")[-1] for r in bad.failing} == {"median", "q25", "q75"}, bad.table()
 
 
 def test_check_refuses_a_sweep_against_curves(tmp_path):
     a = tmp_path / "sweep.json"
-    a.write_text(json.dumps({"format": "diag-sweep/1", "groups": [], "points": []}))
+    a.write_text(SHIPPED.read_text(encoding="utf-8"))
     c = tmp_path / "curves.json"
     c.write_text(json.dumps({"format": "diag-curves/1", "lags": [], "series": []}))
     res = CliRunner().invoke(main, ["check", str(a), str(c)])
@@ -189,10 +191,15 @@ def test_check_refuses_a_sweep_against_curves(tmp_path):
 
 def test_opening_claims_only_what_the_intervals_support():
     def cell(name, k, n=10):
-        return {"cell": name, "trials": n, "successes": k, "rate": k / n, "wilson95": list(wilson(k, n)), "within": None}
-    doc = {"success": {"description": "loss <= 0.1 x baseline"},
-           "groups": [{"values": {"task.p": 50}, "cells": [cell("A", 10), cell("B", 6), cell("C", 0)]},
-                      {"values": {"task.p": 5}, "cells": [cell("A", 10), cell("B", 9), cell("C", 8)]}]}
+        return {"cell": name, "kind": "rnn", "trials": n, "successes": k, "rate": k / n,
+                "wilson95": list(wilson(k, n)), "diverged": 0, "failed": 0, "baseline": None, "final_loss": None,
+                "accuracy": None, "within": None, "factor": None, "horizon": None, "curves": []}
+    doc = {"format": "diag-sweep/1", "sweep": "s", "case": "c", "quick": False, "keys": ["task.p"], "seed_key": None,
+           "success": {"kind": "task", "value": None, "description": "loss <= 0.1 x baseline"},
+           "counts": {"points": 0, "finished": 0, "failed": 0, "missing": 0, "reasons": {}, "diverged": 0},
+           "points": [],
+           "groups": [{"values": {"task.p": 50}, "lags": [], "cells": [cell("A", 10), cell("B", 6), cell("C", 0)]},
+                      {"values": {"task.p": 5}, "lags": [], "cells": [cell("A", 10), cell("B", 9), cell("C", 8)]}]}
     text = opening(doc)
     assert "at p = 50 the A's 10/10 (0.72–1.00) is above the C's 0/10 (0.00–0.28), and the B's 6/10" in text[1]
     assert "the A's 10/10 and the B's 6/10 at p = 50" in text[2] and "no conclusion" in text[2]

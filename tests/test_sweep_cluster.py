@@ -131,7 +131,7 @@ def test_a_point_that_raises_is_recorded_and_the_report_still_written(tmp_path):
         res = run_sweep(sweep, tmp_path / "out", workers=1, show=False, plugins=[RegisterFlaky()])
     finally:
         unregister_cell("flaky")
-    doc = res.doc
+    doc = res.doc.to_data()
     assert doc["counts"] == {"points": 2, "finished": 1, "failed": 1, "missing": 0,
                              "reasons": {"RuntimeError": 1}, "diverged": 0}
     bad = doc["points"][1]

@@ -75,9 +75,9 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     tol = _tolerances(Tolerances, {**start, **{k: v for k, v in given.items() if v is not None}})
     cur = load_curves(current)
     base = load_curves(baseline)
-    if cur.get("case") != base.get("case"):   # legal (a renamed case), but say it before the verdict
-        click.echo(f"note: comparing two different cases: {cur.get('case')!r} ({current}) against "
-                   f"{base.get('case')!r} ({baseline})")
+    if cur.case != base.case:   # legal (a renamed case), but say it before the verdict
+        click.echo(f"note: comparing two different cases: {cur.case!r} ({current}) against "
+                   f"{base.case!r} ({baseline})")
     cmp = compare(cur, base, tol)
     click.echo(cmp.table(all_rows=all_rows))
     if cmp.ok:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from ..documents import CURVES, RUN, read_document
+from ..documents import CURVES, MODELS, RUN, json_schema, read_document
 from ..errors import fail
 from ..io import atomic_write_text
 from ..publish import ForeignFolder, refusal, replacing
@@ -221,10 +221,16 @@ def report(run_dir):
 
 
 @main.command()
-def schema():
-    """Print the JSON Schema of case files (for editors: validation and completion)."""
-    from ..run.schema import json_schema
-    click.echo(json.dumps(json_schema(), indent=2))
+@click.option("--document", type=click.Choice(sorted(MODELS)), default=None,
+              help="print the schema of an output file instead: curves.json, run.json, sweep.json, sweep-run.json")
+def schema(document):
+    """Print the JSON Schema of case files (for editors: validation and completion), or with
+    --document of an output file (for other tools reading them)."""
+    if document is not None:
+        click.echo(json.dumps(json_schema(document), indent=2))
+        return
+    from ..run.schema import json_schema as case_schema
+    click.echo(json.dumps(case_schema(), indent=2))
 
 
 main.add_command(check_cmd, "check")

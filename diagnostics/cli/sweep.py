@@ -105,7 +105,7 @@ def _print(res) -> None:
     o, doc = res.outcome, res.doc
     click.echo(f"points: {o.total} in the grid, {o.skipped} already finished, {len(o.ran)} run now, "
                f"{len(o.failed)} failed" + (f" ({o.workers} workers, {o.seconds:.1f} s)" if o.ran or o.failed else ""))
-    click.echo(f"\n{doc['sweep']}: {res.folder / 'sweep.json'}")
+    click.echo(f"\n{doc.sweep}: {res.folder / 'sweep.json'}")
     click.echo(table(doc))
     for line in opening(doc) + failures(doc):
         click.echo(line)

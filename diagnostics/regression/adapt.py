@@ -1,5 +1,5 @@
-"""Turn a probe of (cell, params, xs) into a diag-curves/1 dict, so a user's test can regression-check
-a cell without writing a case file:
+"""Turn a probe of (cell, params, xs) into a diag-curves/1 dict (plain JSON values, checked against
+documents.Curves), so a user's test can regression-check a cell without writing a case file:
 
     curves = curves_from_probe(cell, params, xs, label="my lstm", lyapunov=4)
     curves = curves_from_result(probe(cell, params, xs), label="my lstm", kind="lstm")
@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..interop.torch import from_module, module_inputs
-from ..io import json_safe
 from ..probing.core import probe
 from ..probing.lyapunov import lyapunov_run, state_path
 from ..run.curves import assemble, series_items
@@ -22,8 +21,11 @@ from ..run.curves import assemble, series_items
 def curves_from_result(res, *, label: str = "cell", kind: str = "cell", checkpoint: int = 0,
                        name: str = "probe") -> dict:
     """A ProbeResult (from diagnostics.probing.probe) as a diag-curves/1 document."""
-    parts = {"series": series_items(label, kind, checkpoint, res, res.paths, res.norms)}
-    return json_safe(assemble(name, int(np.asarray(res.lags)[-1]), parts))
+    return _document(name, res, {"series": series_items(label, kind, checkpoint, res, res.paths, res.norms)})
+
+
+def _document(name: str, res, parts: dict) -> dict:
+    return assemble(name, int(np.asarray(res.lags)[-1]), parts).to_data()
 
 
 def curves_from_probe(cell, params, xs, *, label: str | None = None, checkpoint: int = 0,
@@ -34,12 +36,13 @@ def curves_from_probe(cell, params, xs, *, label: str | None = None, checkpoint:
     xs = np.asarray(xs, dtype=np.float64)
     label = label or cell.kind
     res = probe(cell, params, xs, lags=lags, paths=paths, norms=tuple(norms))
-    out = curves_from_result(res, label=label, kind=cell.kind, checkpoint=checkpoint, name=name)
+    spectra = []
     if lyapunov:
         ly = lyapunov_run(cell, params, xs, m=lyapunov)
-        out["lyapunov"].append(json_safe({"cell": label, "checkpoint": checkpoint, "path": state_path(cell),
-                                          "exponents": ly.exponents, "resolved": ly.resolved.tolist()}))
-    return out
+        spectra.append({"cell": label, "checkpoint": checkpoint, "path": state_path(cell),
+                        "exponents": ly.exponents, "resolved": ly.resolved.tolist()})
+    return _document(name, res, {"series": series_items(label, cell.kind, checkpoint, res, res.paths, res.norms),
+                                 "lyapunov": spectra})
 
 
 def curves_from_module(module, xs, *, layer=0, direction: str | None = None, label: str | None = None,

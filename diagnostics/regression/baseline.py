@@ -11,24 +11,23 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..documents import CURVES, BadDocument, read_document
-from ..io import atomic_write_text, dumps
+from ..documents import BadDocument, Curves
 from ..tolerances import Tolerances
 from .comparison import Comparison, compare
 
 BadCurves = BadDocument   # the name this package has always raised
 
 
-def load_curves(path_or_run_dir: str | os.PathLike) -> dict:
-    """Read a curves.json (or RUN_DIR/curves.json) and check it is a diag-curves/1 document."""
-    return read_document(path_or_run_dir, CURVES)
+def load_curves(path_or_run_dir: str | os.PathLike) -> Curves:
+    """Read a curves.json (or RUN_DIR/curves.json) as a diag-curves/1 document (documents.Curves;
+    BadCurves, one line naming the file and the problem, if it is not one)."""
+    return Curves.read(path_or_run_dir)
 
 
-def write_baseline(curves: dict, path: str | os.PathLike) -> Path:
-    """Write curves as a baseline atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    atomic_write_text(path, dumps(curves))
-    return path
+def write_baseline(curves: Curves | dict, path: str | os.PathLike) -> Path:
+    """Write curves (a document, or a dict checked into one) as a baseline atomically (temp file
+    in the same folder, fsync, rename)."""
+    return Curves.of(curves, "curves").write(path)
 
 
 @dataclass
@@ -59,7 +58,7 @@ class GateResult:
         return text
 
 
-def gate(curves: dict, path: str | os.PathLike, tol: Tolerances | None = None, *, update: bool = False,
+def gate(curves: Curves | dict, path: str | os.PathLike, tol: Tolerances | None = None, *, update: bool = False,
          overlays_dir: str | os.PathLike | None = None) -> GateResult:
     """What `diag run` does after a run: write the baseline (update=True), report it missing
     (never created silently), or compare and draw overlays of failing series."""

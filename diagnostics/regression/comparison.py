@@ -1,6 +1,6 @@
-"""Compare two diag-curves/1 dicts in log space and list what moved.
+"""Compare two diag-curves/1 documents in log space and list what moved.
 
-    cmp = compare(current, baseline, Tolerances())
+    cmp = compare(current, baseline, Tolerances())      # documents.Curves, or dicts checked into them
     cmp.ok, cmp.failing, print(cmp.table())
 
 Identity: a curve series is (cell, checkpoint, path, norm), a Lyapunov spectrum (cell,
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..io import json_safe
+from ..documents import Curves, Lyapunov, Sensitivity, Series, Training
 from ..tolerances import Tolerances
 from .table import format_table
 
@@ -59,10 +59,6 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _as_list(v) -> list:
-    return list(v) if isinstance(v, (list, tuple)) else []
-
-
 def worst_point(base: list, cur: list, zero: float):
     """(index, baseline, current, |difference| or inf) of the largest disagreement, None if empty."""
     worst = None
@@ -85,12 +81,10 @@ def num_diff(b, c):
     return c - b if _is_num(b) and _is_num(c) else None
 
 
-def _index(items, keys: tuple[str, ...], kind: str, rows: list[Row], side: str) -> dict:
+def _index(items: list, kind: str, rows: list[Row], side: str) -> dict:
     out: dict = {}
-    for it in _as_list(items):
-        if not isinstance(it, dict):
-            continue
-        k = tuple(it.get(x) for x in keys)
+    for it in items:
+        k = it.key
         if k in out:
             rows.append(Row(_label(kind, k), "duplicate", None, "", f"twice in {side}",
                             None, None, False, (kind, *k)))
@@ -145,87 +139,82 @@ def _curve_rows(label: str, what: str, bs: list, cs: list, zero: float, tol_valu
         rows.append(Row(label, what, lag_of(i), bv, cv, num_diff(bv, cv), tol_value, d <= tol_value, key))
 
 
-def _series_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+def _series_rows(k, c: Series, b: Series, tol: Tolerances, rows: list[Row]) -> None:
     name = _ident(k)
     key = ("series", *k)
-    cl, bl = c.get("log10") or {}, b.get("log10") or {}
     for stat in tol.stats:
-        _curve_rows(f"{name} {stat}", "point", _as_list(bl.get(stat)), _as_list(cl.get(stat)), ZERO_LOG10,
+        _curve_rows(f"{name} {stat}", "point", getattr(b.log10, stat), getattr(c.log10, stat), ZERO_LOG10,
                     tol.decades, key, rows)
     # diverged (sequence, anchor) pairs: any change in their count is a change of the run
     # (a file from before the count existed reads as all zeros)
-    n = max(len(_as_list(cl.get("median"))), len(_as_list(bl.get("median"))))
-    cn, bn = (_as_list(x.get("nonfinite")) or [0] * n for x in (c, b))
+    n = max(len(c.log10.median), len(b.log10.median))
+    cn, bn = (list(x.nonfinite) or [0] * n for x in (c, b))
     moved = [i for i, (p, q) in enumerate(zip(bn, cn)) if p != q] or ([min(len(bn), len(cn))] if len(bn) != len(cn) else [])
     if moved:
         i = moved[0]
         rows.append(Row(f"{name} nonfinite", "nonfinite", i + 1, bn[i] if i < len(bn) else None,
                         cn[i] if i < len(cn) else None, None, 0, False, key))
-    cf, bf = c.get("fit") or {}, b.get("fit") or {}
-    ok, d, t = _within(bf.get("slope"), cf.get("slope"), tol.slope_tol)
-    rows.append(Row(f"{name} slope", "slope", None, bf.get("slope"), cf.get("slope"), d, t, ok, key))
-    ok, d, t = _within(bf.get("horizon"), cf.get("horizon"), tol.horizon_tol)
-    rows.append(Row(f"{name} horizon", "horizon", None, bf.get("horizon"), cf.get("horizon"), d, t, ok, key))
+    ok, d, t = _within(b.fit.slope, c.fit.slope, tol.slope_tol)
+    rows.append(Row(f"{name} slope", "slope", None, b.fit.slope, c.fit.slope, d, t, ok, key))
+    ok, d, t = _within(b.fit.horizon, c.fit.horizon, tol.horizon_tol)
+    rows.append(Row(f"{name} horizon", "horizon", None, b.fit.horizon, c.fit.horizon, d, t, ok, key))
 
 
-def _resolved(item: dict, n: int) -> list[bool]:
-    """Which exponents are signal (lyapunov.py): a file from before the flag existed says all."""
-    flags = _as_list(item.get("resolved"))
-    return [bool(f) for f in flags[:n]] + [True] * (n - len(flags))
-
-
-def _lyapunov_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+def _lyapunov_rows(k, c: Lyapunov, b: Lyapunov, tol: Tolerances, rows: list[Row]) -> None:
     """Exponents resolved on both sides are compared; one that is rounding on either side (a
     dead relu unit's: several nats apart between BLAS kernels) is no number to compare."""
     name = _label("lyapunov", k)
     key = ("lyapunov", *k)
-    bs, cs = _as_list(b.get("exponents")), _as_list(c.get("exponents"))
-    keep = [x and y for x, y in zip(_resolved(b, len(bs)), _resolved(c, len(cs)))]
+    bs, cs = b.exponents, c.exponents
+    keep = [x and y for x, y in zip(b.resolved_flags, c.resolved_flags)]
     keep += [True] * (max(len(bs), len(cs)) - len(keep))
     _curve_rows(name, "lyapunov", [v if ok else None for v, ok in zip(bs, keep)],
                 [v if ok else None for v, ok in zip(cs, keep)], ZERO_LN, tol.lyapunov_abs, key, rows,
                 unit="exponents")
     # sequences whose trajectory diverged are left out of the mean: a change in their count is
     # a change of the run even where the mean of the others stays within tolerance
-    bn, cn = ((x.get("forward_diverged") or {}).get("sequences", 0) for x in (b, c))
+    bn, cn = b.diverged_sequences, c.diverged_sequences
     if bn != cn:
         rows.append(Row(f"{name} diverged sequences", "nonfinite", None, bn, cn, None, 0, False, key))
 
 
-def _sensitivity_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+def _sensitivity_rows(k, c: Sensitivity, b: Sensitivity, tol: Tolerances, rows: list[Row]) -> None:
     name = _label("sensitivity", k)
     key = ("sensitivity", *k)
-    for part, cur, base in (("", c.get("log10"), b.get("log10")),
-                            (" total", (c.get("total") or {}).get("log10"), (b.get("total") or {}).get("log10"))):
+    for part, cur, base in (("", c.log10, b.log10), (" total", c.total.log10, b.total.log10)):
         if cur is None and base is None:       # a state item has no per-lag curve
             continue
-        cur, base = cur or {}, base or {}
         for stat in ["rms", *tol.stats]:
-            cs, bs = (v if isinstance(v, list) else [v] for v in (cur.get(stat), base.get(stat)))
+            cs, bs = (_values(x, stat) for x in (cur, base))
             _curve_rows(f"{name}{part} {stat}", "point", bs, cs, ZERO_LOG10, tol.decades, key, rows,
                         lag_of=(lambda i: i) if part == "" else (lambda i: None))
 
 
-def _loss_points(t: dict) -> dict:
-    """{checkpoint step or 'final': loss}: losses at checkpoints when recorded, else the last loss."""
-    steps, losses = _as_list(t.get("checkpoints")), _as_list(t.get("loss_at_checkpoints"))
-    if steps and len(steps) == len(losses):
-        return dict(zip(steps, losses))
-    if "final_loss" in t:
-        return {"final": t.get("final_loss")}
-    loss = _as_list(t.get("loss"))
-    return {"final": loss[-1]} if loss else {}
+def _values(stats, stat: str) -> list:
+    """A statistic as a list: per lag, or the one number of a total ([] when absent)."""
+    v = getattr(stats, stat) if stats is not None else []
+    return v if isinstance(v, list) else [v]
 
 
-def _training_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
+def _loss_points(t: Training) -> dict:
+    """{checkpoint step or 'final': loss}: losses at checkpoints when recorded, else the final
+    loss, else the last recorded one (a record of one's own may lack either)."""
+    if t.checkpoints and len(t.checkpoints) == len(t.loss_at_checkpoints):
+        return dict(zip(t.checkpoints, t.loss_at_checkpoints))
+    if "final_loss" in t.model_fields_set:
+        return {"final": t.final_loss}
+    return {"final": t.loss[-1]} if t.loss else {}
+
+
+def _training_rows(k, c: Training, b: Training, tol: Tolerances, rows: list[Row]) -> None:
     name = _label("training", k)
     key = ("training", *k)
     cp, bp = _loss_points(c), _loss_points(b)
     if list(cp) != list(bp):
         rows.append(Row(name, "lags", None, f"checkpoints {list(bp)}", f"checkpoints {list(cp)}",
                         None, None, False, key))
-    if b.get("diverged_at") != c.get("diverged_at"):      # a run that blew up is a change in itself
-        rows.append(Row(name, "diverged", None, b.get("diverged_at"), c.get("diverged_at"), None, None, False, key))
+    if b.diverged_at != c.diverged_at:      # a run that blew up is a change in itself
+        rows.append(Row(name, "diverged", None, b.diverged_at, c.diverged_at, None, None, False, key))
     worst = None
     for step in [s for s in bp if s in cp]:
         ok, d, t = _within(bp[step], cp[step], tol.loss_tol)
@@ -237,20 +226,22 @@ def _training_rows(k, c, b, tol: Tolerances, rows: list[Row]) -> None:
         rows.append(worst[1])
 
 
-def compare(current: dict, baseline: dict, tol: Tolerances | None = None) -> Comparison:
-    """Compare `current` curves against `baseline` curves (both diag-curves/1 dicts)."""
+SECTIONS = {"series": _series_rows, "lyapunov": _lyapunov_rows, "training": _training_rows,
+            "sensitivity": _sensitivity_rows}
+
+
+def compare(current: Curves | dict, baseline: Curves | dict, tol: Tolerances | None = None) -> Comparison:
+    """Compare `current` curves against `baseline` curves: diag-curves/1 documents, or dicts
+    (numpy values and non-finite floats allowed) checked into them (BadDocument if they do not fit)."""
     tol = tol or Tolerances()
-    current, baseline = json_safe(current), json_safe(baseline)   # -inf/NaN -> null, arrays -> lists
+    current, baseline = Curves.of(current, "current curves"), Curves.of(baseline, "baseline curves")
     rows: list[Row] = []
-    cl, bl = _as_list(current.get("lags")), _as_list(baseline.get("lags"))
-    if cl != bl:
-        rows.append(Row("lags", "lags", None, f"{len(bl)} lags", f"{len(cl)} lags", None, None, False, ("lags",)))
-    for section, keys, fn in (("series", ("cell", "checkpoint", "path", "norm"), _series_rows),
-                              ("lyapunov", ("cell", "checkpoint", "path"), _lyapunov_rows),
-                              ("training", ("cell",), _training_rows),
-                              ("sensitivity", ("cell", "checkpoint", "kind", "parameter"), _sensitivity_rows)):
-        ci = _index(current.get(section), keys, section, rows, "current")
-        bi = _index(baseline.get(section), keys, section, rows, "baseline")
+    if current.lags != baseline.lags:
+        rows.append(Row("lags", "lags", None, f"{len(baseline.lags)} lags", f"{len(current.lags)} lags",
+                        None, None, False, ("lags",)))
+    for section, fn in SECTIONS.items():
+        ci = _index(getattr(current, section), section, rows, "current")
+        bi = _index(getattr(baseline, section), section, rows, "baseline")
         for k, c, b in _pair(ci, bi, section, rows):
             fn(k, c, b, tol, rows)
     return Comparison(rows, tol)

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..documents import Curves
 from ..io import atomic_write_bytes
 from .comparison import Comparison
 
@@ -26,11 +27,8 @@ def _arr(v) -> np.ndarray:
     return np.array([np.nan if x is None else float(x) for x in (v or [])], dtype=float)
 
 
-def _find(doc: dict, section: str, keys: tuple[str, ...], ident: tuple):
-    for it in doc.get(section) or []:
-        if isinstance(it, dict) and tuple(it.get(k) for k in keys) == ident:
-            return it
-    return None
+def _find(doc: Curves, section: str, ident: tuple):
+    return next((it for it in getattr(doc, section) if it.key == ident), None)
 
 
 def _slug(parts) -> str:
@@ -61,21 +59,20 @@ def _series_fig(ax, base, cur, rows, tol) -> None:
     for item, colour, who in ((base, BASE, "baseline"), (cur, CUR, "current")):
         if item is None:
             continue
-        lg = item.get("log10") or {}
-        med = _arr(lg.get("median"))
+        lg = item.log10
+        med = _arr(lg.median)
         k = np.arange(1, med.size + 1)
         if who == "baseline":
-            q25, q75 = _arr(lg.get("q25")), _arr(lg.get("q75"))
+            q25, q75 = _arr(lg.q25), _arr(lg.q75)
             if q25.size == med.size == q75.size:
                 ax.fill_between(k, q25, q75, color=colour, alpha=0.25, lw=0, label="baseline q25–q75")
             ax.fill_between(k, med - tol.decades, med + tol.decades, color=colour, alpha=0.12, lw=0,
                             label=f"baseline median ± {tol.decades:g} decades")
             ax.plot(k, med, color=colour, lw=1.5, ls="--", label="baseline median")
         else:
-            for stat, ls in (("q25", ":"), ("q75", ":")):
-                q = _arr(lg.get(stat))
+            for q in (_arr(lg.q25), _arr(lg.q75)):
                 if q.size:
-                    ax.plot(np.arange(1, q.size + 1), q, color=colour, lw=0.8, ls=ls)
+                    ax.plot(np.arange(1, q.size + 1), q, color=colour, lw=0.8, ls=":")
             ax.plot(k, med, color=colour, lw=1.8, label="current median (dotted: q25, q75)")
     for lag in sorted({r.lag for r in rows if r.what == "point" and isinstance(r.lag, int)}):
         ax.axvline(lag, color="0.4", lw=0.8, ls="-.")     # where each failing statistic moved most
@@ -87,7 +84,7 @@ def _lyapunov_fig(ax, base, cur, rows, tol) -> None:
     for item, colour, who, m in ((base, BASE, "baseline", "o"), (cur, CUR, "current", "x")):
         if item is None:
             continue
-        e = _arr(item.get("exponents"))
+        e = _arr(item.exponents)
         i = np.arange(1, e.size + 1)
         if who == "baseline":
             ax.errorbar(i, e, yerr=tol.lyapunov_abs, fmt=m, color=colour, capsize=3,
@@ -103,13 +100,13 @@ def _training_fig(ax, base, cur, rows, tol) -> None:
     for item, colour, who in ((base, BASE, "baseline"), (cur, CUR, "current")):
         if item is None:
             continue
-        loss = _arr(item.get("loss"))
-        steps = np.asarray(item.get("step") or np.arange(loss.size), dtype=float)
+        loss = _arr(item.loss)
+        steps = np.asarray(item.step or np.arange(loss.size), dtype=float)
         n = min(steps.size, loss.size)
         steps, loss = steps[:n], loss[:n]
         positive &= bool(np.all(loss[np.isfinite(loss)] > 0))
         ax.plot(steps, loss, color=colour, lw=1.5, ls="--" if who == "baseline" else "-", label=f"{who} loss")
-        ck, lc = item.get("checkpoints") or [], _arr(item.get("loss_at_checkpoints"))
+        ck, lc = item.checkpoints, _arr(item.loss_at_checkpoints)
         if len(ck) == lc.size and lc.size:
             ax.plot(ck, lc, "o", color=colour, ms=5)
     if positive:
@@ -118,14 +115,13 @@ def _training_fig(ax, base, cur, rows, tol) -> None:
     ax.set_ylabel("loss")
 
 
-KINDS = {"series": (("cell", "checkpoint", "path", "norm"), _series_fig),
-         "lyapunov": (("cell", "checkpoint", "path"), _lyapunov_fig),
-         "training": (("cell",), _training_fig)}
+KINDS = {"series": _series_fig, "lyapunov": _lyapunov_fig, "training": _training_fig}
 
 
-def write_overlays(comparison: Comparison, current: dict, baseline: dict, out_dir) -> list[Path]:
+def write_overlays(comparison: Comparison, current: Curves | dict, baseline: Curves | dict, out_dir) -> list[Path]:
     """Write one overlay PNG per failing series/spectrum/training record; return their paths."""
     out_dir = Path(out_dir)
+    current, baseline = Curves.of(current, "current curves"), Curves.of(baseline, "baseline curves")
     groups: dict[tuple, list] = {}
     for r in comparison.failing:
         if r.key and r.key[0] in KINDS:
@@ -133,8 +129,8 @@ def write_overlays(comparison: Comparison, current: dict, baseline: dict, out_di
     paths, used = [], set()
     for key, rows in groups.items():
         section, ident = key[0], key[1:]
-        keys, draw = KINDS[section]
-        base, cur = _find(baseline, section, keys, ident), _find(current, section, keys, ident)
+        draw = KINDS[section]
+        base, cur = _find(baseline, section, ident), _find(current, section, ident)
         fig = Figure(figsize=(7.5, 4.5), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()

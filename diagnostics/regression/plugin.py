@@ -73,7 +73,7 @@ class GradientCurves:
         paths, lyapunov), or a torch nn.RNN/GRU/LSTM (or *Cell) probed on its inputs `xs`
         (`probe_kwargs` also: layer, direction) -- against the stored baseline.
         Returns the Comparison (fails the test on a regression or a missing baseline)."""
-        from ..documents import CURVES
+        from ..documents import Curves
         from ..tolerances import Tolerances
         from .adapt import curves_from_probe, curves_from_result
 
@@ -90,9 +90,11 @@ class GradientCurves:
             data = curves_from_probe(cell, params, xs, name=basename or self._default(), **probe_kwargs)
         elif hasattr(data, "summary") and hasattr(data, "log10"):        # a ProbeResult
             data = curves_from_result(data, name=basename or self._default(), **probe_kwargs)
-        elif not (isinstance(data, dict) and data.get("format") == CURVES):
-            raise TypeError("gradient_curves.check: expected a diag-curves/1 dict (format: 'diag-curves/1') "
-                            f"or a (cell, params, xs) tuple, got {type(data).__name__}")
+        elif not isinstance(data, (dict, Curves)):
+            raise TypeError("gradient_curves.check: expected a diag-curves/1 document or dict (format: "
+                            f"'diag-curves/1') or a (cell, params, xs) tuple, got {type(data).__name__}")
+        else:   # a dict that is not a diag-curves/1 document: BadDocument, one line naming the key
+            data = Curves.of(data, "gradient_curves.check: curves")
         if isinstance(tol, dict):
             tol = Tolerances(**tol)
         return self._check(data, basename or self._default(), tol)

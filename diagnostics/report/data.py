@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..documents import CURVES, RUN, primary_norm, read_document
+from ..documents import Curves, Fit, Run, SummaryRow, Training, primary_norm
 
 
 def log_array(values: Any, null: float = -np.inf) -> np.ndarray:
@@ -43,33 +43,37 @@ class Curve:
     median: np.ndarray
     q25: np.ndarray
     q75: np.ndarray
-    fit: dict
+    fit: Fit
 
 
 @dataclass
 class RunData:
-    curves: dict
-    run: dict
+    """The two documents of a run folder (dicts are checked into the models) and the arrays the
+    figures draw. A run.json without a case (curves from a training loop of one's own) is drawn
+    too: the cells are the curves', the summary is computed from them."""
+    curves: Curves
+    run: Run
     lags: np.ndarray = field(init=False)
     cells: list[str] = field(init=False)
     kinds: dict[str, str] = field(init=False)
     checkpoints: list[int] = field(init=False)
+    summary: list[SummaryRow] = field(init=False)
 
     def __post_init__(self):
-        self.lags = np.asarray(self.curves.get("lags", []), dtype=float)
-        self.kinds = {}
-        for c in self.run.get("cells", []):
-            self.kinds[c["label"]] = c.get("kind", "?")
-        for s in self.curves.get("series", []):
-            self.kinds.setdefault(s["cell"], s.get("kind", "?"))
+        self.curves, self.run = Curves.of(self.curves, "curves"), Run.of(self.run, "run")
+        self.lags = np.asarray(self.curves.lags, dtype=float)
+        self.kinds = {c.label: c.kind for c in self.run.cells}
+        for s in self.curves.series:
+            self.kinds.setdefault(s.cell, s.kind)
         self.cells = list(self.kinds)  # run.json order first: colours stay stable across figures
-        self.checkpoints = sorted({int(s["checkpoint"]) for s in self.curves.get("series", [])})
+        self.checkpoints = self.curves.checkpoints
+        self.summary = self.run.summary_of(self.curves)
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunData":
         """From a run folder's saved files (BadDocument, one line, when one is missing or bad)."""
         run_dir = Path(run_dir)
-        return cls(read_document(run_dir / "curves.json", CURVES), read_document(run_dir / "run.json", RUN))
+        return cls(Curves.read(run_dir / "curves.json"), Run.read(run_dir / "run.json"))
 
     # --- selections -------------------------------------------------------------------
     @property
@@ -84,102 +88,84 @@ class RunData:
     @property
     def primary_norm(self) -> str:
         """The norm summaries read (documents.primary_norm), in the order the probe listed them."""
-        listed = (self.run.get("probe_plan") or {}).get("norms") or self.norms()
+        listed = self.run.probe_plan.norms if self.run.probe_plan is not None else self.curves.norms
         return primary_norm(listed)
 
     def curve(self, cell: str, checkpoint: int, path: str = "a", norm: str | None = None) -> Curve | None:
-        norm = norm or self.primary_norm
-        for s in self.curves.get("series", []):
-            if (s["cell"], int(s["checkpoint"]), s["path"], s["norm"]) == (cell, checkpoint, path, norm):
-                lg = s.get("log10", {})
-                pairs = (s.get("forward_diverged") or {}).get("of")
-                gone = [pairs is not None and c == pairs for c in s.get("nonfinite") or []]
-                return Curve(*(_no_value(log_array(lg.get(q)), gone) for q in ("median", "q25", "q75")),
-                             dict(s.get("fit") or {}))
-        return None
+        s = self.curves.series_for(cell, checkpoint, path, norm or self.primary_norm)
+        if s is None:
+            return None
+        pairs = s.forward_diverged.of if s.forward_diverged is not None else None
+        gone = [pairs is not None and c == pairs for c in s.nonfinite]
+        return Curve(*(_no_value(log_array(q), gone) for q in (s.log10.median, s.log10.q25, s.log10.q75)), s.fit)
 
     def paths_of(self, cell: str) -> list[str]:
-        seen = []
-        for s in self.curves.get("series", []):
-            if s["cell"] == cell and s["path"] not in seen:
-                seen.append(s["path"])
-        return seen
+        return self.curves.paths_of(cell)
 
     def norms(self) -> list[str]:
-        return sorted({s["norm"] for s in self.curves.get("series", [])})
+        return self.curves.norms
 
     def bound(self, cell: str, checkpoint: int) -> np.ndarray | None:
-        for b in self.curves.get("bounds", []) or []:
-            if b.get("cell") == cell and int(b.get("checkpoint", -1)) == checkpoint:
-                return log_array(b.get("log10"))
-        return None
-
-    def items(self, key: str, cell: str, checkpoint: int | None = None) -> list[dict]:
-        """The items of curves.json's `key` list for `cell` (at `checkpoint` if given)."""
-        out = [it for it in (self.curves.get(key) or []) if it.get("cell") == cell]
-        if checkpoint is not None:
-            out = [it for it in out if int(it.get("checkpoint", -1)) == checkpoint]
-        return out
+        b = self.curves.bound_of(cell, checkpoint)
+        return None if b is None else log_array(b.log10)
 
     def tk_map(self, cell: str, checkpoint: int, path: str = "a"):
         """(anchors (A,), (A, K) log10 median, norm) or None."""
-        for it in self.items("tk_map", cell, checkpoint):
-            if it.get("path", "a") == path:
-                rows = [log_array(r, null=np.nan) for r in it.get("log10_median", [])]
-                if not rows:
-                    return None
-                width = max(len(r) for r in rows)
-                grid = np.full((len(rows), width), np.nan)
-                for i, r in enumerate(rows):
-                    grid[i, :len(r)] = r
-                return np.asarray(it.get("anchors", []), dtype=float), grid, it.get("norm", "spectral")
-        return None
+        it = self.curves.tk_map_of(cell, checkpoint, path)
+        rows = [log_array(r, null=np.nan) for r in it.log10_median] if it is not None else []
+        if not rows:
+            return None
+        width = max(len(r) for r in rows)
+        grid = np.full((len(rows), width), np.nan)
+        for i, r in enumerate(rows):
+            grid[i, :len(r)] = r
+        return np.asarray(it.anchors, dtype=float), grid, it.norm
 
-    def xy_by_checkpoint(self, key: str, xkey: str, cell: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """grad_flow (xkey "t") or temporal_components (xkey "lags"): checkpoint -> (x, log10 y)."""
-        return {int(it.get("checkpoint", 0)): (num_array(it.get(xkey)), log_array(it.get("log10")))
-                for it in self.items(key, cell)}
+    def grad_flow(self, cell: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """checkpoint -> (time steps s, log10 ||dL/d a<s>||)."""
+        return {it.checkpoint: (num_array(it.t), log_array(it.log10))
+                for it in self.curves.grad_flow if it.cell == cell}
+
+    def temporal_components(self, cell: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """checkpoint -> (lags, log10 of each lag's part of the weight gradient)."""
+        return {it.checkpoint: (num_array(it.lags), log_array(it.log10))
+                for it in self.curves.temporal_components if it.cell == cell}
 
     def lyapunov(self, cell: str, checkpoint: int) -> np.ndarray | None:
         """The exponents, NaN (not drawn) where they are rounding rather than signal."""
-        items = self.items("lyapunov", cell, checkpoint)
-        if not items:
+        it = self.curves.lyapunov_of(cell, checkpoint)
+        if it is None:
             return None
-        lam = log_array(items[0].get("exponents"))
-        flags = items[0].get("resolved")
-        if isinstance(flags, list) and len(flags) == lam.size:
-            lam[~np.asarray(flags, dtype=bool)] = np.nan
+        lam = log_array(it.exponents)
+        lam[~np.asarray(it.resolved_flags, dtype=bool)] = np.nan
         return lam
 
-    def training(self, cell: str) -> dict | None:
-        items = self.items("training", cell)
-        return items[0] if items else None
-
-    def has(self, key: str) -> bool:
-        return bool(self.curves.get(key))
+    def training(self, cell: str) -> Training | None:
+        return self.curves.training_of(cell)
 
     # --- the case in words --------------------------------------------------------------
     @property
     def case(self) -> dict:
-        return self.run.get("case") or {}
+        """The resolved case as run.json holds it ({} for curves that came from no case file)."""
+        return self.run.case or {}
 
     @property
     def name(self) -> str:
-        return str(self.case.get("name") or self.curves.get("case") or "unnamed case")
+        return str(self.case.get("name") or self.curves.case or "unnamed case")
 
     @property
     def imported(self) -> dict:
         """label -> the weight file it was read from, for cells whose weights were imported."""
-        return dict((self.run.get("files") or {}).get("imported") or {})
+        return self.run.imported
 
     def cell_doc(self, label: str) -> str | None:
         """A registered cell's class docstring, as run.json recorded it."""
-        return next((c.get("doc") for c in self.run.get("cells", []) if c.get("label") == label), None)
+        return next((c.doc for c in self.run.cells if c.label == label), None)
 
     def cell_options(self, label: str) -> dict:
-        for c in self.run.get("cells", []):
-            if c.get("label") == label:
-                return dict(c.get("options") or {})
+        for c in self.run.cells:
+            if c.label == label:
+                return dict(c.options)
         for c in self.case.get("cells", []) or []:
             if c.get("label") == label:
                 return {k: v for k, v in c.items() if k not in ("kind", "label")}

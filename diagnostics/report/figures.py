@@ -17,10 +17,10 @@ from .page import FigureSpec
 from .style import JAC, cell_colours, checkpoint_colours
 
 
-def fit_line(lags: np.ndarray, median: np.ndarray, fit: dict) -> np.ndarray | None:
-    """The fitted geometric decay as a line over the lags. The contract stores only the slope,
-    so the offset is the median of (curve - slope k) over finite points (the Theil-Sen choice)."""
-    slope = fit.get("slope")
+def fit_line(lags: np.ndarray, median: np.ndarray, slope: float | None) -> np.ndarray | None:
+    """The fitted geometric decay (log10 slope per step) as a line over the lags. The contract
+    stores only the slope, so the offset is the median of (curve - slope k) over finite points
+    (the Theil-Sen choice)."""
     ok = np.isfinite(median)
     if slope is None or not ok.any() or median.size != lags.size:
         return None
@@ -68,15 +68,15 @@ def select_decay(d: RunData):
         c = d.curve(cell, ck)
         if c is None:
             continue
-        hz = c.fit.get("horizon")
-        curves[cell] = {**_curve_dict(c), "fit_line": fit_line(d.lags, c.median, c.fit),
-                        "rho": c.fit.get("factor"), "bound": _bound(d, cell, ck),
+        hz = c.fit.horizon
+        curves[cell] = {**_curve_dict(c), "fit_line": fit_line(d.lags, c.median, c.fit.slope),
+                        "rho": c.fit.factor, "bound": _bound(d, cell, ck),
                         "horizon": float(hz) if hz is not None else None}
     if not curves:
         return "No a-path curves in curves.json."
-    lag = d.run.get("task_lag")
+    lag = d.run.task_lag
     return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
-            "task_lag": float(lag) if isinstance(lag, (int, float)) and not isinstance(lag, bool) else None,
+            "task_lag": float(lag) if lag is not None else None,
             "title": f"How fast {JAC} shrinks with the lag k ({d.when})"}
 
 
@@ -115,9 +115,10 @@ def select_tk(d: RunData):
     return {"maps": maps, "norm": norm, "title": f"Decay at every anchor step t ({d.when})"}
 
 
-def _xy_select(key: str, xkey: str, what: str):
+def _xy_select(pick, what: str):
+    """pick(d, cell) -> {checkpoint: (x, log10 y)}: RunData.grad_flow or .temporal_components."""
     def select(d: RunData):
-        series = {c: s for c in d.cells if (s := d.xy_by_checkpoint(key, xkey, c))}
+        series = {c: s for c in d.cells if (s := pick(d, c))}
         if not series:
             return f"No {what} in curves.json (it is measured during training; this case does not train)."
         return {"series": series, "colours": cell_colours(d.cells)}
@@ -128,21 +129,21 @@ def select_training(d: RunData):
     runs = {}
     for cell in d.cells:
         t = d.training(cell)
-        if t is None or not t.get("step"):
+        if t is None or not t.step:
             continue
-        runs[cell] = {k: t.get(k) for k in ("step", "loss", "grad_norm", "baseline", "diverged_at",
-                                             "checkpoints", "loss_at_checkpoints", "loss_kind")}
-        n = len(t["step"])
+        n = len(t.step)
         w = max(1, n // 30) | 1     # odd window, ~30 windows over the run
-        runs[cell]["window"] = w
-        gap = float(np.median(np.diff(t["step"]))) if n > 1 else 1.0   # steps may be recorded sparsely
-        runs[cell]["window_steps"] = int(round(w * gap))
-        runs[cell]["loss_smooth"] = geometric_moving_mean(t.get("loss") or [], w)
-        runs[cell]["grad_smooth"] = geometric_moving_mean(t.get("grad_norm") or [], w)
+        gap = float(np.median(np.diff(t.step))) if n > 1 else 1.0   # steps may be recorded sparsely
+        runs[cell] = ft.TrainingRun(step=t.step, loss=t.loss, grad_norm=t.grad_norm, memoryless_loss=t.memoryless_loss,
+                                    diverged_at=t.diverged_at, checkpoints=t.checkpoints,
+                                    loss_at_checkpoints=t.loss_at_checkpoints, loss_kind=t.loss_kind,
+                                    window=w, window_steps=int(round(w * gap)),
+                                    loss_smooth=geometric_moving_mean(t.loss, w),
+                                    grad_smooth=geometric_moving_mean(t.grad_norm, w))
     if not runs:
         return "No training in this case, so there is no loss curve."
     return {"runs": runs, "colours": cell_colours(d.cells),
-            "title": "Training: does the cell beat the memoryless baseline?"}
+            "title": "Training: does the cell beat the memoryless loss?"}
 
 
 def select_lyapunov(d: RunData):
@@ -194,18 +195,18 @@ FIGURES: list[FigureSpec] = [
                "How large the loss gradient is with respect to the hidden state at each step s. Where it falls "
                "away towards early steps, early inputs barely influence learning. Solid: last checkpoint; "
                "dashed: first.",
-               _xy_select("grad_flow", "t", "gradient flow"),
+               _xy_select(RunData.grad_flow, "gradient flow"),
                _titled(ft.gradient_flow, "Gradient of the loss reaching each step")),
     FigureSpec("temporal_components", "6. Temporal components of the weight gradient",
                "The recurrent-weight gradient is a sum over lags (Pascanu et al. 2013, eq. 4); each point is the "
                "size of the part that comes from k steps back. Long-lag parts far below short-lag ones are what "
                "'vanishing gradient' means for learning.",
-               _xy_select("temporal_components", "lags", "temporal components"),
+               _xy_select(RunData.temporal_components, "temporal components"),
                _titled(ft.temporal_components, "Size of each lag's contribution to ∂L/∂W")),
-    FigureSpec("training", "7. Training loss against the baseline",
-               "Loss per optimiser step on a log scale; the dashed black line is the best loss possible without "
-               "memory of the relevant input. A cell has learned the long-lag dependency only if it goes clearly "
-               "below it. Dots mark the steps where the probe ran.", select_training, ft.training_curves),
+    FigureSpec("training", "7. Training loss against the memoryless loss",
+               "Loss per optimiser step on a log scale; the dashed black line is the memoryless loss, the best loss "
+               "possible without memory of the relevant input. A cell has learned the long-lag dependency only if it "
+               "goes clearly below it. Dots mark the steps where the probe ran.", select_training, ft.training_curves),
     FigureSpec("lyapunov", "8. Lyapunov spectrum",
                "The long-run growth rates of small perturbations of the state, largest first (natural log per step). "
                "Negative: perturbations, and gradients, die out at rate e^λ per step; near zero: they persist; "

@@ -4,7 +4,8 @@ Each function takes plain arrays and returns a Figure (no reading, no statistics
 """
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -64,51 +65,66 @@ def temporal_components(series, colours, title: str) -> Figure:
                       r"$\log_{10}\,\|$per-lag component of $\partial L/\partial W\|_F$", title)
 
 
+@dataclass
+class TrainingRun:
+    """What figure 7 draws of one cell's training: the recorded losses and gradient norms (null:
+    not a finite number), their moving means over `window` records (~`window_steps` steps)."""
+    step: Sequence[int]
+    loss: Sequence[Optional[float]]
+    grad_norm: Sequence[Optional[float]]
+    memoryless_loss: Optional[float]
+    diverged_at: Optional[int]
+    checkpoints: Sequence[int]
+    loss_at_checkpoints: Sequence[Optional[float]]
+    loss_kind: Optional[str]
+    window: int = 1
+    window_steps: int = 1
+    loss_smooth: Optional[np.ndarray] = None
+    grad_smooth: Optional[np.ndarray] = None
+
+
 @styled
-def training_curves(runs: Mapping[str, dict], colours: Mapping[str, str], title: str) -> Figure:
-    """Figure 7: loss (log scale) with the memoryless baseline, and the gradient norm.
-    runs[label] = {"step","loss","grad_norm": arrays, "baseline": float|None,
-                   "diverged_at": int|None, "checkpoints": list, "loss_at_checkpoints": list,
-                   "loss_kind": str|None}"""
+def training_curves(runs: Mapping[str, TrainingRun], colours: Mapping[str, str], title: str) -> Figure:
+    """Figure 7: loss (log scale) with the memoryless loss, and the gradient norm."""
     fig = new_figure(11.0, 4.8)
     ax, ax2 = fig.subplots(1, 2, width_ratios=[1.5, 1])
-    baselines = set()
+    memoryless = set()
     for label, r in runs.items():
         col = colours[label]
-        step, loss = np.asarray(r["step"], float), _positive(r["loss"])
-        smooth = r.get("window", 1) > 1
+        step, loss = np.asarray(r.step, float), _positive(r.loss)
+        smooth = r.window > 1
         # raw per-step values thin and faint, their moving (geometric) mean on top
         ax.plot(step, loss, color=col, linewidth=0.8 if smooth else 1.8, alpha=0.35 if smooth else 1.0,
                 label=None if smooth else plain(label))
         if smooth:
-            ax.plot(step, r["loss_smooth"], color=col, linewidth=2.0, label=plain(label))
-        cks, lcs = r.get("checkpoints") or [], r.get("loss_at_checkpoints") or []
+            ax.plot(step, r.loss_smooth, color=col, linewidth=2.0, label=plain(label))
+        cks, lcs = r.checkpoints or [], r.loss_at_checkpoints or []
         if cks and len(cks) == len(lcs):
             ax.plot(cks, _positive(lcs), "o", color=col, markersize=5, markeredgecolor="white")
-        if r.get("baseline") is not None and np.isfinite(r["baseline"]) and r["baseline"] > 0:
-            baselines.add(float(r["baseline"]))
-        if r.get("diverged_at") is not None:
-            ax.axvline(r["diverged_at"], color=col, linestyle=":", linewidth=1.5)
-        gn = _positive(r.get("grad_norm") or [])
+        if r.memoryless_loss is not None and np.isfinite(r.memoryless_loss) and r.memoryless_loss > 0:
+            memoryless.add(float(r.memoryless_loss))
+        if r.diverged_at is not None:
+            ax.axvline(r.diverged_at, color=col, linestyle=":", linewidth=1.5)
+        gn = _positive(r.grad_norm or [])
         if gn.size:
             ax2.plot(step[:gn.size], gn, color=col, linewidth=0.8 if smooth else 1.4, alpha=0.35 if smooth else 1.0)
             if smooth:
-                ax2.plot(step[:gn.size], r["grad_smooth"], color=col, linewidth=2.0)
-    for b in sorted(baselines):
+                ax2.plot(step[:gn.size], r.grad_smooth, color=col, linewidth=2.0)
+    for b in sorted(memoryless):
         ax.axhline(b, color="#000000", linestyle=(0, (5, 3)), linewidth=1.3)
     handles, _ = ax.get_legend_handles_labels()
-    if baselines:
+    if memoryless:
         handles.append(Line2D([], [], color="#000000", linestyle=(0, (5, 3)), linewidth=1.3,
-                              label="baseline (best answer without memory)"))
+                              label="memoryless loss (best answer without memory)"))
     handles.append(Line2D([], [], color="#555555", marker="o", linestyle="none", label="probe checkpoints"))
-    if max(r.get("window", 1) for r in runs.values()) > 1:
-        w = max(r.get("window_steps", 1) for r in runs.values())
+    if max(r.window for r in runs.values()) > 1:
+        w = max(r.window_steps for r in runs.values())
         handles.append(Line2D([], [], color="#555555", linewidth=0.8, alpha=0.5,
                               label=f"recorded values (thick: moving mean over ~{w} steps)"))
-    if any(r.get("diverged_at") is not None for r in runs.values()):
+    if any(r.diverged_at is not None for r in runs.values()):
         handles.append(Line2D([], [], color="#555555", linestyle=":", label="diverged here"))
     fig.legend(handles=handles, loc="outside lower center", ncols=4)
-    kinds = {r.get("loss_kind") for r in runs.values()} - {None}
+    kinds = {r.loss_kind for r in runs.values()} - {None}
     unit = {"xent": "cross-entropy, nats per step", "mse": "mean squared error"}
     ax.set_ylabel("training loss (" + (unit.get(kinds.pop(), "") if len(kinds) == 1 else "per step") + ", log scale)")
     ax.set_yscale("log")

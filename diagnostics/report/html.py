@@ -13,7 +13,7 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from ..documents import all_diverged
+from ..documents import Curves, Run, all_diverged
 from ..io import atomic_write_text
 from ..numfmt import fmt
 from ..probing.metrics import DECADES
@@ -39,32 +39,33 @@ def notation(text: str) -> Markup:
 
 def summary_display(d: RunData) -> list[dict]:
     """The summary table's rows as text: one per cell at the last checkpoint, from the rows
-    the run computed (run.json's summary, curves.summary_rows: one rule for every table)."""
+    the run computed (run.json's summary, Curves.summary_rows: one rule for every table)."""
     rows = {}
-    for r in d.run.get("summary") or []:
-        if int(r.get("checkpoint", 0)) == d.last_checkpoint or r.get("cell") not in rows:
-            rows[r.get("cell")] = r
+    for r in d.summary:
+        if r.checkpoint == d.last_checkpoint or r.cell not in rows:
+            rows[r.cell] = r
     K = int(d.lags[-1]) if d.lags.size else 0
     out = []
     for cell in [c for c in d.cells if c in rows] + [c for c in rows if c not in d.cells]:
         r = rows[cell]
-        factor, tau, hz = r.get("factor"), r.get("tau"), r.get("horizon")
+        factor, tau, hz = r.factor, r.tau, r.horizon
         if tau is None:
             tau_s = ("— (grows ×{:.4g} per step)".format(factor) if factor is not None and factor > 1
                      else "∞ (no decay)" if factor == 1 else "—")
         else:
             tau_s = fmt(tau, ".3g", "—")
-        loss, base = r.get("final_loss"), r.get("baseline")
-        loss_s = "—" if loss is None else fmt(loss, ".4g", "—") + ("" if base is None else f" vs {fmt(base, '.4g', '—')}")
-        diverged = (d.training(cell) or {}).get("diverged_at")
-        if diverged is not None:
-            loss_s = f"diverged at step {diverged}"
-        solved = r.get("solved")
-        gone = all_diverged(r.get("forward_diverged"))    # no pair left: no fit, no horizon
-        out.append({"cell": cell, "kind": r.get("kind") or d.kinds.get(cell, "?"),
+        loss, memoryless = r.final_loss, r.memoryless_loss
+        loss_s = "—" if loss is None else fmt(loss, ".4g", "—") + (
+            "" if memoryless is None else f" vs {fmt(memoryless, '.4g', '—')}")
+        training = d.training(cell)
+        if training is not None and training.diverged_at is not None:
+            loss_s = f"diverged at step {training.diverged_at}"
+        solved = r.solved
+        gone = all_diverged(r.forward_diverged)    # no pair left: no fit, no horizon
+        out.append({"cell": cell, "kind": r.kind or d.kinds.get(cell, "?"),
                     "factor": "diverged" if gone else fmt(factor, ".4f", "—"), "tau": tau_s,
                     "horizon": (f"> {K}" if K and not gone else "—") if hz is None else fmt(hz, ".0f", "—"),
-                    "lyap": "diverged" if all_diverged(r.get("lyapunov_diverged")) else fmt(r.get("lyapunov_top"), "+.4f", "—"),
+                    "lyap": "diverged" if all_diverged(r.lyapunov_diverged) else fmt(r.lyapunov_top, "+.4f", "—"),
                     "loss": loss_s,
                     "solved": "—" if solved is None else ("yes" if solved else "no"),
                     "solved_class": "" if solved is None else ("yes" if solved else "no")})
@@ -80,9 +81,8 @@ def checkpoint_rows(d: RunData) -> list[dict]:
         cols = []
         for ck in d.checkpoints:
             c = d.curve(cell, ck)
-            fit = c.fit if c else {}
-            hz = fit.get("horizon")
-            cols.append(f"{fmt(fit.get('factor'), '.4f', '—')} / {f'> {K}' if hz is None else fmt(hz, '.0f', '—')}")
+            factor, hz = (c.fit.factor, c.fit.horizon) if c else (None, None)
+            cols.append(f"{fmt(factor, '.4f', '—')} / {f'> {K}' if hz is None else fmt(hz, '.0f', '—')}")
         out.append({"cell": cell, "cols": cols})
     return out
 
@@ -99,6 +99,9 @@ def cell_blocks(d: RunData) -> list[dict]:
 
 
 def _case_facts(d: RunData) -> list[tuple[str, str]]:
+    if d.run.case is None:   # curves that came from no case file: what produced them, when probed
+        return [("source", d.run.source or "not stated (no case file)"),
+                ("probed at", "steps " + ", ".join(map(str, d.checkpoints)))]
     case, imported = d.case, d.imported
     facts = []
     task = case.get("task") or {}
@@ -129,15 +132,15 @@ def _plain(v) -> str:
 
 
 def _provenance(d: RunData) -> list[tuple[str, str]]:
-    rows = [("command", d.run.get("command")), ("case file", d.run.get("case_file"))]
-    rows += [(k, v) for k, v in (d.run.get("versions") or {}).items()]
-    rows += [(f"time: {k}", f"{v:.2f} s" if isinstance(v, (int, float)) else v)
-             for k, v in (d.run.get("timings") or {}).items()]
-    rows += [(k, v) for k, v in (d.run.get("machine") or {}).items()]
+    run = d.run
+    rows = [("command", run.command), ("case file", run.case_file)]
+    rows += list(run.versions.items())
+    rows += [(f"time: {k}", f"{v:.2f} s") for k, v in run.timings.items()]
+    rows += list(run.machine.items())
     return [(k, _plain(v)) for k, v in rows if v not in (None, "", {}, [])]
 
 
-def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict | None = None) -> Path:
+def render_report(run_dir: str | Path, *, curves: Curves | dict | None = None, run: Run | dict | None = None) -> Path:
     """Draw every figure and write figures/<slug>.png and index.html in run_dir; returns the
     page. The documents are read from run_dir unless given (a run draws its page before it
     writes run.json, which comes last)."""
@@ -146,15 +149,15 @@ def render_report(run_dir: str | Path, *, curves: dict | None = None, run: dict 
     figures = draw_figures(FIGURES, d, run_dir, caption=notation)
     env = environment()
     page = env.get_template("index.html").render(
-        name=d.name, title=str((d.case.get("report") or {}).get("title") or d.name), quick=bool(d.run.get("quick")),
+        name=d.name, title=str((d.case.get("report") or {}).get("title") or d.name), quick=d.run.quick,
         description=str(d.case.get("description") or ""),
-        task_description=str(d.run.get("task_description") or ""), seed=d.run.get("seed", d.case.get("seed")),
+        task_description=d.run.task_description or "",
+        seed=d.run.seed if d.run.seed is not None else d.case.get("seed"),
         facts=_case_facts(d), cells=cell_blocks(d), summary=summary_display(d), checkpoints=d.checkpoints,
-        trained=bool(d.curves.get("training")) or bool(d.case.get("train")),
+        trained=bool(d.curves.training) or bool(d.case.get("train")),
         checkpoint_rows=checkpoint_rows(d), figures=figures, decades=fmt(DECADES, "g", "—"),
         K=int(d.lags[-1]) if d.lags.size else 0, last_checkpoint=d.last_checkpoint,
-        provenance=_provenance(d), opening=[notation(x) for x in opening(d.curves, d.run.get("summary") or [],
-                                              d.imported.keys())],
+        provenance=_provenance(d), opening=[notation(x) for x in opening(d.curves, d.summary, d.imported.keys())],
         warnings=[notation(x) for x in warnings(d.curves)])
     out = run_dir / "index.html"
     atomic_write_text(out, page)

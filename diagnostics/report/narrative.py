@@ -4,7 +4,8 @@
     opening(curves, summary) -> ["Over 60 lags, the tanh RNN's gradient ... ", ...]
     warnings(curves)         -> ["LSTM (step 150, path a): 3 of 16 ... diverged ...", ...]
 
-Only numbers in curves.json and the summary rows are used, so the words cannot disagree with
+`curves` is a documents.Curves (a dict is checked into one), `summary` its SummaryRows. Only
+numbers in curves.json and the summary rows are used, so the words cannot disagree with
 the figures; nothing is claimed that the numbers do not show. What divergence does to the
 numbers comes first: a training that diverged (which checkpoints were probed, and so what the
 curves are of), then a forward pass that diverged (inf or NaN in the states or caches), for
@@ -14,37 +15,24 @@ from __future__ import annotations
 
 import math
 
-from ..documents import all_diverged, primary_norm
+from ..documents import Curves, Series, SummaryRow
 
 WITHIN = 1.0   # decades: "stays within one decade of lag 1"
 
 
-def _series(curves: dict, cell: str, ck: int, norm: str) -> dict | None:
-    for s in curves.get("series", []):
-        if (s["cell"], s["checkpoint"], s["path"], s["norm"]) == (cell, ck, "a", norm):
-            return s
-    return None
-
-
-def _median(series: dict | None) -> list[float] | None:
+def _median(series: Series | None) -> list[float] | None:
     """The median curve, null read as -inf (an exact zero); None when there is none to read:
     no series, or every (sequence, anchor) pair's forward pass diverged."""
-    if series is None or all_diverged(series.get("forward_diverged")):
+    if series is None or series.all_diverged:
         return None
-    return [(-math.inf if v is None else float(v)) for v in series["log10"]["median"]]
+    return [(-math.inf if v is None else float(v)) for v in series.log10.median]
 
 
-def _diverged_pairs(series: dict) -> tuple[int, int]:
-    """(pairs whose forward pass diverged, pairs), (0, 0) when none did (curves.py)."""
-    fd = series.get("forward_diverged") or {}
-    return int(fd.get("pairs", 0)), int(fd.get("of", 0))
-
-
-def _last_rows(summary: list[dict]) -> dict[str, dict]:
-    rows: dict[str, dict] = {}
+def _last_rows(summary: list[SummaryRow]) -> dict[str, SummaryRow]:
+    rows: dict[str, SummaryRow] = {}
     for r in summary:
-        if r["cell"] not in rows or r["checkpoint"] >= rows[r["cell"]]["checkpoint"]:
-            rows[r["cell"]] = r
+        if r.cell not in rows or r.checkpoint >= rows[r.cell].checkpoint:
+            rows[r.cell] = r
     return rows
 
 
@@ -61,17 +49,17 @@ def _decay_phrase(cell: str, y: list[float]) -> str:
     return f"{'falls' if change < 0 else 'grows'} {abs(change):.1f} decades for the {cell}"
 
 
-def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
+def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]:
     """Two or three sentences: how each cell's a-path decays, how training ended, the contrast.
     `imported`: labels of cells read from weight files (their checkpoint 0 is not an
     initialisation)."""
-    norms = sorted({s["norm"] for s in curves.get("series", [])})
-    norm = primary_norm(norms)
+    curves = Curves.of(curves, "curves")
+    norm = curves.primary_norm
     rows = _last_rows(summary)
     if not rows:
         return []
-    ck = max(r["checkpoint"] for r in rows.values())
-    K = len(curves.get("lags", []))
+    ck = max(r.checkpoint for r in rows.values())
+    K = len(curves.lags)
     if ck > 0:
         when = f"after {ck} training steps"
     elif imported:
@@ -80,10 +68,10 @@ def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
     else:
         when = "at initialisation"
     phrases: list[str] = []
-    series = {c: _series(curves, c, rows[c]["checkpoint"], norm) for c in rows}
+    series = {c: curves.series_for(c, rows[c].checkpoint, "a", norm) for c in rows}
     ys = {c: _median(s) for c, s in series.items()}
     # a cell whose training diverged was last probed before the others' last checkpoint
-    early = {c: f" (at step {rows[c]['checkpoint']})" for c in rows if rows[c]["checkpoint"] != ck}
+    early = {c: f" (at step {rows[c].checkpoint})" for c in rows if rows[c].checkpoint != ck}
     # an infinite end gives inf or NaN here, never <= WITHIN
     within = [c for c, y in ys.items() if y and abs(y[-1] - y[0]) <= WITHIN]
     for c, y in ys.items():
@@ -97,44 +85,44 @@ def opening(curves: dict, summary: list[dict], imported=()) -> list[str]:
         out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences) "
                    + _join(phrases) + ".")
     # a cell whose training diverged has no held-out loss of probed parameters to state
-    diverged = {t["cell"] for t in curves.get("training", []) if t.get("diverged_at") is not None}
-    trained = [r for r in rows.values() if r.get("final_loss") is not None and r.get("baseline")
-               and r["cell"] not in diverged]
+    diverged = {t.cell for t in curves.training if t.diverged_at is not None}
+    trained = [r for r in rows.values() if r.final_loss is not None and r.memoryless_loss
+               and r.cell not in diverged]
     if trained:
         out.append(f"On a held-out evaluation batch {when}, " + _loss_sentence(trained) + ".")
-    fits = [r for r in rows.values() if r.get("factor") is not None and not math.isnan(r["factor"])
-            and r["cell"] not in early]   # curves of one checkpoint are compared
-    decaying = [r for r in fits if r["factor"] < 1]
+    fits = [r for r in rows.values() if r.factor is not None and not math.isnan(r.factor)
+            and r.cell not in early]   # curves of one checkpoint are compared
+    decaying = [r for r in fits if r.factor < 1]
     if len(decaying) >= 2:
-        slow = max(decaying, key=lambda r: r["factor"])
-        fast = min(decaying, key=lambda r: r["factor"])
-        s = (f"Of the decaying curves the slowest is the {slow['cell']}'s (ρ = {slow['factor']:.3g} per step, "
-             f"{_horizon(slow, K)}) and the fastest the {fast['cell']}'s (ρ = {fast['factor']:.3g}, {_horizon(fast, K)})")
-        growing = [r["cell"] for r in fits if r["factor"] > 1]
+        slow = max(decaying, key=lambda r: r.factor)
+        fast = min(decaying, key=lambda r: r.factor)
+        s = (f"Of the decaying curves the slowest is the {slow.cell}'s (ρ = {slow.factor:.3g} per step, "
+             f"{_horizon(slow, K)}) and the fastest the {fast.cell}'s (ρ = {fast.factor:.3g}, {_horizon(fast, K)})")
+        growing = [r.cell for r in fits if r.factor > 1]
         out.append(s + (f"; {_join([f'the {g}' for g in growing])} {'grows' if len(growing) == 1 else 'grow'} "
                         "(ρ > 1)." if growing else "."))
     # the honest contrast: cells whose gradient survives the lags yet which learned nothing,
     # beside a cell that did learn
-    learned = [r["cell"] for r in trained if r["final_loss"] > 0 and r["baseline"] / r["final_loss"] >= 1.25]
-    idle = [r["cell"] for r in trained if r["cell"] in within and r["cell"] not in learned]
+    learned = [r.cell for r in trained if r.final_loss > 0 and r.memoryless_loss / r.final_loss >= 1.25]
+    idle = [r.cell for r in trained if r.cell in within and r.cell not in learned]
     if idle and learned:
         one = len(idle) == 1
         out.append(f"The {_join(idle)} {'keeps its' if one else 'keep their'} gradient within one decade over the "
-                   f"{K} lags yet stay{'s' if one else ''} at the baseline: a slowly decaying gradient "
+                   f"{K} lags yet stay{'s' if one else ''} at the memoryless loss: a slowly decaying gradient "
                    "is necessary for learning a long dependency, not sufficient.")
     return out
 
 
-def _training_diverged(curves: dict) -> list[str]:
+def _training_diverged(curves: Curves) -> list[str]:
     """One sentence per group of cells whose training diverged at the same step: which
     checkpoints were probed (the later ones do not exist)."""
     groups: dict[tuple, list[str]] = {}
-    for t in curves.get("training", []):
-        if t.get("diverged_at") is None:
+    for t in curves.training:
+        if t.diverged_at is None:
             continue
-        probed = sorted({s["checkpoint"] for s in curves.get("series", []) if s["cell"] == t["cell"]})
-        missed = [c for c in t.get("checkpoints") or [] if c not in probed]
-        groups.setdefault((t["diverged_at"], tuple(probed), tuple(missed)), []).append(t["cell"])
+        probed = curves.checkpoints_of(t.cell)
+        missed = [c for c in t.checkpoints if c not in probed]
+        groups.setdefault((t.diverged_at, tuple(probed), tuple(missed)), []).append(t.cell)
     out = []
     for (step, probed, missed), cells in groups.items():
         one = len(cells) == 1
@@ -149,11 +137,11 @@ def _training_diverged(curves: dict) -> list[str]:
     return out
 
 
-def _forward_diverged(series: dict) -> list[str]:
+def _forward_diverged(series: dict[str, Series | None]) -> list[str]:
     """A sentence per cell whose forward pass diverged in some (sequence, anchor) pairs."""
     out = []
     for c, s in series.items():
-        n, of = _diverged_pairs(s) if s else (0, 0)
+        n, of = s.diverged_pairs if s is not None else (0, 0)
         if n:
             out.append(f"The forward pass diverged for the {c} (a state or cached value overflowed to inf or NaN) "
                        f"in {n} of {of} (sequence, anchor) pairs: "
@@ -161,30 +149,30 @@ def _forward_diverged(series: dict) -> list[str]:
     return out
 
 
-def _horizon(r: dict, K: int) -> str:
-    return f"horizon {r['horizon']} steps" if r.get("horizon") is not None else f"no 3-decade fall within {K} lags"
+def _horizon(r: SummaryRow, K: int) -> str:
+    return f"horizon {r.horizon} steps" if r.horizon is not None else f"no 3-decade fall within {K} lags"
 
 
-def _loss_sentence(rows: list[dict]) -> str:
-    """Cells grouped by outcome against the memoryless baseline (one baseline per task)."""
+def _loss_sentence(rows: list[SummaryRow]) -> str:
+    """Cells grouped by outcome against the memoryless loss (one per task)."""
     below, at, above = [], [], []
     for r in rows:
-        loss, base = r["final_loss"], r["baseline"]
-        ratio = base / loss if loss > 0 else math.inf
+        loss, memoryless = r.final_loss, r.memoryless_loss
+        ratio = memoryless / loss if loss > 0 else math.inf
         if ratio >= 1.25:
-            below.append(f"{ratio:.3g}x below it for the {r['cell']} ({loss:.3g}{', solved' if r.get('solved') else ''})")
+            below.append(f"{ratio:.3g}x below it for the {r.cell} ({loss:.3g}{', solved' if r.solved else ''})")
         elif ratio <= 0.8:
-            above.append(f"{r['cell']} ({loss:.3g})")
+            above.append(f"{r.cell} ({loss:.3g})")
         else:
-            at.append(f"{r['cell']} ({loss:.3g})")
-    base = rows[0]["baseline"]
+            at.append(f"{r.cell} ({loss:.3g})")
+    memoryless = rows[0].memoryless_loss
     parts = []
     if at:
-        parts.append(f"the loss stays at the memoryless baseline {base:.3g} for the {_join(at)}")
+        parts.append(f"the loss stays at the memoryless loss {memoryless:.3g} for the {_join(at)}")
     if above:
-        parts.append(f"it is above the baseline for the {_join(above)}")
+        parts.append(f"it is above the memoryless loss for the {_join(above)}")
     if below:
-        parts.append(("it is " if parts else f"against the memoryless baseline {base:.3g} the loss is ") + _join(below))
+        parts.append(("it is " if parts else f"against the memoryless loss {memoryless:.3g} the loss is ") + _join(below))
     return "; ".join(parts)
 
 
@@ -194,33 +182,34 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def warnings(curves: dict) -> list[str]:
+def warnings(curves: Curves) -> list[str]:
     """Diverged pairs left out of quantiles (once per cell and checkpoint for a forward pass
     that diverged, per series for a chain that turned NaN on its own), Lyapunov trajectories
     that diverged, and probes that sat at a fixed point."""
+    curves = Curves.of(curves, "curves")
     out, told = [], set()
-    for s in curves.get("series", []):
-        n, of = _diverged_pairs(s)
-        if n and (s["cell"], s["checkpoint"]) not in told:
-            told.add((s["cell"], s["checkpoint"]))
-            out.append(f"{s['cell']} (step {s['checkpoint']}): the forward pass diverged (inf or NaN in a state or "
+    for s in curves.series:
+        n, of = s.diverged_pairs
+        if n and (s.cell, s.checkpoint) not in told:
+            told.add((s.cell, s.checkpoint))
+            out.append(f"{s.cell} (step {s.checkpoint}): the forward pass diverged (inf or NaN in a state or "
                        f"cache) in {n} of {of} (sequence, anchor) pairs; they are left out of the quantiles at every "
                        + ("lag and counted in nonfinite." if n < of else "lag, so its curves and fits are empty (null)."))
-        counts = [c - n for c in s.get("nonfinite") or []]
+        counts = [c - n for c in s.nonfinite]
         if any(counts):
             k = next(i for i, c in enumerate(counts) if c) + 1
-            out.append(f"{s['cell']} (step {s['checkpoint']}, path {s['path']}, {s['norm']} norm): up to "
+            out.append(f"{s.cell} (step {s.checkpoint}, path {s.path}, {s.norm} norm): up to "
                        f"{max(counts)} {'more ' if n else ''}(sequence, anchor) pairs were not a number (the sequence "
                        f"diverged) from lag {k} on; the quantiles are over the others.")
-    for x in curves.get("lyapunov", []):
-        fd = x.get("forward_diverged")
-        if fd:
-            n, of = fd.get("sequences", 0), fd.get("of", 0)
-            out.append(f"{x['cell']} (step {x['checkpoint']}): the trajectory of the Lyapunov exponents diverged "
+    for x in curves.lyapunov:
+        fd = x.forward_diverged
+        if fd is not None:
+            n, of = fd.sequences, fd.of
+            out.append(f"{x.cell} (step {x.checkpoint}): the trajectory of the Lyapunov exponents diverged "
                        f"(inf or NaN in a state or cache) in {n} of {of} sequences; "
                        + ("no exponent is given." if n == of else f"the exponents are the mean over the other {of - n}."))
-        if x.get("fixed_point"):
-            out.append(f"{x['cell']} (step {x['checkpoint']}): the probe stream left the state at a fixed point "
+        if x.fixed_point:
+            out.append(f"{x.cell} (step {x.checkpoint}): the probe stream left the state at a fixed point "
                        "(it did not move after the warm-up), so the Lyapunov exponents are the log moduli of "
                        "that fixed point's Jacobian eigenvalues, not the rates along a moving trajectory; "
                        "give the probe inputs that move the state (e.g. task inputs: gaussian).")

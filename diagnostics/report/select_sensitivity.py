@@ -23,18 +23,17 @@ MEMORY_OPTIONS = ("r_min", "r_max", "recurrent_init", "label")
 
 def asked(d: RunData) -> bool:
     """Did the case ask for the sensitivity (probe.sensitivity), or does the file hold some?"""
-    return bool((d.case.get("probe") or {}).get("sensitivity")) or d.has("sensitivity")
+    return bool((d.case.get("probe") or {}).get("sensitivity")) or bool(d.curves.sensitivity)
 
 
 def select_by_lag(d: RunData):
     ck, panels = d.last_checkpoint, {}
     for cell in d.cells:
-        for it in d.items("sensitivity", cell, ck):
-            if it.get("kind") != "sensitivity":
+        for it in d.curves.sensitivity_of(cell, ck):
+            if it.kind != "sensitivity":
                 continue
-            lg = it.get("log10") or {}
-            panels.setdefault(it["parameter"], {})[cell] = {
-                "lags": np.asarray(it.get("lags", []), dtype=float), "rms": log_array(lg.get("rms"))}
+            panels.setdefault(it.parameter, {})[cell] = {
+                "lags": np.asarray(it.lags, dtype=float), "rms": log_array(it.log10.rms)}
     if not panels:
         return "No sensitivity in curves.json (set probe.sensitivity: true to measure it)."
     return {"panels": panels, "colours": cell_colours(d.cells),
@@ -94,8 +93,8 @@ def select_memory(d: RunData):
     ck, groups = d.last_checkpoint, {}
     for cell in d.cells:
         c = d.curve(cell, ck)
-        mem = None if c is None else c.fit.get("factor")
-        items = d.items("sensitivity", cell, ck)
+        mem = None if c is None else c.fit.factor
+        items = d.curves.sensitivity_of(cell, ck)
         if mem is None or not items or not 0 < mem < 1:
             continue
         kind, opts = d.kinds.get(cell, "?"), d.cell_options(cell)
@@ -103,9 +102,8 @@ def select_memory(d: RunData):
         g["memory"].append(float(mem))
         g["forms"].add(closed_form_kind(kind, opts))
         for it in items:
-            key = "state" if it.get("kind") == "state" else it["parameter"]
-            rms = ((it.get("total") or {}).get("log10") or {}).get("rms")
-            g["points"].setdefault(key, []).append(np.nan if rms is None else float(rms))
+            rms = it.total.log10.rms
+            g["points"].setdefault(it.parameter or it.kind, []).append(np.nan if rms is None else float(rms))
     if not groups:
         return "No sensitivity with a decaying a-path curve in curves.json (set probe.sensitivity: true)."
     names, inputs, out = _names(list(groups)), _task_inputs(d), {}

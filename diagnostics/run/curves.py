@@ -1,42 +1,33 @@
 """Building curves.json ("diag-curves/1") from probe results and training results.
 
+The fields, what each means and which are absent when there is nothing to say are the models'
+in diagnostics/documents/curves.py; `assemble` checks what is built here against them, so a
+renamed field fails in the tests. This module says how the numbers are computed.
+
 Only numbers that depend on the case and seed go here (no timings, no machine facts), so the
 same case and seed give a byte-identical file; run.json carries the rest.
 
 Nulls. log10 of an exact zero is -inf, written null; it is a value (the smallest one) and
 takes part in the quantiles. A NaN or +inf from the probe (a sequence whose numbers diverged)
-is not a value: the quantiles are over the other (sequence, anchor) pairs, and each series
-carries `nonfinite`, per lag how many pairs were left out, so a null can never stand for a
-diverged sequence unannounced (a lag where every pair diverged has null quantiles and
-`nonfinite` equal to the pair count).
+is not a value: the quantiles are over the other (sequence, anchor) pairs, and `nonfinite`
+counts per lag how many pairs were left out.
 
 Diverged forward passes. A (sequence, anchor) pair whose forward pass held an inf or NaN in a
-state or cache up to the anchor is left out at every lag (diagnostics/probing/core.py), and its
-series then carries `forward_diverged` {"pairs": n, "of": P}: n of the P pairs. A Lyapunov
-item whose trajectory diverged in some sequences carries `forward_diverged` {"sequences": n,
-"of": B}; its exponents are the mean over the others, null when none is left (a null
-exponent otherwise means -inf, an exactly singular step). Both keys are absent when nothing
-diverged, so a run without divergence writes the file it wrote before they existed.
+state or cache up to the anchor is left out at every lag (diagnostics/probing/core.py) and
+counted in its series' `forward_diverged`; a Lyapunov item's exponents are the mean over the
+sequences whose trajectory did not diverge, null when none is left.
 
-Sensitivity (`probe.sensitivity: true`; the key is absent otherwise). `sensitivity` holds, per
-cell and checkpoint, one item of kind "sensitivity" per recurrent parameter θ (the cell's
-`recurrent_names`: W_a of the rnn and IndRNN, the stacked W of gated cells, nu and theta of the
-LRU, ...) and one item of kind "state" (parameter null). For one anchor t and one sequence,
-the lag-k component is the matrix C_k = (d a<t>/d a<t-k>) (∂⁺a<t-k>/∂θ), rows the a-block of
-the state, columns the entries of θ, and its size is the Frobenius norm ||C_k||_F; the total
-is ||d a<t>/dθ||_F = ||Σ_k C_k||_F summed over every lag back to the start of the probe stream
-(not only the first K); the state's size is ||a<t>||_2 (diagnostics/sensitivity/chain.py).
-These are pooled over every (anchor, sequence) pair, "pairs" of them: "log10" per lag
-k = 0..K-1 (listed in "lags") and "total" {"log10"} each hold "rms" = log10 sqrt(mean over
-the pairs of the squared norm) -- the root mean square of the closed forms, E[(dh/dλ)²] and
-E[h²] -- and "median", "q25", "q75", "min", "max" of the pairs' log10 norms. Nulls and
-"nonfinite" as for the series.
+Sensitivity (`probe.sensitivity: true`). For one anchor t and one sequence, the lag-k component
+is the matrix C_k = (d a<t>/d a<t-k>) (∂⁺a<t-k>/∂θ), rows the a-block of the state, columns the
+entries of θ (the cell's `recurrent_names`), and its size is the Frobenius norm ||C_k||_F; the
+total is ||d a<t>/dθ||_F = ||Σ_k C_k||_F summed over every lag back to the start of the probe
+stream (not only the first K); the state's size is ||a<t>||_2 (diagnostics/sensitivity/chain.py).
+Pooled over every (anchor, sequence) pair: "rms" = log10 sqrt(mean over the pairs of the squared
+norm) -- the root mean square of the closed forms, E[(dh/dλ)²] and E[h²] -- and the quantiles
+of the pairs' log10 norms.
 
-A Lyapunov item holds `exponents` (natural log per step, largest first), `fixed_point` and
-`resolved`, per exponent whether it is signal or rounding (a dead relu unit's direction;
-diagnostics/probing/lyapunov.py): the regression compares resolved exponents only, and a file without
-the flag counts every exponent resolved.
-
+Lyapunov `resolved`: per exponent whether it is signal or rounding (a dead relu unit's
+direction; diagnostics/probing/lyapunov.py): the regression compares resolved exponents only.
 A training item's `final_within` is the fraction of evaluation sequences whose answer is
 within the task's `within_tolerance` (adding: 0.04, the 1997 paper's measure), null for a
 task that states none.
@@ -48,7 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from ..documents import CURVES, all_diverged
+from ..documents import CURVES, Curves, SummaryRow, all_diverged
 from ..numfmt import fmt
 from ..probing.matnorms import log_summary, not_a_value
 from ..probing.metrics import fit_decay
@@ -120,7 +111,7 @@ def training_item(label: str, result, checkpoints, loss_kind) -> dict:
     loss = [float(v) for v in result.loss]
     return {"cell": label, "step": steps, "loss": loss,
             "grad_norm": [float(v) for v in result.grad_norm],
-            "baseline": result.baseline, "diverged_at": result.diverged_at,
+            "memoryless_loss": result.baseline, "diverged_at": result.diverged_at,
             "checkpoints": [int(c) for c in checkpoints],
             "loss_at_checkpoints": [_at(steps, loss, c) for c in checkpoints],
             "final_loss": result.final_loss, "final_accuracy": result.final_accuracy,
@@ -177,70 +168,45 @@ def sensitivity_items(label: str, checkpoint: int, res) -> list[dict]:
     return out
 
 
-def assemble(name: str, K: int, parts: dict[str, list]) -> dict:
+def assemble(name: str, K: int, parts: dict[str, list]) -> Curves:
     """The document, keys in contract order, then the extensions (`sensitivity` only when
-    measured, so cases without it write the same file as before it existed)."""
+    measured, so cases without it write the same file as before it existed), checked against
+    the model (non-finite numbers become null)."""
     doc = {"format": CURVES, "case": name, "lags": list(range(1, K + 1))}
     for key in ("series", "lyapunov", "training", "grad_flow", "bounds", "tk_map", "temporal_components"):
         doc[key] = parts.get(key, [])
     if parts.get("sensitivity"):
         doc["sensitivity"] = parts["sensitivity"]
-    return doc
+    return Curves.built(doc, "curves.json as built")
 
 
-def summary_rows(curves: dict, cells: list[tuple[str, str]], norm: str) -> list[dict]:
-    """Per cell and checkpoint: the fit of path "a" in `norm` (documents.primary_norm: the one
-    rule for which norm a summary reads), top Lyapunov exponent, training outcome."""
-    rows = []
-    train = {t["cell"]: t for t in curves["training"]}
-    lyap = {(x["cell"], x["checkpoint"]): x["exponents"] for x in curves["lyapunov"]}
-    lyap_diverged = {(x["cell"], x["checkpoint"]): x["forward_diverged"] for x in curves["lyapunov"]
-                     if x.get("forward_diverged")}
-    fixed = {(x["cell"], x["checkpoint"]) for x in curves["lyapunov"] if x.get("fixed_point")}
-    for s in curves["series"]:
-        if s["path"] != "a" or s["norm"] != norm:
-            continue
-        label, ck = s["cell"], s["checkpoint"]
-        tr = train.get(label)
-        ex = lyap.get((label, ck))
-        final = (tr["final_loss"] if tr and ck == max(tr["checkpoints"]) else
-                 (tr["loss_at_checkpoints"][tr["checkpoints"].index(ck)] if tr else None))
-        rows.append({"cell": label, "kind": dict(cells).get(label, s["kind"]), "checkpoint": ck,
-                     "factor": s["fit"]["factor"], "tau": s["fit"]["tau"],
-                     "horizon": s["fit"]["horizon"],
-                     "lyapunov_top": ex[0] if ex else None,   # null: -inf (an exactly singular step)
-                     "fixed_point": (label, ck) in fixed,
-                     "nonfinite": max(s.get("nonfinite") or [0]),
-                     # {"pairs", "of"} / {"sequences", "of"} when a forward pass diverged, else null
-                     "forward_diverged": s.get("forward_diverged"),
-                     "lyapunov_diverged": lyap_diverged.get((label, ck)),
-                     "final_loss": final, "baseline": tr["baseline"] if tr else None,
-                     "solved": tr["solved"] if tr and ck == max(tr["checkpoints"]) else None,
-                     "diverged_at": tr["diverged_at"] if tr else None})
-    return rows
+def summary_rows(curves: Curves, cells: list[tuple[str, str]], norm: str) -> list[SummaryRow]:
+    """Per cell and checkpoint: the fit of path "a" in `norm`, top Lyapunov exponent, training
+    outcome (Curves.summary_rows)."""
+    return curves.summary_rows(dict(cells), norm)
 
 
-def summary_table(rows: list[dict]) -> str:
+def summary_table(rows: list[SummaryRow]) -> str:
     """The terminal table printed at the end of `diag run`. A forward pass that diverged in
     every pair (or Lyapunov sequence) shows "diverged" where its fit (or exponent) would be; a
     training that diverged says so in the solved column of its last probed checkpoint."""
-    head = ("cell", "ckpt", "factor", "tau", "horizon", "lyap top", "loss", "baseline", "solved")
+    head = ("cell", "ckpt", "factor", "tau", "horizon", "lyap top", "loss", "memoryless", "solved")
     def tau(r):  # a null tau with factor >= 1: nothing decays, the curve grows by ρ per step
-        if r["tau"] is None and r["factor"] is not None and r["factor"] >= 1:
-            return "none (grows)" if r["factor"] == 1 else f"grows x{r['factor']:.4g}/step"
-        return fmt(r["tau"], ".3g")
+        if r.tau is None and r.factor is not None and r.factor >= 1:
+            return "none (grows)" if r.factor == 1 else f"grows x{r.factor:.4g}/step"
+        return fmt(r.tau, ".3g")
     last = {}
     for r in rows:
-        last[r["cell"]] = max(last.get(r["cell"], r["checkpoint"]), r["checkpoint"])
+        last[r.cell] = max(last.get(r.cell, r.checkpoint), r.checkpoint)
     def solved(r):
-        if r.get("diverged_at") is not None and r["checkpoint"] == last[r["cell"]]:
-            return f"training diverged at step {r['diverged_at']}"
-        return "-" if r["solved"] is None else ("yes" if r["solved"] else "no")
-    body = [(r["cell"], str(r["checkpoint"]),
-             "diverged" if all_diverged(r.get("forward_diverged")) else fmt(r["factor"], ".4f"), tau(r),
-             fmt(r["horizon"], "d"),
-             "diverged" if all_diverged(r.get("lyapunov_diverged")) else fmt(r["lyapunov_top"], "+.4f"),
-             fmt(r["final_loss"], ".4g"), fmt(r["baseline"], ".4g"), solved(r)) for r in rows]
+        if r.diverged_at is not None and r.checkpoint == last[r.cell]:
+            return f"training diverged at step {r.diverged_at}"
+        return "-" if r.solved is None else ("yes" if r.solved else "no")
+    body = [(r.cell, str(r.checkpoint),
+             "diverged" if all_diverged(r.forward_diverged) else fmt(r.factor, ".4f"), tau(r),
+             fmt(r.horizon, "d"),
+             "diverged" if all_diverged(r.lyapunov_diverged) else fmt(r.lyapunov_top, "+.4f"),
+             fmt(r.final_loss, ".4g"), fmt(r.memoryless_loss, ".4g"), solved(r)) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cols, widths)))

@@ -31,7 +31,7 @@ cells:                       # one entry per cell to compare; labels default to 
 
 # 250 steps are enough for the LSTM to learn the task and too few for the tanh RNN, whose
 # gradient from the first marked value has fallen by several decades: the contrast this
-# tool exists to show (the tanh RNN stays near the memoryless baseline 0.167)
+# tool exists to show (the tanh RNN stays near the memoryless loss 0.167)
 train:                       # leave out to probe the cells at initialisation only
   steps: 250
   batch: 32

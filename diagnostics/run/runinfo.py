@@ -1,4 +1,5 @@
-"""run.json ("diag-run/1"): the resolved case, seed, versions, machine, timings, summary.
+"""Building run.json ("diag-run/1"; its fields: diagnostics/documents/run.py): the resolved
+case, seed, versions, machine, timings, summary.
 
 Everything that may differ between two runs of the same case (timings, machine, versions)
 lives here and never in curves.json, which must be byte-identical for the same case and seed.
@@ -13,7 +14,7 @@ from importlib import metadata
 
 from threadpoolctl import threadpool_info
 
-from ..documents import RUN
+from ..documents import RUN, Run
 from ..probing.parallel import fork_allowed
 from ..version import __version__
 
@@ -71,11 +72,12 @@ def rounded_timings(timings: dict) -> dict:
     return {k: round(v, 3) for k, v in timings.items()}
 
 
-def run_document(spec, summary, timings) -> dict:
+def run_document(spec, summary, timings) -> Run:
     """run.json: the resolved specification (case with every default, cells as built, the
-    probe plan) and what varies between runs of it (versions, machine, timings)."""
+    probe plan) and what varies between runs of it (versions, machine, timings), checked
+    against the model."""
     plan = spec.plan
-    return {"format": RUN, "case": spec.resolved(), "seed": spec.case.seed, "quick": spec.quick,
+    return Run.built({"format": RUN, "case": spec.resolved(), "seed": spec.case.seed, "quick": spec.quick,
             "case_file": str(spec.path) if spec.path else None,
             "versions": versions(), "timings": rounded_timings(timings),
             "machine": machine(), "command": " ".join(["diag"] + sys.argv[1:]),
@@ -94,4 +96,5 @@ def run_document(spec, summary, timings) -> dict:
                            "lyapunov": plan.lyapunov, "lyapunov_steps": plan.lyapunov_steps,
                            "sequences": plan.sequences, "norms": list(plan.norms),
                            "sensitivity": plan.sensitivity,
-                           "paths": {label: list(p) for label, p in zip(spec.labels, plan.paths)}}}
+                           "paths": {label: list(p) for label, p in zip(spec.labels, plan.paths)}}},
+                  "run.json as built")

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..documents import primary_norm
-from ..io import atomic_write_json, json_safe
+from ..documents import Curves, Run, SummaryRow, primary_norm
 from ..probing.core import probe
 from ..probing.lyapunov import lyapunov_run, state_path
 from ..probing.metrics import pascanu_bound
@@ -45,8 +44,8 @@ PROBE_SEED, INIT_SEED = 2, 1
 
 @dataclass
 class RunResult:
-    curves: dict                 # the curves.json document (plain JSON values)
-    summary: list[dict]          # per cell and checkpoint (run.json's summary, the CLI table)
+    curves: Curves               # the curves.json document
+    summary: list[SummaryRow]    # per cell and checkpoint (run.json's summary, the CLI table)
     timings: dict = field(default_factory=dict)
 
 
@@ -54,7 +53,7 @@ class RunResult:
 class RunOutput:
     folder: Path                 # the published report folder
     result: RunResult
-    run: dict                    # run.json as written
+    run: Run                     # run.json as written
 
 
 def probe_stream(task, plan: ProbePlan, seed: int, show: bool = False) -> np.ndarray:
@@ -174,8 +173,8 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
                 parts["sensitivity"] += cv.sensitivity_items(label, ck, sens)
                 timings[f"sensitivity {label}"] = timings.get(f"sensitivity {label}", 0.0) + time.perf_counter() - t1
         timings[f"probe {label}"] = time.perf_counter() - t0
-    # plain JSON values from here on (null for non-finite): what is compared is what is written
-    curves = json_safe(cv.assemble(case.name, plan.K, parts))
+    # the document as written (null for non-finite): what is compared is what is written
+    curves = cv.assemble(case.name, plan.K, parts)
     summary = cv.summary_rows(curves, [(lab, c.kind) for lab, c in zip(spec.labels, spec.cells)], norm)
     timings["compute"] = time.perf_counter() - t_all
     return RunResult(curves, summary, timings)
@@ -196,14 +195,14 @@ def run_to_folder(spec: RunSpec, out: Path, *, report: bool = True, show: bool =
     with replacing(final) as stage:
         if extra is not None:
             extra(stage)
-        atomic_write_json(stage / "curves.json", result.curves)
+        result.curves.write(stage / "curves.json")
         run = run_document(spec, result.summary, result.timings)   # once: it hashes the files read
         if report:   # the page is drawn from the documents in memory, before run.json exists
             from ..report import render_report
             t0 = time.perf_counter()
             render_report(stage, curves=result.curves, run=run)
             result.timings["report"] = time.perf_counter() - t0
-            run["timings"] = rounded_timings(result.timings)
+            run.timings = rounded_timings(result.timings)
         # run.json last, once: a run.json on disk means the folder is complete
-        atomic_write_json(stage / "run.json", run)
+        run.write(stage / "run.json")
     return RunOutput(final, result, run)

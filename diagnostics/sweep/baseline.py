@@ -16,8 +16,7 @@ import math
 import os
 from pathlib import Path
 
-from ..documents import SWEEP, read_document
-from ..io import atomic_write_text, dumps
+from ..documents import SWEEP, Band, Sweep
 from ..regression.baseline import GateResult
 from ..regression.comparison import ZERO_LOG10, Comparison, Row, num_diff, worst_point
 from .tolerances import SweepTolerances
@@ -25,17 +24,8 @@ from .tolerances import SweepTolerances
 SWEEP_BASELINE = "sweep baseline"
 
 
-def load_sweep_doc(path: str | os.PathLike) -> dict:
-    return read_document(path, SWEEP)
-
-
-def _cells(doc: dict) -> dict:
-    out = {}
-    for g in doc.get("groups") or []:
-        gk = json.dumps(g.get("values"), sort_keys=True)
-        for c in g.get("cells") or []:
-            out[(gk, c.get("cell"))] = c
-    return out
+def load_sweep_doc(path: str | os.PathLike) -> Sweep:
+    return Sweep.read(path)
 
 
 def _name(key) -> str:
@@ -44,10 +34,12 @@ def _name(key) -> str:
     return f"{key[1]} [{where}]"
 
 
-def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) -> Comparison:
+def compare_sweeps(cur: Sweep | dict, base: Sweep | dict, tol: SweepTolerances | None = None) -> Comparison:
+    """`cur` against `base`: diag-sweep/1 documents, or dicts checked into them."""
     tol = tol or SweepTolerances()
     rows: list[Row] = []
-    c_cells, b_cells = _cells(cur), _cells(base)
+    cur, base = Sweep.of(cur, "current sweep"), Sweep.of(base, "baseline sweep")
+    c_cells, b_cells = cur.cells_by_key(), base.cells_by_key()
     for key in list(b_cells) + [k for k in c_cells if k not in b_cells]:
         name = _name(key)
         if key not in c_cells or key not in b_cells:
@@ -55,14 +47,13 @@ def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) ->
                             "present" if key in c_cells else "missing", None, None, False, ("cell", key[1], key[0])))
             continue
         c, b = c_cells[key], b_cells[key]
-        rows.append(Row(name, "trials", None, b.get("trials"), c.get("trials"),
-                        num_diff(b.get("trials"), c.get("trials")), 0, c.get("trials") == b.get("trials"),
-                        ("cell", key[1], key[0])))
-        d = num_diff(b.get("successes"), c.get("successes"))
-        rows.append(Row(name, "successes", None, b.get("successes"), c.get("successes"), d, tol.successes,
-                        d is not None and abs(d) <= tol.successes, ("cell", key[1], key[0])))
-        b_curves = {x["checkpoint"]: x for x in b.get("curves") or []}
-        c_curves = {x["checkpoint"]: x for x in c.get("curves") or []}
+        rows.append(Row(name, "trials", None, b.trials, c.trials, num_diff(b.trials, c.trials), 0,
+                        c.trials == b.trials, ("cell", key[1], key[0])))
+        d = num_diff(b.successes, c.successes)
+        rows.append(Row(name, "successes", None, b.successes, c.successes, d, tol.successes,
+                        abs(d) <= tol.successes, ("cell", key[1], key[0])))
+        b_curves = {x.checkpoint: x for x in b.curves}
+        c_curves = {x.checkpoint: x for x in c.curves}
         for ck in sorted(set(b_curves) | set(c_curves)):
             if ck not in b_curves or ck not in c_curves:
                 rows.append(Row(f"{name} ckpt={ck}", "missing", None, "present" if ck in b_curves else "missing",
@@ -70,18 +61,19 @@ def compare_sweeps(cur: dict, base: dict, tol: SweepTolerances | None = None) ->
                 continue
             for stat in tol.stats:
                 bc, cc = b_curves[ck], c_curves[ck]
-                bands = bc.get("band") if tol.seed_band else None
+                bands = bc.band if tol.seed_band else None
                 label = f"{name} ckpt={ck} pooled {stat}"
-                if isinstance(bands, dict):
-                    row = _band_row(label, bc[stat], cc[stat], bands.get(stat), tol.decades, ("curve", key[1], ck))
+                bs, cs = bc.stat(stat), cc.stat(stat)
+                if bands is not None:
+                    row = _band_row(label, bs, cs, getattr(bands, stat), tol.decades, ("curve", key[1], ck))
                     if row is not None:
                         rows.append(row)
                     continue
-                w = worst_point(bc[stat], cc[stat], ZERO_LOG10)
+                w = worst_point(bs, cs, ZERO_LOG10)
                 if w is None:
                     continue
                 i, bv, cv, diff = w
-                ok = diff <= tol.decades and len(bc[stat]) == len(cc[stat])
+                ok = diff <= tol.decades and len(bs) == len(cs)
                 rows.append(Row(label, "point", i + 1, bv, cv, num_diff(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
     return Comparison(rows, tol, subject="sweep")
 
@@ -91,7 +83,7 @@ def _log(v) -> float:
     return -math.inf if v is None or v < ZERO_LOG10 else float(v)
 
 
-def _band_row(label: str, base: list, cur: list, band: dict | None, decades: float, key) -> Row | None:
+def _band_row(label: str, base: list, cur: list, band: Band | None, decades: float, key) -> Row | None:
     """The worst lag of a pooled curve against the baseline's one-seed band widened by
     `decades`; its tolerance is the distance to the band's edge on the side it moved to. A band
     of null (too few seeds to bound it) lets the curve move anywhere: an ok row says so."""
@@ -103,7 +95,7 @@ def _band_row(label: str, base: list, cur: list, band: dict | None, decades: flo
         return Row(label, "point", None, "any (few seeds)", "-", None, None, True, key)
     worst = None
     for i, (b, c) in enumerate(zip(base, cur)):
-        lo, hi, bv, cv = _log(band["lo"][i]), _log(band["hi"][i]), _log(b), _log(c)
+        lo, hi, bv, cv = _log(band.lo[i]), _log(band.hi[i]), _log(b), _log(c)
         low, high = lo - decades, hi + decades
         excess = 0.0 if low <= cv <= high or (cv == bv) else (low - cv if cv < low else cv - high)
         tol = (high - bv) if cv >= bv else (bv - low)
@@ -114,10 +106,11 @@ def _band_row(label: str, base: list, cur: list, band: dict | None, decades: flo
     return Row(label, "point", i + 1, b, c, num_diff(b, c), tol if math.isfinite(tol) else None, excess == 0.0, key)
 
 
-def gate(doc: dict, path: str | os.PathLike, tol: SweepTolerances | None = None, *, update: bool = False) -> GateResult:
+def gate(doc: Sweep, path: str | os.PathLike, tol: SweepTolerances | None = None, *,
+         update: bool = False) -> GateResult:
     path = Path(path)
     if update:
-        atomic_write_text(path, dumps(doc))
+        Sweep.of(doc, "sweep").write(path)
         return GateResult("written", path, noun=SWEEP_BASELINE)
     if not path.exists():
         return GateResult("missing", path, noun=SWEEP_BASELINE)
@@ -144,9 +137,9 @@ def check_files(current, baseline, tol: SweepTolerances, all_rows: bool = False)
     """`diag check` on two sweep.json files: (the table, ok); BadDocument on bad input."""
     cur, base = load_sweep_doc(current), load_sweep_doc(baseline)
     lines = []
-    if cur.get("sweep") != base.get("sweep"):
-        lines.append(f"note: comparing two different sweeps: {cur.get('sweep')!r} ({current}) against "
-                     f"{base.get('sweep')!r} ({baseline})")
+    if cur.sweep != base.sweep:
+        lines.append(f"note: comparing two different sweeps: {cur.sweep!r} ({current}) against "
+                     f"{base.sweep!r} ({baseline})")
     cmp = compare_sweeps(cur, base, tol)
     lines.append(cmp.table(all_rows=all_rows))
     return "\n".join(lines), cmp.ok

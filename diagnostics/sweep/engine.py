@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..documents import SweepPoint
 from ..io import atomic_write_json
 from ..probing.parallel import single_threaded_blas
 from ..publish import POINTS, remove_abandoned, replacing
@@ -70,12 +71,11 @@ def write_point(folder: Path, point, result: dict, command: str) -> None:
         atomic_write_json(final / "error.json", {"point": point.index, "values": point.values,
                                                  "case": point.case, **result["error"]})
         return
-    run = dict(result["run"])
-    run["command"] = command
-    run["sweep_point"] = {"index": point.index, "id": point.id, "values": point.values}
+    run = result["run"].model_copy(update={"command": command})
+    run.sweep_point = SweepPoint(index=point.index, id=point.id, values=point.values)
     with replacing(final, "point", clean=False) as stage:   # run_points cleaned points/ once
-        atomic_write_json(stage / "curves.json", result["curves"])
-        atomic_write_json(stage / "run.json", run)
+        result["curves"].write(stage / "curves.json")
+        run.write(stage / "run.json")
 
 
 def _lost(exc: BaseException) -> dict:

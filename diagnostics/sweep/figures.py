@@ -3,7 +3,7 @@ and labels, no reading of files and no statistics here); the selection from swee
 `select_*` beside each.
 
     success_rates  success rate against the first varied key, every cell, 95% Wilson intervals
-    loss_quartiles final loss / baseline (median and quartiles over seeds) against the same key
+    loss_quartiles final loss / memoryless loss (median and quartiles over seeds) against the same key
     decay_bands    per setting, each cell's median curve of path a over seeds with its quartile band
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..documents import Sweep
 from ..report.style import (
     X_LAG,
     cell_colours,
@@ -80,7 +81,7 @@ def success_rates(panels: Sequence[tuple[str, Mapping[str, tuple]]], xkey: str, 
 
 @styled
 def loss_quartiles(panels: Sequence[tuple[str, Mapping[str, tuple]]], xkey: str, colours: Mapping[str, str]) -> Figure:
-    """panels: (title, {cell: (x values, median, q25, q75)}) of final loss / baseline; log y."""
+    """panels: (title, {cell: (x values, median, q25, q75)}) of final loss / memoryless loss; log y."""
     fig, axes = _panels(len(panels))
     handles = {}
     for ax, (title, by_cell) in zip(axes, panels):
@@ -97,7 +98,7 @@ def loss_quartiles(panels: Sequence[tuple[str, Mapping[str, tuple]]], xkey: str,
         plain_log_ticks(ax.yaxis)
         ax.axhline(1.0, color="#555555", linestyle=(0, (4, 2)), linewidth=1.2)
         ax.set_xlabel(xkey)
-        ax.set_ylabel("final loss / memoryless baseline")
+        ax.set_ylabel("final loss / memoryless loss")
         if title:
             ax.set_title(plain(title))
     legends_outside(fig, list(handles.values()), "cell (median, quartiles over seeds)")
@@ -123,70 +124,68 @@ def decay_bands(panels: Sequence[tuple[str, np.ndarray, Mapping[str, tuple]]], c
     return fig
 
 
-def _split(doc: dict):
+def _split(doc: Sweep):
     """The first non-seed key is the x axis; the other keys' combinations are panels."""
-    keys = [k for k in doc["keys"] if k != doc.get("seed_key")]
+    keys = [k for k in doc.keys if k != doc.seed_key]
     xkey = keys[0] if keys else None
     panels: dict[str, list] = {}
-    for g in doc["groups"]:
-        rest = {k: v for k, v in g["values"].items() if k != xkey}
+    for g in doc.groups:
+        rest = {k: v for k, v in g.values.items() if k != xkey}
         panels.setdefault(setting(rest) if rest else "", []).append(g)
     return xkey, panels
 
 
-def select_success(doc: dict):
+def select_success(doc: Sweep):
     xkey, panels = _split(doc)
     if xkey is None:
         return "one setting only (nothing varies but the seed): see the table"
-    labels = [c["cell"] for c in doc["groups"][0]["cells"]]
+    labels = doc.labels
     out = []
     for title, groups in panels.items():
         by = {}
         for lab in labels:
-            cs = [next(c for c in g["cells"] if c["cell"] == lab) for g in groups]
-            keep = [(g, c) for g, c in zip(groups, cs) if c["trials"]]
-            by[lab] = ([g["values"][xkey] for g, _ in keep], [c["rate"] for _, c in keep],
-                       [c["wilson95"][0] for _, c in keep], [c["wilson95"][1] for _, c in keep],
-                       [f"{c['successes']}/{c['trials']}" for _, c in keep])
+            keep = [(g, c) for g in groups if (c := g.cell(lab)).trials]
+            by[lab] = ([g.values[xkey] for g, _ in keep], [c.rate for _, c in keep],
+                       [c.wilson95[0] for _, c in keep], [c.wilson95[1] for _, c in keep],
+                       [f"{c.successes}/{c.trials}" for _, c in keep])
         out.append((title, by))
     return {"panels": out, "xkey": xkey, "colours": cell_colours(labels)}
 
 
-def select_loss(doc: dict):
+def select_loss(doc: Sweep):
     xkey, panels = _split(doc)
     if xkey is None:
         return "one setting only: see the table"
-    labels = [c["cell"] for c in doc["groups"][0]["cells"]]
+    labels = doc.labels
     out = []
     for title, groups in panels.items():
         by = {}
         for lab in labels:
             rows = []
             for g in groups:
-                c = next(c for c in g["cells"] if c["cell"] == lab)
-                if c["final_loss"] and c["baseline"]:
-                    b = c["baseline"]
-                    rows.append((g["values"][xkey], c["final_loss"]["median"] / b,
-                                 c["final_loss"]["q25"] / b, c["final_loss"]["q75"] / b))
+                c = g.cell(lab)
+                if c.final_loss and c.memoryless_loss:
+                    m, q = c.memoryless_loss, c.final_loss
+                    rows.append((g.values[xkey], q.median / m, q.q25 / m, q.q75 / m))
             if rows:
                 by[lab] = tuple(list(col) for col in zip(*rows))
         out.append((title, by))
     return {"panels": out, "xkey": xkey, "colours": cell_colours(labels)}
 
 
-def select_decay(doc: dict):
-    labels = [c["cell"] for c in doc["groups"][0]["cells"]] if doc["groups"] else []
+def select_decay(doc: Sweep):
+    labels = doc.labels
     out = []
-    for g in doc["groups"]:
+    for g in doc.groups:
         by = {}
-        for c in g["cells"]:
-            if c["curves"]:
-                last = c["curves"][-1]
+        for c in g.cells:
+            if c.curves:
+                last = c.curves[-1]
                 f = lambda v: np.array([-np.inf if x is None else x for x in v], dtype=float)  # noqa: E731
-                by[c["cell"]] = (f(last["median"]), f(last["q25"]), f(last["q75"]))
+                by[c.cell] = (f(last.median), f(last.q25), f(last.q75))
         if by:
-            ck = g["cells"][0]["curves"][-1]["checkpoint"] if g["cells"][0]["curves"] else 0
-            out.append((f"{setting(g['values'])} (step {ck})", np.asarray(g["lags"], dtype=float), by))
+            ck = g.cells[0].curves[-1].checkpoint if g.cells[0].curves else 0
+            out.append((f"{setting(g.values)} (step {ck})", np.asarray(g.lags, dtype=float), by))
     if not out:
         return "no finished point has curves"
     return {"panels": out, "colours": cell_colours(labels)}

@@ -4,12 +4,15 @@
     failures(doc) -> ["2 of 50 points failed (KilledWorker: 1, ...)", ...]
     table(doc)    -> the terminal table
 
+`doc` is a documents.Sweep (a dict is checked into one).
+
 Every claim rests on counts and their 95% Wilson intervals: two cells are said to differ at
 a setting only when their intervals do not overlap, and where they overlap the text says
 that these counts cannot tell them apart.
 """
 from __future__ import annotations
 
+from ..documents import Sweep, SweepCell
 from ..numfmt import fmt
 from ..report.narrative import _join
 from .stats import overlap
@@ -19,28 +22,28 @@ def setting(values: dict) -> str:
     return ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in values.items()) or "the base case"
 
 
-def _count(c: dict) -> str:
-    return f"{c['successes']}/{c['trials']}"
+def _count(c: SweepCell) -> str:
+    return f"{c.successes}/{c.trials}"
 
 
-def _interval(c: dict) -> str:
-    lo, hi = c["wilson95"]
+def _interval(c: SweepCell) -> str:
+    lo, hi = c.wilson95
     return f"{lo:.2f}–{hi:.2f}"
 
 
-def _cell_phrase(label: str, entries: list[tuple[dict, dict]]) -> str:
+def _cell_phrase(label: str, entries: list[tuple[dict, SweepCell]]) -> str:
     """entries: (group values, the cell's entry) over the groups."""
-    tried = [(v, c) for v, c in entries if c["trials"]]
+    tried = [(v, c) for v, c in entries if c.trials]
     if not tried:
         return f"the {label} has no finished trial"
-    same = len({c["trials"] for _, c in tried}) == 1
-    if all(c["successes"] == c["trials"] for _, c in tried):
+    same = len({c.trials for _, c in tried}) == 1
+    if all(c.successes == c.trials for _, c in tried):
         if same:
             c = tried[0][1]
             return (f"the {label} succeeded in every trial ({_count(c)} at each setting; 95% interval "
                     f"{_interval(c)})")
         return f"the {label} succeeded in every trial (" + ", ".join(f"{_count(c)} at {setting(v)}" for v, c in tried) + ")"
-    if all(c["successes"] == 0 for _, c in tried):
+    if all(c.successes == 0 for _, c in tried):
         if same:
             c = tried[0][1]
             return f"the {label} never succeeded ({_count(c)} at each setting; 95% interval {_interval(c)})"
@@ -51,33 +54,34 @@ def _cell_phrase(label: str, entries: list[tuple[dict, dict]]) -> str:
     return f"the {label} {_count(c0)} at {setting(v0)} to {_count(c1)} at {setting(v1)}"
 
 
-def opening(doc: dict) -> list[str]:
-    groups = doc.get("groups") or []
-    if not groups or not groups[0]["cells"]:
+def opening(doc: Sweep) -> list[str]:
+    doc = Sweep.of(doc, "sweep")
+    groups = doc.groups
+    if not groups or not groups[0].cells:
         return []
-    labels = [c["cell"] for c in groups[0]["cells"]]
-    seeds = max((c["trials"] for g in groups for c in g["cells"]), default=0)
-    crit = doc["success"]["description"]
+    labels = doc.labels
+    seeds = max((c.trials for g in groups for c in g.cells), default=0)
+    crit = doc.success.description
     out = [f"Success ({crit}) over up to {seeds} seed(s) per setting: "
-           + "; ".join(_cell_phrase(lab, [(g["values"], _entry(g, lab)) for g in groups]) for lab in labels) + "."]
+           + "; ".join(_cell_phrase(lab, [(g.values, g.cell(lab)) for g in groups]) for lab in labels) + "."]
     apart, undecided, together = [], [], []
     for g in groups:
-        cells = sorted((c for c in g["cells"] if c["trials"]), key=lambda c: -c["rate"])
+        cells = sorted((c for c in g.cells if c.trials), key=lambda c: -c.rate)
         if len(cells) < 2:
             continue
-        if all(overlap(a["wilson95"], b["wilson95"]) for a in cells for b in cells):
-            together.append(setting(g["values"]))
+        if all(overlap(a.wilson95, b.wilson95) for a in cells for b in cells):
+            together.append(setting(g.values))
             continue
         above = []
         for i, hi in enumerate(cells):
-            lows = [lo for lo in cells[i + 1:] if not overlap(hi["wilson95"], lo["wilson95"])]
+            lows = [lo for lo in cells[i + 1:] if not overlap(hi.wilson95, lo.wilson95)]
             if lows:
-                above.append(f"the {hi['cell']}'s {_count(hi)} ({_interval(hi)}) is above "
-                             + _join([f"the {lo['cell']}'s {_count(lo)} ({_interval(lo)})" for lo in lows]))
-            undecided += [f"the {hi['cell']}'s {_count(hi)} and the {lo['cell']}'s {_count(lo)} at {setting(g['values'])}"
-                          for lo in cells[i + 1:] if lo["successes"] * hi["trials"] != hi["successes"] * lo["trials"]
-                          and overlap(hi["wilson95"], lo["wilson95"])]
-        apart.append(f"at {setting(g['values'])} " + ", and ".join(above))
+                above.append(f"the {hi.cell}'s {_count(hi)} ({_interval(hi)}) is above "
+                             + _join([f"the {lo.cell}'s {_count(lo)} ({_interval(lo)})" for lo in lows]))
+            undecided += [f"the {hi.cell}'s {_count(hi)} and the {lo.cell}'s {_count(lo)} at {setting(g.values)}"
+                          for lo in cells[i + 1:] if lo.successes * hi.trials != hi.successes * lo.trials
+                          and overlap(hi.wilson95, lo.wilson95)]
+        apart.append(f"at {setting(g.values)} " + ", and ".join(above))
     if apart:
         out.append("Intervals that do not overlap: " + "; ".join(apart) + ".")
     if undecided:
@@ -86,11 +90,11 @@ def opening(doc: dict) -> list[str]:
     if together:
         out.append(f"At {_join(together)} every cell's interval overlaps every other's: these counts "
                    "cannot rank the cells there, and no conclusion is drawn.")
-    within = [(g["values"], c) for g in groups for c in g["cells"] if c["within"]]
+    within = [(g.values, c) for g in groups for c in g.cells if c.within]
     if within:
         by = {}
         for v, c in within:
-            by.setdefault(c["cell"], []).append(f"{c['within']['median']:.3f} at {setting(v)}")
+            by.setdefault(c.cell, []).append(f"{c.within.median:.3f} at {setting(v)}")
         out.append("Median fraction of evaluation sequences answered within the task's tolerance: "
                    + "; ".join(f"the {lab} {', '.join(parts)}" for lab, parts in by.items()) + ".")
     if seeds <= 1:
@@ -99,54 +103,56 @@ def opening(doc: dict) -> list[str]:
     return out
 
 
-def _entry(group: dict, label: str) -> dict:
-    return next(c for c in group["cells"] if c["cell"] == label)
-
-
-def failures(doc: dict) -> list[str]:
-    n = doc["counts"]
+def failures(doc: Sweep) -> list[str]:
+    n = Sweep.of(doc, "sweep").counts
     out = []
-    if n["failed"]:
-        why = ", ".join(f"{k}: {v}" for k, v in n["reasons"].items())
-        out.append(f"{n['failed']} of {n['points']} points failed ({why}); they are not counted as trials "
+    if n.failed:
+        why = ", ".join(f"{k}: {v}" for k, v in n.reasons.items())
+        out.append(f"{n.failed} of {n.points} points failed ({why}); they are not counted as trials "
                    "(points/<id>/error.json has each traceback; a rerun tries them again).")
-    if n["missing"]:
-        out.append(f"{n['missing']} of {n['points']} points have no result yet (rerun to finish them).")
-    if n["diverged"]:
-        out.append(f"{n['diverged']} cell training(s) diverged; each counts as a trial that did not succeed.")
+    if n.missing:
+        out.append(f"{n.missing} of {n.points} points have no result yet (rerun to finish them).")
+    if n.diverged:
+        out.append(f"{n.diverged} cell training(s) diverged; each counts as a trial that did not succeed.")
     return out
 
 
-def table(doc: dict) -> str:
+def quartiles_text(q, spec: str, none: str = "-") -> str:
+    """'median [q25, q75]' of a Quartiles, `none` when there is none."""
+    return none if q is None else f"{fmt(q.median, spec, none)} [{fmt(q.q25, spec, none)}, {fmt(q.q75, spec, none)}]"
+
+
+def table(doc: Sweep) -> str:
     """One row per setting and cell: successes/trials, rate, interval, loss and fit quartiles."""
     head = ("setting", "cell", "succ", "rate", "95% interval", "loss median [q25, q75]", "within", "rho", "horizon")
     body = []
-    for g in doc.get("groups") or []:
-        for c in g["cells"]:
-            loss, w, f, h = c["final_loss"], c["within"], c["factor"], c["horizon"]
-            body.append((setting(g["values"]), c["cell"], _count(c), fmt(c["rate"], ".2f"), _interval(c),
-                         "-" if not loss else f"{fmt(loss['median'], '.3g')} [{fmt(loss['q25'], '.3g')}, {fmt(loss['q75'], '.3g')}]",
-                         "-" if not w else fmt(w["median"], ".3f"), "-" if not f else fmt(f["median"], ".3f"),
-                         "-" if not h else (f"> K ({h['beyond']})" if h["median"] is None else fmt(h["median"], ".0f"))))
+    for g in Sweep.of(doc, "sweep").groups:
+        for c in g.cells:
+            w, f, h = c.within, c.factor, c.horizon
+            body.append((setting(g.values), c.cell, _count(c), fmt(c.rate, ".2f"), _interval(c),
+                         quartiles_text(c.final_loss, ".3g"),
+                         "-" if not w else fmt(w.median, ".3f"), "-" if not f else fmt(f.median, ".3f"),
+                         "-" if not h else (f"> K ({h.beyond})" if h.median is None else fmt(h.median, ".0f"))))
     widths = [max(len(hd), *(len(b[i]) for b in body)) if body else len(hd) for i, hd in enumerate(head)]
     line = lambda cols: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cols, widths)))
     return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(b) for b in body])
 
 
-def markdown_table(doc: dict) -> str:
+def markdown_table(doc: Sweep) -> str:
     """The README's form of the table (tests/test_shipped_sweeps.py checks the README holds
     exactly this for each shipped sweep's committed sweep.json)."""
-    within = any(c["within"] for g in doc["groups"] for c in g["cells"])
+    doc = Sweep.of(doc, "sweep")
+    within = any(c.within for g in doc.groups for c in g.cells)
     head = ["setting", "cell", "successes", "95% interval", "final loss: median [q25, q75]"]
     head += ["within 0.04: median [q25, q75]"] if within else []
     head += ["ρ (median)"]
-    q = lambda d, spec: "–" if not d else f"{fmt(d['median'], spec)} [{fmt(d['q25'], spec)}, {fmt(d['q75'], spec)}]"  # noqa: E731
+    q = lambda d, spec: "–" if not d else f"{fmt(d.median, spec)} [{fmt(d.q25, spec)}, {fmt(d.q75, spec)}]"  # noqa: E731
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for g in doc["groups"]:
-        for c in g["cells"]:
-            cols = [setting(g["values"]), c["cell"], _count(c), _interval(c), q(c["final_loss"], ".3g")]
-            cols += [q(c["within"], ".3f")] if within else []
-            cols += ["–" if not c["factor"] else fmt(c["factor"]["median"], ".3f")]
+    for g in doc.groups:
+        for c in g.cells:
+            cols = [setting(g.values), c.cell, _count(c), _interval(c), q(c.final_loss, ".3g")]
+            cols += [q(c.within, ".3f")] if within else []
+            cols += ["–" if not c.factor else fmt(c.factor.median, ".3f")]
             rows.append("| " + " | ".join(cols) + " |")
     return "\n".join(rows)

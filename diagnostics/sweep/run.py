@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import atomic_write_json
+from ..documents import Sweep
 from ..publish import claim
 from ..regression.baseline import GateResult
 from .aggregate import aggregate
@@ -24,7 +24,7 @@ from .runinfo import sweep_run_document
 @dataclass
 class SweepResult:
     folder: Path
-    doc: dict
+    doc: Sweep
     outcome: Outcome
     gate: GateResult
     page: Path | None = None
@@ -33,8 +33,8 @@ class SweepResult:
     @property
     def exit_code(self) -> int:
         """1 when a point failed or has no result, the page failed or the sweep regressed."""
-        n = self.doc["counts"]
-        return max(1 if (n["failed"] or n["missing"] or self.report_error) else 0, self.gate.exit_code)
+        n = self.doc.counts
+        return max(1 if (n.failed or n.missing or self.report_error) else 0, self.gate.exit_code)
 
 
 def run_sweep(sweep, out: Path, *, workers: int | None = None, scheduler: str | None = None,
@@ -44,8 +44,8 @@ def run_sweep(sweep, out: Path, *, workers: int | None = None, scheduler: str | 
     t0 = time.perf_counter()
     outcome = run_points(sweep, folder, workers=workers, scheduler=scheduler, show=show, plugins=plugins)
     doc = aggregate(sweep, folder)
-    atomic_write_json(folder / "sweep.json", doc)
-    atomic_write_json(folder / "sweep-run.json", sweep_run_document(sweep, folder, outcome, time.perf_counter() - t0))
+    doc.write(folder / "sweep.json")
+    sweep_run_document(sweep, folder, outcome, time.perf_counter() - t0).write(folder / "sweep-run.json")
     page = error = None
     if report:
         try:

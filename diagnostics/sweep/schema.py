@@ -18,7 +18,7 @@ be is the case schema's business: every point is validated as a case (sweep/grid
 `success` is tagged by `kind`, as cells and tasks are:
 
     {kind: task}                                   the task's own goal (the default)
-    {kind: loss_below_baseline, fraction: 0.1}     final loss <= 0.1 x the memoryless baseline
+    {kind: loss_below_baseline, fraction: 0.1}     final loss <= 0.1 x the memoryless loss
     {kind: accuracy_at_least, value: 1.0}          cross-entropy tasks
     {kind: within_at_least, value: 0.9}            fraction of sequences within the task's tolerance
 
@@ -71,9 +71,9 @@ class TaskGoal(StrictModel):
         """The criterion as sweep.json states it."""
         return {"kind": "task", "value": None, "description": "the task's own goal (the training record's `solved`)"}
 
-    def holds(self, tr: dict) -> bool:
-        """Does a training record (curves.json `training` item) meet it?"""
-        return bool(tr.get("solved"))
+    def holds(self, tr) -> bool:
+        """Does a training record (curves.json's `training` item, documents.Training) meet it?"""
+        return bool(tr.solved)
 
     def problem(self, task) -> str | None:
         """Why it cannot be measured on `task`, or None."""
@@ -83,15 +83,15 @@ class TaskGoal(StrictModel):
 class LossBelowBaseline(StrictModel):
     kind: Literal["loss_below_baseline"]
     fraction: Annotated[float, Field(gt=0)] = Field(
-        description="success: final loss <= this fraction of the task's memoryless baseline")
+        description="success: final loss <= this fraction of the task's memoryless loss")
 
     def document(self) -> dict:
         return {"kind": self.kind, "value": self.fraction,
-                "description": f"final evaluation loss <= {self.fraction:g} x the memoryless baseline"}
+                "description": f"final evaluation loss <= {self.fraction:g} x the memoryless loss"}
 
-    def holds(self, tr: dict) -> bool:
-        loss, base = tr.get("final_loss"), tr.get("baseline")
-        return loss is not None and base is not None and loss <= self.fraction * base
+    def holds(self, tr) -> bool:
+        loss, memoryless = tr.final_loss, tr.memoryless_loss
+        return loss is not None and memoryless is not None and loss <= self.fraction * memoryless
 
     def problem(self, task) -> str | None:
         return None
@@ -104,8 +104,8 @@ class AccuracyAtLeast(StrictModel):
     def document(self) -> dict:
         return {"kind": self.kind, "value": self.value, "description": f"final evaluation accuracy >= {self.value:g}"}
 
-    def holds(self, tr: dict) -> bool:
-        return tr.get("final_accuracy") is not None and tr["final_accuracy"] >= self.value
+    def holds(self, tr) -> bool:
+        return tr.final_accuracy is not None and tr.final_accuracy >= self.value
 
     def problem(self, task) -> str | None:
         if task.loss_kind != "xent":
@@ -123,8 +123,8 @@ class WithinAtLeast(StrictModel):
         return {"kind": self.kind, "value": self.value,
                 "description": f"fraction of evaluation sequences within the task's tolerance >= {self.value:g}"}
 
-    def holds(self, tr: dict) -> bool:
-        return tr.get("final_within") is not None and tr["final_within"] >= self.value
+    def holds(self, tr) -> bool:
+        return tr.final_within is not None and tr.final_within >= self.value
 
     def problem(self, task) -> str | None:
         if getattr(task, "within_tolerance", None) is None:

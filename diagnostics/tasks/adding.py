@@ -91,4 +91,4 @@ class AddingTask(Task):
         what = ("sum of two marked U[0,1] values, one in each half" if self.variant == "urnn"
                 else "0.5 + (X1 + X2)/4 of two marked U[-1,1] values (Hochreiter & Schmidhuber 1997)")
         return (f"adding ({self.variant}): T = {self.length} steps, output the {what} at the last "
-                f"step; memoryless baseline MSE {self.baseline:.5f}")
+                f"step; memoryless loss MSE {self.baseline:.5f}")

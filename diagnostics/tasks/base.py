@@ -88,7 +88,7 @@ class Task:
         raise NotImplementedError
 
     def solved(self, loss: float, accuracy: float | None = None) -> bool:
-        """Default goal: a tenth of the memoryless baseline's loss."""
+        """Default goal: a tenth of the memoryless loss."""
         return self.baseline is not None and bool(np.isfinite(loss)) and loss <= 0.1 * self.baseline
 
     def options(self) -> dict:

@@ -70,4 +70,4 @@ class CopyTask(Task):
     def sentence(self) -> str:
         return (f"copy: remember {self.symbols} symbols from an alphabet of {self.alphabet}, wait "
                 f"{self.delay} steps, reproduce them after the delimiter (T = {self.length}, lag "
-                f"{self.lag}); memoryless baseline {self.baseline:.5f} nats per step")
+                f"{self.lag}); memoryless loss {self.baseline:.5f} nats per step")

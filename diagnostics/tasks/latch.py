@@ -53,5 +53,5 @@ class LatchTask(Task):
     def sentence(self) -> str:
         mid = "random distractors (2b)" if self.noise else "the fixed chain a_1..a_{p-1} (2a)"
         return (f"latch: p = {self.p}, remember whether the first symbol was x or y through "
-                f"{mid} and predict it at step {self.p} (lag {self.lag}); memoryless baseline "
+                f"{mid} and predict it at step {self.p} (lag {self.lag}); memoryless loss "
                 f"ln 2 = {self.baseline:.5f} nats")

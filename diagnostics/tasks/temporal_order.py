@@ -78,4 +78,4 @@ class TemporalOrderTask(Task):
         w = ", ".join(f"[{lo}, {hi}]" for lo, hi in self.windows)
         return (f"temporal order {self.variant}: T = {self.length}, classify the order of X/Y symbols "
                 f"placed in windows {w} among distractors ({self.output_size} classes, scored at the "
-                f"last step); memoryless baseline ln {self.output_size} = {self.baseline:.5f} nats")
+                f"last step); memoryless loss ln {self.output_size} = {self.baseline:.5f} nats")

@@ -6,6 +6,7 @@ import pytest
 from scipy.special import expit
 
 from diagnostics.cells import make_cell
+from diagnostics.cells.lstm import LSTM
 from diagnostics.cells.unroll import unroll
 from diagnostics.probing.core import jacobian_products, probe, probe_request
 from diagnostics.probing.metrics import pascanu_bound
@@ -88,6 +89,26 @@ def test_the_chain_lag_by_lag_is_the_dense_product(kind, opts):
         assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max(), k
     with pytest.raises(dataclasses.FrozenInstanceError):
         req.lags = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class _FreshOut(LSTM):
+    """An LSTM whose vjp declares `out` (and the on-the-fly renormalisation) but returns a
+    fresh array: the chain must stop offering the buffer and keep renormalising through vjp."""
+
+    def vjp(self, params, cache, m, out=None, scale=None, absmax=None):
+        return super().vjp(params, cache, m, scale=scale, absmax=absmax)
+
+
+def test_a_vjp_that_ignores_out_still_renormalises():
+    """It read 2.3 decades off: after the first lag the chain called vjp without the scale."""
+    cell, fresh = LSTM(input_size=2, hidden=5), _FreshOut(input_size=2, hidden=5)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).normal(size=(30, 3, 2))
+    want = probe(cell, params, xs, paths=("a", "c"), workers=1).log10
+    got = probe(fresh, params, xs, paths=("a", "c"), workers=1).log10
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("opts", [{}, {"forget_gate": False}, {"chrono": 50.0}])

@@ -407,9 +407,9 @@ class _Lag:
 
     def advance(self, cache, m) -> np.ndarray:
         """M J for the step whose cache is given (divided by the last lag's max when fused)."""
-        if self.spare is None:
-            return self.cell.vjp(self.params, cache, m)
         extra = {"scale": self.inv, "absmax": self.big} if self.fused else {}
+        if self.spare is None:   # still fused: the renormalisation is the vjp's, out or not
+            return self.cell.vjp(self.params, cache, m, **extra)
         new = self.cell.vjp(self.params, cache, m, out=self.spare, **extra)
         self.spare = m if new is self.spare else None   # a vjp that ignored out: stop offering it
         return new

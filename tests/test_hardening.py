@@ -369,6 +369,7 @@ def quiet_process():
     """These tests need a process that forks its workers. One that an earlier test made busy
     (torch's OpenMP runtime, loaded by the PyTorch tests, stays for the session) cannot;
     test_fork_path_tests_pass_in_a_fresh_process runs them where nothing else has run."""
+    parallel._PROCESS.reset()   # a fresh look at the thread pools, not a view kept from earlier tests
     if not parallel._quiet():
         pytest.skip("this test process is not quiet (an earlier test loaded a thread runtime)")
 XS = np.random.default_rng(1).standard_normal((30, 6, 1))
@@ -480,7 +481,7 @@ def test_no_lock_is_held_while_workers_are_forked(monkeypatch, quiet_process):
     held = []
 
     def start(self, _start=multiprocessing.context.ForkProcess.start):
-        held.append(parallel._LOCK.locked())
+        held.append(parallel._PROCESS.lock.locked())
         return _start(self)
 
     monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start)

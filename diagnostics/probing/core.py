@@ -42,8 +42,8 @@ overflow this expects is not reported by numpy as RuntimeWarnings: it is detecte
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterator
 
 import numpy as np
 

@@ -30,8 +30,9 @@ import time
 import numpy as np
 
 from diagnostics.cells import make_cell
-from diagnostics.probing.core import _probe_batch, probe, probe_workers
-from diagnostics.probing.parallel import available_cores
+from diagnostics.cells.unroll import first_nonfinite, unroll
+from diagnostics.probing.core import jacobian_products, probe, probe_request, probe_workers
+from diagnostics.probing.parallel import available_cores, chunks, map_chunks
 
 
 class TimedCell:
@@ -72,6 +73,19 @@ def chain_flops(cell, batch: int, lags: int, rows: int) -> float:
     [M_a, M_c] (r, 2n) @ E (2n, n), E being the step Jacobian's a-columns with the gate
     diagonals folded in (building E and the c-columns are elementwise and not counted)."""
     return 2.0 * batch * rows * cell.state_size * cell.hidden * lags
+
+
+def chain_alone(req, workers: int) -> None:
+    """The probe's forward pass and Jacobian chain (vjp's and renormalisation, no norms) from
+    the last step, its batch split over `workers` as probe() splits it, each with one BLAS
+    thread (as the probe's workers have; main() limits BLAS to --threads anyway)."""
+    def part(s):
+        r = req.part(s)
+        trace = unroll(r.cell, r.params, r.xs, r.h0)
+        first_nonfinite(trace)   # the probe's look for a diverged forward pass
+        for _ in jacobian_products(r, trace.caches, r.xs.shape[0]):
+            pass
+    map_chunks(part, chunks(req.batch, workers), one_blas_thread=True)
 
 
 def torch_route(cell, params, xs, chunk: int = 100):
@@ -120,8 +134,9 @@ def run_case(n: int, T: int, B: int, use_torch: bool, threads: int) -> None:
     gemm = gemm_gflops()
     chain_s = total = np.inf
     for _ in range(2):
-        t0 = time.perf_counter()   # the chain alone: forward, vjp's and renormalisation, no norms
-        _probe_batch(cell, params, xs, T, np.array([T]), ("a", "c"), (), None, asked)
+        req = probe_request(cell, params, xs, paths=("a", "c"), norms=("spectral",))   # checks: not timed
+        t0 = time.perf_counter()
+        chain_alone(req, workers)
         chain_s = min(chain_s, time.perf_counter() - t0)
         timed = TimedCell(cell)
         t0 = time.perf_counter()

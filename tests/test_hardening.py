@@ -369,6 +369,7 @@ def quiet_process():
     """These tests need a process that forks its workers. One that an earlier test made busy
     (torch's OpenMP runtime, loaded by the PyTorch tests, stays for the session) cannot;
     test_fork_path_tests_pass_in_a_fresh_process runs them where nothing else has run."""
+    parallel._PROCESS.reset()   # a fresh look at the thread pools, not a view kept from earlier tests
     if not parallel._quiet():
         pytest.skip("this test process is not quiet (an earlier test loaded a thread runtime)")
 XS = np.random.default_rng(1).standard_normal((30, 6, 1))
@@ -480,7 +481,7 @@ def test_no_lock_is_held_while_workers_are_forked(monkeypatch, quiet_process):
     held = []
 
     def start(self, _start=multiprocessing.context.ForkProcess.start):
-        held.append(parallel._LOCK.locked())
+        held.append(parallel._PROCESS.lock.locked())
         return _start(self)
 
     monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start)
@@ -491,28 +492,23 @@ def test_no_lock_is_held_while_workers_are_forked(monkeypatch, quiet_process):
 
 # --- 6. the LSTM's scratch memory --------------------------------------------------------------
 
-def _pooled_bytes() -> int:
-    from diagnostics.cells import lstm
-    return sum(a.nbytes for a in getattr(lstm._POOL, "arrays", {}).values())
-
-
 def test_the_lstm_keeps_at_most_its_scratch_budget_after_a_probe():
     """The vjp's scratch arrays are kept per thread between calls; at n = 512, B = 64 the
     folded step matrices alone are 268 MB. Here n = 256, B = 32: 34 MB of them."""
     from diagnostics.cells import lstm, make_cell
-    budget = getattr(lstm, "SCRATCH_BYTES", 32 << 20)
+    lstm.SCRATCH.clear()   # whatever earlier tests left in this thread's scratch
     cell = make_cell("lstm", input_size=1, hidden=256)
     params = cell.init(np.random.default_rng(0))
     xs = np.random.default_rng(1).standard_normal((2, 32, 1))
     probe(cell, params, xs, lags=1, paths=("a",), norms=("frobenius",), workers=1)
-    assert _pooled_bytes() <= budget
+    assert lstm.SCRATCH.nbytes() <= lstm.SCRATCH_BYTES
     # a small probe's scratch is still kept, and reused from call to call
     small = make_cell("lstm", input_size=1, hidden=16)
     probe(small, small.init(np.random.default_rng(0)), xs[:, :8], lags=2, workers=1)
-    kept = dict(lstm._POOL.arrays)
-    assert kept and _pooled_bytes() <= budget
+    kept = lstm.SCRATCH.held()
+    assert kept and lstm.SCRATCH.nbytes() <= lstm.SCRATCH_BYTES
     probe(small, small.init(np.random.default_rng(0)), xs[:, :8], lags=2, workers=1)
-    assert all(lstm._POOL.arrays.get(k) is a for k, a in kept.items())
+    assert all(lstm.SCRATCH.held().get(k) is a for k, a in kept.items())
 
 
 @needs_fork

@@ -1,11 +1,14 @@
 """The probe's curves against direct float64 products and closed forms (REFERENCES items 2, 4, 5)."""
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.special import expit
 
 from diagnostics.cells import make_cell
+from diagnostics.cells.lstm import LSTM
 from diagnostics.cells.unroll import unroll
-from diagnostics.probing.core import probe
+from diagnostics.probing.core import jacobian_products, probe, probe_request
 from diagnostics.probing.metrics import pascanu_bound
 
 LOG10_REL = 1e-10 / np.log(10)   # a relative error of 1e-10 in a norm, in log10 units
@@ -65,6 +68,47 @@ def test_matches_direct_product(kind, opts, seed):
                     got = res.log10[(path, norm)][a_i, :, k - 1]
                     np.testing.assert_allclose(got, np.log10(ref), rtol=0, atol=LOG10_REL,
                                                err_msg=f"{kind} {opts} {path} {norm} t={t} k={k}")
+
+
+@pytest.mark.parametrize("kind,opts", [("lstm", {}), ("lstm", {"forget_gate": False}), ("rnn", {}), ("gru", {})])
+def test_the_chain_lag_by_lag_is_the_dense_product(kind, opts):
+    """jacobian_products (the chain the probe's norms read; public for the benchmark): M
+    10**scale is the product of cell.jacobian's rows, whether the cell's vjp renormalises on
+    the fly (the LSTM) or the chain does (the RNN, the GRU)."""
+    n, d, B, T = 6, 2, 3, 25
+    cell = make_cell(kind, input_size=d, hidden=n, **opts)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).normal(size=(T, B, d))
+    req = probe_request(cell, params, xs, paths=("a",))
+    assert req.lags == T and req.anchors.tolist() == [T] and req.fast == ()
+    caches = unroll(cell, params, xs).caches
+    direct = _direct_products(cell, params, xs, T, T)
+    for (k, P), (m, scale) in zip(direct, jacobian_products(req, caches, T), strict=True):
+        want = P[:, req.rows, :]
+        got = m * 10.0 ** scale[:, None, None]
+        assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max(), k
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.lags = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class _FreshOut(LSTM):
+    """An LSTM whose vjp declares `out` (and the on-the-fly renormalisation) but returns a
+    fresh array: the chain must stop offering the buffer and keep renormalising through vjp."""
+
+    def vjp(self, params, cache, m, out=None, scale=None, absmax=None):
+        return super().vjp(params, cache, m, scale=scale, absmax=absmax)
+
+
+def test_a_vjp_that_ignores_out_still_renormalises():
+    """It read 2.3 decades off: after the first lag the chain called vjp without the scale."""
+    cell, fresh = LSTM(input_size=2, hidden=5), _FreshOut(input_size=2, hidden=5)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).normal(size=(30, 3, 2))
+    want = probe(cell, params, xs, paths=("a", "c"), workers=1).log10
+    got = probe(fresh, params, xs, paths=("a", "c"), workers=1).log10
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("opts", [{}, {"forget_gate": False}, {"chrono": 50.0}])

@@ -229,3 +229,39 @@ def test_a_worker_whose_parent_died_before_it_asked_exits_at_once():
     worker.start()
     worker.join(10)
     assert worker.exitcode == 1
+
+
+def _probe_small_lstm():
+    """A probe that runs in the caller with one BLAS thread (a small built-in cell), so under
+    the module's lock for threaded sections."""
+    cell = make_cell("lstm", input_size=1, hidden=4)
+    probe(cell, cell.init(np.random.default_rng(0)), np.ones((5, 2, 1)))
+
+
+@pytest.mark.skipif(not parallel.can_fork(), reason="no fork here")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_process_forked_while_another_thread_probes_can_probe():
+    """BLAS limits are process-wide, so a section with one BLAS thread holds a lock. A process
+    forked by one thread while another thread was in such a section (a user's own fork or
+    multiprocessing pool) inherited the lock held, and its first such probe waited for ever.
+    A forked child now gets a fresh lock."""
+    import multiprocessing
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold():
+        parallel.map_chunks(lambda s: (inside.set(), leave.wait(60)), [slice(0, 2)], one_blas_thread=True)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        child = multiprocessing.get_context("fork").Process(target=_probe_small_lstm)
+        child.start()
+        child.join(60)
+        stuck = child.is_alive()
+        if stuck:
+            child.kill()
+            child.join()
+        assert not stuck and child.exitcode == 0
+    finally:
+        leave.set()
+        holder.join()

@@ -38,11 +38,57 @@ from pydantic import Field
 from ..options import Finite, Init, InitSpec, PosInt, option
 from .base import GatedCell, freeze, log_sigmoid, sigmoid, sigmoid_slope, tanh_slope
 
-_POOL = threading.local()   # per-thread scratch arrays for vjp (see LSTM._workspace)
-# What a thread's pool may keep between calls, in bytes. Reuse pays where a lag is cheap (a
+# What a thread's scratch may keep between calls, in bytes. Reuse pays where a lag is cheap (a
 # fresh multi-megabyte array per lag costs page faults); beyond this an array is allocated per
 # call, and its lag's GEMMs dwarf the page faults (n = 512, B = 64: 268 MB, 69 GFLOP per lag)
 SCRATCH_BYTES = 32 << 20
+SCRATCH_SHAPES = 4   # arrays a thread keeps at most (the probe's vjp uses two, input_vjp one more)
+
+
+class Scratch:
+    """Scratch arrays for the vjp of every LSTM, one set per thread, reused from call to call:
+    the folded step matrices are consumed inside vjp, and a fresh multi-megabyte array every
+    lag costs page faults. Per thread, so concurrent probes never share an array; at most
+    SCRATCH_SHAPES arrays and SCRATCH_BYTES are kept (without a bound, a thread held up to four
+    268 MB arrays for good after one large probe). A forked worker starts with a copy of the
+    forking thread's set, copy-on-write: arrays of its own shapes are reused, others cost no
+    memory until written. One instance, `SCRATCH`, serves every cell of the process."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def _arrays(self) -> dict:
+        return self._local.__dict__.setdefault("arrays", {})
+
+    def get(self, shape, dtype, order="C") -> np.ndarray:
+        """An array of that shape, dtype and memory order, contents undefined: this thread's
+        kept one, else a new one, kept if it fits (the others dropped if it does not fit
+        beside them)."""
+        pool = self._arrays()
+        key = (shape, np.dtype(dtype).str, order)
+        buf = pool.get(key)
+        if buf is None:
+            buf = np.empty(shape, dtype=dtype, order=order)
+            if buf.nbytes <= SCRATCH_BYTES:
+                if len(pool) >= SCRATCH_SHAPES or self.nbytes() + buf.nbytes > SCRATCH_BYTES:
+                    pool.clear()
+                pool[key] = buf
+        return buf
+
+    def held(self) -> dict:
+        """This thread's kept arrays, {(shape, dtype, order): array} (a copy of the mapping)."""
+        return dict(self._arrays())
+
+    def nbytes(self) -> int:
+        """Bytes this thread keeps."""
+        return sum(a.nbytes for a in self._arrays().values())
+
+    def clear(self) -> None:
+        """Drop this thread's arrays (the next vjp allocates afresh)."""
+        self._arrays().clear()
+
+
+SCRATCH = Scratch()
 
 
 class LSTMCache(NamedTuple):
@@ -183,28 +229,12 @@ class LSTM(GatedCell):
         """[d a<t>/d a<t-1>; d c<t>/d a<t-1>] per sequence, (B, 2n, n) (a strided view)."""
         return self._fold(params, cache).transpose(1, 0, 2)
 
-    def _workspace(self, shape, dtype, order="C") -> np.ndarray:
-        """A per-thread scratch array reused across calls: the folded matrices are consumed
-        inside vjp, and a fresh multi-megabyte array every lag costs page faults. Thread-local,
-        so concurrent probes never share one; at most four shapes and SCRATCH_BYTES are kept
-        (without a bound, a thread held up to four 268 MB arrays for good after one large probe)."""
-        pool = _POOL.__dict__.setdefault("arrays", {})
-        key = (shape, np.dtype(dtype).str, order)
-        buf = pool.get(key)
-        if buf is None:
-            buf = np.empty(shape, dtype=dtype, order=order)
-            if buf.nbytes <= SCRATCH_BYTES:
-                if len(pool) >= 4 or sum(a.nbytes for a in pool.values()) + buf.nbytes > SCRATCH_BYTES:
-                    pool.clear()
-                pool[key] = buf
-        return buf
-
     def vjp(self, params, cache, m, out=None, scale=None, absmax=None):
         """M @ J for rows m (B, r, 2n). `out` (B, r, 2n), if given, receives the result and
         must not overlap m: the probe passes a second buffer and swaps, so no lag allocates.
         `scale` (B,), if given, multiplies each sequence's result; `absmax` (B,), if given,
         receives each sequence's max |entry| of the result. The probe renormalises with these
-        (see probe._chain): with many rows, the scale goes into the O(n²) step matrices and
+        (see probing/core.py, _Lag): with many rows, the scale goes into the O(n²) step matrices and
         the max is taken while the sequence's rows are still in cache."""
         B, r, S = m.shape
         n = self.hidden
@@ -215,7 +245,7 @@ class LSTM(GatedCell):
             # many rows (the probe): fold the gate diagonals into one (2n, n) matrix per
             # sequence, then [M_a, M_c] @ E: half the flops of the stacked (G n)-wide product
             dtype = np.result_type(cache.coef, params["W"])
-            e = self._fold(params, cache, self._workspace((2 * n, B, n), dtype), scale).transpose(1, 0, 2)
+            e = self._fold(params, cache, SCRATCH.get((2 * n, B, n), dtype), scale).transpose(1, 0, 2)
             # c-columns G_c Γ_f = M_a (k Γ_f) + M_c Γ_f: one multiply of a whole row by
             # [k Γ_f, Γ_f] and one add of its halves. Sequence by sequence, right after that
             # sequence's GEMM has pulled its rows of M into cache: these passes are
@@ -226,7 +256,7 @@ class LSTM(GatedCell):
                 row *= scale[:, None]
             # in M's own layout (the probe stores each sequence's M column-major), so the
             # elementwise passes below run along memory
-            tmp = self._workspace((r, S), np.result_type(m, row), "F" if _column_major(m) else "C")
+            tmp = SCRATCH.get((r, S), np.result_type(m, row), "F" if _column_major(m) else "C")
             for b in range(B):
                 np.matmul(m[b], e[b], out=out[b, :, :n])
                 np.multiply(m[b], row[b], out=tmp)
@@ -254,7 +284,7 @@ class LSTM(GatedCell):
         n, d = self.hidden, self.input_size
         if _many_rows(r, n):
             dtype = np.result_type(cache.coef, params["U"])
-            e = self._fold(params, cache, self._workspace((2 * n, B, d), dtype), mat=params["U"])
+            e = self._fold(params, cache, SCRATCH.get((2 * n, B, d), dtype), mat=params["U"])
             return np.matmul(m, e.transpose(1, 0, 2))
         dz, _ = self._dz(cache, m[:, :, :n], m[:, :, n:])
         return (dz.reshape(B * r, -1) @ params["U"]).reshape(B, r, d)

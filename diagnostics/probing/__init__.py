@@ -1,7 +1,9 @@
 """The probe and what it is built from: Jacobian-norm curves over lags, in log space.
 
-    core.py       probe(cell, params, xs, ...) -> ProbeResult: the forward pass, then the chain of
-                  vjp's back from each anchor (the curves), the workers that share a batch
+    core.py       probe(cell, params, xs, ...) -> ProbeResult: its arguments checked once into a
+                  frozen ProbeRequest (probe_request), the forward pass, then the chain of vjp's
+                  back from each anchor (jacobian_products) and its norms, the workers that
+                  share a batch
     matnorms.py   log-space norms of the chain's rows: the spectral tracker, quantiles over sequences
     diagonal.py   the fast path for paths whose step Jacobian is diagonal (sums of logs)
     parallel.py   one batch over forked processes or threads, one BLAS thread each; progress tallies
@@ -10,6 +12,6 @@
 
     from diagnostics.probing import probe
 """
-from .core import ProbeResult, probe, probe_workers
+from .core import ProbeRequest, ProbeResult, jacobian_products, probe, probe_request, probe_workers
 
-__all__ = ["ProbeResult", "probe", "probe_workers"]
+__all__ = ["ProbeRequest", "ProbeResult", "jacobian_products", "probe", "probe_request", "probe_workers"]

@@ -8,10 +8,17 @@ Method. The forward pass keeps one cache per step (O(B T n) memory). For an anch
 backward chain holds only the rows it needs, M_k = E d state<t>/d state<t-k> (B, r, S), and
 advances one lag with `cell.vjp`: M_{k+1} = M_k J_{t-k}, one GEMM over all B r rows. No dense
 step Jacobian is ever formed. After every lag each sequence's M is divided by its largest
-|entry| (by the LSTM's vjp during the next lag, see _chain) and log10 of that scale is
+|entry| (by the LSTM's vjp during the next lag, see _Lag) and log10 of that scale is
 accumulated, so 10,000 lags at factor 0.5 read -3010, not -inf. An exactly zero product
 gives scale 0 and stays -inf. The batch may be split over worker processes or threads
 (`workers`, see diagnostics/probing/parallel.py).
+
+Stages. probe() checks its arguments once into a frozen ProbeRequest (probe_request: the
+inputs, K, anchors, paths, norms, h0, and what follows from them: which paths take the
+diagonal fast path, which rows the dense chain carries and where each path's block sits in
+them); every stage after reads that request: the split of the batch (_probe_batch), each
+part's forward pass and anchors (_probe, on request.part(s)), the chain from one anchor
+(jacobian_products, lag by lag) and the norms written from it (_Norms).
 
 Paths: "a" and "c" are blocks of the product of full-state Jacobians (total derivatives, every
 path through the cell included); "state" is the whole product; "c_direct" is the LSTM's direct
@@ -35,7 +42,8 @@ overflow this expects is not reported by numpy as RuntimeWarnings: it is detecte
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -78,131 +86,37 @@ class ProbeResult:
         return log_summary(v)
 
 
-def _check(cell, xs, lags, anchors, paths, norms, h0):
-    xs = np.asarray(xs)
-    if xs.ndim != 3 or xs.shape[2] != cell.input_size:
-        raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
-    T, B, _ = xs.shape
-    if T < 1 or B < 1:
-        raise ValueError(f"xs: need at least one step and one sequence, got shape {xs.shape}")
-    anchors = np.array([T] if anchors is None else list(anchors), dtype=int).ravel()
-    if anchors.size == 0 or anchors.min() < 1 or anchors.max() > T:
-        raise ValueError(f"anchors: must be steps in 1..{T}, got {anchors.tolist()}")
-    K = int(anchors.min()) if lags is None else lags
-    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 1 <= K <= anchors.min():
-        raise ValueError(f"lags: must be an integer in 1..{int(anchors.min())} (the smallest anchor), got {lags!r}")
-    paths = tuple(cell.paths if paths is None else ([paths] if isinstance(paths, str) else paths))
-    bad = [p for p in paths if p not in cell.paths]
-    if not paths or bad:
-        raise ValueError(f"paths: must be among {', '.join(cell.paths)} for {cell.kind}, got {list(paths)}")
-    norms = tuple([norms] if isinstance(norms, str) else norms)
-    if not norms or any(n not in NORMS for n in norms):
-        raise ValueError(f"norms: must be among {', '.join(NORMS)}, got {list(norms)}")
-    if h0 is not None:
-        h0 = np.asarray(h0, dtype=float)
-        if h0.shape != (B, cell.state_size):
-            raise ValueError(f"h0: must have shape ({B}, {cell.state_size}), got {h0.shape}")
-    return xs, T, B, anchors, int(K), paths, norms, h0
+@dataclass(frozen=True, eq=False)
+class ProbeRequest:
+    """One probe, validated: probe()'s arguments and what follows from them, built once by
+    probe_request() and read by every stage after it (the batch split, each part's forward
+    pass, chains and fast path). Frozen: no stage rebinds what another reads (the arrays are
+    the caller's and are not copied)."""
+    cell: object
+    params: dict
+    xs: np.ndarray                # (T, B, d)
+    lags: int                     # K: lags 1..K at every anchor
+    anchors: np.ndarray           # (A,) steps in 1..T
+    paths: tuple[str, ...]
+    norms: tuple[str, ...]
+    h0: np.ndarray | None         # (B, S); None: the cell's initial state
+    fast: tuple[str, ...]         # the paths that take the diagonal fast path (diagonal.py)
+    rows: np.ndarray | None       # rows of the product the dense chain carries; None: no dense path
+    # per dense path: (path, its rows in the chain's M (a slice of rows' positions), its
+    # columns in the state)
+    layout: tuple[tuple[str, slice, slice], ...]
 
+    @property
+    def batch(self) -> int:
+        return self.xs.shape[1]
 
-def _row_layout(cell, paths):
-    """Rows of the product the chain must carry, and where each path's block sits in M."""
-    S, blocks = cell.state_size, cell.blocks
-    dense = [p for p in paths if p != "c_direct"]
-    if not dense:
-        return None, {}
-    if "state" in dense:
-        rows = np.arange(S)
-    else:   # the blocks asked for: a stacked cell's top-layer a and c are not all of its state
-        rows = np.unique(np.concatenate([np.arange(S)[blocks[p]] for p in dense]))
-    pos = {int(r): i for i, r in enumerate(rows)}
-    where = {}
-    for p in dense:
-        cols = slice(0, S) if p == "state" else blocks[p]
-        idx = np.arange(S)[cols]
-        where[p] = (slice(pos[int(idx[0])], pos[int(idx[-1])] + 1), cols)
-    return rows, where
-
-
-def _chain(cell, params, caches, t, K, rows, where, norms, out, a_i, B, tick=None):
-    """Advance M = E d state<t>/d state<t-k> for k = 1..K and write log10 norms into out;
-    `tick(1)`, if given, after each lag."""
-    S = cell.state_size
-    # each sequence's M is stored column-major (a transposed view): a vjp's new columns are
-    # then one contiguous block, and the LSTM's per-sequence GEMM writing its a-columns runs
-    # ~10% faster than into every other half-row (n = 128, measured)
-    m = np.zeros((B, S, rows.size)).transpose(0, 2, 1)
-    m[:, np.arange(rows.size), rows] = 1.0
-    scale = np.zeros(B)                      # log10 of what has been divided out, per sequence
-    # blocks of equal shape (the LSTM's a and c) share one tracker over a stacked batch: the
-    # power iteration's cost is mostly per-call overhead at these sizes
-    groups: dict[tuple, list[str]] = {}
-    for p, (r, c) in where.items():
-        groups.setdefault(m[:, r, c].shape[1:], []).append(p)
-    trackers = {tuple(ps): SpectralTracker(B * len(ps), *shape)
-                for shape, ps in groups.items()} if "spectral" in norms else {}
-    # a cell whose vjp declares `out` (the LSTM) writes each lag into the buffer the lag
-    # before last used: no multi-megabyte allocation per lag
-    accepts = getattr(cell, "vjp_accepts", frozenset())
-    spare = np.empty_like(m) if "out" in accepts else None
-    # a vjp that also declares `scale` and `absmax` (the LSTM) renormalises on the fly: it
-    # multiplies by the previous lag's 1/max inside its O(n^2) step matrices and reports the
-    # new max while each sequence's rows are in cache, which saves three passes over M per
-    # lag. M then lags one renormalisation behind, bounded by one step's growth
-    fused = spare is not None and {"absmax", "scale"} <= accepts
-    inv, big = np.ones(B), np.empty(B)
-    for k in range(1, K + 1):
-        if spare is None:
-            m = cell.vjp(params, caches[t - k], m)
-        else:
-            new = cell.vjp(params, caches[t - k], m, out=spare, **({"scale": inv, "absmax": big} if fused else {}))
-            spare = m if new is spare else None   # a vjp that ignored out: stop offering it
-            m = new
-        if not fused:
-            big = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
-        bad = ~np.isfinite(big)
-        if bad.any():   # NaN/inf from the cell (e.g. diverged weights): NaN from here on
-            scale[bad], big[bad] = np.nan, 1.0
-            m[bad] = 0.0   # keeps the linear algebra of the other sequences sane
-        zero = big == 0.0
-        inv = 1.0 / np.where(zero, 1.0, big)
-        with np.errstate(divide="ignore"):
-            step = np.log10(np.where(zero, 0.0, big))                # -inf once exactly zero
-        if not fused:
-            scale += step
-            m *= inv[:, None, None]
-        else:
-            # M is one step's factor off 1; beyond 1e±100 (a gate saturated past |b| ~ 230:
-            # σ(-400) = 1.9e-174) the squares the norms are formed from would under- or
-            # overflow (the c path read -inf), so such sequences are renormalised now
-            far = ~zero & ((big < 1e-100) | (big > 1e100))
-            if far.any():
-                m[far] *= inv[far, None, None]
-                scale[far] += step[far]
-                inv[far], step[far] = 1.0, 0.0
-        with np.errstate(divide="ignore"):
-            # one pass over each block gives its row norms: the Frobenius norm is their sum,
-            # and the largest certifies the tracker's answer (matnorms: σ_max >= any row norm)
-            rows_sq = {p: np.einsum("bij,bij->bi", m[:, r, c], m[:, r, c]) for p, (r, c) in where.items()} \
-                if "frobenius" in norms else None
-            if rows_sq is not None:
-                for p in where:
-                    out[(p, "frobenius")][a_i, :, k - 1] = np.log10(np.sqrt(rows_sq[p].sum(axis=1))) + scale
-            for ps, tracker in trackers.items():
-                # views into M, read in place (no copy of the blocks per lag)
-                top = None if rows_sq is None else np.concatenate([rows_sq[p].max(axis=1) for p in ps])
-                sig = np.log10(tracker(tuple(m[:, where[p][0], where[p][1]] for p in ps), top)).reshape(len(ps), B)
-                for i, p in enumerate(ps):
-                    out[(p, "spectral")][a_i, :, k - 1] = sig[i] + scale
-        if fused:   # the next vjp divides by this lag's max
-            scale += step
-        if tick is not None:
-            tick(1)
-    return {"+".join(ps): (tr.iterations, tr.fallbacks) for ps, tr in trackers.items()}
+    def part(self, s: slice) -> ProbeRequest:
+        """The same probe of sequences s alone (one worker's chunk)."""
+        return replace(self, xs=self.xs[:, s], h0=None if self.h0 is None else self.h0[s])
 
 
 def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
-          norms=("spectral", "frobenius"), h0=None, workers=None, diagonal=True, progress=None) -> ProbeResult:
+          norms=NORMS, h0=None, workers=None, diagonal=True, progress=None) -> ProbeResult:
     """log10 Jacobian norms of `cell` along xs (T, B, d). See the module docstring.
 
     lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
@@ -218,51 +132,123 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     progress: progress(done, total), for a progress bar, in the caller's thread every ~0.2 s
     and at the end; units are forward steps plus lags (over anchors), the slowest chunk's.
     """
-    xs, T, B, anchors, K, paths, norms, h0 = _check(cell, xs, lags, anchors, paths, norms, h0)
+    req = probe_request(cell, params, xs, lags=lags, anchors=anchors, paths=paths, norms=norms,
+                        h0=h0, diagonal=diagonal)
+    return _probe_batch(req, workers, progress)
+
+
+def probe_request(cell, params, xs, *, lags=None, anchors=None, paths=None, norms=NORMS, h0=None,
+                  diagonal=True) -> ProbeRequest:
+    """probe()'s arguments checked (a ValueError naming the argument otherwise) and resolved
+    into the request every stage of the probe reads (see probe for their meaning)."""
+    xs = _inputs(cell, xs)
+    anchors, K = _anchors_and_lags(xs.shape[0], anchors, lags)
+    paths = _paths(cell, paths)
+    norms = tuple([norms] if isinstance(norms, str) else norms)
+    if not norms or any(n not in NORMS for n in norms):
+        raise ValueError(f"norms: must be among {', '.join(NORMS)}, got {list(norms)}")
+    h0 = _initial_state(cell, h0, xs.shape[1])
     if not isinstance(diagonal, bool):
         raise ValueError(f"diagonal: must be true or false, got {diagonal!r}")
-    return _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal, progress)
+    fast = _fast_paths(cell, params, xs, paths, h0, diagonal)
+    rows, layout = _row_layout(cell, [p for p in paths if p not in fast])
+    return ProbeRequest(cell, params, xs, K, anchors, paths, norms, h0, fast, rows, layout)
 
 
-def _split_paths(cell, params, xs, paths, h0, diagonal):
-    """(paths for the diagonal fast path, paths for the dense chain)."""
+def _inputs(cell, xs) -> np.ndarray:
+    xs = np.asarray(xs)
+    if xs.ndim != 3 or xs.shape[2] != cell.input_size:
+        raise ValueError(f"xs: must have shape (T, B, {cell.input_size}), got {xs.shape}")
+    if xs.shape[0] < 1 or xs.shape[1] < 1:
+        raise ValueError(f"xs: need at least one step and one sequence, got shape {xs.shape}")
+    return xs
+
+
+def _anchors_and_lags(T: int, anchors, lags) -> tuple[np.ndarray, int]:
+    anchors = np.array([T] if anchors is None else list(anchors), dtype=int).ravel()
+    if anchors.size == 0 or anchors.min() < 1 or anchors.max() > T:
+        raise ValueError(f"anchors: must be steps in 1..{T}, got {anchors.tolist()}")
+    K = int(anchors.min()) if lags is None else lags
+    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 1 <= K <= anchors.min():
+        raise ValueError(f"lags: must be an integer in 1..{int(anchors.min())} (the smallest anchor), got {lags!r}")
+    return anchors, int(K)
+
+
+def _paths(cell, paths) -> tuple[str, ...]:
+    paths = tuple(cell.paths if paths is None else ([paths] if isinstance(paths, str) else paths))
+    bad = [p for p in paths if p not in cell.paths]
+    if not paths or bad:
+        raise ValueError(f"paths: must be among {', '.join(cell.paths)} for {cell.kind}, got {list(paths)}")
+    return paths
+
+
+def _initial_state(cell, h0, B: int) -> np.ndarray | None:
+    if h0 is None:
+        return None
+    h0 = np.asarray(h0, dtype=float)
+    if h0.shape != (B, cell.state_size):
+        raise ValueError(f"h0: must have shape ({B}, {cell.state_size}), got {h0.shape}")
+    return h0
+
+
+def _fast_paths(cell, params, xs, paths, h0, diagonal) -> tuple[str, ...]:
+    """The paths that take the diagonal fast path; the others take the dense chain."""
     with np.errstate(over="ignore", invalid="ignore"):   # a diverging cell's first step: the probe detects it
         declared = diag.declared_paths(cell, params, xs[0], h0)
     if "c_direct" in paths and "c_direct" not in declared:
         raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
-    fast = tuple(p for p in paths if p in declared and (diagonal or p == "c_direct"))
-    return fast, tuple(p for p in paths if p not in fast)
+    return tuple(p for p in paths if p in declared and (diagonal or p == "c_direct"))
 
 
-def _probe_batch(cell, params, xs, K, anchors, paths, norms, h0, workers, diagonal=True, progress=None):
-    """probe() after validation: the batch split over workers. norms=() runs the forward pass
-    and the Jacobian chain alone (the benchmark times the chain that way)."""
-    B = xs.shape[1]
-    fast, dense = _split_paths(cell, params, xs, paths, h0, diagonal)
-    parts = chunks(B, probe_workers(cell, B, K, anchors.size, workers, diagonal_only=not dense))
+def _row_layout(cell, dense) -> tuple[np.ndarray | None, tuple]:
+    """Rows of the product the chain must carry, and where each dense path's block sits in M."""
+    S, blocks = cell.state_size, cell.blocks
+    if not dense:
+        return None, ()
+    if "state" in dense:
+        rows = np.arange(S)
+    else:   # the blocks asked for: a stacked cell's top-layer a and c are not all of its state
+        rows = np.unique(np.concatenate([np.arange(S)[blocks[p]] for p in dense]))
+    pos = {int(r): i for i, r in enumerate(rows)}
+    layout = []
+    for p in dense:
+        cols = slice(0, S) if p == "state" else blocks[p]
+        idx = np.arange(S)[cols]
+        layout.append((p, slice(pos[int(idx[0])], pos[int(idx[-1])] + 1), cols))
+    return rows, tuple(layout)
+
+
+def _probe_batch(req: ProbeRequest, workers, progress=None) -> ProbeResult:
+    """The probe of a validated request: the batch split over workers, the parts joined."""
+    cell, B, K, A = req.cell, req.batch, req.lags, req.anchors.size
+    parts = chunks(B, probe_workers(cell, B, K, A, workers, diagonal_only=req.rows is None))
     # a small built-in cell is also too small for threaded BLAS (LSTM n = 64, 16 sequences,
     # 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
     small = (workers is None and getattr(cell, "parallel_safe", False) and len(parts) == 1
              and _hidden(cell) < THREADS_MIN_HIDDEN)
-    # a chunk's work: the forward pass (the stream for the chain's caches, up to the last
+    # a part's work: the forward pass (the stream for the chain's caches, up to the last
     # anchor for the diagonal replay), then K lags per anchor
-    tally = None if progress is None else Tally(
-        len(parts), (xs.shape[0] if dense else int(anchors.max())) + anchors.size * K, progress)
-    runs = map_chunks(lambda s: _probe(cell, params, xs[:, s], K, anchors, paths, norms,
-                                       None if h0 is None else h0[s], fast,
-                                       None if tally is None else tally.adder(parts.index(s))),
+    forward = req.xs.shape[0] if req.rows is not None else int(req.anchors.max())
+    tally = None if progress is None else Tally(len(parts), forward + A * K, progress)
+    runs = map_chunks(lambda s: _probe(req.part(s), None if tally is None else tally.adder(parts.index(s))),
                       parts, one_blas_thread=small, poll=None if tally is None else tally.poll)
     if tally is not None:
         tally.poll()
+    out, stats, diverged = _join(runs)
+    return ProbeResult(np.arange(1, K + 1), req.anchors, req.paths, req.norms, out, stats, diverged)
+
+
+def _join(runs: list) -> tuple[dict, dict, np.ndarray]:
+    """The parts' (log10 arrays, counters, diverged pairs) as one batch's."""
     if len(runs) == 1:
-        out, stats, diverged = runs[0]
-    else:   # sequences are independent: outputs join along the batch axis
-        out = {key: np.concatenate([o[key] for o, _, _ in runs], axis=1) for key in runs[0][0]}
-        diverged = np.concatenate([d for _, _, d in runs], axis=1)
-        # chunks iterate side by side: the slowest one's passes, every chunk's eigensolves
-        stats = {t: {name: (max(st[t][name][0] for _, st, _ in runs), sum(st[t][name][1] for _, st, _ in runs))
-                     for name in counters} for t, counters in runs[0][1].items()}
-    return ProbeResult(np.arange(1, K + 1), anchors, paths, norms, out, stats, diverged)
+        return runs[0]
+    # sequences are independent: outputs join along the batch axis
+    out = {key: np.concatenate([o[key] for o, _, _ in runs], axis=1) for key in runs[0][0]}
+    diverged = np.concatenate([d for _, _, d in runs], axis=1)
+    # parts iterate side by side: the slowest one's passes, every part's eigensolves
+    stats = {t: {name: (max(st[t][name][0] for _, st, _ in runs), sum(st[t][name][1] for _, st, _ in runs))
+                 for name in counters} for t, counters in runs[0][1].items()}
+    return out, stats, diverged
 
 
 def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None, *,
@@ -292,34 +278,167 @@ def _hidden(cell) -> int:
     return getattr(cell, "hidden", cell.state_size)
 
 
-def _probe(cell, params, xs, K, anchors, paths, norms, h0, fast=(), tick=None):
-    """The probe of one chunk of sequences: forward, then the chains; (log10 arrays, counters,
-    diverged pairs (A, B)). `fast`: the paths that take the diagonal fast path (see
-    _split_paths). `tick(n)`: told of forward steps and lags as they are done (the dense
-    chain's lags, else the fast path's)."""
-    B = xs.shape[1]
-    out = {(p, n): np.empty((anchors.size, B, K)) for p in paths for n in norms}
-    diverged = np.zeros((anchors.size, B), dtype=bool)
-    rows, where = _row_layout(cell, [p for p in paths if p not in fast])
+def _probe(req: ProbeRequest, tick=None) -> tuple[dict, dict, np.ndarray]:
+    """The probe of one part of the batch: forward, then the chains; (log10 arrays, counters,
+    diverged pairs (A, B)). `tick(n)`: told of forward steps and lags as they are done (the
+    dense chain's lags, else the fast path's)."""
+    A, B, K = req.anchors.size, req.batch, req.lags
+    out = {(p, n): np.empty((A, B, K)) for p in req.paths for n in req.norms}
+    diverged = np.zeros((A, B), dtype=bool)
     stats = {}
     # overflow and inf - inf are what a diverging forward pass does: detected (first_nonfinite,
     # the chain's per-lag check), so not reported a second time by numpy
     with np.errstate(over="ignore", invalid="ignore"):
-        if rows is None:   # nothing needs the caches: replay the logs from state checkpoints
-            replay = diag.Replay(cell, params, xs, h0, int(anchors.max()), fast, tick)
+        if req.rows is None:   # nothing needs the caches: replay the logs from state checkpoints
+            replay = diag.Replay(req.cell, req.params, req.xs, req.h0, int(req.anchors.max()), req.fast, tick)
             first = replay.first
         else:
-            trace = unroll(cell, params, xs, h0, tick)
+            trace = unroll(req.cell, req.params, req.xs, req.h0, tick)
             caches, first = trace.caches, first_nonfinite(trace)
-        for a_i, t in enumerate(anchors):
-            if rows is not None:
-                stats[int(t)] = _chain(cell, params, caches, int(t), K, rows, where, norms, out, a_i, B, tick)
-            if fast:
-                logs = replay.logs(int(t), K) if rows is None else diag.from_caches(cell, params, caches, int(t), K)
-                diag.chain(logs, K, fast, norms, out, a_i, tick if rows is None else None)
+        for a_i, t in enumerate(req.anchors.tolist()):
+            if req.rows is not None:
+                stats[t] = _chain(req, caches, t, out, a_i, tick)
+            if req.fast:
+                logs = replay.logs(t, K) if req.rows is None else diag.from_caches(req.cell, req.params, caches, t, K)
+                diag.chain(logs, K, req.fast, req.norms, out, a_i, tick if req.rows is None else None)
             diverged[a_i] = first <= t
             for v in out.values():   # not a number at any lag (see the module docstring)
                 v[a_i, diverged[a_i]] = np.nan
     return out, stats, diverged
 
 
+def _chain(req: ProbeRequest, caches, t: int, out: dict, a_i: int, tick=None) -> dict:
+    """log10 norms of every dense path at anchor t, lags 1..K, into out[(path, norm)][a_i];
+    `tick(1)`, if given, after each lag. Returns the spectral trackers' counters."""
+    norms = _Norms(req, out, a_i)
+    for k, (m, scale) in enumerate(jacobian_products(req, caches, t), start=1):
+        norms.write(k, m, scale)
+        if tick is not None:
+            tick(1)
+    return norms.counters()
+
+
+class _Norms:
+    """Writes each lag's norms of the dense paths' blocks of M into out[(path, norm)][a_i]."""
+
+    def __init__(self, req: ProbeRequest, out: dict, a_i: int):
+        self.req, self.out, self.a_i = req, out, a_i
+        self.where = {p: (r, c) for p, r, c in req.layout}
+        self.trackers = self._trackers() if "spectral" in req.norms else {}
+
+    def _trackers(self) -> dict[tuple[str, ...], SpectralTracker]:
+        """One spectral tracker per shape of block: blocks of equal shape (the LSTM's a and c)
+        share one over a stacked batch, the power iteration's cost being mostly per-call
+        overhead at these sizes."""
+        S, groups = self.req.cell.state_size, {}
+        for p, (r, c) in self.where.items():
+            groups.setdefault((r.stop - r.start, len(range(S)[c])), []).append(p)
+        return {tuple(ps): SpectralTracker(self.req.batch * len(ps), *shape) for shape, ps in groups.items()}
+
+    def write(self, k: int, m: np.ndarray, scale: np.ndarray) -> None:
+        """Lag k's norms from M (B, r, S) and its scale (see jacobian_products)."""
+        with np.errstate(divide="ignore"):   # log10 of an exactly zero block: -inf
+            rows_sq = self._frobenius(k, m, scale) if "frobenius" in self.req.norms else None
+            for ps, tracker in self.trackers.items():
+                # views into M, read in place (no copy of the blocks per lag)
+                blocks = tuple(m[:, self.where[p][0], self.where[p][1]] for p in ps)
+                top = None if rows_sq is None else np.concatenate([rows_sq[p].max(axis=1) for p in ps])
+                sig = np.log10(tracker(blocks, top)).reshape(len(ps), self.req.batch)
+                for i, p in enumerate(ps):
+                    self.out[(p, "spectral")][self.a_i, :, k - 1] = sig[i] + scale
+
+    def _frobenius(self, k, m, scale) -> dict[str, np.ndarray]:
+        """Frobenius norms into out, and each block's squared row norms (B, r): one pass over
+        a block gives both, and the largest row norm certifies the tracker's answer
+        (matnorms: σ_max >= any row norm)."""
+        rows_sq = {}
+        for p, (r, c) in self.where.items():
+            rows_sq[p] = np.einsum("bij,bij->bi", m[:, r, c], m[:, r, c])
+            self.out[(p, "frobenius")][self.a_i, :, k - 1] = np.log10(np.sqrt(rows_sq[p].sum(axis=1))) + scale
+        return rows_sq
+
+    def counters(self) -> dict[str, tuple[int, int]]:
+        """Per tracker (its paths joined by '+'): (batched power iterations, eigensolves)."""
+        return {"+".join(ps): (tr.iterations, tr.fallbacks) for ps, tr in self.trackers.items()}
+
+
+def jacobian_products(req: ProbeRequest, caches, t: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The dense chain from anchor t, lag by lag: for k = 1..K, (M, scale) with
+    M 10**scale[b] = E d state<t>/d state<t-k> for sequence b, E selecting req.rows, and
+    max |M[b]| within one step's growth of 1 (scale NaN for a sequence whose chain turned
+    non-finite; -inf once a product is exactly zero). Both arrays are the chain's own and
+    change at the next lag: read them before asking for it. `caches`: a forward pass's
+    (cells/unroll.py: trace.caches) of req.xs."""
+    B, rows = req.batch, req.rows
+    # each sequence's M is stored column-major (a transposed view): a vjp's new columns are
+    # then one contiguous block, and the LSTM's per-sequence GEMM writing its a-columns runs
+    # ~10% faster than into every other half-row (n = 128, measured)
+    m = np.zeros((B, req.cell.state_size, rows.size)).transpose(0, 2, 1)
+    m[:, np.arange(rows.size), rows] = 1.0
+    scale = np.zeros(B)                      # log10 of what has been divided out, per sequence
+    lag = _Lag(req.cell, req.params, m)
+    for k in range(1, req.lags + 1):
+        m = lag.advance(caches[t - k], m)
+        step = lag.renormalise(m, scale)
+        yield m, scale
+        if lag.fused:   # the next vjp divides by this lag's max
+            scale += step
+
+
+class _Lag:
+    """One lag of the chain, M <- M J, with the renormalisation that keeps M near 1: after
+    every lag each sequence's M is divided by its largest |entry| and log10 of it is added to
+    the sequence's scale.
+
+    A cell whose vjp declares `out` (the LSTM) writes each lag into the buffer the lag before
+    last used: no multi-megabyte allocation per lag. One that also declares `scale` and
+    `absmax` renormalises on the fly ("fused"): it multiplies by the previous lag's 1/max
+    inside its O(n^2) step matrices and reports the new max while each sequence's rows are in
+    cache, which saves three passes over M per lag. M then lags one renormalisation behind,
+    bounded by one step's growth."""
+
+    def __init__(self, cell, params, m):
+        self.cell, self.params = cell, params
+        accepts = getattr(cell, "vjp_accepts", frozenset())
+        self.spare = np.empty_like(m) if "out" in accepts else None
+        self.fused = self.spare is not None and {"absmax", "scale"} <= accepts
+        B = m.shape[0]
+        self.inv, self.big = np.ones(B), np.empty(B)   # the last lag's 1/max, this lag's max
+
+    def advance(self, cache, m) -> np.ndarray:
+        """M J for the step whose cache is given (divided by the last lag's max when fused)."""
+        extra = {"scale": self.inv, "absmax": self.big} if self.fused else {}
+        if self.spare is None:   # still fused: the renormalisation is the vjp's, out or not
+            return self.cell.vjp(self.params, cache, m, **extra)
+        new = self.cell.vjp(self.params, cache, m, out=self.spare, **extra)
+        self.spare = m if new is self.spare else None   # a vjp that ignored out: stop offering it
+        return new
+
+    def renormalise(self, m, scale) -> np.ndarray:
+        """Divide each sequence's M by its max |entry| and add log10 of it to scale; fused, the
+        division waits for the next vjp (but for a sequence far off 1) and the addition until
+        this lag's norms are read: returns the log10 max per sequence for it."""
+        big = self.big
+        if not self.fused:
+            big[...] = np.maximum(m.max(axis=(1, 2)), -m.min(axis=(1, 2)))   # max |entry|, no temporary
+        bad = ~np.isfinite(big)
+        if bad.any():   # NaN/inf from the cell (e.g. diverged weights): NaN from here on
+            scale[bad], big[bad] = np.nan, 1.0
+            m[bad] = 0.0   # keeps the linear algebra of the other sequences sane
+        zero = big == 0.0
+        self.inv = inv = 1.0 / np.where(zero, 1.0, big)
+        with np.errstate(divide="ignore"):
+            step = np.log10(np.where(zero, 0.0, big))                # -inf once exactly zero
+        if not self.fused:
+            scale += step
+            m *= inv[:, None, None]
+            return step
+        # M is one step's factor off 1; beyond 1e±100 (a gate saturated past |b| ~ 230:
+        # σ(-400) = 1.9e-174) the squares the norms are formed from would under- or
+        # overflow (the c path read -inf), so such sequences are renormalised now
+        far = ~zero & ((big < 1e-100) | (big > 1e100))
+        if far.any():
+            m[far] *= inv[far, None, None]
+            scale[far] += step[far]
+            inv[far], step[far] = 1.0, 0.0
+        return step

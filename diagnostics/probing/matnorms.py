@@ -123,63 +123,76 @@ class SpectralTracker:
         """σ_max of each m[b]; m is (B, r, c), or a tuple of (B_i, r, c) stacks (views into
         the probe's M, say) that stand for their concatenation without being copied into it.
         `row_sq_max` (B,), each matrix's largest squared row norm, if the caller has it (the
-        probe gets it with the Frobenius norm); else it is computed. Returns (B,) float64."""
+        probe gets it with the Frobenius norm); else it is computed. Returns (B,) float64.
+        Steps: hard sequences skip the iteration; the others open from their warm start and
+        iterate until they converge or reach the cap; what is not settled then (capped, skipped,
+        or refuted by the row norms) goes to one batched eigensolve."""
         m = _Stacks(m)
-        u = self.u
         lam = np.zeros(m.size)
         direct = self.skip > 0                    # hard sequences: no iteration this lag
         self.skip[direct] -= 1
         act = np.flatnonzero(~direct)             # sequences still iterating: only these are touched
-        ma, ua = _Stacks(m.take(act)) if direct.any() else m, u[act]
+        ma = _Stacks(m.take(act)) if direct.any() else m
+        passes = self.iterations
+        ua, plain = self._open(ma, self.u[act])
+        capped = self._iterate(ma, ua, act, self.max_iter - plain, lam)
+        self.last = self.iterations - passes
+        # not converged within the cap: skip the iteration for a while, doubling each time
+        self.skip[capped] = self.backoff[capped]
+        self.backoff[capped] = np.minimum(2 * self.backoff[capped], MAX_SKIP)
+        hard = self._refuted(m, lam, np.union1d(capped, np.flatnonzero(direct)), row_sq_max)
+        if hard.size:     # one batched eigensolve for every sequence not settled above
+            self.fallbacks += hard.size
+            lam[hard] = gram_top(m.take(hard))
+        return np.sqrt(np.maximum(lam, 0.0))
+
+    def _open(self, ma: _Stacks, ua: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The lag's starting block from the warm start ua (a copy): orthonormal, with one
+        fresh direction in it; and whether a plain power step was spent on it."""
         # a plain power step first (no Rayleigh-Ritz, no test) when the last lag needed more
         # than one pass: then the warm start is too far off to pass the test (at long lags
         # of an LSTM its angle to the new top vector is ~1e-3, so one pass never suffices)
-        plain = self.last > 1 and act.size > 0
+        plain = self.last > 1 and ua.shape[0] > 0
         if plain:
             self.iterations += 1
             self.plain_steps += 1
             ua = ma.times(ma.t_times(ua))
-        if self.p > 1 and act.size:
+        if self.p > 1 and ua.shape[0]:
             # the weakest (Ritz) vector gives way to a fresh fixed direction: a warm start that
             # is an exact invariant subspace (e.g. coordinate vectors of a diagonal chain) has
             # zero residual and would never notice a new top singular vector outside it
             ua[:, :, 0] = self.fresh[:, self.calls % self.fresh.shape[1]]
-        if act.size and (plain or self.p > 1):
+        if ua.shape[0] and (plain or self.p > 1):
             ua, _ = np.linalg.qr(ua)
         self.calls += 1
-        passes = self.iterations
+        return ua, plain
+
+    def _iterate(self, ma: _Stacks, ua: np.ndarray, act: np.ndarray, budget: int, lam: np.ndarray) -> np.ndarray:
+        """Rayleigh-Ritz steps, filtered subspaces between them, on the sequences `act` (the
+        rows of ma, starting block ua) until each converges or `budget` products with A are
+        spent. A converged sequence's θ_1 goes into lam and its Ritz vectors become its warm
+        start; those left at the cap keep theirs as warm start. Returns those left."""
         live = np.ones(act.size, dtype=bool)      # of the rows of ma: not yet converged
-        budget = self.max_iter - plain           # applications of A left for this lag
-        it = -1
+        first = True
         while act.size and budget > 0:
-            it += 1
             budget -= 1
             self.iterations += 1
-            w = ma.t_times(ua)                                  # M^T U      (b, c, p)
-            theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))   # U^T A U
-            if it == 0:
-                stuck = theta[:, -1] <= 0.0
-                if stuck.any():   # only then look at the blocks themselves (a pass over M)
-                    stuck[stuck] = frobenius(ma.take(np.flatnonzero(stuck))) > 0.0
-                if stuck.any():   # warm start in the left null space of a nonzero block
-                    ua[stuck] = self.start
-                    w = ma.t_times(ua)
-                    theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))
+            w, theta, y = self._ritz(ma, ua, first)
+            first = False
             v = ma.times(np.matmul(w, y))                          # A U Y: A times Ritz vectors
             ua = np.matmul(ua, y)                                  # Ritz vectors, orthonormal
             ok = self._converged(v, ua, theta) & live
             fin = act[ok]
             lam[fin] = theta[ok, -1]
-            u[fin] = ua[ok]
+            self.u[fin] = ua[ok]
             self.backoff[fin] = 1
             live &= ~ok
             if not live.any():
-                act = act[:0]
-                break
+                return act[:0]
             if budget <= 0:   # at the cap: keep their Ritz vectors as warm start
                 act, ua = act[live], ua[live]
-                u[act] = ua
-                break
+                self.u[act] = ua
+                return act
             # sequences that converged drop out (copying the rest of M) only once they are a
             # quarter of the batch: until then iterating them on costs less than the copy.
             # Each sequence's arithmetic is its own, so which others share its batch does not
@@ -188,44 +201,62 @@ class SpectralTracker:
                 act, ma, v = act[live], _Stacks(ma.take(np.flatnonzero(live))), v[live]
                 ua, theta = ua[live], theta[live]
                 live = np.ones(act.size, dtype=bool)
-            # next subspace: a Chebyshev filter of degree d on the Ritz vectors, damping
-            # [0, θ_min] (θ_min the block's smallest Ritz value); A Z = v is its first term.
-            # One product is kept for the Rayleigh-Ritz step after it. θ_min is floored at
-            # 1e-10 θ_max (rounding can make it <= 0; the filter then grows like A^d)
-            if not self.filter:
-                ua, _ = np.linalg.qr(v)                            # a power step: A U
-                continue
-            d = min(DEGREE, budget)
-            half = np.maximum(theta[:, 0], 1e-10 * theta[:, -1])[:, None, None] / 2.0
-            half = np.where(half > 0.0, half, 1.0)
-            y0, y1 = ua, (v - half * ua) / half
-            for _ in range(d - 1):
-                budget -= 1
-                self.iterations += 1
-                y0, y1 = y1, 2.0 * (ma.times(ma.t_times(y1)) - half * y1) / half - y0
-            ua, _ = np.linalg.qr(y1)
-        # not converged within the cap: skip the iteration for a while, doubling each time
-        self.skip[act] = self.backoff[act]
-        self.backoff[act] = np.minimum(2 * self.backoff[act], MAX_SKIP)
-        self.last = self.iterations - passes + plain
-        hard = np.union1d(act, np.flatnonzero(direct))
-        # A certificate the residual test cannot give: σ_max >= the largest row norm of M. On
-        # a chain whose product is diagonal (or nearly) the warm start is an exactly invariant
-        # subspace, its top Ritz pair has zero residual and passes the test, yet a unit
-        # outside the block may have taken the lead: the Ritz value is then below that unit's
-        # row norm. Such sequences go to the eigensolver. A dense M never trips it (its row
-        # norms are below σ_max); costs one pass over M per lag.
+            ua, budget = self._next_block(ma, ua, v, theta, budget)
+        return act
+
+    def _ritz(self, ma: _Stacks, ua: np.ndarray, first: bool):
+        """W = M^T U and the eigenpairs (θ ascending, Y) of U^T A U = W^T W. On a lag's first
+        step, a sequence with θ_1 <= 0 whose block is not zero restarts from the fixed start
+        (its warm start lay in the left null space of M): ua is changed in place."""
+        w = ma.t_times(ua)                                      # M^T U      (b, c, p)
+        theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))   # U^T A U
+        if not first:
+            return w, theta, y
+        stuck = theta[:, -1] <= 0.0
+        if stuck.any():   # only then look at the blocks themselves (a pass over M)
+            stuck[stuck] = frobenius(ma.take(np.flatnonzero(stuck))) > 0.0
+        if stuck.any():   # warm start in the left null space of a nonzero block
+            ua[stuck] = self.start
+            w = ma.t_times(ua)
+            theta, y = np.linalg.eigh(np.matmul(w.transpose(0, 2, 1), w))
+        return w, theta, y
+
+    def _next_block(self, ma: _Stacks, ua, v, theta, budget: int) -> tuple[np.ndarray, int]:
+        """The subspace for the next Rayleigh-Ritz step and the budget left: a Chebyshev
+        filter of degree d on the Ritz vectors ua, damping [0, θ_min] (θ_min the block's
+        smallest Ritz value); A Z = v is its first term. One product is kept for the
+        Rayleigh-Ritz step after it. θ_min is floored at 1e-10 θ_max (rounding can make it
+        <= 0; the filter then grows like A^d). Without the filter, a power step."""
+        if not self.filter:
+            ua, _ = np.linalg.qr(v)                                # a power step: A U
+            return ua, budget
+        d = min(DEGREE, budget)
+        half = np.maximum(theta[:, 0], 1e-10 * theta[:, -1])[:, None, None] / 2.0
+        half = np.where(half > 0.0, half, 1.0)
+        y0, y1 = ua, (v - half * ua) / half
+        for _ in range(d - 1):
+            budget -= 1
+            self.iterations += 1
+            y0, y1 = y1, 2.0 * (ma.times(ma.t_times(y1)) - half * y1) / half - y0
+        ua, _ = np.linalg.qr(y1)
+        return ua, budget
+
+    def _refuted(self, m: _Stacks, lam: np.ndarray, hard: np.ndarray, row_sq_max) -> np.ndarray:
+        """`hard` (the sequences not settled by the iteration) and the settled ones whose λ the
+        row norms refute. A certificate the residual test cannot give: σ_max >= the largest
+        row norm of M. On a chain whose product is diagonal (or nearly) the warm start is an
+        exactly invariant subspace, its top Ritz pair has zero residual and passes the test,
+        yet a unit outside the block may have taken the lead: the Ritz value is then below
+        that unit's row norm. Such sequences go to the eigensolver (counted with the others in
+        `fallbacks`). A dense M never trips it (its row norms are below σ_max); costs one pass
+        over M per lag unless the caller has the row norms."""
         settled = np.setdiff1d(np.arange(m.size), hard)
         if settled.size:
             rows = m.row_sq_max() if row_sq_max is None else row_sq_max
             missed = settled[rows[settled] > lam[settled] * (1.0 + 1e-10)]
-            if missed.size:   # counted with the eigensolver's other sequences in `fallbacks`
+            if missed.size:
                 hard = np.union1d(hard, missed)
-        if hard.size:     # one batched eigensolve for every sequence not settled above
-            self.fallbacks += hard.size
-            lam[hard] = gram_top(m.take(hard))
-        self.u = u
-        return np.sqrt(np.maximum(lam, 0.0))
+        return hard
 
 
 class _Stacks:

@@ -61,13 +61,42 @@ from contextlib import contextmanager
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-# one threaded section at a time (BLAS limits are process-wide); never held while forking
-_LOCK = threading.Lock()
-_CONTROLLER = None
-_SCANNED_AT = -1
-_JOB = None                # (fn, parts) while forked workers start: inherited, never pickled
 PR_SET_PDEATHSIG = 1       # linux/prctl.h
 REPORT_EVERY = 0.2         # s between progress reports (a Tally's), and between looks at the parts
+
+
+class _ProcessState:
+    """What this module keeps for the life of one process (`_PROCESS`), and why:
+
+    lock        one threaded section at a time: BLAS thread limits are process-wide, so two
+                sections at once would undo each other's. Never held while this module forks;
+                a forked child gets a fresh one (os.register_at_fork), so a fork made by some
+                other thread while a probe held it does not leave the child's locked for ever.
+    controller  threadpoolctl's view of the loaded thread pools, and `scanned_at`, how many
+                modules were imported when it was taken (see _controller): discovery costs
+                milliseconds, so it is kept until an import may have loaded a runtime.
+    job         in a forked worker only: its (fn, parts), from the arguments it inherited with
+                the parent's memory (see _forked); None in every other process. The parent
+                keeps no job, so nothing of one probe outlives it in the caller.
+    """
+
+    def __init__(self):
+        self.lock, self.job = threading.Lock(), None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the view of the thread pools: the next look rescans (for a test that must
+        not trust what earlier tests loaded). The lock stays: replacing it while a section
+        runs would let a second one in."""
+        self.controller, self.scanned_at = None, -1
+
+    def _after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+
+
+_PROCESS = _ProcessState()
+if hasattr(os, "register_at_fork"):   # POSIX
+    os.register_at_fork(after_in_child=_PROCESS._after_fork_in_child)
 
 
 def available_cores() -> int:
@@ -142,11 +171,17 @@ def _controller():
     """threadpoolctl's view of the loaded thread pools. Rescanned when modules were imported
     since the last scan: an import can load a runtime (torch brings libgomp), and a stale view
     would call a process quiet that is not. Discovery costs milliseconds; imports are rare."""
-    global _CONTROLLER, _SCANNED_AT
-    if _CONTROLLER is None or _SCANNED_AT != len(sys.modules):
-        _CONTROLLER = ThreadpoolController()
-        _SCANNED_AT = len(sys.modules)
-    return _CONTROLLER
+    state = _PROCESS
+    if state.controller is None or state.scanned_at != len(sys.modules):
+        state.controller, state.scanned_at = ThreadpoolController(), len(sys.modules)
+    return state.controller
+
+
+def _start_worker(parent: int, fn, parts: list[slice]) -> None:
+    """A forked worker's initializer: die with the caller (_die_with), then keep its job, which
+    came with the memory the fork copied (the pool's initargs are not pickled under fork)."""
+    _die_with(parent)
+    _PROCESS.job = (fn, parts)
 
 
 def _die_with(parent: int) -> None:
@@ -200,33 +235,31 @@ def _gather(futures, poll=None) -> list:
 
 
 def _run_part(i: int):
-    fn, parts = _JOB
+    """Part i of the job this forked worker inherited (only the index travels, pickled)."""
+    fn, parts = _PROCESS.job
     with single_threaded_blas():
         return fn(parts[i])
 
 
 def _forked(fn, parts: list[slice], poll=None):
-    """[fn(part) for part in parts] in forked workers; None if they could not be started."""
-    global _JOB
-    _JOB = (fn, parts)   # only called when quiet: no other thread can be using _JOB
+    """[fn(part) for part in parts] in forked workers; None if they could not be started.
+    fn and parts reach the workers as the initializer's arguments, which a forked process
+    inherits with the caller's memory: the job (cell, parameters, inputs) is never pickled."""
     try:
+        pool = ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_worker, initargs=(os.getpid(), fn, parts))
+    except (OSError, NotImplementedError):   # no semaphores (a locked-down container)
+        return None
+    with pool:
         try:
-            pool = ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_die_with, initargs=(os.getpid(),))
-        except (OSError, NotImplementedError):   # no semaphores (a locked-down container)
+            with warnings.catch_warnings():
+                # Python >= 3.12 warns on fork from a process with threads; _quiet() found
+                # only OpenBLAS's pools, which its atfork handlers park
+                warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+                futures = [pool.submit(_run_part, i) for i in range(len(parts))]   # forks them all
+        except OSError:   # fork failed (process or memory limits)
             return None
-        with pool:
-            try:
-                with warnings.catch_warnings():
-                    # Python >= 3.12 warns on fork from a process with threads; _quiet() found
-                    # only OpenBLAS's pools, which its atfork handlers park
-                    warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-                    futures = [pool.submit(_run_part, i) for i in range(len(parts))]   # forks them all
-            except OSError:   # fork failed (process or memory limits)
-                return None
-            return _gather(futures, poll)   # a worker's error is raised here as itself
-    finally:
-        _JOB = None
+        return _gather(futures, poll)   # a worker's error is raised here as itself
 
 
 def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes: bool | None = None,
@@ -239,7 +272,7 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
     if len(parts) == 1:
         if not one_blas_thread:
             return [fn(parts[0])]
-        with _LOCK, single_threaded_blas():
+        with _PROCESS.lock, single_threaded_blas():
             return [fn(parts[0])]
     if processes is None:
         processes = can_fork()
@@ -247,5 +280,5 @@ def map_chunks(fn, parts: list[slice], one_blas_thread: bool = False, processes:
         results = _forked(fn, parts, poll)
         if results is not None:
             return results
-    with _LOCK, single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
+    with _PROCESS.lock, single_threaded_blas(), ThreadPoolExecutor(len(parts)) as pool:
         return _gather([pool.submit(fn, p) for p in parts], poll)

@@ -224,6 +224,49 @@ def figures_page() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The pydantic models an annotation mentions (inside Optional, list, dict, unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in typing.get_args(annotation) for m in _models_in(a)]
+
+
+def _doc_type(annotation) -> str:
+    models = _models_in(annotation)
+    words = _type(annotation)
+    for m in models:
+        words = words.replace("mapping", f"[{m.__name__}](#{m.__name__.lower()})", 1)
+    return words
+
+
+def documents_page() -> str:
+    from diagnostics.documents import MODELS
+    out = [GENERATED, "# Output files", "",
+           "What a run and a sweep write, by contract: one typed model each (diagnostics/documents/), the one way "
+           "they are read and written, so a renamed field fails in the tests and not at a user. `diag schema "
+           "--document NAME` prints a file's JSON Schema for other tools. Keys marked optional are written only "
+           "when there is something to say; a file from before such a key existed reads as it is.", ""]
+    seen: set[type] = set()
+    for name, model in MODELS.items():
+        out += [f"## {name}.json: `{model.FORMAT}`", "", _first_paragraph(model.__doc__), ""]
+        todo = [model]
+        while todo:
+            m = todo.pop(0)
+            if m in seen:
+                continue
+            seen.add(m)
+            optional = getattr(m, "OPTIONAL", frozenset())
+            if m is not model:
+                out += [f"### {m.__name__}", "", _first_paragraph(m.__doc__), ""]
+            out += ["| key | type | written |", "|---|---|---|"]
+            for key, f in m.model_fields.items():
+                out.append(f"| `{f.alias or key}` | {_doc_type(f.annotation)} | "
+                           f"{'when there is something to say' if key in optional else 'always'} |")
+                todo += [x for x in _models_in(f.annotation) if x not in seen]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
 PAGES = {
     "reference/commands.md": commands_page,
     "reference/case-file.md": case_file_page,
@@ -231,6 +274,7 @@ PAGES = {
     "reference/cells.md": cells_page,
     "reference/tasks.md": tasks_page,
     "reference/shipped-cases.md": shipped_cases_page,
+    "reference/documents.md": documents_page,
     "explanation/figures.md": figures_page,
 }
 

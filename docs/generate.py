@@ -279,6 +279,28 @@ PAGES = {
 }
 
 
+def decay_figure(path: Path = DOCS / "figures" / "decay.svg") -> Path:
+    """The README's figure: the report's decay figure of the quickstart, drawn from its committed
+    baseline (cases/baselines/quickstart.json), as SVG text (no binaries in the tree). Not part
+    of --check: its bytes follow matplotlib's version, not the code's numbers."""
+    import matplotlib
+    from diagnostics.documents import Curves, Run
+    from diagnostics.report.data import RunData
+    from diagnostics.report.figures import select_decay
+    from diagnostics.report.figures_decay import decay_curves
+    from diagnostics.run.spec import resolve
+    curves = Curves.read(ROOT / "cases" / "baselines" / "quickstart.json")
+    spec = resolve(ROOT / "cases" / "quickstart.yaml")
+    run = Run.for_curves(curves, "cases/quickstart.yaml", case=spec.resolved(),
+                         cells=[{"label": lab, "kind": c.kind, "options": c.describe()}
+                                for lab, c in zip(spec.labels, spec.cells)])
+    fig = decay_curves(**select_decay(RunData(curves, run)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with matplotlib.rc_context({"svg.hashsalt": "gradient-diagnostics", "svg.fonttype": "none"}):
+        fig.savefig(path, format="svg", metadata={"Date": None, "Creator": None})
+    return path
+
+
 def stale(pages=PAGES) -> list[str]:
     """The committed pages whose text differs from what the code gives now."""
     return [name for name, make in pages.items()
@@ -299,6 +321,7 @@ def main(argv=None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(make(), encoding="utf-8")
         print(f"wrote docs/{name}")
+    print(f"wrote {decay_figure().relative_to(ROOT)}")
     return 0
 
 

@@ -9,29 +9,19 @@ slope by log10(1.05) = 0.021 decades per step (0.4 decades after 20 lags, and it
 exponent by ln 1.05 = 0.049); an LSTM forget bias moved from 1.0 to 1.5 shifts the direct
 memory path by log10(σ(1.5)/σ(1)) = 0.049 decades per step.
 
-Machines change the bits, not the numbers. Measured with benchmarks/kernel_spread.py, twice
-(2026-12-06, AMD EPYC, numpy 2.4.6 with OpenBLAS 0.3.31): every shipped case in --quick form
-under 12 settings -- OpenBLAS's Prescott, Sandybridge and Haswell kernels and its default
-choice, each on 1 and 2 threads, and numpy's own loops without their SIMD targets above x86-64
-v2 (NPY_DISABLE_CPU_FEATURES) on two of them -- plus the committed baselines, written on
-another machine, compared pairwise:
-
-    curve points at initialisation    at most 1.6e-14 decades
-    curve points after 30 steps       at most 1.1e-13 decades (the full quickstart, 250 steps:
-                                      2.3e-14)
-    fitted slopes                     at most 2.4e-15 decades per step
-    horizons                          identical
-    losses at checkpoints             at most 2.2e-15 relative
-    Lyapunov exponents (resolved)     at most 2.3e-14 nats per step
+Machines change the bits, not the numbers: across OpenBLAS's kernels and thread counts and
+numpy's SIMD paths, every shipped case moves by less than 1e-12 decades at any curve point,
+slope, loss or resolved Lyapunov exponent (benchmarks/kernel_spread.py; the figures, with the
+machine and the date, are in docs/explanation/tolerances.md).
 
 So the defaults below keep their real-change meaning with a safety factor of more than 10^11
 over that spread. Two things are not compared because they are rounding, not signal: Lyapunov
-exponents of directions lost to rounding (a dead relu unit: -13.94 on one kernel, -8.00 on
-another; diagnostics/probing/lyapunov.py flags them, `resolved: false`) and the bits of exactly-zero
+exponents of directions lost to rounding (a dead relu unit's, several nats apart between
+kernels; diagnostics/probing/lyapunov.py flags them, `resolved: false`) and the bits of exactly-zero
 curves (null on both sides is equal). Training amplifies rounding only where it is chaotic,
-and there the run itself is not reproducible across machines: one of the 70 points of the
-shipped sweeps' --quick forms (a tanh RNN on the latch at p = 100 whose loss stands above
-ln 2) moved by 0.18 decades in 30 steps. A case of such a training should not be a baseline
+and there the run itself is not reproducible across machines (one of the 70 points of the
+shipped sweeps' --quick forms moved by 0.18 decades in 30 steps). A case of such a training
+should not be a baseline
 (or should widen its `tolerances:`); sweeps tolerate one such trial per group
 (sweep/tolerances.py).
 

@@ -56,9 +56,8 @@ NORMS = ("spectral", "frobenius")
 # below this many hidden units, threads and threaded BLAS lose (see probe_workers)
 THREADS_MIN_HIDDEN = 96
 # batch x lags x anchors x state size from which forked workers repay their start on the
-# diagonal fast path (~70 ns per unit on one core). Measured on the shared 2-core VM, 2
-# workers against 1 (IndRNN tanh, 16 sequences): 1.2e7 lost (1.65 s against 0.92 s),
-# 5e7-7e7 went either way (2.6 s against 3.6 s; 4.5 s against 3.7 s)
+# diagonal fast path (~70 ns per unit on one core): 2 workers lost below ~1e7 and went either
+# way at 5e7-7e7 on 2 cores (IndRNN tanh, 16 sequences)
 DIAGONAL_WORTH = 1e8
 
 
@@ -254,11 +253,10 @@ def _join(runs: list) -> tuple[dict, dict, np.ndarray]:
 def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None, *,
                   diagonal_only: bool = False) -> int:
     """The number of workers probe() uses (see probe). By default, more than one only for a
-    cell that declares `parallel_safe` and a probe worth it. Measured on 2 cores, 2 workers
-    against 1: forked processes cost ~60 ms to start and break even at about 5e7 for
-    batch x lags x anchors x rows x S^2 (LSTM n = 16, 16 sequences, 100 lags: 0.19 s against
-    0.16 s; n = 32, 300 lags, 1.3e9: 0.71 s against 0.48 s). Threads, where forking is unsafe,
-    lose to the GIL below ~96 hidden units (LSTM n = 64: 0.93x; n = 96: 1.32x).
+    cell that declares `parallel_safe` and a probe worth it: forked processes cost ~60 ms to
+    start and break even at about 5e7 for batch x lags x anchors x rows x S^2 (2 workers
+    against 1 on 2 cores); threads, where forking is unsafe, lose to the GIL below ~96 hidden
+    units.
     `diagonal_only`: every path takes the diagonal fast path, whose work is two forward
     passes and O(S) per sequence-lag, so the size that repays workers is measured in
     batch x lags x anchors x S (see DIAGONAL_WORTH)."""

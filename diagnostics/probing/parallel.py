@@ -8,10 +8,10 @@ the work between products (renormalisation, gate diagonals, the small eigenprobl
 spectral tracker) does not thread at all.
 
 Workers are forked processes on Linux when the process is quiet, else threads. Threads share
-the GIL, and the spectral tracker makes many small numpy calls that hold it: two trackers in
-two threads took 1.57 s where each alone took 0.95 s, and in two processes 0.89 s (LSTM
-n = 128, 300 lags). The forked children inherit the job (cell, parameters, inputs) instead of
-receiving it pickled, and send back only the curves.
+the GIL, and the spectral tracker makes many small numpy calls that hold it, so two trackers in
+two threads take nearly as long as one after the other, where two processes run side by side.
+The forked children inherit the job (cell, parameters, inputs) instead of receiving it
+pickled, and send back only the curves.
 
 Why only when quiet. Forking copies only the calling thread: a lock another thread holds at
 that moment (a Jupyter kernel's, a threaded server's, an OpenMP runtime's) stays locked for
@@ -19,25 +19,16 @@ ever in the child. So the probe forks only when this is the only Python thread (
 aside) and the only thread pools loaded are OpenBLAS's, which park themselves around fork (see
 _quiet); otherwise its workers are threads. The other start methods were measured and
 rejected: they pickle the job and re-import the caller's __main__ in every worker (or in the
-fork server), which reruns an unguarded script -- the README's own API example is one -- and
-fixes multiprocessing's global start method. No lock is held while children start. An error
+fork server), which reruns an unguarded script -- the README's own API example is one --,
+fixes multiprocessing's global start method, and costs seconds to start where a fork costs
+tens of milliseconds. No lock is held while children start. An error
 raised in a worker reaches the caller as that error; only a failure to start the workers
 (no semaphores, no fork) falls back to threads. A worker dies with the process that forked
 it, even one killed with SIGKILL (_die_with).
 
-Measured (LSTM, 16 sequences, 300 lags, every path, both norms; best of 3, interleaved) on
-the shared 2-core VM at load average 4-7, where no second core was free, so 2 workers could
-not show a speed-up; on a quiet machine the fork path is what it was (probe_workers, README):
-    n = 64:  1 worker 1.95 s; 2 forked 3.05 s; 2 threads 2.30 s; 2 from a fork server 2.27 s
-             (its first call 3.9 s: the server starts); 2 spawned 5.2-11.3 s
-    n = 128: 1 worker 8.78 s; 2 forked 10.0 s; 2 threads 9.16 s; fork server 8.81 s (first
-             13.2 s); 2 spawned 8.5-11.6 s
-Starting two workers for an empty job (load ~3): fork 33 ms; fork server 22 ms once running,
-1.4 s to start it; spawn 2.3-3.4 s (each worker imports numpy and scipy).
-
 Each sequence's arithmetic is its own, so a given worker count gives the same bits on every
 run, and different counts agree to rounding (BLAS may pick another kernel for another chunk
-shape; measured: identical bits here for chunks of 2 or more sequences). A chunk never holds a
+shape; identical bits for chunks of 2 or more sequences, tested). A chunk never holds a
 single sequence: numpy would send its one-row products to gemv, whose rounding differs.
 
 Progress. A `Tally` counts the work each part has done in memory shared with forked workers,

@@ -1,14 +1,11 @@
 """Tolerances of the sweep regression (`diag check A/sweep.json B/sweep.json`, the sweep baseline).
 
 Why these defaults. The same sweep on the same machine gives the same sweep.json bit for bit,
-so any tolerance only absorbs cross-machine float noise, which training can amplify. Measured
-(benchmarks/kernel_spread.py --sweeps, both shipped sweeps in --quick form, OpenBLAS Haswell
-kernels on 2 threads against Prescott on 1): 69 of the 70 points agree to 1e-7 decades or
-better, but one training is chaotic -- the tanh RNN of the latch at p = 100, seed 5, whose
-loss stands above ln 2 -- and its curve moved by 0.18 decades after 30 steps, which moved the
-pooled q75 over its 10 seeds by 0.11 decades in one measurement and 0.15 in another (the median
-by 0.009). Which trial is chaotic, and
-by how much, is a property of the training, not of a tolerance one could choose in advance.
+so any tolerance only absorbs cross-machine float noise, which training can amplify: across
+BLAS kernels (benchmarks/kernel_spread.py --sweeps) the shipped sweeps' points agree to 1e-7
+decades but for a chaotic training, whose one seed moved its group's pooled quartile by a
+tenth of a decade (docs/explanation/tolerances.md). Which trial is chaotic, and by how much,
+is a property of the training, not of a tolerance one could choose in advance.
 
 So the rule is the one the success counts already follow: one trial may move. `successes` 1
 lets one trial's success flip per cell and group (one flip out of ten moves a rate by 0.1, well

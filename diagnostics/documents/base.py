@@ -17,8 +17,9 @@ from typing import Any, ClassVar, Iterator, Union
 
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, ValidationError
 
-from ..io import atomic_write_text, dumps, json_safe
 from ..errors import DiagnosticsError
+from ..io import atomic_write_text, dumps, json_safe
+from ..options import StrictModel
 
 CURVES = "diag-curves/1"
 RUN = "diag-run/1"
@@ -49,18 +50,19 @@ def _required_as_written(schema: dict, cls: type) -> None:
     schema["required"] = [f.alias or name for name, f in cls.model_fields.items() if name not in cls.OPTIONAL]
 
 
-class Model(BaseModel):
-    """Strict like the case schema (options.STRICT): no coercion, no unknown key, no NaN, also
-    when a field is set later. Built on first use (defer_build), so that importing the documents
-    costs the commands little. populate_by_name: code may use a field's own name where the file
-    has an older one (memoryless_loss, written "baseline").
+class Model(StrictModel):
+    """Strict like every file model (options.StrictModel: no coercion, no unknown key, no NaN),
+    also when a field is set later: a writer fills a document in, so not frozen. Built on first
+    use (defer_build), so that importing the documents costs the commands little.
+    populate_by_name: code may use a field's own name where the file has an older one
+    (memoryless_loss, written "baseline").
 
     OPTIONAL: the keys a file written by diag may lack (added since, or written only when there is
     something to say); WHEN_MEASURED, those of them today's writers leave out when there is nothing
     to say. A writer's document must hold every other key (Document.built), so a key a writer stops
     writing fails in the tests."""
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, populate_by_name=True,
-                              validate_assignment=True, defer_build=True, json_schema_extra=_required_as_written)
+    model_config = ConfigDict(frozen=False, populate_by_name=True, validate_assignment=True, defer_build=True,
+                              json_schema_extra=_required_as_written)
     OPTIONAL: ClassVar[frozenset[str]] = frozenset()
     WHEN_MEASURED: ClassVar[frozenset[str]] = frozenset()
 

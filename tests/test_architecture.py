@@ -217,3 +217,40 @@ def test_plugin_imports_no_numerics():
             "print(sorted(m for m in ('numpy', 'scipy', 'pydantic', 'matplotlib', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+# --- the tests themselves --------------------------------------------------------------------
+TESTS = Path(__file__).resolve().parent
+
+
+def imported_test_modules(source: str) -> list[str]:
+    """The modules named test_* that a file imports, at any depth (`import test_x`, `from test_x
+    import y`, `from tests.test_x import y`, `from . import test_x`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if any(p.startswith("test_") for p in a.name.split("."))]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if any(p.startswith("test_") for p in module.split(".")):
+                found.append(module)
+            elif module in ("", "tests") or module.endswith(".tests"):   # a package of test modules
+                found += [a.name for a in node.names if a.name.startswith("test_")]
+    return found
+
+
+def test_the_test_import_check_finds_each_form():
+    source = ("import test_a\nimport tests.test_b as b\nfrom test_c import X\nfrom tests.test_d import Y\n"
+              "from . import test_e\nfrom tests import test_f\n"
+              "def f():\n    from test_schema import CONTRACT\n"
+              "import cell_cases\nfrom sweep_helpers import write_sweep\nfrom diagnostics.testing import check\n")
+    assert imported_test_modules(source) == ["test_a", "tests.test_b", "test_c", "tests.test_d", "test_e",
+                                             "test_f", "test_schema"]
+
+
+def test_no_test_module_imports_another():
+    """Shared pieces are fixtures in conftest.py or helper modules without the test_ prefix: a
+    test module imported by another runs its module-level code twice under two names, and ties
+    the two files' contents together."""
+    found = {p.name: imported_test_modules(p.read_text(encoding="utf-8")) for p in sorted(TESTS.glob("*.py"))}
+    assert {name: mods for name, mods in found.items() if mods} == {}

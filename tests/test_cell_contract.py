@@ -40,12 +40,9 @@ pytest_plugins = ["pytester"]
 TESTS = Path(__file__).resolve().parent
 
 @pytest.fixture
-def registered():
+def registered(clean_registry):
     register_cell(WideDiag)
     register_cell(LeakyDiag)
-    yield
-    unregister_cell("wide_diag")
-    unregister_cell("leaky_diag")
 
 
 def _check(kind, **opts):

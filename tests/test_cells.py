@@ -1,6 +1,6 @@
 """Cells: every built-in kind in the registry through check_cell (each analytic derivative
 against complex step, central differences for relu), closed forms from REFERENCES.md items 4
-and 8, initialisers, validation and the registry."""
+and 8, the LSTM's scratch memory, initialisers, validation and the registry."""
 from __future__ import annotations
 
 import re
@@ -28,6 +28,7 @@ from diagnostics.cells import (
 from diagnostics.cells.checks import reference_input_jacobian, reference_param_jacobians
 from diagnostics.cells.registry import cell_factory
 from diagnostics.options import option_fields
+from diagnostics.probing import probe
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -140,6 +141,26 @@ def test_chrono_initialisation():
     assert np.array_equal(s["b_u"], -s["b_f"])
     assert s["b_f"].std() > 0.3                      # spread, not the forget_bias constant
     assert np.all(s["b_o"] == 0.0) and np.all(s["b_c"] == 0.0)
+
+
+# --- the LSTM's scratch memory ---------------------------------------------------------------
+def test_the_lstm_keeps_at_most_its_scratch_budget_after_a_probe():
+    """The vjp's scratch arrays are kept per thread between calls; at n = 512, B = 64 the
+    folded step matrices alone are 268 MB. Here n = 256, B = 32: 34 MB of them."""
+    from diagnostics.cells import lstm, make_cell
+    lstm.SCRATCH.clear()   # whatever earlier tests left in this thread's scratch
+    cell = make_cell("lstm", input_size=1, hidden=256)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).standard_normal((2, 32, 1))
+    probe(cell, params, xs, lags=1, paths=("a",), norms=("frobenius",), workers=1)
+    assert lstm.SCRATCH.nbytes() <= lstm.SCRATCH_BYTES
+    # a small probe's scratch is still kept, and reused from call to call
+    small = make_cell("lstm", input_size=1, hidden=16)
+    probe(small, small.init(np.random.default_rng(0)), xs[:, :8], lags=2, workers=1)
+    kept = lstm.SCRATCH.held()
+    assert kept and lstm.SCRATCH.nbytes() <= lstm.SCRATCH_BYTES
+    probe(small, small.init(np.random.default_rng(0)), xs[:, :8], lags=2, workers=1)
+    assert all(lstm.SCRATCH.held().get(k) is a for k, a in kept.items())
 
 
 # --- initialisers ------------------------------------------------------------------------

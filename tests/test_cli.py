@@ -1,12 +1,12 @@
 """The `diag` command: bad input exits 2 with one line per problem and writes nothing; a tiny
-run writes the four outputs, a contract-shaped curves.json, byte-identical on a rerun."""
+run writes the four outputs, a contract-shaped curves.json, byte-identical on a rerun; Ctrl-C
+exits 130 leaving nothing; help, list and the equation cards say what is true."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from diagnostics.cli.main import main
@@ -22,12 +22,6 @@ TINY = {
               "checkpoints": [0, 2, 4]},
     "probe": {"lags": 12, "sequences": 3, "lyapunov": 2, "lyapunov_steps": 20, "tk_map": {"anchors": 2}},
 }
-
-
-def write_case(folder: Path, data, name="case.yaml") -> Path:
-    p = folder / name
-    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
-    return p
 
 
 def invoke(*args):
@@ -76,7 +70,7 @@ def _assert_bad(res, expected, out: Path):
 
 
 @pytest.mark.parametrize("label,data,expected", MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_malformed_case_exits_2_writes_nothing(tmp_path, label, data, expected):
+def test_malformed_case_exits_2_writes_nothing(tmp_path, label, data, expected, write_case):
     case = write_case(tmp_path, data)
     out = tmp_path / "out"
     for cmd in (["run", case, "--out", out], ["validate", case]):
@@ -89,14 +83,14 @@ def test_missing_file_and_directory(tmp_path):
     _assert_bad(invoke("run", tmp_path, "--out", out), ["is a directory"], out)
 
 
-def test_one_bad_case_stops_all_runs(tmp_path):
+def test_one_bad_case_stops_all_runs(tmp_path, write_case):
     good = write_case(tmp_path, TINY, "good.yaml")
     bad = write_case(tmp_path, _with(cells__0__hidden=0), "bad.yaml")
     out = tmp_path / "out"
     _assert_bad(invoke("run", good, bad, "--out", out), ["cells[0].hidden"], out)
 
 
-def test_subprocess_bad_case_has_no_traceback(tmp_path):
+def test_subprocess_bad_case_has_no_traceback(tmp_path, write_case):
     case = write_case(tmp_path, "name: x\ntask: !!python/object:os.system {}\n")
     p = subprocess.run([sys.executable, "-m", "diagnostics.cli", "run", str(case), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
@@ -163,7 +157,7 @@ def check_curves_contract(c: dict, labels, checkpoints, K):
 
 
 @pytest.mark.slow
-def test_run_writes_four_outputs_and_compares_baseline(tmp_path):
+def test_run_writes_four_outputs_and_compares_baseline(tmp_path, write_case):
     case = write_case(tmp_path, TINY)
     out = tmp_path / "out"
     res = invoke("run", case, "--out", out)
@@ -195,7 +189,7 @@ def test_run_writes_four_outputs_and_compares_baseline(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_rerenders_without_recomputing(tmp_path):
+def test_report_rerenders_without_recomputing(tmp_path, write_case):
     case = write_case(tmp_path, TINY)
     out = tmp_path / "out"
     assert invoke("run", case, "--out", out, "--no-report").exit_code == 0
@@ -208,7 +202,7 @@ def test_report_rerenders_without_recomputing(tmp_path):
     assert invoke("report", tmp_path / "nothing").exit_code == 2
 
 
-def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
+def test_same_case_and_seed_give_byte_identical_curves(tmp_path, write_case):
     case = write_case(tmp_path, TINY)
     texts = []
     for i in range(2):
@@ -220,7 +214,7 @@ def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
     assert (tmp_path / "o2" / "tiny" / "curves.json").read_bytes() != texts[0]
 
 
-def test_quick_run_uses_quick_baseline_and_never_replaces_the_full_report(tmp_path):
+def test_quick_run_uses_quick_baseline_and_never_replaces_the_full_report(tmp_path, write_case):
     case = write_case(tmp_path, TINY)
     assert invoke("run", case, "--out", tmp_path / "o", "--no-report").exit_code == 0
     full = (tmp_path / "o" / "tiny" / "run.json").read_bytes()
@@ -232,7 +226,7 @@ def test_quick_run_uses_quick_baseline_and_never_replaces_the_full_report(tmp_pa
     assert (tmp_path / "o" / "tiny" / "run.json").read_bytes() == full      # the full run's folder is untouched
 
 
-def test_json_summary_numbers_are_finite_or_null(tmp_path):
+def test_json_summary_numbers_are_finite_or_null(tmp_path, write_case):
     case = write_case(tmp_path, _with(cells=[{"kind": "rnn", "hidden": 3, "activation": "linear",
                                               "recurrent_init": {"kind": "zeros"}}]))
     assert invoke("run", case, "--out", tmp_path / "o", "--no-report").exit_code == 0
@@ -242,10 +236,9 @@ def test_json_summary_numbers_are_finite_or_null(tmp_path):
 
 
 @pytest.mark.slow
-def test_contract_example_runs_as_is(tmp_path):
+def test_contract_example_runs_as_is(tmp_path, contract_yaml, write_case):
     """Issue 4's example (200 lags > a 120-step copy episode) runs; --quick keeps it to seconds."""
-    from test_schema import CONTRACT
-    case = write_case(tmp_path, CONTRACT)
+    case = write_case(tmp_path, contract_yaml)
     res = invoke("run", case, "--out", tmp_path / "o", "--no-report", "--quick")
     assert res.exit_code == 0, res.output
     c = _no_nonfinite((tmp_path / "o" / "rnn-vs-lstm-copy.quick" / "curves.json").read_text())
@@ -253,7 +246,7 @@ def test_contract_example_runs_as_is(tmp_path):
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
-def test_run_folder_is_replaced_whole(tmp_path, monkeypatch, exchange):
+def test_run_folder_is_replaced_whole(tmp_path, monkeypatch, exchange, write_case):
     """The run is built in a staging folder and swapped in: no file of the previous run survives
     beside the new ones, and no staging folder is left behind."""
     import diagnostics.publish as publish
@@ -268,3 +261,22 @@ def test_run_folder_is_replaced_whole(tmp_path, monkeypatch, exchange):
     assert sorted(p.name for p in out.iterdir()) == ["tiny"]
     assert sorted(p.name for p in (out / "tiny").iterdir()) == ["curves.json", "run.json"]
     assert (out / "tiny" / "curves.json").read_bytes() == first
+
+
+def test_ctrl_c_exits_130_and_leaves_no_empty_out(tmp_path, monkeypatch, tiny_case, write_case):
+    import diagnostics.run.runner as runner
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "compute", interrupted)
+    res = invoke("run", write_case(tmp_path, tiny_case()), "--out", tmp_path / "never")
+    assert res.exit_code == 130 and not (tmp_path / "never").exists()
+
+
+def test_help_list_and_cards_say_what_is_true(tmp_path):
+    assert "diag run -h" not in invoke("run", "--help").output
+    listed = invoke("list").output
+    assert "train (leave out" in listed and "batch: 32" in listed and "probe:" in listed and "sequences: 16" in listed
+    from diagnostics.report.equations import cell_equations
+    _, words = cell_equations("lstm", {"chrono": 100.0})
+    assert "ln U[1, 99]" in words and "100 - 1" not in words

@@ -208,3 +208,21 @@ def test_the_regression_check_counts_diverged_lyapunov_sequences():
     bad = compare(cur, base).failing
     assert [(r.what, r.baseline, r.current) for r in bad] == [("nonfinite", 0, 1)]
     assert compare(cur, cur).ok
+
+
+def test_a_diverged_sequence_is_counted_per_lag_and_compared():
+    from diagnostics.regression.adapt import curves_from_result
+    from diagnostics.regression.comparison import compare
+    cell = make_cell("rnn", input_size=2, hidden=4)
+    params = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).normal(size=(12, 5, 2))
+    good = curves_from_result(probe(cell, params, xs, lags=10))
+    xs[6, 0, 0] = np.nan                    # sequence 0's state is NaN from step 7, so its chain is
+    res = probe(cell, params, xs, lags=10)  # NaN at every lag of the anchor (step 12)
+    bad = curves_from_result(res)
+    s = next(x for x in bad["series"] if x["norm"] == "spectral")
+    assert s["nonfinite"] == [1] * 10
+    ref = np.median(res.log10[("a", "spectral")][0, 1:], axis=0)   # the four sequences that are numbers
+    np.testing.assert_allclose(s["log10"]["median"], ref, rtol=0, atol=1e-15)
+    assert all(v is not None for v in s["log10"]["median"])
+    assert "nonfinite" in {r.what for r in compare(bad, good).failing}

@@ -1,10 +1,12 @@
 """The typed output documents (diagnostics/documents): curves.json, run.json, sweep.json and
 sweep-run.json read into their models and written back byte for byte (every committed baseline,
 a fresh run and a fresh sweep), files from before a key existed, unknown keys refused in one
-line, writers held to the whole form, the JSON Schema of each, and a run.json without a case."""
+line, writers held to the whole form, the JSON Schema of each, a run.json without a case, and
+a document that is a FIFO refused in one line rather than waited on."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -269,3 +271,31 @@ def test_one_lookup_per_item(fresh):
     assert c.training_of("rnn").memoryless_loss == c.training_of("rnn").to_data()["baseline"]
     rows = c.summary_rows({"rnn": "rnn", "lstm": "lstm"})
     assert [r.to_data() for r in rows] == json.loads((fresh / "run.json").read_text())["summary"]
+
+
+# --- a document that is a FIFO ----------------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_documents_that_are_fifos_are_one_line_not_a_wait(tmp_path):
+    """The other files a command reads: a baseline (diag check), a run folder's documents (diag
+    report), and a run.json in an output folder that `diag run` asks whose it is. Each child
+    process would hang on the FIFO before."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    os.mkfifo(tmp_path / "base.json")
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "curves.json")
+    out = tmp_path / "out"
+    (out / "quickstart.quick").mkdir(parents=True)
+    os.mkfifo(out / "quickstart.quick" / "run.json")
+    for args, words in ((["check", str(root / "cases" / "baselines" / "quickstart.quick.json"),
+                          str(tmp_path / "base.json")], "base.json: not a regular file"),
+                        (["report", str(tmp_path / "run")], "curves.json: not a regular file"),
+                        (["run", str(root / "cases" / "quickstart.yaml"), "--quick", "--out", str(out)],
+                         "not written by diag")):
+        try:
+            res = subprocess.run([sys.executable, "-m", "diagnostics.cli", *args], capture_output=True, text=True,
+                                 timeout=60, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"diag {args[0]} waited on a FIFO")
+        assert res.returncode == 2 and words in res.stderr and res.stderr.count("\n") == 1, (args[0], res.stderr)

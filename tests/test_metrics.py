@@ -1,14 +1,22 @@
-"""Decay fits, the Pascanu bound and Lyapunov exponents against closed forms (REFERENCES 2, 5-7, 9)."""
+"""Decay fits, the Pascanu bound and Lyapunov exponents against closed forms (REFERENCES 2, 5-7, 9),
+and a probe stream stuck at a fixed point said as such."""
+import json
 import math
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy.special import roots_hermitenorm
 
 from diagnostics.cells import make_cell
+from diagnostics.cli.main import main
 from diagnostics.probing.core import probe
 from diagnostics.probing.lyapunov import lyapunov_run, lyapunov_spectrum
 from diagnostics.probing.metrics import fit_decay, pascanu_bound
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 # ---------------------------------------------------------------- fit_decay
 
@@ -158,6 +166,25 @@ def test_contracting_tanh_rnn_decays_at_spectral_radius(g):
     fit = fit_decay(res.lags, res.summary("a", "spectral")["median"])
     assert abs(fit["slope"] * math.log(10) - math.log(rho)) < 2e-3
     assert fit["tau"] == pytest.approx(-1 / math.log(rho), rel=0.02)
+
+
+def test_fixed_point_is_detected_and_reported(tmp_path, write_case):
+    """Zero inputs and a zero start keep a bias-free tanh RNN at 0: the top exponent is then
+    ln ρ(W) (0.73 for gain 2), not the chaotic rate; the page and the command say so."""
+    case = {"name": "fp", "task": {"kind": "none", "length": 40, "input_size": 1, "inputs": "zeros"},
+            "cells": [{"kind": "rnn", "hidden": 16, "recurrent_init": {"kind": "gaussian", "gain": 2.0}},
+                      {"kind": "rnn", "label": "moving", "hidden": 16}],
+            "probe": {"lags": 10, "sequences": 2, "lyapunov": 2, "lyapunov_steps": 40, "tk_map": {"anchors": 0}}}
+    res = invoke("run", write_case(tmp_path, case), "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert "warning: rnn (step 0): the probe stream left the state at a fixed point" in res.output
+    curves = json.loads((tmp_path / "o" / "fp" / "curves.json").read_text())
+    assert [x["fixed_point"] for x in curves["lyapunov"]] == [True, True]   # zeros move neither
+    case["task"]["inputs"] = "gaussian"
+    res = invoke("run", write_case(tmp_path, case), "--out", tmp_path / "o2", "--no-report")
+    assert "fixed point" not in res.output
+    page = (tmp_path / "o" / "fp" / "index.html").read_text()
+    assert "Warning:" in page and "fixed point" in page
 
 
 def test_lyapunov_bad_arguments():

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from sweep_helpers import write_sweep
 
@@ -17,19 +16,15 @@ from diagnostics import publish
 from diagnostics.cli.main import main
 from diagnostics.documents import RUN, SWEEP, SWEEP_RUN
 
-TINY = {"name": "tiny", "seed": 3, "task": {"kind": "copy", "delay": 4, "symbols": 2, "alphabet": 3},
-        "cells": [{"kind": "rnn", "hidden": 3}], "train": {"steps": 4, "batch": 4, "checkpoints": [0, 4]},
-        "probe": {"lags": 8, "sequences": 4, "lyapunov": 2, "lyapunov_steps": 30, "tk_map": {"anchors": 0}}}
-
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def case_file(tmp_path: Path) -> Path:
-    p = tmp_path / "tiny.yaml"
-    p.write_text(yaml.safe_dump(TINY, sort_keys=False))
-    return p
+@pytest.fixture
+def case_file(tmp_path, tiny_case, write_case) -> Path:
+    """The tiny case (conftest.py) as tmp_path/tiny.yaml."""
+    return write_case(tmp_path, tiny_case(), "tiny.yaml")
 
 
 def tree(folder: Path) -> dict:
@@ -145,13 +140,13 @@ def test_the_sweep_run_document_names_the_format_its_folder_is_known_by(tmp_path
 
 # --- diag run and diag sweep refuse, before anything runs -------------------------------------------
 
-def test_run_refuses_a_folder_of_the_users_files(tmp_path):
+def test_run_refuses_a_folder_of_the_users_files(tmp_path, case_file):
     """It used to remove out/tiny/ with thesis.tex and sub/data.csv in it, exit 0, no message."""
     out = tmp_path / "out"
     _make(out / "tiny", "user's files")
     (out / "notes.txt").write_text("beside it")
     before = tree(out)
-    res = invoke("run", case_file(tmp_path), "--out", out, "--no-report")
+    res = invoke("run", case_file, "--out", out, "--no-report")
     assert res.exit_code == 2, res.stderr
     assert errors(res) == [f"error: {out / 'tiny'}: holds sub/, thesis.tex, not written by diag "
                            "(no run.json naming its format); left untouched (move them away or choose another --out)"]
@@ -159,7 +154,7 @@ def test_run_refuses_a_folder_of_the_users_files(tmp_path):
 
 
 @pytest.mark.parametrize("what", ["file", "link"])
-def test_run_refuses_a_file_or_a_link_of_the_folders_name(tmp_path, what):
+def test_run_refuses_a_file_or_a_link_of_the_folders_name(tmp_path, what, case_file):
     """A file named like the case's folder was renamed to a hidden staging name; a link
     was replaced by a folder."""
     out = tmp_path / "out"
@@ -171,7 +166,7 @@ def test_run_refuses_a_file_or_a_link_of_the_folders_name(tmp_path, what):
     else:
         (out / "tiny").symlink_to(elsewhere)
     before, theirs = tree(out), tree(elsewhere)
-    res = invoke("run", case_file(tmp_path), "--out", out, "--no-report")
+    res = invoke("run", case_file, "--out", out, "--no-report")
     assert res.exit_code == 2, res.stderr
     says = "exists and is not a folder" if what == "file" else "is a symbolic link"
     assert errors(res) == [f"error: {out / 'tiny'}: {says}; left untouched"]
@@ -179,13 +174,13 @@ def test_run_refuses_a_file_or_a_link_of_the_folders_name(tmp_path, what):
 
 
 @pytest.mark.parametrize("where", ["root", "home"])
-def test_run_refuses_the_root_and_the_home_folder(tmp_path, monkeypatch, no_compute, where):
+def test_run_refuses_the_root_and_the_home_folder(tmp_path, monkeypatch, no_compute, where, case_file):
     """`--out /` wrote /tiny (the issue's /fast)."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     out = Path("/") if where == "root" else home
-    res = invoke("run", case_file(tmp_path), "--out", out, "--no-report")
+    res = invoke("run", case_file, "--out", out, "--no-report")
     assert res.exit_code == 2, res.stderr
     place = "the file system's root" if where == "root" else "your home folder"
     assert errors(res) == [f"error: {out}: is {place}; refusing to write tiny/ into it "
@@ -193,24 +188,23 @@ def test_run_refuses_the_root_and_the_home_folder(tmp_path, monkeypatch, no_comp
     assert list(home.iterdir()) == []
 
 
-def test_run_checks_every_case_before_running_any(tmp_path, no_compute):
+def test_run_checks_every_case_before_running_any(tmp_path, no_compute, case_file, tiny_case, write_case):
     out = tmp_path / "out"
     _make(out / "other", "user's files")
-    first = case_file(tmp_path)
-    second = tmp_path / "other.yaml"
-    second.write_text(yaml.safe_dump({**TINY, "name": "other"}, sort_keys=False))
+    first = case_file
+    second = write_case(tmp_path, tiny_case(name="other"), "other.yaml")
     before = tree(out)
     res = invoke("run", first, second, "--out", out, "--no-report")
     assert res.exit_code == 2 and len(errors(res)) == 1 and str(out / "other") in errors(res)[0]
     assert tree(out) == before
 
 
-def test_run_replaces_its_own_folder_and_one_holding_only_its_leftovers(tmp_path):
+def test_run_replaces_its_own_folder_and_one_holding_only_its_leftovers(tmp_path, case_file):
     out = tmp_path / "out"
     _make(out / "tiny", "leftovers")
-    assert invoke("run", case_file(tmp_path), "--out", out, "--no-report").exit_code == 0
+    assert invoke("run", case_file, "--out", out, "--no-report").exit_code == 0
     assert sorted(tree(out / "tiny")) == ["curves.json", "run.json"]
-    assert invoke("run", case_file(tmp_path), "--out", out, "--no-report").exit_code == 0
+    assert invoke("run", case_file, "--out", out, "--no-report").exit_code == 0
     assert [p.name for p in out.iterdir()] == ["tiny"]
 
 
@@ -236,10 +230,10 @@ def test_sweep_refuses_a_folder_not_its_own_before_the_cluster_starts(tmp_path, 
 # --- whole or not at all: a full disk ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def report_folder(tmp_path_factory) -> Path:
+def report_folder(tmp_path_factory, tiny_case, write_case) -> Path:
     """A run folder with its page, made once (copied by each test)."""
     root = tmp_path_factory.mktemp("made")
-    res = CliRunner().invoke(main, ["run", str(case_file(root)), "--out", str(root / "out")])
+    res = CliRunner().invoke(main, ["run", str(write_case(root, tiny_case(), "tiny.yaml")), "--out", str(root / "out")])
     assert res.exit_code == 0, res.stderr
     return root / "out" / "tiny"
 
@@ -258,7 +252,7 @@ def _disk_fills(monkeypatch, module, name: str, after: int) -> list:
 
 
 def test_a_full_disk_while_the_page_is_drawn_leaves_the_previous_folder_whole(tmp_path, monkeypatch,
-                                                                                report_folder):
+                                                                                report_folder, case_file):
     """The issue's 3 MB tmpfs: exit 1 with the previous index.html and figures gone. Now exit 1,
     one line, and the previous folder byte for byte (no staging folder left beside it)."""
     import diagnostics.report.page as page
@@ -266,7 +260,7 @@ def test_a_full_disk_while_the_page_is_drawn_leaves_the_previous_folder_whole(tm
     shutil.copytree(report_folder, out / "tiny")
     before = tree(out)
     calls = _disk_fills(monkeypatch, page, "atomic_write_bytes", after=1)
-    res = invoke("run", case_file(tmp_path), "--out", out)
+    res = invoke("run", case_file, "--out", out)
     assert len(calls) == 2                     # the second figure met the full disk
     assert res.exit_code == 1, res.stderr
     assert errors(res) == [f"error: {tmp_path / 'tiny.yaml'}: run failed: OSError: [Errno 28] No space left on "
@@ -274,13 +268,13 @@ def test_a_full_disk_while_the_page_is_drawn_leaves_the_previous_folder_whole(tm
     assert tree(out) == before
 
 
-def test_a_full_disk_while_the_overlays_of_a_regression_are_drawn_leaves_the_folder_whole(tmp_path, monkeypatch):
+def test_a_full_disk_while_the_overlays_of_a_regression_are_drawn_leaves_the_folder_whole(tmp_path, monkeypatch, case_file):
     """The overlays of a regression were drawn into the folder after it was swapped in: a full
     disk then left the new folder in place (and no table of what moved) while saying the run
     failed. Now they are drawn in the stage: exit 1, the previous folder byte for byte, and the
     comparison table still printed."""
     import diagnostics.regression.overlay as overlay
-    case = case_file(tmp_path)
+    case = case_file
     out = tmp_path / "out"
     assert invoke("run", case, "--out", out, "--no-report", "--update-baseline").exit_code == 0
     base = tmp_path / "baselines" / "tiny.json"

@@ -1,4 +1,5 @@
-"""The probe's curves against direct float64 products and closed forms (REFERENCES items 2, 4, 5)."""
+"""The probe's curves against direct float64 products and closed forms (REFERENCES items 2, 4, 5);
+its quantiles leave out what is not a number."""
 import dataclasses
 
 import numpy as np
@@ -377,3 +378,14 @@ def test_spectral_tracker_on_thin_blocks_needs_no_eigensolver(shape):
         m = rng.normal(size=shape)
         np.testing.assert_allclose(tr(m), np.linalg.norm(m, 2, axis=(1, 2)), rtol=1e-12)
     assert tr.fallbacks == 0, tr.fallbacks
+
+
+def test_quantiles_leave_out_nan_instead_of_sorting_it_last():
+    """-1, -2, -3, NaN gave median -1.5 and q75 NaN; a diverged sequence must not bias them."""
+    from diagnostics.probing.matnorms import log_quantile, not_a_value
+    v = np.array([[-1.0], [-2.0], [-3.0], [np.nan]])
+    assert log_quantile(v, 0.5)[0] == -2.0 and log_quantile(v, 0.75)[0] == -1.5
+    assert not_a_value(v)[0] == 1
+    z = np.array([[-np.inf], [-np.inf], [-2.0], [np.nan]])        # exact zeros are values
+    assert log_quantile(z, 0.5)[0] == -np.inf and not_a_value(z)[0] == 1
+    assert np.isnan(log_quantile(np.full((3, 1), np.nan), 0.5)[0])

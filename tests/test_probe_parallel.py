@@ -1,8 +1,14 @@
 """The probe's batch split over workers (forked processes, or threads where forking is not safe):
-the same numbers whatever the count."""
+the same numbers whatever the count; workers forked only from a quiet process (no other thread,
+no OpenMP runtime), an error in a worker raised in the caller as itself, no lock held across a
+fork, workers that die with their parent; and the forked path's tests in a fresh interpreter."""
+import multiprocessing.context
 import os
+import subprocess
 import sys
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +271,159 @@ def test_a_process_forked_while_another_thread_probes_can_probe():
     finally:
         leave.set()
         holder.join()
+
+
+# --- which workers: forked only from a quiet process ----------------------------------------
+
+@dataclass(frozen=True)
+class WhereRan(RNN):
+    """Appends 'pid thread' of each vjp to the file `log` (a forked worker's memory is its own);
+    raises `error` where it runs outside the caller's thread, if given."""
+    log: str = ""
+    error: str = ""
+    caller: tuple = ()
+
+    def vjp(self, params, cache, m):
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()} {threading.get_ident()}\n")
+        if self.error and (os.getpid(), threading.get_ident()) != self.caller:
+            raise {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}[self.error](
+                f"{self.error} raised in a worker")
+        return super().vjp(params, cache, m)
+
+
+def _ran(log: Path) -> set[int]:
+    """The processes that ran a vjp."""
+    return {int(line.split()[0]) for line in log.read_text().splitlines()}
+
+
+needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no forked workers here")
+
+
+XS = np.random.default_rng(1).standard_normal((30, 6, 1))
+
+
+@pytest.fixture
+def another_thread():
+    """A second Python thread, holding a lock until the test ends: what a forked child would
+    inherit locked for ever."""
+    held, done = threading.Lock(), threading.Event()
+    took = threading.Event()
+
+    def hold():
+        with held:
+            took.set()
+            done.wait(60)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    took.wait(10)
+    yield t
+    done.set()
+    t.join(10)
+
+
+class _OpenMP:   # what threadpoolctl reports for an OpenMP runtime (libgomp, libiomp)
+    internal_api, threading_layer, num_threads = "openmp", "openmp", 2
+
+
+@needs_fork
+def test_a_fresh_process_forks_and_one_that_loaded_openmp_does_not():
+    """Whatever this test process has loaded, a fresh one is quiet and forks its workers; after
+    `import torch` (libgomp) it is not, and the probe's workers are threads, with the same bits."""
+    code = ("import os, sys, numpy as np\n"
+            "import diagnostics.probing.parallel as par\n"
+            "from diagnostics.cells import make_cell\n"
+            "from diagnostics.probing import probe\n"
+            "cell = make_cell('rnn', input_size=1, hidden=4); p = cell.init(np.random.default_rng(0))\n"
+            "xs = np.random.default_rng(1).standard_normal((30, 6, 1))\n"
+            "a = probe(cell, p, xs, workers=2).log10[('a', 'spectral')]\n"
+            "print(par._quiet())\n"
+            "if len(sys.argv) > 1:\n"
+            "    import torch; torch.ones(2) @ torch.ones(2)\n"
+            "    print(par._quiet()); b = probe(cell, p, xs, workers=2).log10[('a', 'spectral')]\n"
+            "    print(np.array_equal(a, b))\n")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert fresh.stdout.split() == ["True"]
+    import importlib.util
+    if importlib.util.find_spec("torch") is None:   # (never imported here: this process must stay quiet)
+        return
+    loaded = subprocess.run([sys.executable, "-c", code, "torch"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == ["True", "False", "True"]
+
+
+@needs_fork
+@pytest.mark.parametrize("busy", ["python thread", "OpenMP runtime"])
+def test_a_process_running_other_threads_is_not_forked(tmp_path, monkeypatch, request, busy, quiet_process):
+    """Forking copies only the calling thread; whatever another thread holds stays locked in the
+    child. With a second Python thread, or an OpenMP runtime loaded, the workers are threads of
+    this process, and give the same bits as forked ones."""
+    log = tmp_path / "log.txt"
+    cell = WhereRan(input_size=1, hidden=4, log=str(log))
+    params = cell.init(np.random.default_rng(0))
+    quiet = probe(cell, params, XS, workers=2)
+    assert len(_ran(log)) == 2 and os.getpid() not in _ran(log)      # forked while quiet
+    log.unlink()
+    if busy == "python thread":
+        request.getfixturevalue("another_thread")
+    else:
+        libs = parallel._controller().lib_controllers + [_OpenMP()]
+        fake = type("Controller", (), {"lib_controllers": libs, "limit": parallel._controller().limit})()
+        monkeypatch.setattr(parallel, "_controller", lambda: fake)
+    busy_run = probe(cell, params, XS, workers=2)
+    assert _ran(log) == {os.getpid()}
+    for key in quiet.log10:
+        assert np.array_equal(quiet.log10[key], busy_run.log10[key])
+
+
+@needs_fork
+def test_tqdms_monitor_thread_does_not_stop_forking(tmp_path, quiet_process):
+    """diag run's training bar starts tqdm's monitor thread, which sleeps nearly always and
+    never holds a lock a worker needs: the probes after training still fork."""
+    from tqdm import tqdm
+    with open(os.devnull, "w") as sink, tqdm(total=1, disable=False, file=sink):
+        monitor = tqdm.monitor
+    assert monitor is not None and monitor.is_alive()
+    log = tmp_path / "log.txt"
+    cell = WhereRan(input_size=1, hidden=4, log=str(log))
+    probe(cell, cell.init(np.random.default_rng(0)), XS, workers=2)
+    assert len(_ran(log)) == 2 and os.getpid() not in _ran(log)
+
+
+@needs_fork
+@pytest.mark.parametrize("error", [ValueError, FileNotFoundError], ids=["ValueError", "OSError"])
+def test_an_error_in_a_worker_reaches_the_caller_as_itself(tmp_path, error, quiet_process):
+    """Not swallowed: an OSError was, and the whole probe silently ran again in threads."""
+    log = tmp_path / "log.txt"
+    cell = WhereRan(input_size=1, hidden=4, log=str(log), error=error.__name__,
+                    caller=(os.getpid(), threading.get_ident()))
+    with pytest.raises(error, match=f"^{error.__name__} raised in a worker$"):
+        probe(cell, cell.init(np.random.default_rng(0)), XS, workers=2)
+    assert os.getpid() not in _ran(log)       # and nothing ran again here
+
+
+@needs_fork
+def test_no_lock_is_held_while_workers_are_forked(monkeypatch, quiet_process):
+    held = []
+
+    def start(self, _start=multiprocessing.context.ForkProcess.start):
+        held.append(parallel._PROCESS.lock.locked())
+        return _start(self)
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start)
+    cell = RNN(input_size=1, hidden=4)
+    probe(cell, cell.init(np.random.default_rng(0)), XS, workers=2)
+    assert held == [False, False]
+
+
+@needs_fork
+@pytest.mark.skipif(os.environ.get("DIAG_FRESH_PROCESS") == "1", reason="already the fresh process")
+def test_fork_path_tests_pass_in_a_fresh_process():
+    """Every test of the forked path, in an interpreter where no other test ran: none may skip.
+    They live in this file and in test_progress.py."""
+    root = Path(__file__).resolve().parent
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                          str(root / "test_probe_parallel.py"), str(root / "test_progress.py")],
+                         capture_output=True, text=True, env={**os.environ, "DIAG_FRESH_PROCESS": "1"})
+    tail = out.stdout.strip().splitlines()[-1]
+    assert out.returncode == 0 and "skipped" not in tail.replace("1 skipped", ""), out.stdout[-3000:]

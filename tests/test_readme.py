@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from diagnostics.cells import cell_kinds, unregister_cell
-
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
@@ -35,16 +33,6 @@ pytest_plugins = ["pytester"]
 
 def _needs_torch(block: str) -> bool:
     return re.search(r"^\s*import torch|interop\.torch|torchfn", block, re.M) is not None
-
-
-def _clean_registry():
-    before = set(cell_kinds())
-    yield
-    for k in set(cell_kinds()) - before:
-        unregister_cell(k)
-
-
-clean_registry = pytest.fixture(_clean_registry)
 
 
 def test_readme_has_examples():

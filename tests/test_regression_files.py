@@ -1,4 +1,5 @@
-"""Regression files: baseline paths, reading curves, the gate, `diag check`, atomic writes."""
+"""Regression files: baseline paths (inside the case's folder), reading curves, the gate, `diag check`
+(and its note when two cases differ), atomic writes."""
 from __future__ import annotations
 
 import json
@@ -14,8 +15,13 @@ from click.testing import CliRunner
 from regression_data import make_curves
 
 from diagnostics.cli.check import check_cmd
+from diagnostics.cli.main import main
 from diagnostics.regression.baseline import BadCurves, gate, load_curves, write_baseline
 from diagnostics.regression.comparison import compare
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 # --- baseline files --------------------------------------------------------------------------
@@ -30,6 +36,15 @@ def test_baseline_path_of_a_resolved_case(tmp_path):
     case.write_text(text + "baseline: b/x.json\n")
     assert resolve(case).baseline_path == tmp_path / "cases" / "b" / "x.json"
     assert resolve(case, quick=True).baseline_path == tmp_path / "cases" / "b" / "x.quick.json"
+
+
+@pytest.mark.parametrize("baseline", ["/tmp/x.json", "../../x.json", "baselines/../../x.json"])
+def test_a_baseline_outside_the_case_folder_needs_a_flag(tmp_path, baseline, tiny_case, write_case):
+    p = write_case(tmp_path, tiny_case(baseline=baseline))
+    res = invoke("run", p, "--out", tmp_path / "o", "--no-report", "--update-baseline")
+    assert res.exit_code == 2 and "baseline: must be a path inside the case's folder" in res.output
+    assert not (tmp_path / "o").exists()
+    assert invoke("validate", write_case(tmp_path, tiny_case(baseline="b/x.json"))).exit_code == 0
 
 
 def test_load_curves_errors(tmp_path):
@@ -87,6 +102,15 @@ def test_check_command_exit_codes(tmp_path):
         res = r.invoke(check_cmd, args)
         assert res.exit_code == 2 and words in res.output and "Traceback" not in res.output, res.output
         assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit)
+
+
+def test_check_says_when_two_cases_differ(tmp_path, tiny_case, write_case):
+    a = write_case(tmp_path, tiny_case(), "a.yaml")
+    b = write_case(tmp_path, tiny_case(name="other"), "b.yaml")
+    for f in (a, b):
+        assert invoke("run", f, "--out", tmp_path / "o", "--no-report").exit_code == 0
+    res = invoke("check", tmp_path / "o" / "tiny", tmp_path / "o" / "other")
+    assert res.output.startswith("note: comparing two different cases: 'tiny'")
 
 
 def test_check_takes_tolerances_from_a_case_file(tmp_path):

@@ -1,14 +1,18 @@
-"""The HTML/PNG report, rendered from a synthetic run folder (tests/report_fixture.py)."""
+"""The HTML/PNG report, rendered from a synthetic run folder (tests/report_fixture.py); what the
+decay figure draws for a run of the tiny case (its task lag, the bound of the norm drawn)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from report_fixture import CHECKPOINTS, write_run
 
+from diagnostics.cli.main import main
 from diagnostics.io import atomic_write_json
 from diagnostics.report import render_report
 from diagnostics.report.equations import cell_equations
@@ -19,6 +23,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
 ALL = {f.slug for f in FIGURES}
 TRAINING_ONLY = {"checkpoints", "grad_flow", "temporal_components", "training"}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +217,28 @@ def test_loss_smoothing_is_a_geometric_mean_and_keeps_gaps():
     assert out[0] == pytest.approx(10.0, rel=1e-12)                # edge: mean of (1, 100) only
     assert np.isnan(out[3])                                        # no value where the run has none
     assert out[4] == pytest.approx(4.0, rel=1e-12)                 # its window holds (None, 4) only
+
+
+# --- what the decay figure draws -------------------------------------------------------------
+
+def test_the_task_lag_reaches_the_decay_figure(tmp_path, tiny_case, write_case):
+    from diagnostics.report.data import RunData
+    from diagnostics.report.figures import select_decay
+    assert invoke("run", write_case(tmp_path, tiny_case()), "--out", tmp_path / "o", "--no-report").exit_code == 0
+    d = RunData.load(tmp_path / "o" / "tiny")
+    assert d.run.task_lag == 6 and select_decay(d)["task_lag"] == 6.0    # copy: delay + symbols
+
+
+def test_pascanu_bound_holds_for_the_norm_drawn(tmp_path, tiny_case, write_case):
+    """Frobenius-only curves used to be drawn under the spectral bound (0.7 decades above it)."""
+    from diagnostics.report.data import RunData
+    from diagnostics.report.figures import select_decay
+    case = tiny_case(probe={**tiny_case()["probe"], "norms": ["frobenius"]})
+    case["cells"][0]["hidden"] = 9
+    assert invoke("run", write_case(tmp_path, case), "--out", tmp_path / "o", "--no-report").exit_code == 0
+    d = RunData.load(tmp_path / "o" / "tiny")
+    sel = select_decay(d)
+    c = sel["curves"]["rnn"]
+    spectral_bound = d.bound("rnn", d.last_checkpoint)
+    np.testing.assert_allclose(c["bound"], spectral_bound + 0.5 * math.log10(9), rtol=0, atol=1e-12)
+    assert (c["median"] <= c["bound"] + 1e-9).all()           # the bound shown holds for what is drawn

@@ -17,41 +17,23 @@ validate_case = load_case = resolve
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 
-CONTRACT = """\
-name: rnn-vs-lstm-copy
-description: Plain RNN against gated memory on the copy task.
-seed: 0
-task: {kind: copy, delay: 100, symbols: 10, alphabet: 8}
-cells:
-  - {kind: rnn, label: tanh RNN, hidden: 64, activation: tanh, recurrent_init: {kind: orthogonal, gain: 1.0}}
-  - {kind: gru, hidden: 64}
-  - {kind: lstm, hidden: 64, forget_bias: 1.0}
-train: {steps: 500, batch: 32, optimizer: {kind: adam, lr: 0.001}, clip: 1.0, checkpoints: [0, 100, 500]}
-probe: {lags: 200, sequences: 16, norms: [spectral, frobenius], lyapunov: 8}
-"""
-
-
-def contract() -> dict:
-    return yaml.safe_load(CONTRACT)
-
-
 def problems(raw) -> list[str]:
     with pytest.raises(CaseError) as e:
         validate_case(raw)
     return e.value.lines
 
 
-def test_contract_example_validates():
-    lc = validate_case(contract())
+def test_contract_example_validates(contract_case):
+    lc = validate_case(contract_case())
     assert lc.labels == ("tanh RNN", "gru", "lstm")
     assert lc.case.train.checkpoints == [0, 100, 500]
     assert [c.kind for c in lc.cells] == ["rnn", "gru", "lstm"]
     assert lc.cells[2].forget_bias == 1.0 and lc.cells[0].input_size == lc.task.input_size
 
 
-def test_contract_probe_stream_concatenates_episodes():
+def test_contract_probe_stream_concatenates_episodes(contract_case):
     """200 lags > one copy episode (120 steps): the stream is two whole episodes, anchor at its end."""
-    lc = validate_case(contract())
+    lc = validate_case(contract_case())
     plan = make_plan(lc.case, lc.task, lc.cells)
     assert (plan.K, plan.episode, plan.stream, plan.anchors) == (200, 120, 240, (240,))
     small = plan.__class__(**{**plan.__dict__, "sequences": 3, "lyapunov_steps": 10, "tk_anchors": ()})
@@ -73,8 +55,8 @@ def test_defaults_and_labels():
     assert plan.K == 10 and plan.anchors == (10,) and plan.lyapunov == 4   # min(8, rnn state 4)
 
 
-def test_duplicate_labels_are_an_error():
-    raw = contract()
+def test_duplicate_labels_are_an_error(contract_case):
+    raw = contract_case()
     raw["cells"][1]["label"] = "tanh RNN"
     assert problems(raw) == ["cells[1].label: must be unique; 'tanh RNN' is also the label of cells[0]"]
 
@@ -136,8 +118,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("where,value,expected", BAD, ids=[".".join(map(str, b[0])) + "=" + repr(b[1]) for b in BAD])
-def test_one_clear_line_per_problem(where, value, expected):
-    raw = contract()
+def test_one_clear_line_per_problem(where, value, expected, contract_case):
+    raw = contract_case()
     node = raw
     for k in where[:-1]:
         node = node[k] if isinstance(k, int) else node.setdefault(k, {})
@@ -148,15 +130,15 @@ def test_one_clear_line_per_problem(where, value, expected):
     assert lines[0].startswith(start) and all(r in lines[0] for r in rest), lines
 
 
-def test_a_union_in_a_cells_weights_is_one_line():
-    raw = contract()
+def test_a_union_in_a_cells_weights_is_one_line(contract_case):
+    raw = contract_case()
     raw["cells"][2]["weights"] = {"file": "m.pt", "layer": "top"}
     assert problems(raw) == ["cells[2].weights.layer: must be an integer or all, got 'top'"]
 
 
-def test_missing_required_keys_and_many_problems_at_once():
+def test_missing_required_keys_and_many_problems_at_once(contract_case):
     assert sorted(problems({"seed": 1})) == ["cells: is required", "name: is required", "task: is required"]
-    raw = contract()
+    raw = contract_case()
     raw["cells"][0]["hidden"] = 0
     raw["cells"][1]["hidden"] = "x"
     raw["task"]["dealy"] = 3
@@ -197,8 +179,8 @@ def test_missing_file_and_directory(tmp_path):
         read_yaml(tmp_path)
 
 
-def test_load_case_prefixes_the_file(tmp_path):
-    raw = contract()
+def test_load_case_prefixes_the_file(tmp_path, contract_case):
+    raw = contract_case()
     raw["cells"][0]["hidden"] = 0
     p = _write(tmp_path, yaml.safe_dump(raw))
     with pytest.raises(CaseError) as e:
@@ -214,8 +196,8 @@ def test_json_schema_is_json_and_describes_the_keys():
     assert set(s["required"]) == {"name", "task", "cells"}
 
 
-def test_quick_form_is_deterministic_and_small():
-    lc = validate_case(contract())
+def test_quick_form_is_deterministic_and_small(contract_case):
+    lc = validate_case(contract_case())
     q = quick_case(lc.case, lc.task.length)
     assert q.train.steps == QUICK["steps"] and q.train.checkpoints == [0, 6, 30]
     assert q.probe.lags == 40 and q.probe.sequences == 4 and q.train.batch == 16
@@ -237,14 +219,14 @@ def test_shipped_cases_validate_in_both_forms():
     assert len(names) == len(files)
 
 
-def test_json_schema_checks_cases_like_the_loader():
+def test_json_schema_checks_cases_like_the_loader(contract_case):
     """Editors validate with the JSON Schema: shipped cases pass, kind-specific options are checked."""
     jsonschema = pytest.importorskip("jsonschema")
     v = jsonschema.Draft202012Validator(json_schema())
     for f in sorted(f for f in CASES.glob("*.yaml") if not f.stem.endswith("_sweep")):
         assert not list(v.iter_errors(yaml.safe_load(f.read_text()))), f
-    assert not list(v.iter_errors(contract()))
-    bad = contract()
+    assert not list(v.iter_errors(contract_case()))
+    bad = contract_case()
     bad["cells"][0]["forget_bias"] = 1.0     # an lstm option on an rnn
     bad["task"]["dealy"] = 3                 # not a copy option
     bad["probe"]["lagz"] = 3
@@ -255,7 +237,7 @@ def test_json_schema_checks_cases_like_the_loader():
              ("task", None, {"kind": "copy", "dealy": 3}), ("task", None, {"kind": "latch", "p": 1}),
              ("train", None, {"steps": 5, "optimizer": {"kind": "sgd", "betas": [0.9, 0.9]}})]
     for key, i, value in wrong:
-        case = contract()
+        case = contract_case()
         if i is None:
             case[key] = value
         else:

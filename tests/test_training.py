@@ -194,6 +194,12 @@ def test_adam_and_sgd_match_textbook():
     assert np.allclose(p["w"], ref, rtol=1e-14)
 
 
+def test_adam_betas_must_be_below_one_from_python_too():
+    from diagnostics.training.optim import make_optimizer
+    with pytest.raises(ValueError, match="optimizer.beta1: must be < 1, got 1.0"):
+        make_optimizer({"kind": "adam", "beta1": 1.0}, {"w": np.zeros(2)})
+
+
 def test_clipping_is_pascanu_algorithm_1():
     g = {"a": np.array([3.0, 0.0]), "b": np.array([4.0])}
     n = global_norm(g)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from diagnostics.cells import Cell, freeze, register_cell, unregister_cell
+from diagnostics.cells import Cell, freeze, register_cell
 from diagnostics.cli.main import main
 from diagnostics.options import PosFloat, PosInt
 
@@ -46,10 +46,8 @@ class Leaky(Cell):
 
 
 @pytest.fixture
-def leaky():
+def leaky(clean_registry):
     register_cell("leaky", Leaky)          # the one registry line
-    yield
-    unregister_cell("leaky")
 
 
 CASE = {"name": "leaky-case", "task": {"kind": "none", "length": 12, "input_size": 2},

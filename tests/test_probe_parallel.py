@@ -94,7 +94,7 @@ def mode(request, monkeypatch):
         monkeypatch.setattr(parallel, "_quiet", lambda: False)
     elif not parallel.can_fork():
         pytest.skip("this platform does not fork workers")
-    elif not parallel._quiet():
+    elif not parallel.fork_allowed():
         pytest.skip("this process runs other threads, so it does not fork")
     return request.param
 
@@ -161,7 +161,7 @@ def test_a_machine_that_cannot_start_processes_gets_threads(monkeypatch):
     with single_threaded_blas():
         ref = probe(cell, params, xs, workers=1)
     got = probe(cell, params, xs, workers=2)
-    assert tried == ([1] if parallel.can_fork() and parallel._quiet() else [])   # tried where they apply
+    assert tried == ([1] if parallel.fork_allowed() else [])   # tried where they apply
     assert _max_diff(ref, got) <= 1e-13
 
 
@@ -176,7 +176,7 @@ def work(part):
         time.sleep(120)
     return part.start
 
-assert parallel._quiet()
+assert parallel.fork_allowed()
 parallel.map_chunks(work, parallel.chunks(4, 2), processes=True)
 """
 
@@ -338,10 +338,10 @@ def test_a_fresh_process_forks_and_one_that_loaded_openmp_does_not():
             "cell = make_cell('rnn', input_size=1, hidden=4); p = cell.init(np.random.default_rng(0))\n"
             "xs = np.random.default_rng(1).standard_normal((30, 6, 1))\n"
             "a = probe(cell, p, xs, workers=2).log10[('a', 'spectral')]\n"
-            "print(par._quiet())\n"
+            "print(par.fork_allowed())\n"
             "if len(sys.argv) > 1:\n"
             "    import torch; torch.ones(2) @ torch.ones(2)\n"
-            "    print(par._quiet()); b = probe(cell, p, xs, workers=2).log10[('a', 'spectral')]\n"
+            "    print(par.fork_allowed()); b = probe(cell, p, xs, workers=2).log10[('a', 'spectral')]\n"
             "    print(np.array_equal(a, b))\n")
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert fresh.stdout.split() == ["True"]

@@ -40,6 +40,7 @@ def test_max_memory_flag(tmp_path, tiny_case, write_case):
     assert invoke("run", p, "--out", tmp_path / "o", "--no-report", "--max-memory", "2GB").exit_code == 0
 
 
+@pytest.mark.slow
 def test_the_estimate_bounds_what_a_run_allocates():
     """tracemalloc's peak of numpy's allocations while a case computes stays below the estimate."""
     import tracemalloc

@@ -17,6 +17,7 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_diag_run_on_a_trained_nn_gru_equals_autograd_through_it(tmp_path):
     torch = pytest.importorskip("torch")
     from torch_reference import StepRef, reference_curves

@@ -275,6 +275,7 @@ def test_one_lookup_per_item(fresh):
 
 # --- a document that is a FIFO ----------------------------------------------------------------------
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.slow
 def test_documents_that_are_fifos_are_one_line_not_a_wait(tmp_path):
     """The other files a command reads: a baseline (diag check), a run folder's documents (diag
     report), and a run.json in an output folder that `diag run` asks whose it is. Each child

@@ -295,6 +295,7 @@ def test_a_full_disk_while_the_overlays_of_a_regression_are_drawn_leaves_the_fol
     assert list((out / "tiny" / "regression").glob("*.png"))
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_diag_report_draws_again_leaves_the_folder_whole(tmp_path, monkeypatch, report_folder):
     """`diag report` rewrote the figures one by one in place: a failure at the page left new
     figures beside the old index.html (and a traceback)."""

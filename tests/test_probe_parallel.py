@@ -99,6 +99,7 @@ def mode(request, monkeypatch):
     return request.param
 
 
+@pytest.mark.slow
 def test_a_users_cell_runs_in_the_caller_unless_it_opts_in(tmp_path, mode):
     here = (os.getpid(), threading.get_ident())
     xs = np.random.default_rng(1).standard_normal((60, 8, 2))
@@ -328,6 +329,7 @@ class _OpenMP:   # what threadpoolctl reports for an OpenMP runtime (libgomp, li
 
 
 @needs_fork
+@pytest.mark.slow
 def test_a_fresh_process_forks_and_one_that_loaded_openmp_does_not():
     """Whatever this test process has loaded, a fresh one is quiet and forks its workers; after
     `import torch` (libgomp) it is not, and the probe's workers are threads, with the same bits."""
@@ -418,6 +420,7 @@ def test_no_lock_is_held_while_workers_are_forked(monkeypatch, quiet_process):
 
 @needs_fork
 @pytest.mark.skipif(os.environ.get("DIAG_FRESH_PROCESS") == "1", reason="already the fresh process")
+@pytest.mark.slow
 def test_fork_path_tests_pass_in_a_fresh_process():
     """Every test of the forked path, in an interpreter where no other test ran: none may skip.
     They live in this file and in test_progress.py."""

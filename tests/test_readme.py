@@ -68,6 +68,7 @@ def test_readme_block_runs(i, clean_registry, capsys, monkeypatch):
             assert num in out, (num, said, out)
 
 
+@pytest.mark.slow
 def test_readme_fixture_snippet_runs_as_written(pytester):
     """The fixture example is a complete test file: --diag-update writes its baselines, then a
     plain run passes against them (it once failed with NameError: cell)."""

@@ -148,6 +148,7 @@ def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
     assert load_curves(a).series
 
 
+@pytest.mark.slow
 def test_other_blas_kernels_pass_the_check(tmp_path):
     """A real cross-machine difference: OpenBLAS (numpy's wheels, DYNAMIC_ARCH) made to use its
     oldest SSE kernels instead of this CPU's AVX ones sums in another order. The curves may differ

@@ -75,6 +75,7 @@ def test_rho_zero_forms_of_the_reference():
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.5])
+@pytest.mark.slow
 def test_measured_means_match_the_closed_forms(rho):
     """Linear recurrence: E[h²] and E[(dh/dλ)²]; LRU, normalised and not: E||s||², E||ds/dν||²
     and E||ds/dθ||²; each mean over N sequences within three standard errors."""

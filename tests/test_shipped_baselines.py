@@ -34,6 +34,7 @@ def test_shipped_case_matches_its_quick_baseline(case, tmp_path):
         f"and commit cases/baselines/. Output:\n{res.output}")
 
 
+@pytest.mark.slow
 def test_quickstart_full_run_matches_its_baseline(tmp_path):
     """The README's main command compares against cases/baselines/quickstart.json; that
     comparison must pass, or the first command a user runs would exit 1. The sentences the

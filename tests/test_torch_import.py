@@ -170,6 +170,7 @@ WEIGHTS = __import__("pathlib").Path(__file__).resolve().parents[1] / "cases" / 
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.slow
 def test_trained_weights_from_the_committed_files(kind):
     """Weights after 1,000 PyTorch training steps (examples/train_torch_models.py), read from
     .safetensors as float64, probed over the whole 50-step sequences."""

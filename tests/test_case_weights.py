@@ -52,6 +52,7 @@ def test_diag_run_on_a_trained_nn_gru_equals_autograd_through_it(tmp_path):
     assert "model.pt" in run["files"] and "nn.GRU" in run["files"]["imported"]["mine"]
 
 
+@pytest.mark.slow
 def test_shipped_torch_import_case_reads_safetensors_without_torch(tmp_path):
     """The committed weights are .safetensors: resolving and running the case must not import torch."""
     import subprocess

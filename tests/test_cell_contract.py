@@ -283,6 +283,7 @@ def test_check_cell_is_public_and_refuses_bad_arguments():
     assert check_cell(wrong, wrong.init(np.random.default_rng(0)), checks=["vjp"], tol=10.0).ok
 
 
+@pytest.mark.slow
 def test_parametrize_with_cell_checks_in_a_users_pytest(pytester):
     pytester.makepyfile(test_mine=f"""
 import sys

@@ -250,6 +250,7 @@ def test_curves_from_no_case_file_are_reported(tmp_path):
     assert "my training loop, step 0" in page and "my lstm" in page and "What this run shows." in page
 
 
+@pytest.mark.slow
 def test_a_copied_run_folder_renders_from_its_documents(fresh, tmp_path):
     """A run folder's documents, read through the models, draw the page (diag report)."""
     folder = tmp_path / "copy"

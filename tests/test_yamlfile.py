@@ -82,6 +82,7 @@ def test_any_file_reads_or_is_refused_within_a_second(tmp_path, kind):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.slow
 def test_a_case_file_that_is_a_fifo_is_one_line_not_a_wait(tmp_path):
     """A FIFO with no writer blocked `diag validate` forever in open() (weight files already
     refused FIFOs). Run in a child process, so that a hang fails the test instead of the run."""

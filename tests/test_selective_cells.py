@@ -13,7 +13,7 @@ import torch
 from scipy.special import expit, logit
 
 from diagnostics.cells import check_cell, make_cell
-from diagnostics.cells.checks import _Context
+from diagnostics.cells.checks import _Context, check_jacobian
 from diagnostics.cells.layers import softplus
 from diagnostics.cells.stacked import Stacked
 from diagnostics.cells.unroll import unroll
@@ -290,3 +290,26 @@ def test_mamba_and_mamba2_steps_are_transformers_mixers_by_parameter_name():
                                                         "norm.weight": np.random.default_rng(5).normal(size=8)})
     got2 = unroll(cell2, p2, xs).states[:, :, cell2.blocks["y"]]
     assert np.abs(got2 - _torch_mamba2(p2, xs, cell2.E, 4, 2, 2, 3, 3, cell2.norm_eps)).max() <= 1e-12
+
+
+def test_mlstm_jacobian_against_central_differences_on_every_branch():
+    """The max of the stabiliser and the |q^T n| of the normaliser are not analytic at their
+    switches: away from them the Jacobian agrees with central differences (an independent
+    reference, not the complex step the cell's analytic flag selects), at a point where each
+    branch of each switch is taken by some (sequence, head)."""
+    cell = make_cell("mlstm", input_size=3, hidden=8, heads=4)
+    p = dict(cell.init(np.random.default_rng(0)))
+    rng = np.random.default_rng(1)
+    p["igate.weight"] = rng.normal(size=p["igate.weight"].shape)
+    p["fgate.weight"] = rng.normal(size=p["fgate.weight"].shape)
+    p["q_proj.weight"] = 0.05 * p["q_proj.weight"]    # small q^T n: the exp(-m) branch too
+    state = cell.initial_state(16)
+    for x in rng.normal(size=(6, 16, 3)):
+        state, _ = cell.step(p, state, x)
+    x = rng.normal(size=(16, 3))
+    cache = cell.step(p, state, x)[1]
+    for switch in (cache.sel, cache.big, cache.sign > 0):
+        assert switch.any() and not switch.all()
+    for method in ("central", "complex"):
+        res = check_jacobian(cell, p, state, x, method=method)
+        assert res.ok, (method, res.max_rel_error)

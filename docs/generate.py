@@ -204,10 +204,16 @@ def shipped_cases_page() -> str:
 
 
 def _cells(spec) -> str:
-    sizes = [getattr(c, "hidden", None) for c in spec.cells]
+    sizes = [_hidden(c) for c in spec.cells]
     if len(set(sizes)) == 1:
         return f"{', '.join(spec.labels)} ({sizes[0]})"
     return ", ".join(f"{lab} ({n})" for lab, n in zip(spec.labels, sizes))
+
+
+def _hidden(cell) -> str:
+    """A cell's hidden size; a stack's, layer by layer from the bottom (4 / 8)."""
+    layers = getattr(cell, "layers", None)
+    return " / ".join(str(c.hidden) for c in layers) if layers else str(getattr(cell, "hidden", None))
 
 
 def _training(spec) -> str:

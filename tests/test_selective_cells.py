@@ -18,6 +18,7 @@ from diagnostics.cells.layers import softplus
 from diagnostics.cells.stacked import Stacked
 from diagnostics.cells.unroll import unroll
 from diagnostics.probing.core import probe
+from diagnostics.probing.matnorms import gram_top
 
 LOG10E = math.log10(math.e)
 
@@ -313,3 +314,23 @@ def test_mlstm_jacobian_against_central_differences_on_every_branch():
     for method in ("central", "complex"):
         res = check_jacobian(cell, p, state, x, method=method)
         assert res.ok, (method, res.max_rel_error)
+
+
+def test_the_dense_chain_survives_a_top_singular_value_repeated_many_times():
+    """Gated DeltaNet's step Jacobian I_{d_v} ⊗ α (I - β k k^T) has σ_max = α repeated
+    d_v (d_k - 1) times (56 at d = 8); LAPACK's dsyevx, the eigensolver fallback of the dense
+    chain's tracker, fails on that cluster ('eigenvectors failed to converge': the dense probe
+    of a gated_deltanet with head_dim 10 raised at its first lags). The fallback answers all
+    the same, to rounding of σ² = α²."""
+    d = 8
+    k = np.random.default_rng(3).normal(size=d)
+    k /= np.linalg.norm(k)
+    M = np.kron(np.eye(d), 0.999 * (np.eye(d) - 0.5 * np.outer(k, k)))
+    np.testing.assert_allclose(gram_top(M[None]), [0.999 ** 2], rtol=1e-14)
+    cell = make_cell("gated_deltanet", input_size=4, hidden=4, heads=4, head_dim=10, expand_v=1.0)
+    p = cell.init(np.random.default_rng(0))
+    xs = np.random.default_rng(1).normal(size=(4, 4, 4))
+    fast = probe(cell, p, xs, workers=1)
+    dense = probe(cell, p, xs, workers=1, diagonal=False)
+    for key in fast.log10:
+        assert np.abs(fast.log10[key] - dense.log10[key]).max() <= 1e-12, key

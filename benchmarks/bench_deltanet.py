@@ -2,9 +2,11 @@
 against the dense chain.
 
     python benchmarks/bench_deltanet.py [--heads 4] [--head-dim 64] [--lags 1000] [--batch 16]
-                                        [--small-dim 4 6 8 10] [--small-lags 20] [--small-batch 4]
+                                        [--small-dim 6 8 10 12] [--small-lags 20] [--small-batch 4]
 
-Printed, all measured in this run (not a test), one worker throughout:
+Printed, all measured in this run (not a test), one worker with one BLAS thread throughout (as
+the probe runs each of its workers: threaded BLAS on these small products lost up to 50x to
+contention on the shared 2-core machine):
   * at each `--small-dim` d (d_k = d_v = d, `--heads` heads): the `state` path of
     `--small-batch` sequences probed over `--small-lags` lags by the structured path (timed
     twice, the faster run kept) and by the dense chain (diagonal=False: the (H d²)-row product
@@ -16,7 +18,8 @@ Printed, all measured in this run (not a test), one worker throughout:
   * the dense chain's time per lag-sequence fitted as c d^p over those sizes (least squares in
     log-log; the vjp's flops grow as d^5, H d² rows each through H d_k x d_k by d_k x d_v
     products, the eigensolver's as d^6) and extrapolated to `--head-dim`, `--lags` and
-    `--batch`, and the memory its product would hold there (H d² x (n + H d²) float64 per
+    `--batch`; beside it the same from the largest measured d at p = 5 (the growth of the vjp's
+    flops: at small d the per-lag overheads flatten the fit); and the memory its product would hold there (H d² x (n + H d²) float64 per
     sequence);
   * the big run: the structured path at `--head-dim` over `--lags` lags, `--batch` sequences,
     both norms (forward pass, replay of the factors and norms included): its wall time, time
@@ -35,7 +38,7 @@ from timing import best_of
 
 from diagnostics.cells import make_cell
 from diagnostics.probing.core import probe
-from diagnostics.probing.parallel import available_cores
+from diagnostics.probing.parallel import available_cores, single_threaded_blas
 
 INPUTS, OUTPUT = 4, 16      # d (features per step) and n (the layer's output width)
 NORMS = ("spectral", "frobenius")
@@ -65,17 +68,22 @@ def _dense_bytes(heads, dim, batch) -> float:
 
 
 def main():
+    with single_threaded_blas():
+        run()
+
+
+def run():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--head-dim", type=int, default=64)
     ap.add_argument("--lags", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--small-dim", type=int, nargs="+", default=[4, 6, 8, 10])
+    ap.add_argument("--small-dim", type=int, nargs="+", default=[6, 8, 10, 12])
     ap.add_argument("--small-lags", type=int, default=20)
     ap.add_argument("--small-batch", type=int, default=4)
     a = ap.parse_args()
     print(f"cores {available_cores()}, load average {os.getloadavg()[0]:.2f}; gated_deltanet, {a.heads} heads, "
-          f"d_k = d_v, input {INPUTS}, output {OUTPUT}, both norms, 1 worker")
+          f"d_k = d_v, input {INPUTS}, output {OUTPUT}, both norms, 1 worker, 1 BLAS thread")
 
     kw = {"paths": ["state"], "norms": NORMS, "workers": 1}
     dims, dense_per = [], []
@@ -99,11 +107,13 @@ def main():
 
     p, logc = np.polyfit(np.log(dims), np.log(dense_per), 1)
     dense_big = np.exp(logc) * a.head_dim ** p * a.lags * a.batch
+    dense_low = dense_per[-1] * (a.head_dim / dims[-1]) ** 5 * a.lags * a.batch
     print(f"dense time per lag-sequence ~ d^{p:.2f} over d = {', '.join(map(str, dims))} "
           f"(the vjp's flops grow as d^5, the eigensolver's as d^6); "
           f"extrapolated to d = {a.head_dim}, {a.lags} lags, {a.batch} sequences: {dense_big:,.0f} s "
-          f"({dense_big / 3600:.1f} h), its product {_dense_bytes(a.heads, a.head_dim, a.batch) / 2**30:.1f} GB "
-          f"({_dense_bytes(a.heads, a.head_dim, 1) / 2**30:.2f} GB per sequence)")
+          f"({dense_big / 86400:,.1f} days; at d^5 from d = {dims[-1]}: {dense_low:,.0f} s, "
+          f"{dense_low / 86400:,.1f} days), its product {_dense_bytes(a.heads, a.head_dim, a.batch) / 1e9:.1f} GB "
+          f"({_dense_bytes(a.heads, a.head_dim, 1) / 1e9:.2f} GB per sequence)")
 
     cell, params, xs = _setup(a.heads, a.head_dim, a.lags, a.batch)
     big_run = functools.partial(probe, cell, params, xs, **kw)
@@ -115,7 +125,7 @@ def main():
           f"({1e6 * t_big / lag_seq:.0f} us per lag-sequence), peak {m_big:.0f} MB "
           f"(inputs {xs.nbytes / 2**20:.1f} MB); all finite: {bool(np.isfinite(v).all())}; median "
           f"log10 ||dS<T>/dS<T-K>||_2 at K = {a.lags}: {np.median(v[0, :, -1]):.2f}; "
-          f"dense (extrapolated) / structured = {dense_big / t_big:,.0f}x")
+          f"dense (extrapolated) / structured = {dense_big / t_big:,.0f}x (at d^5: {dense_low / t_big:,.0f}x)")
 
 
 if __name__ == "__main__":

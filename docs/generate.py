@@ -136,7 +136,7 @@ def cells_page() -> str:
     from diagnostics.cells import cell_kinds
     from diagnostics.cells.registry import cell_factory
     from diagnostics.options import INIT_KINDS
-    from diagnostics.run.schema import cell_model
+    from diagnostics.run.schema import STACK, cell_model
     out = [GENERATED, "# Cells", "",
            "Every registered cell kind, with the options a case file (or `make_cell`) may give it and their "
            "defaults (`diag list` prints the same). A cell you register with `register_cell` is listed by `diag "
@@ -144,17 +144,28 @@ def cells_page() -> str:
            "with a `gain`.", ""]
     for kind in cell_kinds():
         cls = cell_factory(kind)
-        out += [f"## {kind}", "", _first_paragraph(cls.__doc__), "", f"Paths: {', '.join(f'`{p}`' for p in _paths(cls))}.",
-                ""]
+        out += [f"## {kind}", "", _first_paragraph(cls.__doc__), "", _paths_line(cls), ""]
         out += _fields_table(cell_model(kind)) + [""]
+    out += [f"## {STACK}", "", _first_paragraph(cell_model(STACK).__doc__), "",
+            "Paths: the top layer's own (`a`, `c`, `c_direct`, `memory`, ...), `state` (the whole stack, every route "
+            "between layers included) and each layer's: `l0.a`, `l0.c`, ... (its blocks) for a cell whose output is "
+            "its state, `l0.state`, `l0.memory`, ... (its paths) for one whose output is not fed back. A layer's "
+            "diagonal or Kronecker paths keep their fast path in the stack.", ""]
+    out += _fields_table(cell_model(STACK)) + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
-def _paths(cls) -> tuple[str, ...]:
+def _paths_line(cls) -> str:
+    """The cell's paths, and for one whose output is not fed back what its read-out sees."""
     try:
-        return cls(input_size=1).paths
+        cell = cls(input_size=1)
     except Exception:  # noqa: BLE001 - a cell whose defaults need more: its class's default
-        return ("a",)
+        return "Paths: `a`."
+    line = f"Paths: {', '.join(f'`{p}`' for p in cell.paths)}."
+    if cell.output_block != "a":
+        line += (f" The output `{cell.output_block}` is carried in the state but not fed back: the read-out sees "
+                 "it, and the decay is read on `state`.")
+    return line
 
 
 def tasks_page() -> str:
@@ -193,10 +204,16 @@ def shipped_cases_page() -> str:
 
 
 def _cells(spec) -> str:
-    sizes = [getattr(c, "hidden", None) for c in spec.cells]
+    sizes = [_hidden(c) for c in spec.cells]
     if len(set(sizes)) == 1:
         return f"{', '.join(spec.labels)} ({sizes[0]})"
     return ", ".join(f"{lab} ({n})" for lab, n in zip(spec.labels, sizes))
+
+
+def _hidden(cell) -> str:
+    """A cell's hidden size; a stack's, layer by layer from the bottom (4 / 8)."""
+    layers = getattr(cell, "layers", None)
+    return " / ".join(str(c.hidden) for c in layers) if layers else str(getattr(cell, "hidden", None))
 
 
 def _training(spec) -> str:

@@ -236,7 +236,7 @@ def test_params_read_only_and_layout(kind):
     ("gru", {"reset_gate": False, "reset_after": True}, "reset_after: needs reset_gate: true"),
     ("rnn", {"activation": "sigmoid"}, "activation: must be one of"),
     ("gru", {"gates": 3}, "gates: unknown option of gru cells"),
-    ("cnn", {}, "cell kind: must be one of cornn, gru, indrnn, lru, lstm, mingru, minlstm, rnn, slstm"),
+    ("cnn", {}, "cell kind: must be one of cornn, gated_deltanet, gru, indrnn, lru, lstm, mamba, mamba2, mingru, minlstm, mlstm, rglru, rnn, slstm"),
     ("indrnn", {"recurrent_min": 0.5, "recurrent_max": 0.2}, "recurrent_max: must be >= recurrent_min (0.5), got 0.2"),
     ("indrnn", {"activation": "sigmoid"}, "activation: must be one of"),
     ("lru", {"r_min": 0.0}, "r_min: must be > 0, got 0.0"),

@@ -23,7 +23,7 @@ def _linear(lam: float):
 
 def stepwise_total(cell, params, xs, t, name):
     """d a<t>/dθ (B, R, *shape) from `step` alone: complex step (differences for relu)."""
-    a = cell.blocks["a"]
+    a = cell.blocks[cell.output_block]
     dt = np.complex128 if cell.analytic else np.float64
     B = xs.shape[1]
     out = np.empty((B, len(range(cell.state_size)[a])) + params[name].shape)

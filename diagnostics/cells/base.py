@@ -12,6 +12,7 @@ parameters and state, in the manner of equinox/flax cells:
     g_prev, grads, g_x = cell.backward(params, cache, g)  # one BPTT step, g: (B, S)
     {θ: M ∂⁺state/∂θ} = cell.param_vjp(params, cache, M, names)  # per sequence and row (B, r, ...)
     {path: ln|d|}   = cell.log_diagonal(params, cache)  # paths whose step factor is diagonal
+    {path: F}       = cell.kron_factors(params, cache)  # paths whose step factor is I_r ⊗ F per group
 
 Which of these a cell must supply and which are optional is in the Cell docstring;
 `check_cell(cell, params)` (diagnostics/cells/checks.py) checks every one a cell has.
@@ -19,6 +20,18 @@ Which of these a cell must supply and which are optional is in the Cell docstrin
 The state is one array: a<t> for the RNN and GRU (S = n), [a<t>; c<t>] for the LSTM (S = 2n).
 `blocks` says where each named part of the state lives, so the probe can cut the a- and
 c-blocks out of a product of full-state Jacobians.
+
+Cells whose output is not their state. In Mamba (y<t> = C<t> h<t> + D x<t>), Gated DeltaNet
+(S<t>^T q<t>) and the mLSTM (h<t> = C<t> q<t> / max(...)) the output is not fed back, and a path
+"a" would mean nothing. Such a cell carries its output as a block of the state that no step
+reads (its columns of the step Jacobian are zero) and names it in `output_block`: that block
+is what the trainer's linear read-out sees, what the state's sensitivity differentiates and
+what a layer above it in a stack reads. Its memory is the block "state", whose path is
+d S<t>/d S<t-k> (`path_block`: the block named "state", else the whole state); the block
+triangular step Jacobian (nothing reads y<t-1>) makes that block of the full product the
+product of the state blocks. Its decay path (`decay_path`, for the report, the horizon and
+the summaries) is "state" where it has no "a". Today's cells are unchanged: their output is
+the a-block, and "state" is their whole state.
 
 `vjp` exists because the probe multiplies r rows by a Jacobian at every lag: each step's
 Jacobian is diagonals times weights shared by the whole batch, so M @ J is one large matrix
@@ -33,6 +46,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 from scipy.special import expit, log_expit
 
+from ..documents import decay_path
 from ..options import INIT_KINDS, Init, options_model, validate
 
 Params = Mapping[str, np.ndarray]
@@ -126,11 +140,11 @@ def overrides(cls: type, name: str) -> bool:
 
 
 PROBE_ROUTE = ("a way to the probe: jacobian(params, cache) -> (B, S, S), or log_diagonal(params, cache) "
-               "declaring every path diagonal")
+               "(or kron_factors) declaring every path structured")
 
 
 def _has_probe_route(cls: type) -> bool:
-    return overrides(cls, "jacobian") or overrides(cls, "log_diagonal")
+    return overrides(cls, "jacobian") or overrides(cls, "log_diagonal") or overrides(cls, "kron_factors")
 
 
 def missing(cls: type) -> list[str]:
@@ -161,11 +175,13 @@ class Cell(abc.ABC):
         backward      training  the cell cannot be trained; nor param_vjp's default
         param_vjp     speed     the state's sensitivity calls backward once per sequence and row
         log_diagonal  speed     every path takes the probe's dense chain; no c_direct path
+        kron_factors  speed     every path takes the probe's dense chain: O(S^2) per row and lag
         jvp           reserved  a forward-mode product J @ V for a later probe; not called yet
 
     Declarations with defaults: `kind` (the registry name: a registered class declares its
-    own), `analytic`, `parallel_safe`, `vjp_accepts`, `blocks`, `paths`, `readout_size`,
-    `recurrent_names`, `recurrent_weight`, `activation_gamma`, `describe`."""
+    own), `analytic`, `parallel_safe`, `vjp_accepts`, `blocks`, `paths`, `output_block`,
+    `readout_size`, `direct_paths`, `path_block`, `decay_path`, `recurrent_names`,
+    `recurrent_weight`, `activation_gamma`, `describe`."""
 
     kind: ClassVar[str] = "cell"
     input_size: int
@@ -177,6 +193,10 @@ class Cell(abc.ABC):
     # the keyword arguments this cell's `vjp` honours beyond (params, cache, m), which the
     # probe then passes (see vjp below); a cell declares the ones it implements
     vjp_accepts: ClassVar[frozenset] = frozenset()
+    # paths that are the direct route through one block alone (the product of that block's own
+    # step factors, holding the rest of the state fixed), and the block: the LSTM's c_direct is
+    # Π diag(Γ_f) on the c-block. They exist only on the structured fast paths.
+    direct_paths: ClassVar[dict[str, str]] = {"c_direct": "c"}
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)     # object refuses a class with abstract methods, naming them
@@ -210,6 +230,28 @@ class Cell(abc.ABC):
     def paths(self) -> tuple[str, ...]:
         """Jacobian paths the probe can report for this cell."""
         return ("a",)
+
+    @property
+    def output_block(self) -> str:
+        """The block a cell emits: what the trainer's linear read-out sees, what the state's
+        sensitivity differentiates and what a layer above it in a stack reads. "a" for a cell
+        whose output is its state; a cell whose output is not fed back carries it as a block
+        that no step reads (see the module docstring) and names it here."""
+        return "a"
+
+    def path_block(self, path: str) -> slice:
+        """The state coordinates a path's norms are of: for "state" the block named so, else
+        the whole state; for a direct path (`direct_paths`) the block it runs through; for any
+        other path its block."""
+        if path == "state":
+            return self.blocks.get("state", slice(0, self.state_size))
+        return self.blocks[self.direct_paths.get(path, path)]
+
+    @property
+    def decay_path(self) -> str:
+        """The path the report's decay figure, opening sentences, horizon, (t, k) map and the
+        summaries read: "a" where the cell has it, else "state" (documents.decay_path)."""
+        return decay_path(self.paths)
 
     @property
     def analytic(self) -> bool:
@@ -297,6 +339,20 @@ class Cell(abc.ABC):
         """ln of the diagonal of the direct memory path d c<t>/d c<t-1> (B, n), or None."""
         return None
 
+    def kron_factors(self, params: Params, cache: Cache) -> dict[str, np.ndarray] | None:
+        """Paths whose one-step factor is a Kronecker product, as {path: F (B, H, m, m)}, or None.
+
+        A path may be declared here when, on its block (`path_block`), the step factor is
+        block-diagonal over H groups, group h being I_r ⊗ F_h(t): r copies of one m x m
+        factor, coordinates ordered (group h, copy j, row i) -> h r m + j m + i, so
+        r = width / (H m). Gated DeltaNet's S<t> = α (I - β k k^T) S<t-1> + ..., stored as S^T
+        per head, is the case: F_h = α_h (I - β_h k_h k_h^T), r = d_v. The k-step product is
+        then blockdiag_h(I_r ⊗ P_h), P_h = F_h(t) F_h(t-1) ... F_h(t-k+1), whose spectral norm is
+        max_h σ_max(P_h) and Frobenius norm sqrt(r Σ_h ||P_h||_F²): the probe chains the m x m
+        factors in log space (diagnostics/probing/kron.py), O(B H m^3) per lag, never the
+        (H r m)^2 matrix. Checked against the dense product (checks.py, as log_diagonal)."""
+        return None
+
     # --- declarations with defaults, for the trainer, the metrics and the report ---------
     def recurrent_names(self, params: Params) -> list[str]:
         """Parameters whose gradient the trainer splits into temporal components: by
@@ -305,8 +361,8 @@ class Cell(abc.ABC):
 
     @property
     def readout_size(self) -> int:
-        """Width of the a-block, the part of the state the trainer's linear read-out sees."""
-        return len(range(self.state_size)[self.blocks["a"]])
+        """Width of the output block (`output_block`), what the trainer's linear read-out sees."""
+        return len(range(self.state_size)[self.blocks[self.output_block]])
 
     def recurrent_weight(self, params: Params) -> np.ndarray | None:
         """W_a of a plain RNN (for the Pascanu bound); None for gated cells."""

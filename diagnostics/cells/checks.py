@@ -27,7 +27,10 @@ entry of the reference, per sequence where the quantity has one.
     param_vjp     against the rows' derivatives of step in each θ       1e-10 / 1e-6
     log_diagonal  over 4 steps, each declared path's product P of       1e-10 / 1e-6
                   step Jacobians has P Pᵀ = diag(exp(2 Σ ln|d|)) (the
-                  singular values the probe's fast path reports)
+                  singular values the probe's fast path reports); and
+                  each path kron_factors declares has P =
+                  blockdiag_h(I_r ⊗ Π F_h) (the structure its fast path
+                  chains)
 
 A hook the cell does not have is skipped, with what the package does without it; a default
 that runs through another hook (vjp through jacobian; input_vjp and param_vjp through
@@ -421,47 +424,79 @@ def _check_param_vjp(c: _Context) -> str:
     return "" if c.has("param_vjp") else "Cell's default, through backward"
 
 
-def _path_block(cell: Cell, path: str) -> slice:
-    if path == "state":
-        return slice(0, cell.state_size)
-    return cell.blocks["c" if path == "c_direct" else path]
-
-
 def _check_log_diagonal(c: _Context) -> str:
+    """The structured paths: those log_diagonal declares diagonal and those kron_factors
+    declares Kronecker (one check, since both are ways of the probe's fast path)."""
     cell, params = c.cell, c.params
-    declared = cell.log_diagonal(params, c.cache)
-    if declared is None:
+    declared = cell.log_diagonal(params, c.cache) or {}
+    kron = cell.kron_factors(params, c.cache) or {}
+    if not declared and not kron:
         if not c.has("jacobian"):
             raise _Failure("declares no path, and the cell has no jacobian: the probe has no way to it")
         raise _Skip("declares no diagonal path: the probe takes the dense chain")
-    unknown = sorted(set(declared) - set(cell.paths))
+    unknown = sorted((set(declared) | set(kron)) - set(cell.paths))
     if unknown:
         raise _Failure(f"declares {', '.join(unknown)}, not among the cell's paths {', '.join(cell.paths)}")
-    if not c.has("jacobian") and (left := [p for p in cell.paths if p not in declared]):
+    if not c.has("jacobian") and (left := [p for p in cell.paths if p not in declared and p not in kron]):
         raise _Failure(f"the cell has no jacobian, so every path must be declared; {', '.join(left)} is not")
     # CHAIN steps: per step the logs and the reference Jacobian, at the states the chain passes
     tol = c.tol("log_diagonal", REFERENCE_TOL[c.method])
-    s, logs, Rs = c.state, [], []
+    s, logs, factors, Rs = c.state, [], [], []
     for x in c.xs:
         Rs.append(reference_jacobian(cell, params, s, x, c.method)[0])
         s, cache = cell.step(params, s, x)
-        logs.append(cell.log_diagonal(params, cache))
+        logs.append(cell.log_diagonal(params, cache) or {})
+        factors.append(cell.kron_factors(params, cache) or {})
     S = cell.state_size
     for path in sorted(declared):
-        blk = _path_block(cell, path)
+        blk, direct = cell.path_block(path), path in cell.direct_paths
         width = len(range(S)[blk])
         if any(np.shape(lg[path]) != (c.batch, width) for lg in logs):
             raise _Failure(f"path {path}: shape {np.shape(logs[0][path])} where {(c.batch, width)} is expected")
         run = sum(np.asarray(lg[path]) for lg in logs)
-        # c_direct: the product of the c-blocks alone; every other path: a block of the full product
-        P = np.eye(width if path == "c_direct" else S)
-        for R in Rs:
-            P = (R[:, blk, blk] if path == "c_direct" else R) @ P
-        err = _diagonal_error(P if path == "c_direct" else P[:, blk, blk], run)
+        err = _diagonal_error(_product(Rs, blk, S, direct), run)
         if not err <= tol:
             raise _Failure(f"path {path}: max relative error {err:.1e} of P Pᵀ against diag(exp(2 Σ ln|d|)), "
                            f"P the {c.how} over {CHAIN} steps (tolerance {tol:g})")
+    for path in sorted(kron):
+        blk = cell.path_block(path)
+        err = _kron_error(cell, path, [f[path] for f in factors], _product(Rs, blk, S, path in cell.direct_paths),
+                          c.batch)
+        if not err <= tol:
+            raise _Failure(f"path {path}: max relative error {err:.1e} of blockdiag(I ⊗ Π F) against P, "
+                           f"P the {c.how} over {CHAIN} steps (tolerance {tol:g})")
     return ""
+
+
+def _product(Rs, blk: slice, S: int, direct: bool) -> np.ndarray:
+    """The path's block of the product of the step Jacobians Rs (oldest first); for a direct
+    path the product of that block's own step factors."""
+    width = len(range(S)[blk])
+    P = np.eye(width if direct else S)
+    for R in Rs:
+        P = (R[:, blk, blk] if direct else R) @ P
+    return P if direct else P[:, blk, blk]
+
+
+def _kron_error(cell: Cell, path: str, factors: list, P: np.ndarray, batch: int) -> float:
+    """How far the product P (B, w, w) is from blockdiag_h(I_r ⊗ F_h(t) ... F_h(1)), the
+    structure kron_factors declares (Cell.kron_factors), relative to P's largest entry."""
+    F = [np.asarray(f) for f in factors]
+    B, H, m, m2 = F[0].shape
+    w = P.shape[-1]
+    if B != batch or m != m2 or any(f.shape != F[0].shape for f in F) or w % (H * m):
+        raise _Failure(f"path {path}: factors of shape {F[0].shape} where (B={batch}, H, m, m) with H m dividing "
+                       f"the path's width {w} is expected")
+    r = w // (H * m)
+    Q = np.broadcast_to(np.eye(m), (B, H, m, m))
+    for f in F:
+        Q = f @ Q
+    ref = np.zeros_like(P)
+    for h in range(H):
+        for j in range(r):
+            o = (h * r + j) * m
+            ref[:, o:o + m, o:o + m] = Q[:, h]
+    return rel_error(ref, P)
 
 
 def _diagonal_error(P: np.ndarray, run: np.ndarray) -> float:

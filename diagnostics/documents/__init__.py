@@ -31,8 +31,10 @@ from .base import (
     RUN,
     SWEEP,
     SWEEP_RUN,
+    DECAY_PATHS,
     BadDocument,
     Document,
+    decay_path,
     names_format,
     peek,
     primary_norm,
@@ -57,7 +59,7 @@ _BY_FORMAT = {m.FORMAT: m for m in MODELS.values()}
 
 __all__ = ["CURVES", "RUN", "SWEEP", "SWEEP_RUN", "MODELS", "BadDocument", "Document", "Curves", "Fit", "Run", "Sweep",
            "SweepRun", "SweepPoint", "Band", "Series", "Lyapunov", "Training", "Sensitivity", "SummaryRow", "SweepCell",
-           "PairsDiverged", "SequencesDiverged", "all_diverged", "primary_norm", "peek", "names_format",
+           "PairsDiverged", "SequencesDiverged", "all_diverged", "primary_norm", "decay_path", "DECAY_PATHS", "peek", "names_format",
            "read_document", "json_schema"]
 
 

@@ -44,6 +44,19 @@ def primary_norm(norms) -> str:
     return "spectral" if "spectral" in norms or not norms else norms[0]
 
 
+# the paths a decay is read on, in order of preference: a cell whose output is its state has
+# "a"; one whose output is not fed back (Mamba, Gated DeltaNet, the mLSTM) has "state" only
+DECAY_PATHS = ("a", "state")
+
+
+def decay_path(paths) -> str | None:
+    """The one rule for which path a cell's decay is read on (the decay figure, the opening
+    sentences, the horizon, the (t, k) map, the summaries and the regression tables): "a" where
+    the cell has it, else "state"; None when neither was probed."""
+    paths = list(paths)
+    return next((p for p in DECAY_PATHS if p in paths), None)
+
+
 def _required_as_written(schema: dict, cls: type) -> None:
     """The JSON Schema's `required`: every key a file written by diag holds, whatever its version
     (all but OPTIONAL), even where a reader lets it be absent."""

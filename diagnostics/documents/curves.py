@@ -23,7 +23,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from .base import CURVES, Document, Model, Num, Values, primary_norm
+from .base import CURVES, Document, Model, Num, Values, decay_path, primary_norm
 
 
 def _empty():
@@ -305,18 +305,28 @@ class Curves(Document):
     def checkpoints_of(self, cell: str) -> list[int]:
         return sorted({s.checkpoint for s in self.series if s.cell == cell})
 
-    def series_for(self, cell: str, checkpoint: int, path: str = "a", norm: str | None = None) -> Series | None:
-        """The curve of (cell, checkpoint, path, norm); the primary norm when `norm` is None."""
-        key = (cell, checkpoint, path, norm or self.primary_norm)
+    def series_for(self, cell: str, checkpoint: int, path: str | None = None,
+                   norm: str | None = None) -> Series | None:
+        """The curve of (cell, checkpoint, path, norm); the cell's decay path (decay_paths) when
+        `path` is None, the primary norm when `norm` is None."""
+        key = (cell, checkpoint, path or self.decay_paths().get(cell), norm or self.primary_norm)
         return next((s for s in self.series if s.key == key), None)
 
     def a_series(self, norm: str | None = None) -> dict[tuple[str, int], Series]:
-        """(cell, checkpoint) -> the curve of path a in `norm` (the primary norm when None)."""
-        norm = norm or self.primary_norm
-        return {(s.cell, s.checkpoint): s for s in self.series if s.path == "a" and s.norm == norm}
+        """(cell, checkpoint) -> the curve of the cell's decay path (a, or state for a cell
+        whose output is not fed back: decay_paths) in `norm` (the primary norm when None)."""
+        norm, decay = norm or self.primary_norm, self.decay_paths()
+        return {(s.cell, s.checkpoint): s for s in self.series if s.path == decay[s.cell] and s.norm == norm}
 
     def paths_of(self, cell: str) -> list[str]:
         return list(dict.fromkeys(s.path for s in self.series if s.cell == cell))
+
+    def decay_paths(self) -> dict[str, str | None]:
+        """cell -> the path its decay is read on (base.decay_path: a, else state)."""
+        paths: dict[str, list[str]] = {}
+        for s in self.series:
+            paths.setdefault(s.cell, []).append(s.path)
+        return {c: decay_path(ps) for c, ps in paths.items()}
 
     def training_of(self, cell: str) -> Training | None:
         return next((t for t in self.training if t.cell == cell), None)
@@ -327,21 +337,24 @@ class Curves(Document):
     def bound_of(self, cell: str, checkpoint: int) -> Bound | None:
         return next((b for b in self.bounds if (b.cell, b.checkpoint) == (cell, checkpoint)), None)
 
-    def tk_map_of(self, cell: str, checkpoint: int, path: str = "a") -> TkMap | None:
+    def tk_map_of(self, cell: str, checkpoint: int, path: str | None = None) -> TkMap | None:
+        """The (t, k) map of (cell, checkpoint) on `path` (the cell's decay path when None)."""
+        path = path or self.decay_paths().get(cell) or "a"
         return next((m for m in self.tk_map if (m.cell, m.checkpoint, m.path) == (cell, checkpoint, path)), None)
 
     def sensitivity_of(self, cell: str, checkpoint: int) -> list[Sensitivity]:
         return [x for x in self.sensitivity if (x.cell, x.checkpoint) == (cell, checkpoint)]
 
     def summary_rows(self, kinds: dict[str, str] | None = None, norm: str | None = None) -> list[SummaryRow]:
-        """Per cell and checkpoint: the fit of path "a" in `norm` (the primary norm when None:
-        the one rule for which norm a summary reads), the top Lyapunov exponent, the training
+        """Per cell and checkpoint: the fit of the cell's decay path (a, or state for a cell
+        whose output is not fed back: decay_paths) in `norm` (the primary norm when None: the
+        one rule for which norm a summary reads), the top Lyapunov exponent, the training
         outcome. `kinds`: the cell kinds to name (else each series' own)."""
-        norm, kinds = norm or self.primary_norm, kinds or {}
+        norm, kinds, decay = norm or self.primary_norm, kinds or {}, self.decay_paths()
         lyap = {(x.cell, x.checkpoint): x for x in self.lyapunov}
         rows = []
         for s in self.series:
-            if s.path != "a" or s.norm != norm:
+            if s.path != decay[s.cell] or s.norm != norm:
                 continue
             tr, ly = self.training_of(s.cell), lyap.get((s.cell, s.checkpoint))
             last = tr is not None and s.checkpoint == max(tr.checkpoints)

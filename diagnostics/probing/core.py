@@ -21,14 +21,18 @@ part's forward pass and anchors (_probe, on request.part(s)), the chain from one
 (jacobian_products, lag by lag) and the norms written from it (_Norms).
 
 Paths: "a" and "c" are blocks of the product of full-state Jacobians (total derivatives, every
-path through the cell included); "state" is the whole product; "c_direct" is the LSTM's direct
-memory path Π diag(Γ_f), from sums of ln Γ_f, exact in log space.
+path through the cell included); "state" is the whole product, or for a cell whose output is
+not fed back its block "state" (Cell.path_block); "c_direct" is the LSTM's direct memory path
+Π diag(Γ_f), from sums of ln Γ_f, exact in log space (the mLSTM's "memory" likewise).
 
 Diagonal paths. A path the cell declares diagonal (`Cell.log_diagonal`: c_direct, and the
 a-path of the IndRNN, LRU, minGRU and minLSTM) takes the fast path of diagnostics/probing/diagonal.py
 instead of the chain: running sums of ln|d| per coordinate, O(B n) per lag, norms exact.
-`diagonal=False` sends such paths (all but c_direct, which has no dense form) through the
-dense chain instead; the two agree to rounding (tested).
+Kronecker paths. A path the cell declares through `Cell.kron_factors` (Gated DeltaNet's state:
+I_{d_v} ⊗ α (I - β k k^T) per head) takes diagnostics/probing/kron.py instead: the m x m factors
+chained per head in log space, O(B H m^3) per lag, the (H r m)^2 matrix never formed.
+`diagonal=False` sends such paths (all but the direct paths c_direct and memory, which have no
+dense form) through the dense chain instead; the two agree to rounding (tested).
 
 Divergence. A (sequence, anchor t) pair whose forward pass held an inf or NaN in any state
 or cache of steps 1..t (cells/unroll.py first_nonfinite: every forward number read once) is a
@@ -49,6 +53,7 @@ import numpy as np
 
 from ..cells.unroll import first_nonfinite, unroll
 from . import diagonal as diag
+from . import kron
 from .matnorms import SpectralTracker, log_summary
 from .parallel import Tally, can_fork, chunks, map_chunks, resolve_workers
 
@@ -100,6 +105,7 @@ class ProbeRequest:
     norms: tuple[str, ...]
     h0: np.ndarray | None         # (B, S); None: the cell's initial state
     fast: tuple[str, ...]         # the paths that take the diagonal fast path (diagonal.py)
+    kron: tuple[str, ...]         # the paths that take the Kronecker fast path (kron.py)
     rows: np.ndarray | None       # rows of the product the dense chain carries; None: no dense path
     # per dense path: (path, its rows in the chain's M (a slice of rows' positions), its
     # columns in the state)
@@ -149,9 +155,9 @@ def probe_request(cell, params, xs, *, lags=None, anchors=None, paths=None, norm
     h0 = _initial_state(cell, h0, xs.shape[1])
     if not isinstance(diagonal, bool):
         raise ValueError(f"diagonal: must be true or false, got {diagonal!r}")
-    fast = _fast_paths(cell, params, xs, paths, h0, diagonal)
-    rows, layout = _row_layout(cell, [p for p in paths if p not in fast])
-    return ProbeRequest(cell, params, xs, K, anchors, paths, norms, h0, fast, rows, layout)
+    fast, kr = _fast_paths(cell, params, xs, paths, h0, diagonal)
+    rows, layout = _row_layout(cell, [p for p in paths if p not in fast and p not in kr])
+    return ProbeRequest(cell, params, xs, K, anchors, paths, norms, h0, fast, kr, rows, layout)
 
 
 def _inputs(cell, xs) -> np.ndarray:
@@ -190,31 +196,43 @@ def _initial_state(cell, h0, B: int) -> np.ndarray | None:
     return h0
 
 
-def _fast_paths(cell, params, xs, paths, h0, diagonal) -> tuple[str, ...]:
-    """The paths that take the diagonal fast path; the others take the dense chain."""
+def _fast_paths(cell, params, xs, paths, h0, diagonal) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The paths that take the diagonal fast path and those that take the Kronecker one; the
+    others take the dense chain. A direct path (c_direct, memory) has no dense form."""
+    direct = getattr(cell, "direct_paths", {"c_direct": "c"})
     with np.errstate(over="ignore", invalid="ignore"):   # a diverging cell's first step: the probe detects it
         declared = diag.declared_paths(cell, params, xs[0], h0)
-    if "c_direct" in paths and "c_direct" not in declared:
-        raise ValueError(f"paths: c_direct needs a cell with a memory path; {cell.kind} has none")
-    return tuple(p for p in paths if p in declared and (diagonal or p == "c_direct"))
+        structured = kron.kron_paths(cell, params, xs[0], h0) if hasattr(cell, "kron_factors") else frozenset()
+    for p in paths:
+        if p in direct and p not in declared and p not in structured:
+            raise ValueError(f"paths: {p} needs a cell with a memory path; {cell.kind} has none")
+    keep = lambda p, have: p in have and (diagonal or p in direct)   # noqa: E731
+    return tuple(p for p in paths if keep(p, declared)), tuple(p for p in paths if keep(p, structured))
 
 
 def _row_layout(cell, dense) -> tuple[np.ndarray | None, tuple]:
     """Rows of the product the chain must carry, and where each dense path's block sits in M."""
-    S, blocks = cell.state_size, cell.blocks
+    S = cell.state_size
     if not dense:
         return None, ()
-    if "state" in dense:
-        rows = np.arange(S)
-    else:   # the blocks asked for: a stacked cell's top-layer a and c are not all of its state
-        rows = np.unique(np.concatenate([np.arange(S)[blocks[p]] for p in dense]))
+    # the blocks asked for: a stacked cell's top-layer a and c are not all of its state, nor is
+    # the state block of a cell whose output is not fed back
+    rows = np.unique(np.concatenate([np.arange(S)[_block(cell, p)] for p in dense]))
     pos = {int(r): i for i, r in enumerate(rows)}
     layout = []
     for p in dense:
-        cols = slice(0, S) if p == "state" else blocks[p]
+        cols = _block(cell, p)
         idx = np.arange(S)[cols]
         layout.append((p, slice(pos[int(idx[0])], pos[int(idx[-1])] + 1), cols))
     return rows, tuple(layout)
+
+
+def _block(cell, p: str) -> slice:
+    """The columns of the state path p's norms are of (Cell.path_block; a cell not built on
+    Cell: its block, the whole state for "state")."""
+    if hasattr(cell, "path_block"):
+        return cell.path_block(p)
+    return slice(0, cell.state_size) if p == "state" else cell.blocks[p]
 
 
 def _probe_batch(req: ProbeRequest, workers, progress=None) -> ProbeResult:
@@ -288,7 +306,8 @@ def _probe(req: ProbeRequest, tick=None) -> tuple[dict, dict, np.ndarray]:
     # the chain's per-lag check), so not reported a second time by numpy
     with np.errstate(over="ignore", invalid="ignore"):
         if req.rows is None:   # nothing needs the caches: replay the logs from state checkpoints
-            replay = diag.Replay(req.cell, req.params, req.xs, req.h0, int(req.anchors.max()), req.fast, tick)
+            replay = diag.Replay(req.cell, req.params, req.xs, req.h0, int(req.anchors.max()), req.fast, tick,
+                                 kron=req.kron)
             first = replay.first
         else:
             trace = unroll(req.cell, req.params, req.xs, req.h0, tick)
@@ -296,13 +315,26 @@ def _probe(req: ProbeRequest, tick=None) -> tuple[dict, dict, np.ndarray]:
         for a_i, t in enumerate(req.anchors.tolist()):
             if req.rows is not None:
                 stats[t] = _chain(req, caches, t, out, a_i, tick)
-            if req.fast:
-                logs = replay.logs(t, K) if req.rows is None else diag.from_caches(req.cell, req.params, caches, t, K)
-                diag.chain(logs, K, req.fast, req.norms, out, a_i, tick if req.rows is None else None)
+            if req.fast or req.kron:
+                logs = (replay.logs(t, K) if req.rows is None else
+                        diag.from_caches(req.cell, req.params, caches, t, K, bool(req.fast), req.kron))
+                _fast_chains(req, logs, out, a_i, tick if req.rows is None else None)
             diverged[a_i] = first <= t
             for v in out.values():   # not a number at any lag (see the module docstring)
                 v[a_i, diverged[a_i]] = np.nan
     return out, stats, diverged
+
+
+def _fast_chains(req: ProbeRequest, logs, out: dict, a_i: int, tick=None) -> None:
+    """The diagonal and Kronecker fast paths of one anchor, from one pass over its lags' logs
+    and factors (a replay recomputes them, so they are read once); `tick(1)` after each lag."""
+    chains = ([diag.Chain(req.fast, req.norms, out, a_i)] if req.fast else []) + \
+             ([kron.Chain(req.cell, req.kron, req.norms, out, a_i)] if req.kron else [])
+    for k, lg in zip(range(1, req.lags + 1), logs):
+        if tick is not None:
+            tick(1)
+        for c in chains:
+            c.add(k, lg)
 
 
 def _chain(req: ProbeRequest, caches, t: int, out: dict, a_i: int, tick=None) -> dict:

@@ -1,7 +1,8 @@
 """The probe's fast path for diagonal Jacobians: sums of logs instead of matrix products.
 
-A path a cell declares diagonal (`Cell.log_diagonal`: the IndRNN, LRU, minGRU and minLSTM
-a-paths, the LSTM's and sLSTM's direct memory path c_direct) has a k-step product whose
+A path a cell declares diagonal (`Cell.log_diagonal`: the IndRNN, LRU, minGRU, minLSTM and
+RG-LRU a-paths, the Mamba and Mamba-2 state paths, the LSTM's and sLSTM's direct memory path
+c_direct, the mLSTM's memory) has a k-step product whose
 singular values are exp(run_i), run_i = Σ_{s=t-k}^{t-1} ln|d_i(s)| one entry per state
 coordinate (see the Cell.log_diagonal docstring, which covers the LRU's 2x2 rotations). So
 
@@ -85,23 +86,26 @@ class KahanSum:
         return self.value
 
 
-def chain(logs: Iterator[dict], K: int, paths, norms, out, a_i, tick=None) -> None:
-    """Running sums of ln|d| over lags k = 1..K (one dict {path: (B, m)} per lag, lag 1
-    first) and their log10 norms, written into out[(path, norm)][a_i, :, k - 1]. Paths a
-    cell gives one array for (the LRU's a and state) are summed once and their rows copied.
-    `tick(1)`, if given, is called after each lag."""
-    run, same = {}, {}
-    for k, lg in zip(range(1, K + 1), logs):
-        if tick is not None:
-            tick(1)
+class Chain:
+    """Running sums of ln|d| over lags k = 1, 2, ... (one dict {path: (B, m)} per lag, lag 1
+    first, fed by `add`) and their log10 norms, written into out[(path, norm)][a_i, :, k - 1].
+    Paths a cell gives one array for (the LRU's a and state) are summed once and their rows
+    copied. A dict may hold other paths (another fast path's): only `paths` are read."""
+
+    def __init__(self, paths, norms, out, a_i):
+        self.paths, self.norms, self.out, self.a_i = tuple(paths), norms, out, a_i
+        self.run, self.same = {}, {}
+
+    def add(self, k: int, lg: dict) -> None:
+        paths, out, a_i, run = self.paths, self.out, self.a_i, self.run
         if k == 1:   # path -> the first path sharing its array
-            same = {p: next(q for q in paths if lg[q] is lg[p]) for p in paths}
+            self.same = {p: next(q for q in paths if lg[q] is lg[p]) for p in paths}
         for p in paths:
-            q = same[p]
+            q = self.same[p]
             if q != p:
                 if lg[p] is not lg[q]:
                     raise ValueError(f"log_diagonal: paths {q} and {p} shared one array at lag 1 but not at lag {k}")
-                for norm in norms:
+                for norm in self.norms:
                     out[(p, norm)][a_i, :, k - 1] = out[(q, norm)][a_i, :, k - 1]
                 continue
             v = np.asarray(lg[p], dtype=float)
@@ -111,16 +115,37 @@ def chain(logs: Iterator[dict], K: int, paths, norms, out, a_i, tick=None) -> No
             else:
                 r = run[p].add(v)
             top = r.max(axis=1)       # σ_max = largest |entry| of the diagonal product
-            if "spectral" in norms:
+            if "spectral" in self.norms:
                 out[(p, "spectral")][a_i, :, k - 1] = top / LN10
-            if "frobenius" in norms:
+            if "frobenius" in self.norms:
                 out[(p, "frobenius")][a_i, :, k - 1] = half_log_sum_exp2(r, top, run[p].scratch) / LN10
 
 
-def from_caches(cell, params, caches, t: int, K: int) -> Iterator[dict]:
-    """The logs of lags 1..K at anchor t from the probe's cached forward pass."""
+def chain(logs: Iterator[dict], K: int, paths, norms, out, a_i, tick=None) -> None:
+    """Chain's sums over lags 1..K of `logs`; `tick(1)`, if given, is called after each lag."""
+    c = Chain(paths, norms, out, a_i)
+    for k, lg in zip(range(1, K + 1), logs):
+        if tick is not None:
+            tick(1)
+        c.add(k, lg)
+
+
+def read(cell, params, cache, paths, kron=()) -> dict:
+    """One step's structured factors: the logs of the diagonal `paths` (log_diagonal) and the
+    factors of the Kronecker paths `kron` (kron_factors, diagnostics/probing/kron.py)."""
+    out = {}
+    if paths:
+        out.update(cell.log_diagonal(params, cache) or {})
+    if kron:
+        out.update(cell.kron_factors(params, cache) or {})
+    return out
+
+
+def from_caches(cell, params, caches, t: int, K: int, paths=True, kron=()) -> Iterator[dict]:
+    """The logs of the diagonal `paths` (and the Kronecker factors of `kron`) of lags 1..K at
+    anchor t from the probe's cached forward pass."""
     for k in range(1, K + 1):
-        yield cell.log_diagonal(params, caches[t - k])
+        yield read(cell, params, caches[t - k], paths, kron)
 
 
 class Replay:
@@ -129,9 +154,10 @@ class Replay:
     `first`: (B,) per sequence the first step in 1..stop whose state or cache held an inf or
     NaN, stop + 1 where none did."""
 
-    def __init__(self, cell, params, xs, h0, stop: int, paths, tick=None):
-        """`tick(n)`: told of the forward pass's steps as they are done (see unroll)."""
-        self.cell, self.params, self.xs, self.paths = cell, params, xs, tuple(paths)
+    def __init__(self, cell, params, xs, h0, stop: int, paths, tick=None, kron=()):
+        """`tick(n)`: told of the forward pass's steps as they are done (see unroll). `kron`:
+        Kronecker paths whose factors are replayed too (diagnostics/probing/kron.py)."""
+        self.cell, self.params, self.xs, self.paths, self.kron = cell, params, xs, tuple(paths), tuple(kron)
         self.L = max(1, math.isqrt(max(stop - 1, 0)) + 1)     # ceil(sqrt(stop)), >= 1
         B = xs.shape[1]
         state = cell.initial_state(B) if h0 is None else h0
@@ -153,8 +179,8 @@ class Replay:
         state, logs = self.checkpoints[j], []
         for s in range(j * self.L, end):
             state, cache = self.cell.step(self.params, state, self.xs[s])
-            lg = self.cell.log_diagonal(self.params, cache)
-            logs.append({p: lg[p] for p in self.paths})       # the cache itself is dropped
+            lg = read(self.cell, self.params, cache, self.paths, self.kron)
+            logs.append({p: lg[p] for p in self.paths + self.kron})       # the cache itself is dropped
         return logs
 
     def logs(self, t: int, K: int) -> Iterator[dict]:

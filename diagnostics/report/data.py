@@ -91,7 +91,8 @@ class RunData:
         listed = self.run.probe_plan.norms if self.run.probe_plan is not None else self.curves.norms
         return primary_norm(listed)
 
-    def curve(self, cell: str, checkpoint: int, path: str = "a", norm: str | None = None) -> Curve | None:
+    def curve(self, cell: str, checkpoint: int, path: str | None = None, norm: str | None = None) -> Curve | None:
+        """The curve of `path` (the cell's decay path when None: a, or state, Curves.decay_paths)."""
         s = self.curves.series_for(cell, checkpoint, path, norm or self.primary_norm)
         if s is None:
             return None
@@ -109,7 +110,10 @@ class RunData:
         b = self.curves.bound_of(cell, checkpoint)
         return None if b is None else log_array(b.log10)
 
-    def tk_map(self, cell: str, checkpoint: int, path: str = "a"):
+    def decay_path(self, cell: str) -> str | None:
+        return self.curves.decay_paths().get(cell)
+
+    def tk_map(self, cell: str, checkpoint: int, path: str | None = None):
         """(anchors (A,), (A, K) log10 median, norm) or None."""
         it = self.curves.tk_map_of(cell, checkpoint, path)
         rows = [log_array(r, null=np.nan) for r in it.log10_median] if it is not None else []

@@ -71,9 +71,9 @@ def select_decay(d: RunData):
         hz = c.fit.horizon
         curves[cell] = {**_curve_dict(c), "fit_line": fit_line(d.lags, c.median, c.fit.slope),
                         "rho": c.fit.factor, "bound": _bound(d, cell, ck),
-                        "horizon": float(hz) if hz is not None else None}
+                        "horizon": float(hz) if hz is not None else None, "path": d.decay_path(cell)}
     if not curves:
-        return "No a-path curves in curves.json."
+        return "No a-path (or state-path) curves in curves.json."
     lag = d.run.task_lag
     return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
             "task_lag": float(lag) if lag is not None else None,
@@ -83,12 +83,13 @@ def select_decay(d: RunData):
 def select_memory(d: RunData):
     ck, cells = d.last_checkpoint, {}
     for cell in d.cells:
-        paths = [p for p in ("a", "c", "c_direct", "state") if p in d.paths_of(cell)]
-        if "c" not in paths and "c_direct" not in paths:
+        paths = [p for p in ("a", "c", "c_direct", "memory", "state") if p in d.paths_of(cell)]
+        if not {"c", "c_direct", "memory"} & set(paths):
             continue
         cells[cell] = {p: _curve_dict(d.curve(cell, ck, p)) for p in paths if d.curve(cell, ck, p)}
     if not cells:
-        return "No cell in this case carries a memory c⟨t⟩ (no LSTM), so there are no c paths to show."
+        return ("No cell in this case carries a memory c⟨t⟩ (no LSTM) or a direct memory path (no mLSTM), so there are "
+                "no memory paths to show.")
     return {"lags": d.lags, "cells": cells, "norm": d.primary_norm, "title": f"Memory paths of the gated cells ({d.when})"}
 
 
@@ -175,17 +176,20 @@ FIGURES: list[FigureSpec] = [
     FigureSpec("decay", "1. Gradient decay over the lag",
                "Each line is the median over probe sequences of log10 ‖∂a<t>/∂a<t-k>‖₂, the factor by which a "
                "change in the hidden state k steps back still moves the state now; the shaded band holds the middle "
-               "half of the sequences. A straight falling line is geometric decay: its slope is log10 ρ per step. "
+               "half of the sequences. For a cell whose output is not fed back (Mamba, Mamba-2, Gated DeltaNet, "
+               "mLSTM, a stack of them) the line is its state path ‖∂S<t>/∂S<t-k>‖₂ instead, marked so in the legend. A straight falling line is geometric decay: its slope is log10 ρ per step. "
                "Dashed: the fitted line; dash-dot: the Pascanu bound (γ σ_max(W_a))^k for plain RNNs (times √n when the curves are Frobenius norms, the bound that holds for them); dotted "
                "vertical: the horizon; thick grey vertical (when known): the task's lag, how far back the input that "
                "matters lies. Gaps mean an exact zero.", select_decay, fd.decay_curves),
     FigureSpec("memory_paths", "2. Memory paths (gated cells)",
                "For cells with a memory cell c⟨t⟩: the hidden-state path a, the memory path c, the direct path "
-               "through the forget gate alone (c_direct, ∏ Γ_f) and the full state [a; c]. A flat c line is the "
+               "through the forget gate alone (c_direct, ∏ Γ_f) and the full state [a; c] (for an mLSTM: its "
+               "direct memory path ∏ f′ and its state [C; n; m]). A flat c line is the "
                "'constant error carousel': the memory keeps information that the hidden state loses.",
                select_memory, fd.memory_paths),
     FigureSpec("checkpoints", "3. Decay curves during training",
-               "The median a-path curve of each cell at every probe checkpoint (dark = early, light = late).",
+               "The median a-path curve (state path for a cell whose output is not fed back) of each cell at every "
+               "probe checkpoint (dark = early, light = late).",
                select_checkpoints, fd.checkpoint_curves),
     FigureSpec("tk_map", "4. The (t, k) map",
                "Colour = log10 ‖∂a<t>/∂a<t-k>‖₂ (median) for each anchor step t and lag k, one shared scale. "

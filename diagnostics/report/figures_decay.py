@@ -71,7 +71,7 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
     plus (dashed) the fitted geometric line and (dash-dot) the Pascanu bound where it exists.
 
     curves[label] = {"median","q25","q75": (K,), "fit_line": (K,) or None, "rho": float|None,
-                     "bound": (K,) or None, "horizon": float|None}
+                     "bound": (K,) or None, "horizon": float|None, "path": "a" or "state" (optional)}
     """
     fig = new_figure(11.0, 5.6)
     ax = fig.subplots()
@@ -80,7 +80,8 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
         col = colours[label]
         _band(ax, lags, c["q25"], c["q75"], col)
         rho = c.get("rho")
-        name = plain(label) if rho is None else f"{plain(label)}   (ρ = {rho:.4g} per step)"
+        name = plain(label) + ("   [state path ∂S/∂S]" if c.get("path") == "state" else "")
+        name = name if rho is None else f"{name}   (ρ = {rho:.4g} per step)"
         if np.isnan(c["median"]).all():   # no value at any lag (report/data.py), not a zero
             name = f"{plain(label)}   (the forward pass diverged: nothing to draw)"
         elif not np.isfinite(c["median"]).any():
@@ -136,7 +137,7 @@ def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], titl
         for path, c in paths.items():
             col = PATH_COLOURS.get(path, "#777777")
             _band(ax, lags, c["q25"], c["q75"], col, alpha=0.14)
-            ls = (0, (4, 2)) if path == "c_direct" else "-"
+            ls = (0, (4, 2)) if path in ("c_direct", "memory") else "-"
             lw = 1.3 if path == "state" else 2.0
             ax.plot(lags, gaps(c["median"]), color=col, linestyle=ls, linewidth=lw,
                     label=PATH_NAMES.get(path, path))

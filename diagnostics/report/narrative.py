@@ -50,7 +50,8 @@ def _decay_phrase(cell: str, y: list[float]) -> str:
 
 
 def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]:
-    """Two or three sentences: how each cell's a-path decays, how training ended, the contrast.
+    """Two or three sentences: how each cell's decay path falls (a; or state, said so, for a
+    cell whose output is not fed back), how training ended, the contrast.
     `imported`: labels of cells read from weight files (their checkpoint 0 is not an
     initialisation)."""
     curves = Curves.of(curves, "curves")
@@ -67,23 +68,27 @@ def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]
                 else "with the imported weights as read (the other cells at initialisation)")
     else:
         when = "at initialisation"
-    phrases: list[str] = []
-    series = {c: curves.series_for(c, rows[c].checkpoint, "a", norm) for c in rows}
+    decay = curves.decay_paths()
+    series = {c: curves.series_for(c, rows[c].checkpoint, decay.get(c), norm) for c in rows}
     ys = {c: _median(s) for c, s in series.items()}
     # a cell whose training diverged was last probed before the others' last checkpoint
     early = {c: f" (at step {rows[c].checkpoint})" for c in rows if rows[c].checkpoint != ck}
     # an infinite end gives inf or NaN here, never <= WITHIN
     within = [c for c, y in ys.items() if y and abs(y[-1] - y[0]) <= WITHIN]
-    for c, y in ys.items():
-        if y and (c not in within or c in early):
-            phrases.append(_decay_phrase(c, y) + early.get(c, ""))
-    within = [c for c in within if c not in early]
-    if within:   # one phrase for all the cells it fits
-        phrases.append(f"stays within one decade of its lag-1 value for the {_join(within)}")
     out = _training_diverged(curves) + _forward_diverged(series)
-    if phrases:
+    a_phrases = _phrases({c: y for c, y in ys.items() if decay.get(c) != "state"}, within, early)
+    s_phrases = _phrases({c: y for c, y in ys.items() if decay.get(c) == "state"}, within, early)
+    if a_phrases:
         out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences) "
-                   + _join(phrases) + ".")
+                   + _join(a_phrases) + ".")
+    if s_phrases:   # the cells whose output is not fed back: "a" means nothing for them
+        state = [c for c, y in ys.items() if decay.get(c) == "state" and y]
+        lead = f"Over {K} lags {when}, t" if not a_phrases else "T"
+        one = len(state) == 1
+        out.append(f"{lead}he {_join(state)} {'does' if one else 'do'} not feed {'its' if one else 'their'} output "
+                   f"back, so {'its' if one else 'their'} decay is read on the state path: "
+                   f"‖∂S<t>/∂S<t-k>‖ ({norm} norm, median over sequences) " + _join(s_phrases) + ".")
+    within = [c for c in within if c not in early]
     # a cell whose training diverged has no held-out loss of probed parameters to state
     diverged = {t.cell for t in curves.training if t.diverged_at is not None}
     trained = [r for r in rows.values() if r.final_loss is not None and r.memoryless_loss
@@ -111,6 +116,17 @@ def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]
                    f"{K} lags yet stay{'s' if one else ''} at the memoryless loss: a slowly decaying gradient "
                    "is necessary for learning a long dependency, not sufficient.")
     return out
+
+
+def _phrases(ys: dict[str, list[float] | None], within: list[str], early: dict[str, str]) -> list[str]:
+    """How each of these cells' median curve moves over the lags: one phrase per cell, and one
+    for all those that stay within one decade (at the last checkpoint)."""
+    phrases = [_decay_phrase(c, y) + early.get(c, "") for c, y in ys.items()
+               if y and (c not in within or c in early)]
+    flat = [c for c in within if c in ys and c not in early]
+    if flat:   # one phrase for all the cells it fits
+        phrases.append(f"stays within one decade of its lag-1 value for the {_join(flat)}")
+    return phrases
 
 
 def _training_diverged(curves: Curves) -> list[str]:

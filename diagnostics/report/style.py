@@ -17,10 +17,11 @@ from matplotlib.ticker import LogFormatterSciNotation
 # Okabe & Ito (2008) palette, reordered so the first colours contrast most on white;
 # yellow (#F0E442) is last because it is faint on a white background.
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
-PATH_COLOURS = {"a": "#0072B2", "c": "#D55E00", "c_direct": "#009E73", "state": "#000000"}
+PATH_COLOURS = {"a": "#0072B2", "c": "#D55E00", "c_direct": "#009E73", "memory": "#009E73", "state": "#000000"}
 PATH_NAMES = {"a": r"$a^{\langle t\rangle}$ (hidden state)", "c": r"$c^{\langle t\rangle}$ (memory cell)",
               "c_direct": r"$c^{\langle t\rangle}$ direct path (through $\Gamma_f$ only)",
-              "state": "[a; c] full state"}
+              "memory": r"$C^{\langle t\rangle}$ direct path (through $f'$ only)",
+              "state": "full state ([a; c] for an LSTM)"}
 SEQUENTIAL = "viridis"   # perceptually uniform and colour-blind-safe; used for checkpoints and maps
 
 RC = {

@@ -181,8 +181,8 @@ def assemble(name: str, K: int, parts: dict[str, list]) -> Curves:
 
 
 def summary_rows(curves: Curves, cells: list[tuple[str, str]], norm: str) -> list[SummaryRow]:
-    """Per cell and checkpoint: the fit of path "a" in `norm`, top Lyapunov exponent, training
-    outcome (Curves.summary_rows)."""
+    """Per cell and checkpoint: the fit of its decay path (a, or state) in `norm`, top Lyapunov
+    exponent, training outcome (Curves.summary_rows)."""
     return curves.summary_rows(dict(cells), norm)
 
 

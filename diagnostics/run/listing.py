@@ -6,10 +6,9 @@ import dataclasses
 
 from pydantic import BaseModel
 
-from ..cells import cell_kinds
 from ..options import INIT_KINDS
 from ..tasks import make_task, task_kinds
-from .schema import SGD, Adam, ProbeSpec, TrainSpec, cell_model, task_model
+from .schema import SGD, Adam, ProbeSpec, TrainSpec, cell_kinds_in_cases, cell_model, task_model
 
 
 def _show(v) -> str:
@@ -41,7 +40,7 @@ def _fields(model: type[BaseModel], skip=("kind", "label")) -> list[str]:
 
 def listing_text() -> str:
     out = ["cells (cells: - {kind: KIND, label: ..., OPTION: value}):"]
-    for kind in cell_kinds():
+    for kind in cell_kinds_in_cases():
         m = cell_model(kind)
         out.append(f"  {kind}  -- {m.__doc__}")
         out += _fields(m)

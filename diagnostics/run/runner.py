@@ -4,7 +4,8 @@
     out = run_to_folder(spec, reports_dir)   # compute, then write <reports_dir>/<name>/ whole
 
 `compute` trains each cell with checkpoints, probes every checkpoint, fits, takes Lyapunov
-spectra, the Pascanu bound and the (t, k) map; the pytest plugin and `diag sweep` call it
+spectra, the Pascanu bound and the (t, k) map (on the cell's decay path: a, or state for a
+cell whose output is not fed back, Cell.decay_path); the pytest plugin and `diag sweep` call it
 directly. `run_to_folder` writes curves.json, the report and run.json (once, last) into a
 staging folder and swaps it in whole, or on any error leaves the previous folder as it was
 (publish.py); `diag run` adds the baseline gate and the printing on top (cli/main.py). With
@@ -161,10 +162,10 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
                 with _phase(f"{at}: Lyapunov spectrum", show) as report:
                     ly = lyapunov_run(cell, params, ly_xs, m=plan.lyapunov, warmup=warm, progress=report)
                 parts["lyapunov"].append(cv.lyapunov_item(label, ck, state_path(cell), ly, ly_xs.shape[1]))
-            if plan.tk_anchors:
+            if plan.tk_anchors and cell.decay_path is not None:
                 with _phase(f"{at}: (t, k) map", show) as report:
-                    rows = _tk_rows(cell, params, xs_i, plan, "a", norm, workers, report)
-                parts["tk_map"].append(cv.tk_item(label, ck, "a", norm, plan.K, plan.tk_anchors, rows))
+                    rows = _tk_rows(cell, params, xs_i, plan, cell.decay_path, norm, workers, report)
+                parts["tk_map"].append(cv.tk_item(label, ck, cell.decay_path, norm, plan.K, plan.tk_anchors, rows))
             if plan.sensitivity:
                 t1 = time.perf_counter()
                 with _phase(f"{at}: sensitivity", show) as report:

@@ -189,21 +189,43 @@ class CaseBase(StrictModel):
 
 
 # --- members built from the registries ----------------------------------------------------
-def cell_model(kind: str) -> type[BaseModel]:
-    """One cell entry of a case: `kind`, `label` and the kind's own options."""
+LABEL = (Optional[Annotated[str, Field(min_length=1, max_length=80)]],
+         Field(None, description="name in the report; default the kind ('lstm 2' when repeated)"))
+STACK = "stack"   # the kind of a stack of cells (cells/stacked.py), written with its layers
+
+
+def cell_model(kind: str, layer: bool = False) -> type[BaseModel]:
+    """One cell entry of a case: `kind`, `label` and the kind's own options; a stack's `layers`
+    (stack_model). `layer`: an entry of a stack's layers (no label, no weight file)."""
+    if kind == STACK:
+        return stack_model()
     factory = cell_factory(kind)
     fields = {k: v for k, v in option_fields(factory).items() if k not in NOT_CELL_OPTIONS}
     doc = (getattr(factory, "__doc__", None) or f"a {kind} cell").strip().splitlines()[0]
-    extra = {}
-    if kind in IMPORTABLE:
+    extra = {} if layer else {"label": LABEL}
+    if kind in IMPORTABLE and not layer:
         extra["weights"] = (Optional[WeightsSpec], Field(None, description="read this cell from a trained model's "
                                                                           "weight file (hidden from the file)"))
     return create_model(
-        f"cell_{kind}", __base__=StrictModel, __doc__=doc,
-        kind=(Literal[kind], Field(description=f"cell kind: {kind}")),
-        label=(Optional[Annotated[str, Field(min_length=1, max_length=80)]],
-               Field(None, description="name in the report; default the kind ('lstm 2' when repeated)")),
-        **fields, **extra)
+        f"layer_{kind}" if layer else f"cell_{kind}", __base__=StrictModel, __doc__=doc,
+        kind=(Literal[kind], Field(description=f"cell kind: {kind}")), **extra, **fields)
+
+
+def stack_model() -> type[BaseModel]:
+    """`kind: stack`: cells stacked as PyTorch's num_layers, each reading the output of the one
+    below (its input_size is set from it, the first layer's from the task)."""
+    layers = _union([cell_model(k, layer=True) for k in cell_kinds()])
+    return create_model(
+        "cell_stack", __base__=StrictModel,
+        __doc__="Cells stacked as PyTorch's num_layers: layer l reads layer l-1's output, its input size set from it.",
+        kind=(Literal[STACK], Field(description="cell kind: stack")), label=LABEL,
+        layers=(list[layers], Field(min_length=1, description="the layers, bottom first: each {kind: KIND, OPTION: "
+                                                              "value} as a cell (no label, no weights)")))
+
+
+def cell_kinds_in_cases() -> list[str]:
+    """The kinds a case's `cells` may name: every registered cell kind, and stack."""
+    return cell_kinds() + [STACK]
 
 
 def task_model(kind: str) -> type[BaseModel]:
@@ -227,7 +249,7 @@ def case_model() -> type[BaseModel]:
     key = (cells_version(), tasks_version())
     if key not in _CACHE:
         _CACHE.clear()
-        cells = _union([cell_model(k) for k in cell_kinds()])
+        cells = _union([cell_model(k) for k in cell_kinds_in_cases()])
         task = _union([task_model(k) for k in task_kinds()])
         _CACHE[key] = create_model("Case", __base__=CaseBase,
                                    task=(task, Field(description="kind and that task's options (diag list)")),
@@ -237,13 +259,14 @@ def case_model() -> type[BaseModel]:
 
 def unknown_key(loc, key, parent) -> str | None:
     """An unknown key in a cell or the task, said with the kind's own options."""
+    in_layer = loc[0] == "cells" and len(loc) == 5 and loc[2] == "layers"    # cells[i].layers[k].key
     if parent is None or "kind" not in parent.model_fields or loc[0] not in ("cells", "task") \
-            or len(loc) != (3 if loc[0] == "cells" else 2):
+            or not (in_layer or len(loc) == (3 if loc[0] == "cells" else 2)):
         return None
     kind = parent.model_fields["kind"].annotation.__args__[0]
     names = [k for k in parent.model_fields if k not in ("kind", "label", "weights")]
     if loc[0] == "cells":
-        others = [k for k in cell_kinds() if k != kind and key in cell_model(k).model_fields]
+        others = [k for k in cell_kinds_in_cases() if k != kind and key in cell_model(k).model_fields]
         if others:
             return f"is not an option of {kind} cells ({kind} options: {', '.join(names)})"
         return f"unknown key{suggest(key, names)}"

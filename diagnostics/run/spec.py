@@ -19,13 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..cells import make_cell
+from ..cells import Stacked, make_cell
 from ..errors import CaseError, DiagnosticsError, error_lines
 from ..tasks import make_task
 from ..weights import WeightsError, load_weights, read_inputs
 from ..yamlfile import read_yaml
 from .plan import ProbePlan, make_plan, plan_problems, quick_case
-from .schema import case_model, unknown_key
+from .schema import STACK, case_model, unknown_key
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,10 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
                 lines.append(f"cells[{i}].weights: the model reads {imp.input_size} features per step but the "
                              f"{task.kind} task gives {task.input_size}; {fix}")
             continue
-        opts = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("kind", "label", "weights")}
-        try:
-            cells.append(make_cell(spec.kind, input_size=task.input_size, **opts))
-        except (ValueError, TypeError) as e:
-            lines += _prefixed(f"cells[{i}]", e)
+        cell = (_stack(spec, task.input_size, f"cells[{i}]", lines) if spec.kind == STACK else
+                _cell(spec, task.input_size, f"cells[{i}]", lines))
+        if cell is not None:
+            cells.append(cell)
     inputs = None
     if not lines and case.probe.inputs is not None:
         inputs = _read_inputs(case, cells, feeds, base_dir, lines)
@@ -175,6 +174,29 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
     return RunSpec(case=case, path=path, base_dir=base_dir, quick=quick, labels=tuple(labels), task=task,
                    cells=tuple(cells), plan=make_plan(case, task, cells, given),
                    feeds=tuple(feeds), inputs=inputs)
+
+
+def _cell(spec, input_size: int, key: str, lines: list[str]):
+    """One cell entry built with `input_size`, or None with its problems said under `key`."""
+    opts = {k: getattr(spec, k) for k in type(spec).model_fields if k not in ("kind", "label", "weights")}
+    try:
+        return make_cell(spec.kind, input_size=input_size, **opts)
+    except (ValueError, TypeError) as e:
+        lines += _prefixed(key, e)
+        return None
+
+
+def _stack(spec, input_size: int, key: str, lines: list[str]):
+    """A `kind: stack` entry: each layer built with the width of the output below it (the
+    task's input for the first), then the Stacked cell; None with the problems said."""
+    layers = []
+    for k, layer in enumerate(spec.layers):
+        cell = _cell(layer, input_size, f"{key}.layers[{k}]", lines)
+        if cell is None:
+            return None
+        layers.append(cell)
+        input_size = cell.readout_size
+    return Stacked(tuple(layers))
 
 
 def _read_inputs(case, cells, feeds, base_dir: Path, lines: list[str]):

@@ -8,8 +8,9 @@
 
 The derivative of the state (not of a loss) splits over lags exactly as the loss gradient
 does (REFERENCES item 1): d a<t>/dθ = Σ_{k=0}^{t-1} (d a<t>/d a<t-k>) (∂⁺a<t-k>/∂θ), ∂⁺ the
-immediate dependence of one step. The walk carries the R identity rows of the a-block,
-M_k = d a<t>/d state<t-k> (B, R, S), back one step at a time with `cell.vjp` and files each
+immediate dependence of one step (a<t> is the cell's output block, Cell.output_block: the
+output y<t> of a cell that does not feed it back). The walk carries the R identity rows of
+that block, M_k = d a<t>/d state<t-k> (B, R, S), back one step at a time with `cell.vjp` and files each
 step's immediate part `cell.param_vjp(M_k)` under its lag k. The total sums every lag back to
 the start of the stream (the initial state does not depend on θ), so it is d a<t>/dθ itself,
 not the first K lags only; the per-lag norms are kept for k < K. Cost per anchor t: t steps
@@ -75,7 +76,7 @@ def _check(cell, xs, lags, anchors):
 def walk(cell, params, caches, t: int, names, B: int):
     """Yield (k, {name: C_k mantissa (B, R, ...)}, ln scale (B,)) for k = 0..t-1, where the
     lag-k component is C_k exp(scale): (d a<t>/d a<t-k>) (∂⁺a<t-k>/∂θ) per sequence."""
-    rows = np.arange(cell.state_size)[cell.blocks["a"]]
+    rows = np.arange(cell.state_size)[cell.blocks[cell.output_block]]
     M = np.zeros((B, rows.size, cell.state_size))
     M[:, np.arange(rows.size), rows] = 1.0
     log_scale = np.zeros(B)
@@ -140,7 +141,7 @@ def _walks(cell, params, trace, anchors, names, K: int, tick=None) -> Sensitivit
     lag = {k: np.empty((A, B, K)) for k in names}
     tot = {k: np.empty((A, B)) for k in names}
     total = {k: [] for k in names}
-    a_rows = cell.blocks["a"]
+    a_rows = cell.blocks[cell.output_block]
     res.log10_state = np.stack([log10_norms(trace.states[t - 1][:, a_rows]) for t in anchors])
     for ai, t in enumerate(anchors if names else ()):    # no recurrent parameter: the state only
         acc, acc_log = None, np.zeros(B)

@@ -6,7 +6,9 @@
     total = full_loss(cell, params, readout, batch, loss_kind)   # forward only; complex-safe
     lags, comps = temporal_components(cell, params, out, names)  # per-lag parts of dL/dW
 
-State index t = 0..T-1 holds state<t+1> (the state after reading input t); the cache of
+The read-out sees the cell's output block (Cell.output_block): a<t>, or the output y<t> a
+Mamba, Gated DeltaNet or mLSTM carries in its state without feeding it back; "a<t>" below means
+that block. State index t = 0..T-1 holds state<t+1> (the state after reading input t); the cache of
 step t holds state<t>, so `backward` on it turns dL/dstate<t+1> into dL/dstate<t>.
 """
 from __future__ import annotations
@@ -34,14 +36,14 @@ def full_loss(cell, params, readout, batch, loss_kind):
     """The loss from parameters alone; complex dtypes pass through (gradient checks)."""
     dtype = np.result_type(*params.values(), *readout.values(), batch.inputs)
     trace = unroll(cell, params, batch.inputs.astype(dtype))
-    h, tm, bm = gather(trace.states[:, :, cell.blocks["a"]], batch.mask)
+    h, tm, bm = gather(trace.states[:, :, cell.blocks[cell.output_block]], batch.mask)
     return loss_value(readout_forward(readout, h), batch.targets[tm, bm], loss_kind)
 
 
 def loss_and_grads(cell, params, readout, batch, loss_kind) -> Gradients:
     trace = unroll(cell, params, batch.inputs)
-    a_blk = cell.blocks["a"]
-    h, tm, bm = gather(trace.states[:, :, a_blk], batch.mask)
+    out_blk = cell.blocks[cell.output_block]
+    h, tm, bm = gather(trace.states[:, :, out_blk], batch.mask)
     y = readout_forward(readout, h)
     loss, dy, acc = loss_and_dy(y, batch.targets[tm, bm], loss_kind)
     grads, dh = readout_backward(readout, h, dy)
@@ -56,13 +58,13 @@ def loss_and_grads(cell, params, readout, batch, loss_kind) -> Gradients:
 def backward_through_time(cell, params, trace: Trace, g_out: np.ndarray):
     """Sum of every step's parameter gradient, and ||dL/da<t>|| at each step."""
     T, B, S = trace.states.shape
-    a_blk = cell.blocks["a"]
+    out_blk = cell.blocks[cell.output_block]
     g = np.zeros((B, S), dtype=trace.states.dtype)
     flow = np.empty(T)
     total = None
     for t in range(T - 1, -1, -1):
-        g[:, a_blk] += g_out[t]
-        flow[t] = np.sqrt(np.vdot(g[:, a_blk], g[:, a_blk]).real)
+        g[:, out_blk] += g_out[t]
+        flow[t] = np.sqrt(np.vdot(g[:, out_blk], g[:, out_blk]).real)
         g, grads, _ = cell.backward(params, trace.caches[t], g)
         if total is None:
             total = {k: np.array(v, copy=True) for k, v in grads.items()}
@@ -88,12 +90,12 @@ def temporal_components(cell, params, out: Gradients, names=None):
         names = cell.recurrent_names(params)
     trace, g_out = out.trace, out.g_out
     T, B, S = trace.states.shape
-    a_blk = cell.blocks["a"]
+    out_blk = cell.blocks[cell.output_block]
     size = sum(params[k].size for k in names)
     comps = np.zeros((T, size), dtype=trace.states.dtype)
     for t in np.nonzero(np.any(g_out != 0, axis=(1, 2)))[0]:
         g = np.zeros((B, S), dtype=trace.states.dtype)
-        g[:, a_blk] = g_out[t]
+        g[:, out_blk] = g_out[t]
         for k in range(t, -1, -1):
             g, grads, _ = cell.backward(params, trace.caches[k], g)
             comps[t - k] += np.concatenate([grads[n].ravel() for n in names])

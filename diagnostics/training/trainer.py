@@ -72,7 +72,7 @@ def evaluate_all(cell, params, readout, task, batch) -> tuple[float, float | Non
     tolerance): the fraction of scored answers whose every output is within
     task.within_tolerance of its target, the 1997 paper's success count for the adding task."""
     trace = unroll(cell, params, batch.inputs.astype(next(iter(params.values())).dtype))
-    h, tm, bm = gather(trace.states[:, :, cell.blocks["a"]], batch.mask)
+    h, tm, bm = gather(trace.states[:, :, cell.blocks[cell.output_block]], batch.mask)
     y = readout_forward(readout, h)
     loss, _, acc = loss_and_dy(y, batch.targets[tm, bm], task.loss_kind)
     tol = getattr(task, "within_tolerance", None)
@@ -115,7 +115,8 @@ def train(cell, params, task, *, steps: int, batch: int, optimizer=None, clip=No
     # independent streams: read-out init, training batches, evaluation batch
     s_init, s_batch, s_eval = np.random.SeedSequence(seed).spawn(3)
     p = {k: np.array(v, dtype=dt, copy=True) for k, v in params.items()}   # writable, own copy
-    # the read-out sees the a-block: n units, or the LRU's 2n real coordinates [Re x; Im x]
+    # the read-out sees the output block: the a-block (n units, or the LRU's 2n real coordinates
+    # [Re x; Im x]), or the output y<t> of a cell that does not feed it back
     width = cell.readout_size
     ro = init_readout(np.random.default_rng(s_init), width, task.output_size, dt)
     both = {**{("cell", k): v for k, v in p.items()}, **{("ro", k): v for k, v in ro.items()}}

@@ -51,5 +51,5 @@ def run(cell, params, xs) -> np.ndarray:
     out = np.empty(xs.shape[:2] + (cell.hidden,))
     for t, x in enumerate(xs):
         state, _ = cell.step(params, state, x)
-        out[t] = state[:, cell.blocks["a"]]
+        out[t] = state[:, cell.blocks[cell.output_block]]
     return out

@@ -13,7 +13,7 @@ import torch
 from scipy.special import expit, logit
 
 from diagnostics.cells import check_cell, make_cell
-from diagnostics.cells.checks import _Context, check_jacobian
+from diagnostics.cells.checks import check_jacobian
 from diagnostics.cells.layers import softplus
 from diagnostics.cells.stacked import Stacked
 from diagnostics.cells.unroll import unroll
@@ -214,8 +214,12 @@ def test_mlstm_q_gradient_at_head_size_one_against_a_long_double_complex_step():
     step (64-bit mantissa) is the reference: the analytic gradient agrees to 1e-9."""
     cell = make_cell("mlstm", input_size=1, hidden=1)
     p = cell.init(np.random.default_rng(6))
-    ctx = _Context(cell, p, np.random.default_rng(1006), 3, None)
-    _, cache = cell.step(p, ctx.state, ctx.x)
+    gen = np.random.default_rng(1006)
+    state = cell.initial_state(3)
+    for _ in range(4):                                            # a reached state, as check_cell's
+        state, _ = cell.step(p, state, gen.normal(size=(3, 1)))
+    x = gen.normal(size=(3, 1))
+    _, cache = cell.step(p, state, x)
     assert cache.big.any()                                        # the |q n| branch: the degenerate one
     m = np.random.default_rng(3).normal(size=(3, 1, cell.state_size))
     got = cell.param_vjp(p, cache, m, ["q_proj.weight"])["q_proj.weight"].ravel()
@@ -223,7 +227,7 @@ def test_mlstm_q_gradient_at_head_size_one_against_a_long_double_complex_step():
     pp = {k: np.asarray(v).astype(ld) for k, v in p.items()}
     h = np.longdouble(1e-40)
     pp["q_proj.weight"] = pp["q_proj.weight"] + ld(1j) * h
-    J = cell.step(pp, ctx.state.astype(ld), ctx.x.astype(ld))[0].imag / h
+    J = cell.step(pp, np.asarray(state).astype(ld), x.astype(ld))[0].imag / h
     ref = np.einsum("bi,bi->b", m[:, 0].astype(np.longdouble), J).astype(float)
     assert np.max(np.abs(got - ref) / np.abs(ref)) <= 1e-9
 

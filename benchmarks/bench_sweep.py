@@ -64,7 +64,7 @@ def direct(sweep, out: Path) -> tuple[float, list[float]]:
     computes = []
     with single_threaded_blas():
         for p in sweep.points:
-            computes.append(run_to_folder(p.spec, out / p.id, report=False, show=False).run["timings"]["compute"])
+            computes.append(run_to_folder(p.spec, out / p.id, report=False, show=False).run.timings["compute"])
     return time.perf_counter() - t0, computes
 
 

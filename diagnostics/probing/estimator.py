@@ -22,8 +22,8 @@ Per lag, with Y = Z^T M_k (q, c) and its Gram matrix Y Y^T:
     s_i = ||(L Z_r^T M)_i||^2 = ||ω_i^T (I - Z_f Z_f^T) M||^2, whose mean is unbiased because Ω
     is Gaussian and drawn independently of Z_f. So the estimate of the squared norm is
     unbiased whatever Z_f is; a good Z_f (long lags, where M is nearly rank one) only takes
-    variance away. Its standard error is from the per-row variance (`VARIANCE` below), and the
-    interval is a scaled chi-square fitted to the residual's mean and variance (Satterthwaite):
+    variance away. Its standard error is from the per-row variance (`variance` below: from all
+    pairs of rows), and the interval is a scaled chi-square fitted to the residual's mean and variance (Satterthwaite):
     residual ~ mean χ²_ν / ν, ν = 2 mean² / SE², at least r (ν = r is a residual of rank one,
     the most skewed case) and at most r w. LEVEL (95 %) two-sided, in log10 of the norm.
   Spectral: σ_max(Z^T M) = sqrt(λ_max(Y Y^T)) <= σ_max(M), a lower bound for any orthonormal Z
@@ -149,7 +149,11 @@ def sketch_norms(y: np.ndarray, L: np.ndarray, width: int) -> SketchNorms:
 
 
 def variance(h: np.ndarray) -> np.ndarray:
-    """Var(s_i) per block from H = (ω_i^T A ω_j) (B, r, r), A = (I - P) M M^T (I - P): the
-    sample variance of the diagonal s_i. (Var s_i = 2 tr(A^2) for Gaussian rows.)"""
+    """Var(s_i) per block from H = (ω_i^T A ω_j) (B, r, r), A = (I - P) M M^T (I - P). For
+    Gaussian rows Var s_i = 2 tr(A^2) and E (ω_i^T A ω_j)^2 = tr(A^2) for i != j, so twice the
+    mean square of the r (r - 1) off-diagonal entries is an unbiased estimate from all pairs of
+    rows: steadier than the sample variance of the r diagonal ones (RNN n = 64, r = 32, 60 lags:
+    the exact value inside the interval at 0.907 of pairs against 0.872)."""
     s = np.diagonal(h, axis1=1, axis2=2)
-    return s.var(axis=1, ddof=1)
+    r = h.shape[1]
+    return 2.0 * ((h * h).sum(axis=(1, 2)) - (s * s).sum(axis=1)) / (r * (r - 1))

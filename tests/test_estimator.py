@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 from diagnostics.cells import make_cell
 from diagnostics.cells.rnn import RNN
 from diagnostics.cells.unroll import unroll
+from diagnostics.documents import Curves
 from diagnostics.probing import estimator as est
 from diagnostics.probing.core import probe, probe_request, sketch_start
 from diagnostics.probing.metrics import fit_decay
+from diagnostics.run.runner import compute
+from diagnostics.run.spec import resolve
 
 ROUNDING = 1e-10   # decades: the lower bound may exceed the exact value by rounding alone
 
@@ -160,3 +163,28 @@ def test_jvp_matches_the_complex_step_of_step(kind, opts):
     got = cell.jvp(params, cache, v)
     want = np.stack([cell.step(params, state + 1j * h * v[:, :, j], x)[0].imag / h for j in range(p)], axis=2)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def _case(**estimator):
+    probe = {"lags": 20, "sequences": 3, "norms": ["spectral", "frobenius"], "lyapunov": 0, "tk_map": {"anchors": 0}}
+    if estimator:
+        probe["estimator"] = estimator
+    return {"name": "sketched", "seed": 5, "task": {"kind": "adding", "length": 30},
+            "cells": [{"kind": "rnn", "hidden": 48}, {"kind": "lstm", "hidden": 48}], "probe": probe}
+
+
+def test_curves_json_records_the_estimator_rows_and_seed_and_reads_back_byte_for_byte():
+    curves = compute(resolve(_case(kind="sketch", rows=8)), show=False).curves
+    text = curves.to_json()
+    assert Curves.from_json(text).to_json() == text
+    by_key = {(s.cell, s.path, s.norm): s for s in curves.series}
+    frob, spec = by_key[("rnn", "a", "frobenius")], by_key[("rnn", "a", "spectral")]
+    assert (frob.estimated.kind, frob.estimated.rows, frob.estimated.seed) == ("sketch", 8, 5)   # the case seed
+    assert frob.estimated.value == "hutchinson" and spec.estimated.value == "lower_bound"
+    iv = frob.estimated.interval
+    assert iv.level == est.LEVEL and len(iv.lo) == len(iv.hi) == len(iv.rel_stderr) == 20
+    assert all(lo <= hi for lo, hi in zip(iv.lo, iv.hi))
+    assert spec.estimated.interval is None
+    assert by_key[("lstm", "c_direct", "frobenius")].estimated is None     # exact: the diagonal path
+    exact = compute(resolve(_case()), show=False).curves
+    assert all(s.estimated is None for s in exact.series) and '"estimated"' not in exact.to_json()

@@ -13,6 +13,7 @@ from diagnostics.documents import Curves
 from diagnostics.probing import estimator as est
 from diagnostics.probing.core import probe, probe_request, sketch_start
 from diagnostics.probing.metrics import fit_decay
+from diagnostics.report.narrative import opening
 from diagnostics.run.runner import compute
 from diagnostics.run.spec import resolve
 
@@ -188,3 +189,14 @@ def test_curves_json_records_the_estimator_rows_and_seed_and_reads_back_byte_for
     assert by_key[("lstm", "c_direct", "frobenius")].estimated is None     # exact: the diagonal path
     exact = compute(resolve(_case()), show=False).curves
     assert all(s.estimated is None for s in exact.series) and '"estimated"' not in exact.to_json()
+
+
+def test_the_report_opening_says_the_curves_are_estimated_and_from_how_many_rows():
+    res = compute(resolve(_case(kind="sketch", rows=8)), show=False)
+    text = " ".join(opening(res.curves, res.summary))
+    assert "(spectral norm, median over sequences; estimated from 8 rows: a lower bound on the norm)" in text
+    res = compute(resolve({**_case(kind="sketch", rows=8), "probe": {**_case(kind="sketch", rows=8)["probe"],
+                                                                    "norms": ["frobenius"]}}), show=False)
+    assert "estimated from 8 rows: the 95 % interval is drawn" in " ".join(opening(res.curves, res.summary))
+    exact = compute(resolve(_case()), show=False)
+    assert "estimated" not in " ".join(opening(exact.curves, exact.summary))

@@ -82,8 +82,8 @@ def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]
         phrases.append(f"stays within one decade of its lag-1 value for the {_join(within)}")
     out = _training_diverged(curves) + _forward_diverged(series)
     if phrases:
-        out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences) "
-                   + _join(phrases) + ".")
+        out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences"
+                   f"{_estimated(series)}) " + _join(phrases) + ".")
     # a cell whose training diverged has no held-out loss of probed parameters to state
     diverged = {t.cell for t in curves.training if t.diverged_at is not None}
     trained = [r for r in rows.values() if r.final_loss is not None and r.memoryless_loss
@@ -111,6 +111,19 @@ def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]
                    f"{K} lags yet stay{'s' if one else ''} at the memoryless loss: a slowly decaying gradient "
                    "is necessary for learning a long dependency, not sufficient.")
     return out
+
+
+def _estimated(series: dict[str, Series | None]) -> str:
+    """"; estimated from r rows ..." when any of the curves the sentence reads was estimated
+    (probe.estimator), naming the cells when not all were."""
+    est = {c: s.estimated for c, s in series.items() if s is not None and s.estimated is not None}
+    if not est:
+        return ""
+    rows = sorted({e.rows for e in est.values()})
+    what = ("a lower bound on the norm" if all(e.value == "lower_bound" for e in est.values())
+            else "the 95 % interval is drawn")
+    whose = "" if len(est) == len(series) else f" for the {_join(list(est))}"
+    return f"; estimated from {'/'.join(map(str, rows))} rows{whose}: {what}"
 
 
 def _training_diverged(curves: Curves) -> list[str]:

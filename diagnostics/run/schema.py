@@ -157,7 +157,8 @@ class ProbeSpec(StrictModel):
         None, description="your own sequences, .npy or .npz (T, B, d) relative to the case file, or {path, key} "
                           "to pick one array of an .npz: they replace the task's stream for the probe and the "
                           "Lyapunov spectrum")
-    estimator: EstimatorSpec = Field(default_factory=EstimatorSpec)
+    # absent (None) is exact: a case without the key resolves, and so hashes (sweep point ids), as before it
+    estimator: Optional[EstimatorSpec] = Field(None, description="how the dense paths are measured; default exact")
     sensitivity: bool = Field(
         False, description="also measure d a<t>/dθ of the recurrent parameters θ, split by lag (curves.json `sensitivity`)")
 

@@ -30,6 +30,13 @@ instead of the chain: running sums of ln|d| per coordinate, O(B n) per lag, norm
 `diagonal=False` sends such paths (all but c_direct, which has no dense form) through the
 dense chain instead; the two agree to rounding (tested).
 
+Estimated norms. estimator="sketch" (or "auto" for a block at least estimator.AUTO_WIDTH
+wide) carries, per dense path, q = REFINE + r rows of the block instead of its identity, in
+the same chain after the exact rows, with the same renormalisation: the Frobenius norm is a
+Hutchinson estimate with an interval (ProbeResult.interval, rel_stderr) and the spectral norm a
+lower bound (ProbeResult.estimated says which series are estimated and how); see
+diagnostics/probing/estimator.py.
+
 Divergence. A (sequence, anchor t) pair whose forward pass held an inf or NaN in any state
 or cache of steps 1..t (cells/unroll.py first_nonfinite: every forward number read once) is a
 diverged pair: its log10 norms are NaN at every lag, so the quantiles leave it out and

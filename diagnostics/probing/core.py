@@ -395,8 +395,7 @@ class _Norms:
     def __init__(self, req: ProbeRequest, out: dict, a_i: int, start: dict | None = None):
         self.req, self.out, self.a_i = req, out, a_i
         self.where = {p: (r, c) for p, r, c in req.layout if p not in req.sketched}
-        S = req.cell.state_size
-        self.sketch = {p: (r, c, start[p][1], len(range(S)[c])) for p, r, c in req.layout if p in req.sketched}
+        self.sketch = {p: (r, c, start[p][1]) for p, r, c in req.layout if p in req.sketched}
         self.trackers = self._trackers() if "spectral" in req.norms else {}
 
     def _trackers(self) -> dict[tuple[str, ...], SpectralTracker]:
@@ -435,8 +434,8 @@ class _Norms:
     def _estimates(self, k, m, scale) -> None:
         """The sketched paths' estimates (log10 of the norms, squared ones halved) into out."""
         at, norms = (self.a_i, slice(None), k - 1), self.req.norms
-        for p, (r, c, L, w) in self.sketch.items():
-            e = est.sketch_norms(m[:, r, c], L, w)
+        for p, (r, c, L) in self.sketch.items():
+            e = est.sketch_norms(m[:, r, c], L)
             with np.errstate(divide="ignore", invalid="ignore"):   # an exact zero: -inf
                 if "spectral" in norms:
                     self.out[(p, "spectral")][at] = 0.5 * np.log10(e.spectral_sq) + scale

@@ -36,7 +36,8 @@ Per lag, with Y = Z^T M_k (q, c) and its Gram matrix Y Y^T:
 
 A path whose block is no wider than q rows is measured exactly: its identity costs no more.
 The random numbers come from `seed` and the sequence's index in the whole batch (not in a
-worker's chunk), so the estimate is the same bits whatever the worker count.
+worker's chunk), so every worker count draws the same rows, bit for bit; the estimates then
+agree to rounding, as the exact probe's do.
 """
 from __future__ import annotations
 
@@ -52,7 +53,9 @@ KINDS = ("exact", "sketch", "auto")
 ROWS = 32          # r, the default
 REFINE = 8         # p: vectors of the forward pass (one pass serves every path)
 LEVEL = 0.95       # of the Frobenius interval, two-sided
-# auto: a path block at least this wide is sketched (see docs/explanation/estimated-norms.md)
+# auto: a path block at least this wide is sketched. Below it the exact chain is affordable
+# (LSTM n = 512, 8 sequences: ~1.1 s per lag on a loaded 2-core machine, benchmarks/bench_estimator.py)
+# and exact numbers are worth more than the sketch's ~n/40 speed-up
 AUTO_WIDTH = 512
 FORWARD_STREAM = 0   # random streams per (seed, sequence): 0 the forward pass's G, 1 + i path i's Ω
 
@@ -115,12 +118,11 @@ def forward_range(cell, params, caches, t: int, K: int, seed: int, sequences) ->
     return x
 
 
-def bases(x_block: np.ndarray | None, omega_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bases(x_block: np.ndarray, omega_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Z (B, w, p + r) orthonormal and L (B, r, r) from the QR of [X, Ω^T] (see the module
-    docstring); x_block None: p = 0 (no forward pass)."""
-    a = omega_t if x_block is None else np.concatenate([x_block, omega_t], axis=2)
-    z, R = np.linalg.qr(a)
-    p = a.shape[2] - omega_t.shape[2]
+    docstring)."""
+    z, R = np.linalg.qr(np.concatenate([x_block, omega_t], axis=2))
+    p = x_block.shape[2]
     return z, np.ascontiguousarray(R[:, p:, p:].transpose(0, 2, 1))
 
 

@@ -45,7 +45,8 @@ def test_exact_frobenius_inside_the_interval_at_90_percent_of_seed_lag_pairs(kin
         assert _sketched(res) == [p for p in cell.paths if p != "c_direct"]
         for p in _sketched(res):
             e, iv = exact.log10[(p, "frobenius")], res.interval[(p, "frobenius")]
-            assert np.all(iv[..., 0] <= res.log10[(p, "frobenius")]) and np.all(res.log10[(p, "frobenius")] <= iv[..., 1])
+            f = res.log10[(p, "frobenius")]
+            assert np.all(iv[..., 0] <= f) and np.all(f <= iv[..., 1])
             inside += int(((iv[..., 0] <= e) & (e <= iv[..., 1])).sum())
             total += e.size
     assert inside / total >= 0.90, f"{kind}: exact value inside the {est.LEVEL:.0%} interval at {inside / total:.3f}"

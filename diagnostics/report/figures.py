@@ -179,8 +179,9 @@ FIGURES: list[FigureSpec] = [
                "half of the sequences. A straight falling line is geometric decay: its slope is log10 ρ per step. "
                "Dashed: the fitted line; dash-dot: the Pascanu bound (γ σ_max(W_a))^k for plain RNNs (times √n when the curves are Frobenius norms, the bound that holds for them); dotted "
                "vertical: the horizon; thick grey vertical (when known): the task's lag, how far back the input that "
-               "matters lies. Gaps mean an exact zero. A curve estimated from r random rows (probe.estimator) says so in "
-               "its legend: a spectral one is a lower bound, a Frobenius one has its 95 % interval hatched.", select_decay, fd.decay_curves),
+               "matters lies. Gaps mean an exact zero. A curve estimated from r random rows (probe.estimator) says "
+               "so in its legend: a spectral one is a lower bound, a Frobenius one has its 95 % interval hatched.",
+               select_decay, fd.decay_curves),
     FigureSpec("memory_paths", "2. Memory paths (gated cells)",
                "For cells with a memory cell c⟨t⟩: the hidden-state path a, the memory path c, the direct path "
                "through the forget gate alone (c_direct, ∏ Γ_f) and the full state [a; c]. A flat c line is the "

@@ -118,7 +118,8 @@ def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str, workers=No
     total = sum(t + min(plan.K, t) for t in plan.tk_anchors)
     for t in plan.tk_anchors:
         res = probe(cell, params, xs[:t], lags=min(plan.K, t), anchors=[t], paths=[path], norms=[norm],
-                    workers=workers, **_estimator_args(plan), progress=None if report is None else lambda n, _, d=done: report(d + n, total))
+                    workers=workers, **_estimator_args(plan),
+                    progress=None if report is None else lambda n, _, d=done: report(d + n, total))
         rows.append(cv.pooled_summary(res.log10[(path, norm)])["median"])
         done += t + min(plan.K, t)
     return rows

@@ -34,6 +34,10 @@ should not be a baseline
 - `loss_rel` 0.05 with floor `loss_abs` 1e-3: a solved task's loss (~1e-4) is all noise relative.
 - `lyapunov_abs` 0.02 (natural log per step): half the shift of a 5% gain change.
 - `stats` median, q25, q75: the curve and its band; min/max are single extreme sequences.
+- Estimated series (probe.estimator: sketch): a Frobenius estimate's point tolerance is widened,
+  lag by lag, by the half-width of each estimated side's 95% interval (the row's tolerance shows
+  the widened value and its label says so); a series measured differently on the two sides
+  (exact against estimated, other rows or seed) is a failing row unless `mixed_estimators`.
 
 Bit-identical files across machines
 -----------------------------------
@@ -69,6 +73,9 @@ class Tolerances(StrictModel):   # like the case schema: "0.05" is not a number;
     lyapunov_abs: float = Field(0.02, ge=0, description="max change of a Lyapunov exponent, natural log per step")
     stats: list[Stat] = Field(["median", "q25", "q75"], min_length=1,
                                     description="which curve statistics are compared point by point")
+    mixed_estimators: bool = Field(
+        False, description="compare series measured differently (exact against estimated, or estimates from other "
+                           "rows or seed); refused by default")
 
     def slope_tol(self, baseline: float) -> float:
         return max(self.slope_rel * abs(baseline), self.slope_abs)

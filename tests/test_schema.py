@@ -114,6 +114,11 @@ BAD = [
     (("probe", "tk_map", "anchors"), -1, "probe.tk_map.anchors: must be a non-negative integer, got -1"),
     (("probe", "tk_map", "anchors"), [0], "probe.tk_map.anchors[0]: must be a positive integer, got 0"),
     (("probe", "tk_map", "anchors"), "x", "probe.tk_map.anchors: must be an integer or a list, got 'x'"),
+    (("probe", "estimator", "kind"), "skecth", "probe.estimator.kind: must be one of exact, sketch or auto, "
+                                               "got 'skecth' (did you mean 'sketch'?)"),
+    (("probe", "estimator", "rows"), 1, "probe.estimator.rows: must be >= 2, got 1"),
+    (("probe", "estimator", "rows"), "32", "probe.estimator.rows: must be an integer, got '32'"),
+    (("probe", "estimator", "row"), 32, "probe.estimator.row: unknown key (did you mean 'rows'?)"),
 ]
 
 

@@ -26,8 +26,9 @@ LOG2 = float(np.log(2.0))
 SHIPPED = Path(__file__).resolve().parent.parent / "cases" / "sweeps" / "baselines" / "adding_sweep.sweep.quick.json"
 
 
-def fake_point(folder, p, loss: dict, slope: dict, diverged=()):
-    """curves.json + run.json of a finished point: per cell a final loss and a straight median curve."""
+def fake_point(folder, p, loss: dict, slope: dict, diverged=(), estimated=None):
+    """curves.json + run.json of a finished point: per cell a final loss and a straight median curve
+    (`estimated`: the series' curves.json `estimated`, as from probe.estimator)."""
     lags = list(range(1, 11))
     series, training = [], []
     for cell in ("tanh RNN", "LSTM"):
@@ -37,6 +38,8 @@ def fake_point(folder, p, loss: dict, slope: dict, diverged=()):
                            "log10": {"median": med, "q25": med, "q75": med, "min": med, "max": med},
                            "nonfinite": [0] * 10, "fit": {"slope": slope[cell], "factor": 10 ** slope[cell],
                                                           "tau": None, "horizon": None if slope[cell] > -0.3 else 11}})
+            if estimated is not None:
+                series[-1]["estimated"] = estimated
         training.append({"cell": cell, "final_loss": loss[cell], "baseline": LOG2, "final_accuracy": 1.0,
                          "final_within": None, "solved": loss[cell] < 0.1 * LOG2,
                          "diverged_at": 7 if cell in diverged else None})
@@ -90,6 +93,19 @@ def test_counts_intervals_quartiles_and_pooled_curves(swept):
     assert aggregate(sweep, folder).to_json() == dumps(doc)                # deterministic
     text = " ".join(opening(doc))
     assert "the LSTM never succeeded" in text
+
+
+def test_pooled_estimates_are_marked_and_the_opening_says_so(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s", vary={"seed": {"range": [0, 3]}}))
+    folder = tmp_path / "out"
+    for p in sweep.points:
+        fake_point(folder, p, {"tanh RNN": 0.1, "LSTM": 0.6}, {"tanh RNN": -0.1, "LSTM": -0.01},
+                   estimated={"kind": "sketch", "rows": 32, "seed": p.values["seed"], "value": "lower_bound"})
+    doc = aggregate(sweep, folder)
+    assert all(c.estimated.model_dump() == {"kind": "sketch", "rows": 32, "value": "lower_bound"}
+               for g in doc.groups for cell in g.cells for c in cell.curves)
+    assert ("The pooled curves and decay factors are of lower bounds: each seed's curves were estimated from 32 "
+            "random rows (probe.estimator), not measured exactly.") in opening(doc)
 
 
 def test_sweep_regression_counts_and_curves(swept, tmp_path):

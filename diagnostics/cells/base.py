@@ -8,6 +8,7 @@ parameters and state, in the manner of equinox/flax cells:
     state, cache    = cell.step(params, state, x)       # x: (B, d)
     J               = cell.jacobian(params, cache)      # (B, S, S) = d state<t> / d state<t-1>
     M @ J           = cell.vjp(params, cache, M)        # M: (B, r, S), r rows at once
+    J @ V           = cell.jvp(params, cache, V)        # V: (B, S, p), p columns at once
     M @ dstate/dx   = cell.input_vjp(params, cache, M)  # (B, r, d): for stacked layers
     g_prev, grads, g_x = cell.backward(params, cache, g)  # one BPTT step, g: (B, S)
     {θ: M ∂⁺state/∂θ} = cell.param_vjp(params, cache, M, names)  # per sequence and row (B, r, ...)
@@ -128,6 +129,14 @@ def diagonal_matrices(d: np.ndarray) -> np.ndarray:
     return J
 
 
+def weights_times(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """w @ v[b] for every sequence b, w (R, n) shared, v (B, n, p) -> (B, R, p): one GEMM over
+    all B p columns instead of B small ones."""
+    B, n, p = v.shape
+    out = w @ v.transpose(1, 0, 2).reshape(n, B * p)
+    return out.reshape(w.shape[0], B, p).transpose(1, 0, 2)
+
+
 def leading_w_names(params) -> list[str]:
     """The names of the matrices acting on a<t-1>: by convention every cell names them with a
     leading W (W_a, W), the input ones with U."""
@@ -176,7 +185,8 @@ class Cell(abc.ABC):
         param_vjp     speed     the state's sensitivity calls backward once per sequence and row
         log_diagonal  speed     every path takes the probe's dense chain; no c_direct path
         kron_factors  speed     every path takes the probe's dense chain: O(S^2) per row and lag
-        jvp           reserved  a forward-mode product J @ V for a later probe; not called yet
+        jvp           speed     the sketch's forward pass (probing/estimator.py) multiplies by the
+                                dense jacobian (B dense products per step)
 
     Declarations with defaults: `kind` (the registry name: a registered class declares its
     own), `analytic`, `parallel_safe`, `vjp_accepts`, `blocks`, `paths`, `output_block`,
@@ -284,6 +294,12 @@ class Cell(abc.ABC):
         overlapping m); `scale` (B,), a factor per sequence to multiply the result by;
         `absmax` (B,), receives each sequence's max |entry| of the result."""
         return np.matmul(m, self.jacobian(params, cache))
+
+    def jvp(self, params: Params, cache: Cache, v: np.ndarray) -> np.ndarray:
+        """J @ v for columns v of shape (B, S, p): the forward-mode product the sketch's
+        forward pass needs (diagnostics/probing/estimator.py). Default: through the dense
+        Jacobian."""
+        return np.matmul(self.jacobian(params, cache), v)
 
     def input_vjp(self, params: Params, cache: Cache, m: np.ndarray) -> np.ndarray:
         """m @ d state<t>/d x<t> (B, r, d) for rows m (B, r, S): what a stacked cell passes to

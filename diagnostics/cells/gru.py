@@ -35,7 +35,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, PosInt, option
-from .base import GatedCell, freeze, sigmoid, sigmoid_slope, tanh_slope
+from .base import GatedCell, freeze, sigmoid, sigmoid_slope, tanh_slope, weights_times
 
 
 class GRUCache(NamedTuple):
@@ -157,6 +157,22 @@ class GRU(GatedCell):
         out += m * cache.keep[:, None, :]
         if p is not None:
             out += p * cache.gamma_r[:, None, :]
+        return out
+
+    def jvp(self, params, cache, v):
+        """J v for columns v (B, n, p), from the Jacobian in the module docstring: one GEMM
+        of every gate's W with v, and for the reset-before gate a second with W_c."""
+        n = self.hidden
+        col = lambda a: a[:, :, None]  # noqa: E731  (B, n) over the columns
+        wv = weights_times(params["W"], v)                       # (B, G n, p)
+        out = col(cache.du) * wv[:, :n] + col(cache.keep) * v
+        if self.reset_after:          # dc (dr W_r v + Γ_r W_c v)
+            out += col(cache.dc) * (col(cache.dr) * wv[:, n:2 * n] + col(cache.gamma_r) * wv[:, 2 * n:])
+        elif self.reset_gate:         # dc W_c (Γ_r v + dr W_r v)
+            inner = col(cache.gamma_r) * v + col(cache.dr) * wv[:, n:2 * n]
+            out += col(cache.dc) * weights_times(params["W"][2 * n:], inner)
+        else:                         # dc W_c v
+            out += col(cache.dc) * wv[:, n:]
         return out
 
     def input_vjp(self, params, cache, m):

@@ -36,7 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from ..options import Finite, Init, InitSpec, PosInt, option
-from .base import GatedCell, freeze, log_sigmoid, sigmoid, sigmoid_slope, tanh_slope
+from .base import GatedCell, freeze, log_sigmoid, sigmoid, sigmoid_slope, tanh_slope, weights_times
 
 # What a thread's scratch may keep between calls, in bytes. Reuse pays where a lag is cheap (a
 # fresh multi-megabyte array per lag costs page faults); beyond this an array is allocated per
@@ -275,6 +275,18 @@ class LSTM(GatedCell):
         if absmax is not None:
             absmax[...] = np.maximum(out.max(axis=(1, 2)), -out.min(axis=(1, 2)))
         return out
+
+    def jvp(self, params, cache, v):
+        """J v for columns v = [v_a; v_c] (B, 2n, p): with dz = W v_a (every gate, one GEMM),
+        dc = Σ_g coef_g dz_g + Γ_f v_c and da = coef_o dz_o + k dc (the module docstring's
+        Jacobian, read by columns)."""
+        n, G = self.hidden, len(self.gates)
+        B, _, p = v.shape
+        dz = weights_times(params["W"], v[:, :n]).reshape(B, G, n, p)
+        dc = (cache.coef[..., None] * dz[:, :G - 1]).sum(axis=1)
+        dc += (cache.gamma_f[:, :, None] if self.forget_gate else 1.0) * v[:, n:]
+        da = cache.coef_o[:, :, None] * dz[:, G - 1] + cache.k[:, :, None] * dc
+        return np.concatenate([da, dc], axis=1)
 
     def input_vjp(self, params, cache, m):
         """m @ d state<t>/d x<t> for rows m (B, r, 2n), (B, r, d): what a stacked cell passes

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from ..options import Finite, Init, InitSpec, PosInt, option
-from .base import Cell, freeze, init_matrix, tanh_slope
+from .base import Cell, freeze, init_matrix, tanh_slope, weights_times
 
 ACTIVATIONS = ("tanh", "relu", "linear")
 
@@ -65,6 +65,11 @@ class RNN(Cell):
         _, _, gp = cache
         B, r, n = m.shape
         return ((m * gp[:, None, :]).reshape(B * r, n) @ params["W_a"]).reshape(B, r, n)
+
+    def jvp(self, params, cache, v):
+        """J v = g' * (W_a v) for columns v (B, n, p)."""
+        _, _, gp = cache
+        return gp[:, :, None] * weights_times(params["W_a"], v)
 
     def input_vjp(self, params, cache, m):
         """m @ d a<t>/d x<t> = (m g') U_a for rows m (B, r, n)."""

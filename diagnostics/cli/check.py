@@ -46,6 +46,8 @@ def _check_sweeps(current, baseline, decades, successes, seed_band, all_rows) ->
 @click.option("--horizon-steps", type=int, default=None, help="max change of the horizon in steps [2]")
 @click.option("--loss-rel", type=float, default=None, help="max relative change of the loss at checkpoints [0.05]")
 @click.option("--lyapunov-abs", type=float, default=None, help="max change of a Lyapunov exponent [0.02]")
+@click.option("--mixed-estimators/--no-mixed-estimators", default=None,
+              help="compare series measured differently (exact against estimated, other rows or seed) [off]")
 @click.option("--case", "case_file", type=click.Path(path_type=str), default=None,
               help="take the tolerances from this case file's `tolerances:` (flags still override)")
 @click.option("--overlays", "overlays", type=click.Path(file_okay=False, path_type=str), default=None,
@@ -55,8 +57,8 @@ def _check_sweeps(current, baseline, decades, successes, seed_band, all_rows) ->
               help="sweeps: max change of a success count [1]")
 @click.option("--seed-band/--no-seed-band", default=None,
               help="sweeps: let a pooled curve move as far as one seed changing could move it [on]")
-def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, case_file,
-              overlays, all_rows, successes, seed_band):
+def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, mixed_estimators,
+              case_file, overlays, all_rows, successes, seed_band):
     """Compare CURRENT against BASELINE curves (curves.json files or run folders), or two
     sweeps (sweep.json files or sweep folders: success counts and pooled curves).
 
@@ -67,7 +69,7 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     if is_sweep_document(current) or is_sweep_document(baseline):
         _check_sweeps(current, baseline, decades, successes, seed_band, all_rows)
     given = {"decades": decades, "slope_rel": slope_rel, "horizon_steps": horizon_steps,
-             "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs}
+             "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs, "mixed_estimators": mixed_estimators}
     start = {}
     if case_file is not None:
         from ..run.spec import resolve

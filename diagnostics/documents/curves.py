@@ -77,11 +77,36 @@ def all_diverged(part: PairsDiverged | SequencesDiverged | None) -> bool:
     return part is not None and part.all
 
 
+class Interval(Model):
+    """Per lag, the median over the (anchor, sequence) pairs of each pair's two-sided `level`
+    confidence interval of the norm (not of the median across pairs): log10 of the norm, in
+    decades like the quantiles; and the median relative standard error of the squared norm's
+    estimate (a plain ratio)."""
+    level: Num = None
+    lo: Values = _empty()
+    hi: Values = _empty()
+    rel_stderr: Values = _empty()
+
+
+class Estimate(Model):
+    """How an estimated series was measured (diagnostics/probing/estimator.py): `kind` "sketch",
+    from `rows` random rows per sequence drawn from `seed`; `value` "hutchinson" (an unbiased
+    estimate of the squared Frobenius norm; the quantiles are log10 of its square root, and
+    `interval` says how far off it may be) or "lower_bound" (spectral: never above the exact
+    norm but for rounding)."""
+    OPTIONAL = WHEN_MEASURED = frozenset({"interval"})
+    kind: Literal["sketch"] = None
+    rows: StrictInt = None
+    seed: StrictInt = None
+    value: Literal["hutchinson", "lower_bound"] = None
+    interval: Optional[Interval] = None       # hutchinson only
+
+
 class Series(Model):
     """One decay curve: the norm of d state<t> / d state<t-k> along `path` ("a", "c",
     "c_direct", "state") in `norm`, per lag k = 1..K."""
-    OPTIONAL = frozenset({"nonfinite", "forward_diverged"})
-    WHEN_MEASURED = frozenset({"forward_diverged"})
+    OPTIONAL = frozenset({"nonfinite", "forward_diverged", "estimated"})
+    WHEN_MEASURED = frozenset({"forward_diverged", "estimated"})
     cell: StrictStr = None
     kind: StrictStr = None
     checkpoint: StrictInt = None
@@ -91,6 +116,12 @@ class Series(Model):
     nonfinite: list[StrictInt] = _empty()                       # absent in files from before the count: none
     fit: Fit = Field(default_factory=Fit)
     forward_diverged: Optional[PairsDiverged] = None     # absent when no forward pass diverged
+    estimated: Optional[Estimate] = None                 # absent for an exact series
+
+    @property
+    def rows(self) -> int | None:
+        """The random rows an estimated series was measured from; None: exact."""
+        return None if self.estimated is None else self.estimated.rows
 
     @property
     def key(self) -> tuple[str, int, str, str]:

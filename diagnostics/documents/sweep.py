@@ -78,16 +78,27 @@ class Bands(Model):
     q75: Optional[Band]
 
 
+class PooledEstimate(Model):
+    """The pooled curves are of estimates (curves.json `estimated`, probe.estimator): each seed's
+    from `rows` random rows, "hutchinson" (Frobenius) or "lower_bound" (spectral); the rows'
+    seeds are the points' own."""
+    kind: StrictStr
+    rows: StrictInt
+    value: StrictStr
+
+
 class PooledCurve(Model):
     """Per probe checkpoint, each seed's median curve of path a (primary norm) pooled: median
     and quartiles over the seeds at every lag (null = an exact zero, as in curves.json)."""
-    OPTIONAL = frozenset({"band"})
+    OPTIONAL = frozenset({"band", "estimated"})
+    WHEN_MEASURED = frozenset({"estimated"})
     checkpoint: StrictInt
     seeds: StrictInt
     median: Values
     q25: Values
     q75: Values
     band: Optional[Bands] = None       # absent in files from before it
+    estimated: Optional[PooledEstimate] = None   # absent when every pooled curve is exact
 
     def stat(self, name: str) -> Values:
         return {"median": self.median, "q25": self.q25, "q75": self.q75}[name]

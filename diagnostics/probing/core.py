@@ -34,6 +34,13 @@ chained per head in log space, O(B H m^3) per lag, the (H r m)^2 matrix never fo
 `diagonal=False` sends such paths (all but the direct paths c_direct and memory, which have no
 dense form) through the dense chain instead; the two agree to rounding (tested).
 
+Estimated norms. estimator="sketch" (or "auto" for a block at least estimator.AUTO_WIDTH
+wide) carries, per dense path, q = REFINE + r rows of the block instead of its identity, in
+the same chain after the exact rows, with the same renormalisation: the Frobenius norm is a
+Hutchinson estimate with an interval (ProbeResult.interval, rel_stderr) and the spectral norm a
+lower bound (ProbeResult.estimated says which series are estimated and how); see
+diagnostics/probing/estimator.py.
+
 Divergence. A (sequence, anchor t) pair whose forward pass held an inf or NaN in any state
 or cache of steps 1..t (cells/unroll.py first_nonfinite: every forward number read once) is a
 diverged pair: its log10 norms are NaN at every lag, so the quantiles leave it out and
@@ -53,6 +60,7 @@ import numpy as np
 
 from ..cells.unroll import first_nonfinite, unroll
 from . import diagonal as diag
+from . import estimator as est
 from . import kron
 from .matnorms import SpectralTracker, log_summary
 from .parallel import Tally, can_fork, chunks, map_chunks, resolve_workers
@@ -64,6 +72,9 @@ THREADS_MIN_HIDDEN = 96
 # diagonal fast path (~70 ns per unit on one core): 2 workers lost below ~1e7 and went either
 # way at 5e7-7e7 on 2 cores (IndRNN tanh, 16 sequences)
 DIAGONAL_WORTH = 1e8
+# a sketched chain's batch x rows x S^2 below which one BLAS thread wins: the exact chain's
+# THREADS_MIN_HIDDEN at 16 sequences (16 x 192 x 192^2, the LSTM at n = 96)
+SKETCH_THREADS_WORK = 1e8
 
 
 @dataclass
@@ -79,6 +90,14 @@ class ProbeResult:
     # (A, B) bools: the (anchor, sequence) pairs whose forward pass diverged (NaN at every lag;
     # see the module docstring); None from code that predates it
     diverged: np.ndarray | None = None
+    # the estimated series (see "Estimated norms" in the module docstring), by (path, norm):
+    # how each was measured, {"kind": "sketch", "rows", "seed", "value": "hutchinson" (Frobenius)
+    # or "lower_bound" (spectral)}; an exact series is absent
+    estimated: dict = field(default_factory=dict)
+    # (path, "frobenius") -> (A, B, K, 2): log10 of the ends of the norm's LEVEL interval
+    interval: dict = field(default_factory=dict)
+    # (path, "frobenius") -> (A, B, K): the standard error of the squared norm's estimate over it
+    rel_stderr: dict = field(default_factory=dict)
 
     def summary(self, path: str, norm: str, anchor_index: int = -1) -> dict[str, np.ndarray]:
         """Quantiles across sequences at one anchor; -inf (exactly zero) is a valid value, NaN
@@ -106,22 +125,30 @@ class ProbeRequest:
     h0: np.ndarray | None         # (B, S); None: the cell's initial state
     fast: tuple[str, ...]         # the paths that take the diagonal fast path (diagonal.py)
     kron: tuple[str, ...]         # the paths that take the Kronecker fast path (kron.py)
-    rows: np.ndarray | None       # rows of the product the dense chain carries; None: no dense path
+    rows: np.ndarray | None       # rows of the product the exact chain carries; None: no dense path
     # per dense path: (path, its rows in the chain's M (a slice of rows' positions), its
-    # columns in the state)
+    # columns in the state); the exact paths' rows first, then each sketched path's q rows
     layout: tuple[tuple[str, slice, slice], ...]
+    estimator: est.Estimator = est.Estimator()
+    sketched: tuple[str, ...] = ()   # the dense paths the sketch estimates (estimator.py)
+    first: int = 0                # index in the whole batch of this part's first sequence
 
     @property
     def batch(self) -> int:
         return self.xs.shape[1]
 
+    @property
+    def chain_rows(self) -> int:
+        """Rows of the chain's M: the exact rows, then q = REFINE + r per sketched path."""
+        return (0 if self.rows is None else self.rows.size) + len(self.sketched) * (est.REFINE + self.estimator.rows)
+
     def part(self, s: slice) -> ProbeRequest:
         """The same probe of sequences s alone (one worker's chunk)."""
-        return replace(self, xs=self.xs[:, s], h0=None if self.h0 is None else self.h0[s])
+        return replace(self, xs=self.xs[:, s], h0=None if self.h0 is None else self.h0[s], first=self.first + s.start)
 
 
-def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
-          norms=NORMS, h0=None, workers=None, diagonal=True, progress=None) -> ProbeResult:
+def probe(cell, params, xs, *, lags=None, anchors=None, paths=None, norms=NORMS, h0=None, workers=None,
+          diagonal=True, estimator="exact", rows=est.ROWS, seed=0, progress=None) -> ProbeResult:
     """log10 Jacobian norms of `cell` along xs (T, B, d). See the module docstring.
 
     lags: K, an int in 1..min(anchors) (default min(anchors)); lag k at anchor t is
@@ -134,16 +161,21 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None,
     count, and repeat bit for bit for a given count.
     diagonal: paths the cell declares diagonal take the log-space fast path (see the module
     docstring); False forces the dense chain for all of them but c_direct.
+    estimator: "exact" (every row of the chain), "sketch" (r = `rows` random rows per dense
+    path, drawn from `seed`: estimated Frobenius norms with an interval and a spectral lower
+    bound, see probing/estimator.py) or "auto" (the sketch for a path block at least
+    estimator.AUTO_WIDTH wide). The diagonal fast path and c_direct stay exact, and so does a
+    path no wider than the sketch's rows.
     progress: progress(done, total), for a progress bar, in the caller's thread every ~0.2 s
     and at the end; units are forward steps plus lags (over anchors), the slowest chunk's.
     """
     req = probe_request(cell, params, xs, lags=lags, anchors=anchors, paths=paths, norms=norms,
-                        h0=h0, diagonal=diagonal)
+                        h0=h0, diagonal=diagonal, estimator=estimator, rows=rows, seed=seed)
     return _probe_batch(req, workers, progress)
 
 
 def probe_request(cell, params, xs, *, lags=None, anchors=None, paths=None, norms=NORMS, h0=None,
-                  diagonal=True) -> ProbeRequest:
+                  diagonal=True, estimator="exact", rows=est.ROWS, seed=0) -> ProbeRequest:
     """probe()'s arguments checked (a ValueError naming the argument otherwise) and resolved
     into the request every stage of the probe reads (see probe for their meaning)."""
     xs = _inputs(cell, xs)
@@ -156,8 +188,9 @@ def probe_request(cell, params, xs, *, lags=None, anchors=None, paths=None, norm
     if not isinstance(diagonal, bool):
         raise ValueError(f"diagonal: must be true or false, got {diagonal!r}")
     fast, kr = _fast_paths(cell, params, xs, paths, h0, diagonal)
-    rows, layout = _row_layout(cell, [p for p in paths if p not in fast and p not in kr])
-    return ProbeRequest(cell, params, xs, K, anchors, paths, norms, h0, fast, kr, rows, layout)
+    how = est.estimator(estimator, rows, seed)
+    rows, layout, sketched = _row_layout(cell, [p for p in paths if p not in fast and p not in kr], how)
+    return ProbeRequest(cell, params, xs, K, anchors, paths, norms, h0, fast, kr, rows, layout, how, sketched)
 
 
 def _inputs(cell, xs) -> np.ndarray:
@@ -210,21 +243,28 @@ def _fast_paths(cell, params, xs, paths, h0, diagonal) -> tuple[tuple[str, ...],
     return tuple(p for p in paths if keep(p, declared)), tuple(p for p in paths if keep(p, structured))
 
 
-def _row_layout(cell, dense) -> tuple[np.ndarray | None, tuple]:
-    """Rows of the product the chain must carry, and where each dense path's block sits in M."""
+def _row_layout(cell, dense, how: est.Estimator) -> tuple[np.ndarray | None, tuple, tuple[str, ...]]:
+    """Rows of the product the exact chain must carry, where each dense path's block sits in
+    M (the exact rows first, then q sketch rows per estimated path), and which are estimated."""
     S = cell.state_size
     if not dense:
-        return None, ()
+        return None, (), ()
+    cols = {p: _block(cell, p) for p in dense}
+    sketched = tuple(p for p in dense if how.sketches(len(range(S)[cols[p]])))
+    exact = [p for p in dense if p not in sketched]
     # the blocks asked for: a stacked cell's top-layer a and c are not all of its state, nor is
     # the state block of a cell whose output is not fed back
-    rows = np.unique(np.concatenate([np.arange(S)[_block(cell, p)] for p in dense]))
+    rows = np.unique(np.concatenate([np.arange(S)[cols[p]] for p in exact])) if exact else np.arange(0)
     pos = {int(r): i for i, r in enumerate(rows)}
     layout = []
-    for p in dense:
-        cols = _block(cell, p)
-        idx = np.arange(S)[cols]
-        layout.append((p, slice(pos[int(idx[0])], pos[int(idx[-1])] + 1), cols))
-    return rows, tuple(layout)
+    for p in exact:
+        idx = np.arange(S)[cols[p]]
+        layout.append((p, slice(pos[int(idx[0])], pos[int(idx[-1])] + 1), cols[p]))
+    q, at = est.REFINE + how.rows, rows.size
+    for p in sketched:
+        layout.append((p, slice(at, at + q), cols[p]))
+        at += q
+    return rows, tuple(layout), sketched
 
 
 def _block(cell, p: str) -> slice:
@@ -238,21 +278,29 @@ def _block(cell, p: str) -> slice:
 def _probe_batch(req: ProbeRequest, workers, progress=None) -> ProbeResult:
     """The probe of a validated request: the batch split over workers, the parts joined."""
     cell, B, K, A = req.cell, req.batch, req.lags, req.anchors.size
-    parts = chunks(B, probe_workers(cell, B, K, A, workers, diagonal_only=req.rows is None))
+    parts = chunks(B, probe_workers(cell, B, K, A, workers, diagonal_only=not req.layout, rows=req.chain_rows))
     # a small built-in cell is also too small for threaded BLAS (LSTM n = 64, 16 sequences,
     # 300 lags: 1.64 s with 2 BLAS threads, 1.03 s with 1)
     small = (workers is None and getattr(cell, "parallel_safe", False) and len(parts) == 1
-             and _hidden(cell) < THREADS_MIN_HIDDEN)
+             and (_hidden(cell) < THREADS_MIN_HIDDEN if not req.sketched
+                  else B * req.chain_rows * cell.state_size ** 2 < SKETCH_THREADS_WORK))
     # a part's work: the forward pass (the stream for the chain's caches, up to the last
     # anchor for the diagonal replay), then K lags per anchor
-    forward = req.xs.shape[0] if req.rows is not None else int(req.anchors.max())
+    forward = req.xs.shape[0] if req.layout else int(req.anchors.max())
     tally = None if progress is None else Tally(len(parts), forward + A * K, progress)
     runs = map_chunks(lambda s: _probe(req.part(s), None if tally is None else tally.adder(parts.index(s))),
                       parts, one_blas_thread=small, poll=None if tally is None else tally.poll)
     if tally is not None:
         tally.poll()
     out, stats, diverged = _join(runs)
-    return ProbeResult(np.arange(1, K + 1), req.anchors, req.paths, req.norms, out, stats, diverged)
+    log10 = {key: v for key, v in out.items() if len(key) == 2}
+    estimated = {(p, n): {**req.estimator.document(), "value": "hutchinson" if n == "frobenius" else "lower_bound"}
+                 for p in req.sketched for n in req.norms}
+    interval = {(p, n): np.stack([out[(p, n, "lo")], out[(p, n, "hi")]], axis=-1)
+                for p, n in estimated if n == "frobenius"}
+    rel = {(p, n): out[(p, n, "rel_stderr")] for p, n in interval}
+    return ProbeResult(np.arange(1, K + 1), req.anchors, req.paths, req.norms, log10, stats, diverged,
+                       estimated, interval, rel)
 
 
 def _join(runs: list) -> tuple[dict, dict, np.ndarray]:
@@ -269,12 +317,12 @@ def _join(runs: list) -> tuple[dict, dict, np.ndarray]:
 
 
 def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None, *,
-                  diagonal_only: bool = False) -> int:
+                  diagonal_only: bool = False, rows: int | None = None) -> int:
     """The number of workers probe() uses (see probe). By default, more than one only for a
     cell that declares `parallel_safe` and a probe worth it: forked processes cost ~60 ms to
     start and break even at about 5e7 for batch x lags x anchors x rows x S^2 (2 workers
-    against 1 on 2 cores); threads, where forking is unsafe, lose to the GIL below ~96 hidden
-    units.
+    against 1 on 2 cores; `rows` the chain's, default S, the exact chain of the whole state);
+    threads, where forking is unsafe, lose to the GIL below ~96 hidden units.
     `diagonal_only`: every path takes the diagonal fast path, whose work is two forward
     passes and O(S) per sequence-lag, so the size that repays workers is measured in
     batch x lags x anchors x S (see DIAGONAL_WORTH)."""
@@ -284,7 +332,7 @@ def probe_workers(cell, batch: int, lags: int, anchors: int = 1, workers=None, *
     if diagonal_only:
         worth = can_fork() and batch * lags * anchors * S >= DIAGONAL_WORTH
     elif can_fork():
-        worth = batch * lags * anchors * S ** 3 >= 1e8
+        worth = batch * lags * anchors * (S if rows is None else rows) * S ** 2 >= 1e8
     else:
         worth = _hidden(cell) >= THREADS_MIN_HIDDEN
     return resolve_workers(None, batch, worth)
@@ -300,12 +348,15 @@ def _probe(req: ProbeRequest, tick=None) -> tuple[dict, dict, np.ndarray]:
     dense chain's lags, else the fast path's)."""
     A, B, K = req.anchors.size, req.batch, req.lags
     out = {(p, n): np.empty((A, B, K)) for p in req.paths for n in req.norms}
+    if "frobenius" in req.norms:   # an estimated Frobenius norm's interval and standard error
+        out.update({(p, "frobenius", part): np.empty((A, B, K)) for p in req.sketched
+                    for part in ("lo", "hi", "rel_stderr")})
     diverged = np.zeros((A, B), dtype=bool)
     stats = {}
     # overflow and inf - inf are what a diverging forward pass does: detected (first_nonfinite,
     # the chain's per-lag check), so not reported a second time by numpy
     with np.errstate(over="ignore", invalid="ignore"):
-        if req.rows is None:   # nothing needs the caches: replay the logs from state checkpoints
+        if not req.layout:   # nothing needs the caches: replay the logs from state checkpoints
             replay = diag.Replay(req.cell, req.params, req.xs, req.h0, int(req.anchors.max()), req.fast, tick,
                                  kron=req.kron)
             first = replay.first
@@ -313,12 +364,12 @@ def _probe(req: ProbeRequest, tick=None) -> tuple[dict, dict, np.ndarray]:
             trace = unroll(req.cell, req.params, req.xs, req.h0, tick)
             caches, first = trace.caches, first_nonfinite(trace)
         for a_i, t in enumerate(req.anchors.tolist()):
-            if req.rows is not None:
+            if req.layout:
                 stats[t] = _chain(req, caches, t, out, a_i, tick)
             if req.fast or req.kron:
-                logs = (replay.logs(t, K) if req.rows is None else
+                logs = (replay.logs(t, K) if not req.layout else
                         diag.from_caches(req.cell, req.params, caches, t, K, bool(req.fast), req.kron))
-                _fast_chains(req, logs, out, a_i, tick if req.rows is None else None)
+                _fast_chains(req, logs, out, a_i, tick if not req.layout else None)
             diverged[a_i] = first <= t
             for v in out.values():   # not a number at any lag (see the module docstring)
                 v[a_i, diverged[a_i]] = np.nan
@@ -340,20 +391,41 @@ def _fast_chains(req: ProbeRequest, logs, out: dict, a_i: int, tick=None) -> Non
 def _chain(req: ProbeRequest, caches, t: int, out: dict, a_i: int, tick=None) -> dict:
     """log10 norms of every dense path at anchor t, lags 1..K, into out[(path, norm)][a_i];
     `tick(1)`, if given, after each lag. Returns the spectral trackers' counters."""
-    norms = _Norms(req, out, a_i)
-    for k, (m, scale) in enumerate(jacobian_products(req, caches, t), start=1):
+    start = sketch_start(req, caches, t)
+    norms = _Norms(req, out, a_i, start)
+    for k, (m, scale) in enumerate(jacobian_products(req, caches, t, start), start=1):
         norms.write(k, m, scale)
         if tick is not None:
             tick(1)
     return norms.counters()
 
 
-class _Norms:
-    """Writes each lag's norms of the dense paths' blocks of M into out[(path, norm)][a_i]."""
+def sketch_start(req: ProbeRequest, caches, t: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per sketched path at anchor t: (Z (B, w, q), L (B, r, r)), the chain's starting rows
+    Z^T and the triangular factor of its Gaussian rows (probing/estimator.py), from the
+    request's seed and each sequence's index in the whole batch; {} without a sketched path."""
+    if not req.sketched:
+        return {}
+    how, S = req.estimator, req.cell.state_size
+    seqs = range(req.first, req.first + req.batch)
+    x = est.forward_range(req.cell, req.params, caches, t, req.lags, how.seed, seqs)
+    out = {}
+    for p, _, cols in req.layout:
+        if p in req.sketched:
+            w = len(range(S)[cols])
+            omega_t = est.normal(how.seed, seqs, 1 + req.cell.paths.index(p), (w, how.rows))
+            out[p] = est.bases(x[:, cols], omega_t)
+    return out
 
-    def __init__(self, req: ProbeRequest, out: dict, a_i: int):
+
+class _Norms:
+    """Writes each lag's norms of the dense paths' blocks of M into out[(path, norm)][a_i]:
+    exact ones from the blocks, estimated ones from their sketch rows (`start`, sketch_start's)."""
+
+    def __init__(self, req: ProbeRequest, out: dict, a_i: int, start: dict | None = None):
         self.req, self.out, self.a_i = req, out, a_i
-        self.where = {p: (r, c) for p, r, c in req.layout}
+        self.where = {p: (r, c) for p, r, c in req.layout if p not in req.sketched}
+        self.sketch = {p: (r, c, start[p][1]) for p, r, c in req.layout if p in req.sketched}
         self.trackers = self._trackers() if "spectral" in req.norms else {}
 
     def _trackers(self) -> dict[tuple[str, ...], SpectralTracker]:
@@ -367,6 +439,8 @@ class _Norms:
 
     def write(self, k: int, m: np.ndarray, scale: np.ndarray) -> None:
         """Lag k's norms from M (B, r, S) and its scale (see jacobian_products)."""
+        if self.sketch:
+            self._estimates(k, m, scale)
         with np.errstate(divide="ignore"):   # log10 of an exactly zero block: -inf
             rows_sq = self._frobenius(k, m, scale) if "frobenius" in self.req.norms else None
             for ps, tracker in self.trackers.items():
@@ -387,14 +461,30 @@ class _Norms:
             self.out[(p, "frobenius")][self.a_i, :, k - 1] = np.log10(np.sqrt(rows_sq[p].sum(axis=1))) + scale
         return rows_sq
 
+    def _estimates(self, k, m, scale) -> None:
+        """The sketched paths' estimates (log10 of the norms, squared ones halved) into out."""
+        at, norms = (self.a_i, slice(None), k - 1), self.req.norms
+        for p, (r, c, L) in self.sketch.items():
+            e = est.sketch_norms(m[:, r, c], L)
+            with np.errstate(divide="ignore", invalid="ignore"):   # an exact zero: -inf
+                if "spectral" in norms:
+                    self.out[(p, "spectral")][at] = 0.5 * np.log10(e.spectral_sq) + scale
+                if "frobenius" in norms:
+                    self.out[(p, "frobenius")][at] = 0.5 * np.log10(e.frobenius_sq) + scale
+                    self.out[(p, "frobenius", "lo")][at] = 0.5 * np.log10(e.lo_sq) + scale
+                    self.out[(p, "frobenius", "hi")][at] = 0.5 * np.log10(e.hi_sq) + scale
+                    self.out[(p, "frobenius", "rel_stderr")][at] = e.stderr_sq / e.frobenius_sq
+
     def counters(self) -> dict[str, tuple[int, int]]:
         """Per tracker (its paths joined by '+'): (batched power iterations, eigensolves)."""
         return {"+".join(ps): (tr.iterations, tr.fallbacks) for ps, tr in self.trackers.items()}
 
 
-def jacobian_products(req: ProbeRequest, caches, t: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def jacobian_products(req: ProbeRequest, caches, t: int, start: dict | None = None
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The dense chain from anchor t, lag by lag: for k = 1..K, (M, scale) with
-    M 10**scale[b] = E d state<t>/d state<t-k> for sequence b, E selecting req.rows, and
+    M 10**scale[b] = E d state<t>/d state<t-k> for sequence b, E selecting req.rows and then
+    each sketched path's rows Z^T (`start`, sketch_start's; computed when not given), and
     max |M[b]| within one step's growth of 1 (scale NaN for a sequence whose chain turned
     non-finite; -inf once a product is exactly zero). Both arrays are the chain's own and
     change at the next lag: read them before asking for it. `caches`: a forward pass's
@@ -403,8 +493,12 @@ def jacobian_products(req: ProbeRequest, caches, t: int) -> Iterator[tuple[np.nd
     # each sequence's M is stored column-major (a transposed view): a vjp's new columns are
     # then one contiguous block, and the LSTM's per-sequence GEMM writing its a-columns runs
     # ~10% faster than into every other half-row (n = 128, measured)
-    m = np.zeros((B, req.cell.state_size, rows.size)).transpose(0, 2, 1)
+    m = np.zeros((B, req.cell.state_size, req.chain_rows)).transpose(0, 2, 1)
     m[:, np.arange(rows.size), rows] = 1.0
+    start = sketch_start(req, caches, t) if start is None else start
+    for p, sl, cols in req.layout:
+        if p in start:
+            m[:, sl, cols] = start[p][0].transpose(0, 2, 1)
     scale = np.zeros(B)                      # log10 of what has been divided out, per sequence
     lag = _Lag(req.cell, req.params, m)
     for k in range(1, req.lags + 1):

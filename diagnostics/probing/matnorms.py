@@ -36,6 +36,11 @@ def gram_top(m: np.ndarray) -> np.ndarray:
     well-conditioned eigenvalue: its error is a few ulps of σ_max², like an SVD's."""
     g = np.matmul(m, m.transpose(0, 2, 1)) if m.shape[1] <= m.shape[2] else \
         np.matmul(m.transpose(0, 2, 1), m)
+    return top_eigenvalue(g)
+
+
+def top_eigenvalue(g: np.ndarray) -> np.ndarray:
+    """λ_max of each symmetric g[b] (B, k, k), batched."""
     k = g.shape[-1]
     if k < TOP_ONLY_MIN:
         return np.linalg.eigvalsh(g)[:, -1]

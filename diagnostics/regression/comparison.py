@@ -8,6 +8,9 @@ checkpoint, path), a training record (cell), a sensitivity item (cell, checkpoin
 parameter): its per-lag curve and its total, "rms" and the `stats`, each within `decades`. Present on one side only -> a failing "missing" row.
 Each compared quantity gives ONE row holding its worst point, so the table says where it moved most.
 
+Estimated series (curves.json `estimated`): see tolerances.py; a series measured differently on
+the two sides gives one failing "estimator" row unless Tolerances.mixed_estimators.
+
 Nulls: log10 of an exact zero is null in the file. Both null is equal; one null fails unless the
 other value is below -300 (i.e. underflowed to zero in all but name, 1e-300).
 """
@@ -27,7 +30,7 @@ ZERO_LN = ZERO_LOG10 * 2.302585092994046
 @dataclass(frozen=True)
 class Row:
     series: str                 # human label, e.g. "LSTM ckpt=0 c/spectral median"
-    what: str                   # point|slope|horizon|loss|diverged|nonfinite|lyapunov|lags|missing|duplicate
+    what: str                   # point|slope|horizon|loss|diverged|nonfinite|lyapunov|lags|missing|duplicate|estimator
     lag: Any                    # worst lag (point), checkpoint step (loss), exponent index (lyapunov)
     baseline: Any               # value, None (null = exact zero / no value) or a word ("missing")
     current: Any
@@ -139,15 +142,57 @@ def _curve_rows(label: str, what: str, bs: list, cs: list, zero: float, tol_valu
         rows.append(Row(label, what, lag_of(i), bv, cv, num_diff(bv, cv), tol_value, d <= tol_value, key))
 
 
+def _how(s: Series) -> str:
+    """How a series was measured, in the table's words."""
+    e = s.estimated
+    return "exact" if e is None else f"{e.kind} rows={e.rows} seed={e.seed}"
+
+
+def _half_width(s: Series, n: int) -> list[float]:
+    """Per lag, half the width of an estimated series' interval, in decades (0 where exact, no
+    interval, or a null end): the interval's own, not measured from the curve it widens."""
+    iv = s.estimated.interval if s.estimated is not None else None
+    if iv is None:
+        return [0.0] * n
+    out = [(hi - lo) / 2.0 if _is_num(lo) and _is_num(hi) else 0.0 for lo, hi in zip(iv.lo, iv.hi)]
+    return out + [0.0] * (n - len(out))
+
+
+def _widened_rows(label: str, bs: list, cs: list, widen: list[float], decades: float, key, rows: list[Row]) -> None:
+    """_curve_rows for an estimated curve: the tolerance at lag i is decades + widen[i]; the row
+    holds the lag that exceeds its tolerance most (or comes nearest to it)."""
+    if len(cs) != len(bs):
+        rows.append(Row(label, "lags", None, f"{len(bs)} lags", f"{len(cs)} lags", None, None, False, key))
+    worst = None
+    for i, (bv, cv) in enumerate(zip(bs, cs)):
+        _, _, _, d = worst_point([bv], [cv], ZERO_LOG10)
+        t = decades + widen[i]
+        if worst is None or d - t > worst[0]:
+            worst = (d - t, i, bv, cv, t)
+    if worst is not None:
+        excess, i, bv, cv, t = worst
+        rows.append(Row(label, "point", i + 1, bv, cv, num_diff(bv, cv), t, excess <= 0, key))
+
+
 def _series_rows(k, c: Series, b: Series, tol: Tolerances, rows: list[Row]) -> None:
     name = _ident(k)
     key = ("series", *k)
+    if _how(c) != _how(b) and not tol.mixed_estimators:
+        # an estimate's own error is not a change of the model: not compared unless asked
+        rows.append(Row(f"{name} estimator (mixed_estimators: true compares them)", "estimator", None,
+                        _how(b), _how(c), None, None, False, key))
+        return
+    n = max(len(c.log10.median), len(b.log10.median))
+    widen = [x + y for x, y in zip(_half_width(b, n), _half_width(c, n))]
     for stat in tol.stats:
-        _curve_rows(f"{name} {stat}", "point", getattr(b.log10, stat), getattr(c.log10, stat), ZERO_LOG10,
-                    tol.decades, key, rows)
+        if any(widen):
+            _widened_rows(f"{name} (widened by the estimate's interval) {stat}", getattr(b.log10, stat),
+                          getattr(c.log10, stat), widen, tol.decades, key, rows)
+        else:
+            _curve_rows(f"{name} {stat}", "point", getattr(b.log10, stat), getattr(c.log10, stat), ZERO_LOG10,
+                        tol.decades, key, rows)
     # diverged (sequence, anchor) pairs: any change in their count is a change of the run
     # (a file from before the count existed reads as all zeros)
-    n = max(len(c.log10.median), len(b.log10.median))
     cn, bn = (list(x.nonfinite) or [0] * n for x in (c, b))
     moved = [i for i, (p, q) in enumerate(zip(bn, cn)) if p != q] or ([min(len(bn), len(cn))] if len(bn) != len(cn) else [])
     if moved:

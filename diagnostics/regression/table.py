@@ -24,7 +24,8 @@ def fmt_value(v) -> str:
 
 def fmt_diff(row) -> str:
     if row.difference is None:
-        return "" if row.what in ("missing", "lags", "duplicate", "diverged", "nonfinite") or row.ok else "inf"
+        words = ("missing", "lags", "duplicate", "diverged", "nonfinite", "estimator")
+        return "" if row.what in words or row.ok else "inf"
     d = row.difference
     return f"{d:+.4g}" if d != 0 and abs(d) < 1e-3 else f"{d:+.4f}"
 

@@ -44,6 +44,11 @@ class Curve:
     q25: np.ndarray
     q75: np.ndarray
     fit: Fit
+    # an estimated curve (curves.json `estimated`): its rows, "hutchinson" or "lower_bound",
+    # and for the Frobenius estimate the (lo, hi) of the median pair's interval per lag
+    rows: int | None = None
+    value: str | None = None
+    interval: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -98,7 +103,10 @@ class RunData:
             return None
         pairs = s.forward_diverged.of if s.forward_diverged is not None else None
         gone = [pairs is not None and c == pairs for c in s.nonfinite]
-        return Curve(*(_no_value(log_array(q), gone) for q in (s.log10.median, s.log10.q25, s.log10.q75)), s.fit)
+        e = s.estimated
+        iv = None if e is None or e.interval is None else (log_array(e.interval.lo), log_array(e.interval.hi))
+        return Curve(*(_no_value(log_array(q), gone) for q in (s.log10.median, s.log10.q25, s.log10.q75)), s.fit,
+                     None if e is None else e.rows, None if e is None else e.value, iv)
 
     def paths_of(self, cell: str) -> list[str]:
         return self.curves.paths_of(cell)

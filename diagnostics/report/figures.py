@@ -49,7 +49,7 @@ def geometric_moving_mean(values, w: int) -> np.ndarray:
 
 
 def _curve_dict(c) -> dict:
-    return {"median": c.median, "q25": c.q25, "q75": c.q75}
+    return {"median": c.median, "q25": c.q25, "q75": c.q75, "rows": c.rows, "value": c.value, "interval": c.interval}
 
 
 def _bound(d: RunData, cell: str, ck: int):
@@ -163,7 +163,8 @@ def select_norms(d: RunData):
         s = d.curve(cell, d.last_checkpoint, norm="spectral")
         f = d.curve(cell, d.last_checkpoint, norm="frobenius")
         if s is not None:
-            cells[cell] = {"spectral": s.median, "frobenius": None if f is None else f.median}
+            cells[cell] = {"spectral": s.median, "frobenius": None if f is None else f.median,
+                           "interval": None if f is None else f.interval, "rows": s.rows if f is None else f.rows}
     return {"lags": d.lags, "cells": cells, "colours": cell_colours(d.cells),
             "title": f"Spectral against Frobenius norm of {JAC} ({d.when})"}
 
@@ -180,7 +181,9 @@ FIGURES: list[FigureSpec] = [
                "mLSTM, a stack of them) the line is its state path ‖∂S<t>/∂S<t-k>‖₂ instead, marked so in the legend. A straight falling line is geometric decay: its slope is log10 ρ per step. "
                "Dashed: the fitted line; dash-dot: the Pascanu bound (γ σ_max(W_a))^k for plain RNNs (times √n when the curves are Frobenius norms, the bound that holds for them); dotted "
                "vertical: the horizon; thick grey vertical (when known): the task's lag, how far back the input that "
-               "matters lies. Gaps mean an exact zero.", select_decay, fd.decay_curves),
+               "matters lies. Gaps mean an exact zero. A curve estimated from r random rows (probe.estimator) says "
+               "so in its legend: a spectral one is a lower bound, a Frobenius one has its 95 % interval hatched.",
+               select_decay, fd.decay_curves),
     FigureSpec("memory_paths", "2. Memory paths (gated cells)",
                "For cells with a memory cell c⟨t⟩: the hidden-state path a, the memory path c, the direct path "
                "through the forget gate alone (c_direct, ∏ Γ_f) and the full state [a; c] (for an mLSTM: its "

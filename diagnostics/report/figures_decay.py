@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from .style import (
     PATH_COLOURS,
@@ -54,6 +55,25 @@ def _band(ax, lags, q25, q75, colour, alpha=0.18):
     ax.fill_between(lags, lo, hi, where=ok, color=colour, alpha=alpha, linewidth=0)
 
 
+def _interval(ax, lags, interval, colour) -> bool:
+    """An estimate's interval (probing/estimator.py), hatched so it is not read as the quartile
+    band; True when one was drawn."""
+    if interval is None:
+        return False
+    lo, hi = gaps(interval[0]), gaps(interval[1])
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.fill_between(lags, lo, hi, where=ok, facecolor="none", edgecolor=colour, hatch="////", linewidth=0, alpha=0.6)
+    return True
+
+
+def _estimated(name: str, c: Mapping) -> str:
+    """A legend name that says when the curve is estimated, and of what kind."""
+    if c.get("rows") is None:
+        return name
+    bound = ": a lower bound" if c.get("value") == "lower_bound" else ""
+    return f"{name}   [estimated, {c['rows']} rows{bound}]"
+
+
 def _limits(ax, arrays: Sequence[np.ndarray], pad: float = 0.06):
     vals = np.concatenate([np.asarray(a, float).ravel() for a in arrays if a is not None and len(a)] or [[0.0]])
     vals = vals[np.isfinite(vals)]
@@ -75,7 +95,7 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
     """
     fig = new_figure(11.0, 5.6)
     ax = fig.subplots()
-    handles, shown = [], []
+    handles, shown, estimated = [], [], False
     for label, c in curves.items():
         col = colours[label]
         _band(ax, lags, c["q25"], c["q75"], col)
@@ -86,6 +106,8 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
             name = f"{plain(label)}   (the forward pass diverged: nothing to draw)"
         elif not np.isfinite(c["median"]).any():
             name = f"{plain(label)}   (exactly zero at every lag: nothing to draw)"
+        name = _estimated(name, c)
+        estimated = _interval(ax, lags, c.get("interval"), col) or estimated
         h, = ax.plot(lags, gaps(c["median"]), color=col, label=name)
         handles.append(h)
         shown += [c["median"], c["q25"], c["q75"]]
@@ -111,6 +133,9 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
     if any(c.get("bound") is not None for c in curves.values()):
         keys.append(Line2D([], [], color="#555555", linestyle=(0, (6, 2, 1, 2)), linewidth=1.4,
                            label=r"Pascanu bound $(\gamma\,\sigma_{\max}(W_a))^k$"))
+    if estimated:
+        keys.append(Patch(facecolor="none", edgecolor="#555555", hatch="////",
+                          label="95 % interval of the estimate (median pair)"))
     if any(c.get("horizon") is not None for c in curves.values()):
         keys.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.3, label="horizon"))
     if task_lag is not None and lags.size and lags[0] <= task_lag <= lags[-1]:
@@ -220,7 +245,8 @@ def norm_comparison(lags: np.ndarray, cells: Mapping[str, dict], colours: Mappin
         ax.plot(lags, gaps(c["spectral"]), color=colours[label], label=f"{plain(label)}: spectral " + r"$\|\cdot\|_2$")
         if c.get("frobenius") is not None:
             ax.plot(lags, gaps(c["frobenius"]), color=colours[label], linewidth=1.1,
-                    linestyle=(0, (3, 2)), label=f"{plain(label)}: Frobenius " + r"$\|\cdot\|_F$")
+                    linestyle=(0, (3, 2)), label=_estimated(f"{plain(label)}: Frobenius " + r"$\|\cdot\|_F$", c))
+            _interval(ax, lags, c.get("interval"), colours[label])
     ax.set_xlabel(X_LAG)
     ax.set_ylabel(r"$\log_{10}$ of $\|\partial a^{\langle t\rangle}/\partial a^{\langle t-k\rangle}\|$")
     legends_outside(fig, ax.get_lines(), "cell and norm")

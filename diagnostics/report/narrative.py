@@ -79,15 +79,17 @@ def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]
     a_phrases = _phrases({c: y for c, y in ys.items() if decay.get(c) != "state"}, within, early)
     s_phrases = _phrases({c: y for c, y in ys.items() if decay.get(c) == "state"}, within, early)
     if a_phrases:
-        out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences) "
-                   + _join(a_phrases) + ".")
+        a_series = {c: s for c, s in series.items() if decay.get(c) != "state"}
+        out.append(f"Over {K} lags {when}, ‖∂a<t>/∂a<t-k>‖ ({norm} norm, median over sequences"
+                   f"{_estimated(a_series)}) " + _join(a_phrases) + ".")
     if s_phrases:   # the cells whose output is not fed back: "a" means nothing for them
         state = [c for c, y in ys.items() if decay.get(c) == "state" and y]
         lead = f"Over {K} lags {when}, t" if not a_phrases else "T"
         one = len(state) == 1
         out.append(f"{lead}he {_join(state)} {'does' if one else 'do'} not feed {'its' if one else 'their'} output "
                    f"back, so {'its' if one else 'their'} decay is read on the state path: "
-                   f"‖∂S<t>/∂S<t-k>‖ ({norm} norm, median over sequences) " + _join(s_phrases) + ".")
+                   f"‖∂S<t>/∂S<t-k>‖ ({norm} norm, median over sequences"
+                   f"{_estimated({c: series[c] for c in state})}) " + _join(s_phrases) + ".")
     within = [c for c in within if c not in early]
     # a cell whose training diverged has no held-out loss of probed parameters to state
     diverged = {t.cell for t in curves.training if t.diverged_at is not None}
@@ -127,6 +129,19 @@ def _phrases(ys: dict[str, list[float] | None], within: list[str], early: dict[s
     if flat:   # one phrase for all the cells it fits
         phrases.append(f"stays within one decade of its lag-1 value for the {_join(flat)}")
     return phrases
+
+
+def _estimated(series: dict[str, Series | None]) -> str:
+    """"; estimated from r rows ..." when any of the curves the sentence reads was estimated
+    (probe.estimator), naming the cells when not all were."""
+    est = {c: s.estimated for c, s in series.items() if s is not None and s.estimated is not None}
+    if not est:
+        return ""
+    rows = sorted({e.rows for e in est.values()})
+    what = ("a lower bound on the norm" if all(e.value == "lower_bound" for e in est.values())
+            else "the 95 % interval is drawn")
+    whose = "" if len(est) == len(series) else f" for the {_join(list(est))}"
+    return f"; estimated from {'/'.join(map(str, rows))} rows{whose}: {what}"
 
 
 def _training_diverged(curves: Curves) -> list[str]:

@@ -17,6 +17,14 @@ state or cache up to the anchor is left out at every lag (diagnostics/probing/co
 counted in its series' `forward_diverged`; a Lyapunov item's exponents are the mean over the
 sequences whose trajectory did not diverge, null when none is left.
 
+Estimated series (`probe.estimator: {kind: sketch, rows: r}`). A path the probe estimated
+(diagnostics/probing/estimator.py) carries `estimated`: the kind, rows and seed, and whether
+the quantiles are of log10 of the Hutchinson estimate (Frobenius) or of a lower bound
+(spectral). The Frobenius interval per lag is the median over the pairs of each pair's 95%
+interval ends (log10 of the norm), so it says how far a typical pair's estimate may be from
+its exact norm; the quantiles across pairs are of the estimates. An exact series has no
+`estimated` key, so a case without the sketch writes the file it wrote before.
+
 Sensitivity (`probe.sensitivity: true`). For one anchor t and one sequence, the lag-k component
 is the matrix C_k = (d a<t>/d a<t-k>) (∂⁺a<t-k>/∂θ), rows the a-block of the state, columns the
 entries of θ (the cell's `recurrent_names`), and its size is the Frobenius norm ||C_k||_F; the
@@ -41,6 +49,7 @@ from scipy.special import logsumexp
 
 from ..documents import CURVES, Curves, SummaryRow, all_diverged
 from ..numfmt import fmt
+from ..probing.estimator import LEVEL
 from ..probing.matnorms import log_summary, not_a_value
 from ..probing.metrics import fit_decay
 
@@ -69,7 +78,23 @@ def series_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> l
                         "nonfinite": [int(c) for c in s["nonfinite"]],
                         "fit": _fit(res.lags, s["median"])})
             out[-1].update(_diverged_pairs(getattr(res, "diverged", None)))
+            out[-1].update(_estimated(res, path, norm))
     return out
+
+
+def _estimated(res, path: str, norm: str) -> dict:
+    """{"estimated": ...} for a series the probe estimated (probing/estimator.py), else {}: how,
+    and for the Frobenius estimate the median over pairs of each pair's interval per lag."""
+    how = getattr(res, "estimated", {}).get((path, norm))
+    if how is None:
+        return {}
+    item = {k: how[k] for k in ("kind", "rows", "seed", "value")}
+    if (path, norm) in res.interval:
+        iv = res.interval[(path, norm)]
+        item["interval"] = {"level": LEVEL, "lo": pooled_summary(iv[..., 0])["median"],
+                            "hi": pooled_summary(iv[..., 1])["median"],
+                            "rel_stderr": pooled_summary(res.rel_stderr[(path, norm)])["median"]}
+    return {"estimated": item}
 
 
 def _diverged_pairs(diverged) -> dict:

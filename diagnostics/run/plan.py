@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..probing.estimator import ROWS
+
 QUICK = {"steps": 30, "batch": 16, "lags": 40, "sequences": 4, "tk_anchors": 3, "lyapunov_steps": 100}
 DEFAULT_LYAPUNOV = 8
 MIN_LYAPUNOV_STEPS = 500
@@ -41,6 +43,7 @@ class ProbePlan:
     norms: tuple[str, ...]
     paths: tuple[tuple[str, ...], ...]   # per cell
     sensitivity: bool = False            # d a<t>/dθ by lag at each checkpoint (diagnostics/sensitivity)
+    estimator: tuple[str, int, int] = ("exact", ROWS, 0)   # (kind, rows, seed): probe()'s (probing/estimator.py)
 
     @property
     def total_steps(self) -> int:
@@ -99,7 +102,15 @@ def make_plan(case, task, cells, given: tuple[int, int] | None = None) -> ProbeP
     paths = tuple(tuple(x for x in dict.fromkeys(p.paths or c.paths) if x in c.paths) for c in cells)
     return ProbePlan(K=K, episode=T_ep, stream=stream, anchors=anchors, tk_anchors=tk_anchors, lyapunov=int(m),
                      lyapunov_steps=int(ly_steps), sequences=sequences, norms=tuple(dict.fromkeys(p.norms)),
-                     paths=paths, sensitivity=bool(p.sensitivity))
+                     paths=paths, sensitivity=bool(p.sensitivity), estimator=_estimator(p.estimator, case.seed))
+
+
+def _estimator(e, case_seed: int) -> tuple[str, int, int]:
+    """probe.estimator as probe()'s (kind, rows, seed); absent: exact; the rows' seed defaults to
+    the case's."""
+    if e is None:
+        return "exact", ROWS, case_seed
+    return e.kind, e.rows, case_seed if e.seed is None else e.seed
 
 
 def plan_problems(case, task, cells, given: tuple[int, int] | None = None) -> list[str]:

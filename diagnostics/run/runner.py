@@ -106,6 +106,12 @@ def _train(spec: RunSpec, cell, params, show: bool):
                  progress=show and sys.stderr.isatty())
 
 
+def _estimator_args(plan: ProbePlan) -> dict:
+    """probe()'s estimator arguments from the plan (probe.estimator)."""
+    kind, rows, seed = plan.estimator
+    return {"estimator": kind, "rows": rows, "seed": seed}
+
+
 def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str, workers=None, report=None):
     """One probe per anchor, lags min(K, t): k <= t is all an anchor t has. `report(done,
     total)`: progress over all of them, in the probe's units (t forward steps, min(K, t) lags)."""
@@ -113,7 +119,8 @@ def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str, workers=No
     total = sum(t + min(plan.K, t) for t in plan.tk_anchors)
     for t in plan.tk_anchors:
         res = probe(cell, params, xs[:t], lags=min(plan.K, t), anchors=[t], paths=[path], norms=[norm],
-                    workers=workers, progress=None if report is None else lambda n, _, d=done: report(d + n, total))
+                    workers=workers, **_estimator_args(plan),
+                    progress=None if report is None else lambda n, _, d=done: report(d + n, total))
         rows.append(cv.pooled_summary(res.log10[(path, norm)])["median"])
         done += t + min(plan.K, t)
     return rows
@@ -151,7 +158,8 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
             at = f"{label} @{ck}"
             with _phase(f"{at}: forward pass and lags", show) as report:
                 res = probe(cell, params, xs_i[:plan.stream], lags=plan.K, anchors=list(plan.anchors),
-                            paths=list(plan.paths[i]), norms=list(plan.norms), workers=workers, progress=report)
+                            paths=list(plan.paths[i]), norms=list(plan.norms), workers=workers, progress=report,
+                            **_estimator_args(plan))
             parts["series"] += cv.series_items(label, cell.kind, ck, res, plan.paths[i], plan.norms)
             bound = pascanu_bound(cell, params, lags)
             if bound is not None:

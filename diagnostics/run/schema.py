@@ -41,6 +41,8 @@ from ..cells.registry import registry_version as cells_version
 from ..errors import suggest
 from ..options import NonNegInt, PosFloat, PosInt, StrictModel, between, option_fields
 from ..probing.core import NORMS
+from ..probing.estimator import KINDS as ESTIMATORS
+from ..probing.estimator import ROWS
 from ..tasks import registry_version as tasks_version
 from ..tasks import task_class, task_kinds
 from ..tolerances import Tolerances
@@ -129,6 +131,16 @@ class InputsFile(StrictModel):
     key: Optional[str] = Field(None, description="the array of an .npz that holds several")
 
 
+class EstimatorSpec(StrictModel):
+    """How the probe measures its dense paths: exactly (every row of the chain) or estimated from
+    random rows, with a stated interval (diagnostics/probing/estimator.py)."""
+    kind: Literal[ESTIMATORS] = Field(
+        "exact", description="exact; sketch (estimated from `rows` random rows: Frobenius with a 95% interval, "
+                             "spectral as a lower bound); auto (the sketch for a path at least 512 units wide)")
+    rows: Annotated[int, Field(ge=2, strict=True)] = Field(ROWS, description="r, random rows per path (at least 2)")
+    seed: Optional[NonNegInt] = Field(None, description="of the random rows; default the case seed")
+
+
 class ProbeSpec(StrictModel):
     lags: Optional[PosInt] = Field(None, description="K, the largest lag; default the task's sequence length")
     sequences: PosInt = Field(16, description="probe sequences (the batch of the probe)")
@@ -145,6 +157,8 @@ class ProbeSpec(StrictModel):
         None, description="your own sequences, .npy or .npz (T, B, d) relative to the case file, or {path, key} "
                           "to pick one array of an .npz: they replace the task's stream for the probe and the "
                           "Lyapunov spectrum")
+    # absent (None) is exact: a case without the key resolves, and so hashes (sweep point ids), as before it
+    estimator: Optional[EstimatorSpec] = Field(None, description="how the dense paths are measured; default exact")
     sensitivity: bool = Field(
         False, description="also measure d a<t>/dθ of the recurrent parameters θ, split by lag (curves.json `sensitivity`)")
 

@@ -66,17 +66,27 @@ def one_seed_band(arr: np.ndarray, q: float) -> dict | None:
     return {"lo": log_quantile(low, q), "hi": hi}
 
 
-def _pooled(per_point: list[dict], lags: int) -> list[dict]:
+def _pooled(per_point: list[dict[int, Series]], lags: int) -> list[dict]:
     cks = sorted({ck for d in per_point for ck in d})
     out = []
     for ck in cks:
-        rows = [d[ck] for d in per_point if ck in d]
-        arr = np.array([[-math.inf if x is None else x for x in r[:lags]] for r in rows], dtype=float)
+        series = [d[ck] for d in per_point if ck in d]
+        arr = np.array([[-math.inf if x is None else x for x in s.log10.median[:lags]] for s in series], dtype=float)
         s = pooled_summary(arr)
         band = {stat: one_seed_band(arr, q) for stat, q in (("median", 0.5), ("q25", 0.25), ("q75", 0.75))}
-        out.append({"checkpoint": ck, "seeds": len(rows), "median": s["median"], "q25": s["q25"], "q75": s["q75"],
-                    "band": band})
+        out.append({"checkpoint": ck, "seeds": len(series), "median": s["median"], "q25": s["q25"], "q75": s["q75"],
+                    "band": band, **_estimated(series)})
     return out
+
+
+def _estimated(series: list[Series]) -> dict:
+    """{"estimated": ...} when any pooled curve was estimated (say so: the pooled curve is of
+    estimates), else {}."""
+    how = {(s.estimated.kind, s.estimated.rows, s.estimated.value) for s in series if s.estimated is not None}
+    if not how:
+        return {}
+    kind, rows, value = min(how)    # one case: the same estimator at every point but its seed
+    return {"estimated": {"kind": kind, "rows": rows, "value": value}}
 
 
 def _cell_entry(label: str, kind: str, items: list[tuple[Training | None, dict[int, Series]]], failed: int,
@@ -96,7 +106,7 @@ def _cell_entry(label: str, kind: str, items: list[tuple[Training | None, dict[i
             "within": quartiles([tr.final_within for tr in trs]),
             "factor": quartiles([s.fit.factor for s in lasts]),
             "horizon": quartiles([s.fit.horizon for s in lasts], beyond=True),
-            "curves": _pooled([{ck: s.log10.median for ck, s in by.items()} for _, by in items], lags)}
+            "curves": _pooled([by for _, by in items], lags)}
 
 
 def aggregate(sweep, folder: Path) -> Sweep:

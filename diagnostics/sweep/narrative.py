@@ -97,6 +97,13 @@ def opening(doc: Sweep) -> list[str]:
             by.setdefault(c.cell, []).append(f"{c.within.median:.3f} at {setting(v)}")
         out.append("Median fraction of evaluation sequences answered within the task's tolerance: "
                    + "; ".join(f"the {lab} {', '.join(parts)}" for lab, parts in by.items()) + ".")
+    est = {(p.estimated.rows, p.estimated.value) for g in groups for c in g.cells for p in c.curves
+           if p.estimated is not None}
+    if est:
+        rows = "/".join(str(r) for r in sorted({r for r, _ in est}))
+        what = "lower bounds" if {v for _, v in est} == {"lower_bound"} else "estimates"
+        out.append(f"The pooled curves and decay factors are of {what}: each seed's curves were estimated "
+                   f"from {rows} random rows (probe.estimator), not measured exactly.")
     if seeds <= 1:
         out.append("One trial per setting: each rate is 0 or 1 and its interval is wide; vary the seed "
                    "for rates that can support a claim.")

@@ -132,3 +132,25 @@ def test_a_stack_case_run_twice_gives_the_same_curves():
     paths = {(s.cell, s.path) for s in first.curves.series}
     assert {("stack", "l0.state"), ("stack", "l1.a"), ("mamba x2", "l1.state")} <= paths, paths
     assert first.curves.to_json() == second.curves.to_json()
+
+
+def test_the_decay_path_is_the_cells_own_not_whatever_was_probed():
+    """An LSTM probed on c and state only has no decay curve (its decay path, a, was not
+    probed): its whole state is not read as if its output were not fed back. The cells whose
+    output is not fed back are recorded so in curves.json (state_decay)."""
+    probe_ = {"sequences": 3, "lyapunov": 0, "tk_map": {"anchors": 0}}
+    gated = compute(resolve(_case({"kind": "lstm", "hidden": 4}, probe={**probe_, "paths": ["c", "state"]}),
+                            quick=True), show=False)
+    mixed = compute(resolve(_case({"kind": "rnn", "hidden": 3}, MAMBA2X, probe=probe_), quick=True), show=False)
+    assert gated.curves.decay_paths() == {"lstm": None} and gated.curves.state_decay == []
+    assert gated.summary == [] and opening(gated.curves, gated.summary) == []
+    assert '"state_decay"' not in gated.curves.to_json()          # files of today's cells as before
+    assert mixed.curves.decay_paths() == {"rnn": "a", "mamba x2": "state"}
+    assert mixed.curves.state_decay == ["mamba x2"]
+    text = " ".join(opening(mixed.curves, mixed.summary))
+    assert "The mamba x2 does not feed its output back" in text and "for the rnn" in text
+
+
+def test_paths_that_leave_a_cell_nothing_to_probe_are_one_line():
+    with pytest.raises(CaseError, match=r"probe\.paths: none of \['state'\] is a path of cells\[0\] \(rnn: a\)"):
+        resolve(_case({"kind": "rnn", "hidden": 3}, MAMBA2X, probe={"paths": ["state"]}), quick=True)

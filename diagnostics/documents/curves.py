@@ -305,7 +305,7 @@ class Curves(Document):
     """The whole file. Items of one list are told apart by their key (cell, checkpoint, ...)."""
     FORMAT = CURVES
     FILE = "curves.json"
-    OPTIONAL = WHEN_MEASURED = frozenset({"sensitivity"})
+    OPTIONAL = WHEN_MEASURED = frozenset({"sensitivity", "state_decay"})
 
     format: Literal["diag-curves/1"]
     case: StrictStr = None
@@ -318,6 +318,10 @@ class Curves(Document):
     tk_map: list[TkMap] = _empty()
     temporal_components: list[TemporalComponents] = _empty()
     sensitivity: list[Sensitivity] = _empty()      # absent unless probe.sensitivity
+    # the cells whose output is not fed back (Cell.decay_path "state": Mamba, Gated DeltaNet,
+    # mLSTM, stacks of them), as the writer's cells said; absent when there are none, so files
+    # of cells that have "a" are as before
+    state_decay: list[StrictStr] = _empty()
 
     # --- lookups: the one place a reader finds an item -----------------------------------------
     @property
@@ -353,11 +357,15 @@ class Curves(Document):
         return list(dict.fromkeys(s.path for s in self.series if s.cell == cell))
 
     def decay_paths(self) -> dict[str, str | None]:
-        """cell -> the path its decay is read on (base.decay_path: a, else state)."""
-        paths: dict[str, list[str]] = {}
+        """cell -> the path its decay is read on: "state" for the cells in state_decay, "a" for
+        the others (their own decay path, as Cell.decay_path says; base.decay_path); None when
+        that path was not probed. Asked of the cell, never guessed from what was probed: an LSTM
+        probed on c and state only has no decay curve, not its whole state as one."""
+        paths: dict[str, set[str]] = {}
         for s in self.series:
-            paths.setdefault(s.cell, []).append(s.path)
-        return {c: decay_path(ps) for c, ps in paths.items()}
+            paths.setdefault(s.cell, set()).add(s.path)
+        own = {c: "state" if c in self.state_decay else "a" for c in paths}
+        return {c: decay_path([own[c]] if own[c] in ps else []) for c, ps in paths.items()}
 
     def training_of(self, cell: str) -> Training | None:
         return next((t for t in self.training if t.cell == cell), None)

@@ -202,6 +202,8 @@ def assemble(name: str, K: int, parts: dict[str, list]) -> Curves:
         doc[key] = parts.get(key, [])
     if parts.get("sensitivity"):
         doc["sensitivity"] = parts["sensitivity"]
+    if parts.get("state_decay"):
+        doc["state_decay"] = parts["state_decay"]
     return Curves.built(doc, "curves.json as built")
 
 

@@ -129,6 +129,10 @@ def plan_problems(case, task, cells, given: tuple[int, int] | None = None) -> li
         for x in p.paths:
             if x not in have:
                 out.append(f"probe.paths: {x!r} is not a path of any cell in this case (have: {', '.join(have)})")
+        for i, c in enumerate(cells):   # a cell with none of them would have nothing to probe
+            if have and not set(p.paths) & set(c.paths) and set(p.paths) <= set(have):
+                out.append(f"probe.paths: none of {list(p.paths)} is a path of cells[{i}] ({c.kind}: "
+                           f"{', '.join(c.paths)})")
     smallest = min(c.state_size for c in cells)
     if p.lyapunov is not None and p.lyapunov > smallest:
         out.append(f"probe.lyapunov: must be <= the smallest cell state size ({smallest}), got {p.lyapunov}")

@@ -182,6 +182,8 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
                 parts["sensitivity"] += cv.sensitivity_items(label, ck, sens)
                 timings[f"sensitivity {label}"] = timings.get(f"sensitivity {label}", 0.0) + time.perf_counter() - t1
         timings[f"probe {label}"] = time.perf_counter() - t0
+    # a cell whose output is not fed back has its decay read on "state": its own say, recorded
+    parts["state_decay"] = [lab for c, lab in zip(spec.cells, spec.labels) if getattr(c, "decay_path", "a") == "state"]
     # the document as written (null for non-finite): what is compared is what is written
     curves = cv.assemble(case.name, plan.K, parts)
     summary = cv.summary_rows(curves, [(lab, c.kind) for lab, c in zip(spec.labels, spec.cells)], norm)

@@ -11,8 +11,12 @@ import pytest
 from diagnostics.cells import Stacked, check_cell, make_cell
 from diagnostics.errors import CaseError
 from diagnostics.probing.core import probe
+from diagnostics.report.data import RunData
+from diagnostics.report.figures import select_checkpoints, select_decay, select_tk
+from diagnostics.report.html import summary_display
 from diagnostics.report.narrative import opening
-from diagnostics.run.runner import compute
+from diagnostics.report.style import JAC, JAC_S, y_decay, y_jac
+from diagnostics.run.runner import compute, run_to_folder
 from diagnostics.run.spec import resolve
 
 MAMBA2X = {"kind": "stack", "label": "mamba x2",
@@ -154,3 +158,15 @@ def test_the_decay_path_is_the_cells_own_not_whatever_was_probed():
 def test_paths_that_leave_a_cell_nothing_to_probe_are_one_line():
     with pytest.raises(CaseError, match=r"probe\.paths: none of \['state'\] is a path of cells\[0\] \(rnn: a\)"):
         resolve(_case({"kind": "rnn", "hidden": 3}, MAMBA2X, probe={"paths": ["state"]}), quick=True)
+
+
+def test_the_report_labels_a_state_path_as_such(tmp_path):
+    """Figures and the summary table say where a curve is ∂S/∂S, not ∂a/∂a."""
+    spec = resolve(_case({"kind": "lstm", "hidden": 4}, MAMBA2X, train={"steps": 2, "batch": 4}), quick=True)
+    d = RunData.load(run_to_folder(spec, tmp_path / "run", report=False, show=False).folder)
+    assert select_decay(d)["title"].startswith(f"How fast {JAC} (or {JAC_S}) shrinks")
+    assert select_checkpoints(d)["paths"] == select_tk(d)["paths"] == {"lstm": "a", "mamba x2": "state"}
+    assert {r["cell"]: r["kind"] for r in summary_display(d)} == {"lstm": "lstm", "mamba x2": "stack (state path)"}
+    assert y_decay("spectral", ["state"]) == y_jac("spectral", "S")
+    assert y_decay("spectral", ["a", "state"]).startswith(y_jac("spectral") + "\n")
+    assert y_decay("spectral", ["a", None]) == y_jac("spectral")

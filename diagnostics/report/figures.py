@@ -14,7 +14,7 @@ from . import figures_train as ft
 from . import select_sensitivity as ss
 from .data import RunData
 from .page import FigureSpec
-from .style import JAC, cell_colours, checkpoint_colours
+from .style import JAC, JAC_S, cell_colours, checkpoint_colours
 
 
 def fit_line(lags: np.ndarray, median: np.ndarray, slope: float | None) -> np.ndarray | None:
@@ -62,6 +62,12 @@ def _bound(d: RunData, cell: str, ck: int):
     return b + 0.5 * np.log10(n) if isinstance(n, int) and n > 0 else None
 
 
+def _jac(paths) -> str:
+    """∂a/∂a in a title, ∂S/∂S when every drawn curve is a state path, both when mixed."""
+    paths = {p for p in paths if p}
+    return JAC_S if paths == {"state"} else f"{JAC} (or {JAC_S})" if "state" in paths else JAC
+
+
 def select_decay(d: RunData):
     ck, curves = d.last_checkpoint, {}
     for cell in d.cells:
@@ -77,7 +83,7 @@ def select_decay(d: RunData):
     lag = d.run.task_lag
     return {"lags": d.lags, "curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
             "task_lag": float(lag) if lag is not None else None,
-            "title": f"How fast {JAC} shrinks with the lag k ({d.when})"}
+            "title": f"How fast {_jac(c.get('path') for c in curves.values())} shrinks with the lag k ({d.when})"}
 
 
 def select_memory(d: RunData):
@@ -102,6 +108,7 @@ def select_checkpoints(d: RunData):
         if by_ck:
             cells[cell] = by_ck
     return {"lags": d.lags, "cells": cells, "colours": checkpoint_colours(d.checkpoints), "norm": d.primary_norm,
+            "paths": {c: d.decay_path(c) for c in cells},
             "title": "How training moves the decay curve (median, 25–75 % band)"}
 
 
@@ -113,7 +120,8 @@ def select_tk(d: RunData):
             maps[cell], norm = (d.lags, m[0], m[1]), m[2]
     if not maps:
         return "No (t, k) map with two or more anchor steps t in curves.json (probe.tk_map off or one anchor)."
-    return {"maps": maps, "norm": norm, "title": f"Decay at every anchor step t ({d.when})"}
+    return {"maps": maps, "norm": norm, "paths": {c: d.decay_path(c) for c in maps},
+            "title": f"Decay at every anchor step t ({d.when})"}
 
 
 def _xy_select(pick, what: str):
@@ -166,7 +174,7 @@ def select_norms(d: RunData):
             cells[cell] = {"spectral": s.median, "frobenius": None if f is None else f.median,
                            "interval": None if f is None else f.interval, "rows": s.rows if f is None else f.rows}
     return {"lags": d.lags, "cells": cells, "colours": cell_colours(d.cells),
-            "title": f"Spectral against Frobenius norm of {JAC} ({d.when})"}
+            "title": f"Spectral against Frobenius norm of {_jac(d.decay_path(c) for c in cells)} ({d.when})"}
 
 
 def _titled(fn, title):
@@ -195,7 +203,8 @@ FIGURES: list[FigureSpec] = [
                "probe checkpoint (dark = early, light = late).",
                select_checkpoints, fd.checkpoint_curves),
     FigureSpec("tk_map", "4. The (t, k) map",
-               "Colour = log10 ‖∂a<t>/∂a<t-k>‖₂ (median) for each anchor step t and lag k, one shared scale. "
+               "Colour = log10 ‖∂a<t>/∂a<t-k>‖₂ (median; the state path ‖∂S<t>/∂S<t-k>‖₂ for a cell whose output "
+               "is not fed back, marked so in its panel's title) for each anchor step t and lag k, one shared scale. "
                "Horizontal stripes that look alike mean the decay does not depend on where in the sequence one "
                "starts. White: not measured (k > t) or an exact zero.", select_tk, fd.tk_maps),
     FigureSpec("grad_flow", "5. Gradient flow through the sequence",

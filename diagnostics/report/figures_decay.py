@@ -18,12 +18,14 @@ from .style import (
     PATH_COLOURS,
     PATH_NAMES,
     SEQUENTIAL,
+    STATE_MARK,
     X_LAG,
     gaps,
     legends_outside,
     new_figure,
     plain,
     styled,
+    y_decay,
     y_jac,
 )
 
@@ -100,7 +102,7 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
         col = colours[label]
         _band(ax, lags, c["q25"], c["q75"], col)
         rho = c.get("rho")
-        name = plain(label) + ("   [state path ∂S/∂S]" if c.get("path") == "state" else "")
+        name = plain(label) + (STATE_MARK if c.get("path") == "state" else "")
         name = name if rho is None else f"{name}   (ρ = {rho:.4g} per step)"
         if np.isnan(c["median"]).all():   # no value at any lag (report/data.py), not a zero
             name = f"{plain(label)}   (the forward pass diverged: nothing to draw)"
@@ -145,7 +147,7 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
                     xytext=(4, -14), textcoords="offset points", fontsize=9.5, color="#333333")
     legends_outside(fig, handles, "cell (median)", keys)
     ax.set_xlabel(X_LAG)
-    ax.set_ylabel(y_jac(norm))
+    ax.set_ylabel(y_decay(norm, [c.get("path") for c in curves.values()]))
     ax.set_title(title)
     _xlim(ax, lags)
     return fig
@@ -178,28 +180,33 @@ def memory_paths(lags: np.ndarray, cells: Mapping[str, Mapping[str, dict]], titl
 
 @styled
 def checkpoint_curves(lags: np.ndarray, cells: Mapping[str, Mapping[int, dict]],
-                      colours: Mapping[int, tuple], title: str, norm: str = "spectral") -> Figure:
-    """Figure 3: per cell, the median a-path curve at each training checkpoint (colour = step)."""
+                      colours: Mapping[int, tuple], title: str, norm: str = "spectral",
+                      paths: Mapping[str, str | None] | None = None) -> Figure:
+    """Figure 3: per cell, the median decay-path curve at each training checkpoint (colour =
+    step); `paths`: each cell's decay path, a state path marked in its panel's title."""
+    paths = paths or {}
     fig, axes = _grid(len(cells), sharey=True)
     for ax, (label, by_ck) in zip(axes, cells.items()):
         for ck, c in by_ck.items():
             _band(ax, lags, c["q25"], c["q75"], colours[ck], alpha=0.10)
             ax.plot(lags, gaps(c["median"]), color=colours[ck], label=f"step {ck}")
-        ax.set_title(plain(label))
+        ax.set_title(plain(label) + (STATE_MARK if paths.get(label) == "state" else ""))
         ax.set_xlabel(X_LAG)
         _xlim(ax, lags)   # same lag range in every panel, even where a curve stops
     handles = [Line2D([], [], color=col, linewidth=2, label=f"step {ck}") for ck, col in colours.items()]
     fig.legend(handles=handles, loc="outside right upper", title="training step")
-    axes[0].set_ylabel(y_jac(norm))
+    axes[0].set_ylabel(y_decay(norm, [paths.get(c) for c in cells]))
     fig.suptitle(title)
     return fig
 
 
 @styled
 def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
-            norm: str = "spectral") -> Figure:
+            norm: str = "spectral", paths: Mapping[str, str | None] | None = None) -> Figure:
     """Figure 4: per cell, log10 ||∂a⟨t⟩/∂a⟨t−k⟩|| as a colour over (lag k, anchor t); one shared
-    colour scale so cells compare directly. maps[label] = (lags (K,), anchors (A,), grid (A, K))."""
+    colour scale so cells compare directly. maps[label] = (lags (K,), anchors (A,), grid (A, K));
+    `paths`: each cell's decay path (the map's), a state path marked in its panel's title."""
+    paths = paths or {}
     finite = np.concatenate([g[np.isfinite(g)] for _, _, g in maps.values()] or [np.zeros(1)])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 0.0)
     if vmax - vmin < 1e-9:
@@ -213,14 +220,14 @@ def tk_maps(maps: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title
         k = lags[:w] if lags.size >= w else np.arange(1, w + 1)
         mesh = ax.pcolormesh(_edges(k), _edges(anchors), np.ma.masked_invalid(grid),
                              cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")
-        ax.set_title(plain(label))
+        ax.set_title(plain(label) + (STATE_MARK if paths.get(label) == "state" else ""))
         ax.set_xlabel(X_LAG)
         ax.set_yticks(anchors if len(anchors) <= 8 else anchors[:: math.ceil(len(anchors) / 8)])
         ax.grid(False)
     axes[0].set_ylabel("anchor step t")
     if mesh is not None:
         cb = fig.colorbar(mesh, ax=list(axes), shrink=0.95, pad=0.02)
-        cb.set_label(y_jac(norm))
+        cb.set_label(y_decay(norm, [paths.get(c) for c in maps]))
     fig.suptitle(title)
     return fig
 

@@ -62,7 +62,8 @@ def summary_display(d: RunData) -> list[dict]:
             loss_s = f"diverged at step {training.diverged_at}"
         solved = r.solved
         gone = all_diverged(r.forward_diverged)    # no pair left: no fit, no horizon
-        out.append({"cell": cell, "kind": r.kind or d.kinds.get(cell, "?"),
+        kind = (r.kind or d.kinds.get(cell, "?")) + (" (state path)" if d.decay_path(cell) == "state" else "")
+        out.append({"cell": cell, "kind": kind,
                     "factor": "diverged" if gone else fmt(factor, ".4f", "—"), "tau": tau_s,
                     "horizon": (f"> {K}" if K and not gone else "—") if hz is None else fmt(hz, ".0f", "—"),
                     "lyap": "diverged" if all_diverged(r.lyapunov_diverged) else fmt(r.lyapunov_top, "+.4f", "—"),

@@ -44,7 +44,18 @@ def y_jac(norm: str = "spectral", part: str = "a") -> str:
             % (part, part, sub))
 
 
+def y_decay(norm: str, paths) -> str:
+    """y label of a figure of decay curves whose paths (Cell.decay_path per drawn cell) are
+    given: ∂a/∂a, ∂S/∂S when every one is a state path, and a note when they are mixed."""
+    paths = {p for p in paths if p}
+    if paths == {"state"}:
+        return y_jac(norm, "S")
+    return y_jac(norm) + ("\n" + r"($\partial S/\partial S$ for the cells marked state path)" if "state" in paths else "")
+
+
 JAC = r"$\partial a^{\langle t\rangle}/\partial a^{\langle t-k\rangle}$"
+JAC_S = r"$\partial S^{\langle t\rangle}/\partial S^{\langle t-k\rangle}$"
+STATE_MARK = "   [state path ∂S/∂S]"
 X_LAG = "lag k (steps back in time)"
 
 

@@ -5,6 +5,7 @@ defaults), the closed forms of issue 25's checks through the probe, the structur
 zeros, and the Mamba and Mamba-2 steps against a torch restatement of transformers' mixers."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -13,7 +14,13 @@ import torch
 from scipy.special import expit, logit
 
 from diagnostics.cells import check_cell, make_cell
-from diagnostics.cells.checks import CHECKS, check_jacobian, rel_error
+from diagnostics.cells.checks import (
+    CHECKS,
+    check_jacobian,
+    reference_input_jacobian,
+    reference_param_jacobians,
+    rel_error,
+)
 from diagnostics.cells.layers import softplus
 from diagnostics.cells.stacked import Stacked
 from diagnostics.cells.unroll import unroll
@@ -39,9 +46,27 @@ COMBOS = [
 ]
 
 
-@pytest.mark.parametrize("kind,opts", COMBOS, ids=[f"{k}-{'-'.join(map(str, o.values()))}" for k, o in COMBOS])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_option_combinations_pass_every_check(kind, opts, seed):
+
+
+def _every_combination():
+    """The full product of each cell's boolean and enumerated options, and of the size regimes
+    that change its code path (no convolution, a convolution without a buffer, one with one;
+    one or several heads and groups; d_v below, at and above d_k), at small sizes: mamba 24,
+    mamba2 48, gated_deltanet 24, mlstm 3 (one to four units per head), rglru 3 = 102 sets."""
+    out = [("mamba", {"use_bias": b, "use_conv_bias": cb, "d_conv": K, "dt_rank": R, "d_state": 2})
+           for b, cb, K, R in itertools.product([False, True], [False, True], [0, 1, 3], ["auto", 2])]
+    out += [("mamba2", {"use_bias": b, "use_conv_bias": cb, "d_conv": K, "heads": H, "groups": G, "d_state": 2})
+            for b, cb, K, (H, G) in itertools.product([False, True], [False, True], [0, 1, 3],
+                                                      [(1, 1), (4, 1), (4, 2), (4, 4)])]
+    out += [("gated_deltanet", {"allow_neg_eigval": neg, "qk_norm_eps": eps, "expand_v": ev, "heads": H, "head_dim": 2})
+            for neg, eps, ev, H in itertools.product([False, True], [0.0, 1e-6], [0.5, 1.0, 1.5], [1, 3])]
+    return out + [(kind, {"heads": H}) for kind in ("mlstm", "rglru") for H in (1, 2, 4)]
+
+
+EVERY = _every_combination()
+
+
+def _check_at(kind, opts, seed):
     cell = make_cell(kind, input_size=3, hidden=4, **opts)
     params = dict(cell.init(np.random.default_rng(seed)))
     if kind == "mlstm":   # gates that read the input (the official init zeroes their weights)
@@ -50,6 +75,20 @@ def test_option_combinations_pass_every_check(kind, opts, seed):
         params["fgate.weight"] = rng.normal(size=params["fgate.weight"].shape)
     res = check_cell(cell, params, rng=np.random.default_rng(100 + seed))
     assert res.ok and not res.skipped, str(res)
+
+
+@pytest.mark.parametrize("kind,opts", COMBOS, ids=[f"{k}-{'-'.join(map(str, o.values()))}" for k, o in COMBOS])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_option_combinations_pass_every_check(kind, opts, seed):
+    """Each option value at least once, at two seeds: the default run's subset of EVERY."""
+    _check_at(kind, opts, seed)
+
+
+@pytest.mark.slow     # 102 sets, ~21 s on one core
+@pytest.mark.parametrize("i", range(len(EVERY)),
+                         ids=[f"{k}-{'-'.join(f'{n}={v}' for n, v in o.items())}" for k, o in EVERY])
+def test_every_option_combination_passes_every_check(i):
+    _check_at(*EVERY[i], seed=i)
 
 
 def test_the_cells_declare_their_output_and_paths():
@@ -342,11 +381,12 @@ def test_mamba_and_mamba2_steps_are_transformers_mixers_by_parameter_name():
     assert np.abs(got2 - _torch_mamba2(p2, xs, cell2.E, 4, 2, 2, 3, 3, cell2.norm_eps)).max() <= 1e-12
 
 
-def test_mlstm_jacobian_against_central_differences_on_every_branch():
+def test_mlstm_derivatives_against_central_differences_on_every_branch():
     """The max of the stabiliser and the |q^T n| of the normaliser are not analytic at their
-    switches: away from them the Jacobian agrees with central differences (an independent
-    reference, not the complex step the cell's analytic flag selects), at a point where each
-    branch of each switch is taken by some (sequence, head)."""
+    switches: away from them the Jacobian, the input vjp and the parameter vjp agree with
+    central differences (an independent reference, not the complex step the cell's analytic
+    flag selects) and with the complex step, at a point where each branch of each switch is
+    taken by some (sequence, head)."""
     cell = make_cell("mlstm", input_size=3, hidden=8, heads=4)
     p = dict(cell.init(np.random.default_rng(0)))
     rng = np.random.default_rng(1)
@@ -360,9 +400,15 @@ def test_mlstm_jacobian_against_central_differences_on_every_branch():
     cache = cell.step(p, state, x)[1]
     for switch in (cache.sel, cache.big, cache.sign > 0):
         assert switch.any() and not switch.all()
-    for method in ("central", "complex"):
+    m = rng.normal(size=(16, 3, cell.state_size))
+    got_x, got_p = cell.input_vjp(p, cache, m), cell.param_vjp(p, cache, m, sorted(p))
+    for method, tol in (("central", 1e-6), ("complex", 1e-10)):     # check_cell's tolerances
         res = check_jacobian(cell, p, state, x, method=method)
         assert res.ok, (method, res.max_rel_error)
+        Jx = reference_input_jacobian(cell, p, state, x, method=method)
+        assert rel_error(got_x, m @ Jx) <= tol, (method, "input_vjp")
+        for name, J in reference_param_jacobians(cell, p, state, x, method=method).items():
+            assert rel_error(got_p[name], np.einsum("bri,bi...->br...", m, J)) <= tol, (method, name)
 
 
 def test_the_dense_chain_survives_a_top_singular_value_repeated_many_times():

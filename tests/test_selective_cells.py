@@ -1,8 +1,11 @@
 """The selective cells (mamba, mamba2, mlstm, gated_deltanet, rglru; REFERENCES items 25-29):
 check_cell at option combinations beyond their defaults (the registry-driven tests run the
-defaults), the closed forms of issue 25's checks through the probe, the structured paths
-(diagonal and Kronecker) against the dense chain, the Kronecker path's log space and exact
-zeros, and the Mamba and Mamba-2 steps against a torch restatement of transformers' mixers."""
+defaults; every combination of their options in the slow run), the closed forms of issue 25's
+checks through the probe, the structured paths (diagonal and Kronecker) against the dense
+chain and the mLSTM's memory path against the product of its C-blocks, the Kronecker path's
+log space and exact zeros, the mLSTM's gradients against a long-double complex step and on
+every branch, and the Mamba and Mamba-2 steps against a torch restatement of transformers'
+mixers."""
 from __future__ import annotations
 
 import itertools
@@ -18,6 +21,7 @@ from diagnostics.cells.checks import (
     CHECKS,
     check_jacobian,
     reference_input_jacobian,
+    reference_jacobian,
     reference_param_jacobians,
     rel_error,
 )
@@ -198,7 +202,7 @@ def test_rglru_with_a_constant_gate_decays_at_the_largest_a():
 # --- structured paths against the dense chain -----------------------------------------------
 STRUCTURED = [("mamba", {"d_state": 4}), ("mamba2", {"d_state": 3, "heads": 4}), ("rglru", {}),
               ("gated_deltanet", {"heads": 2, "head_dim": 3, "expand_v": 1.0}),
-              ("gated_deltanet", {"allow_neg_eigval": True}), ("mlstm", {"heads": 2})]
+              ("gated_deltanet", {"allow_neg_eigval": True})]
 
 
 @pytest.mark.parametrize("kind,opts", STRUCTURED, ids=[k for k, _ in STRUCTURED])
@@ -208,10 +212,36 @@ def test_structured_paths_equal_the_dense_chain(kind, opts):
     xs = np.random.default_rng(1).normal(size=(90, 3, 2))
     fast = probe(cell, p, xs, lags=55, anchors=[60, 90], workers=1)
     dense = probe(cell, p, xs, lags=55, anchors=[60, 90], workers=1, diagonal=False)
-    shared = [key for key in fast.log10 if key[0] != "memory"]       # memory has no dense form
-    assert shared
-    for key in shared:
+    assert fast.log10.keys() == dense.log10.keys() and fast.log10
+    for key in fast.log10:
         assert np.abs(fast.log10[key] - dense.log10[key]).max() <= 1e-12, key
+
+
+
+def test_mlstm_memory_path_is_the_product_of_the_c_blocks():
+    """The direct path `memory` at anchor t, lag k is Π_s d C<s>/d C<s-1> over s = t-k+1..t:
+    the product of the C-blocks of the step Jacobians (the routes through m left out), each
+    block taken here from a complex step of `step` and multiplied densely. Gates that read
+    the input, so f' moves with the step, the head and the stabiliser's branch."""
+    cell = make_cell("mlstm", input_size=2, hidden=4, heads=2)
+    p = dict(cell.init(np.random.default_rng(0)))
+    rng = np.random.default_rng(1)
+    p["igate.weight"] = rng.normal(size=p["igate.weight"].shape)
+    p["fgate.weight"] = rng.normal(size=p["fgate.weight"].shape)
+    xs = rng.normal(size=(90, 3, 2))
+    anchors, K, C = [60, 90], 55, cell.blocks["C"]
+    res = probe(cell, p, xs, lags=K, anchors=anchors, paths=["memory"], workers=1)
+    states = np.concatenate([cell.initial_state(3)[None], unroll(cell, p, xs).states])   # states[t] = state<t>
+    blocks = [reference_jacobian(cell, p, states[t - 1], xs[t - 1], method="complex")[0][:, C, C]
+              for t in range(1, 91)]                                                   # blocks[t - 1]: step t
+    for a, t in enumerate(anchors):
+        P = np.broadcast_to(np.eye(C.stop - C.start), blocks[0].shape)
+        for k in range(1, K + 1):
+            P = P @ blocks[t - k]
+            for norm, order in (("spectral", 2), ("frobenius", "fro")):
+                want = np.log10([np.linalg.norm(Pb, ord=order) for Pb in P])
+                assert np.abs(res.log10[("memory", norm)][a, :, k - 1] - want).max() <= 1e-12, (t, k, norm)
+    assert np.ptp(np.diff(res.log10[("memory", "spectral")][1, 0])) > 0.1    # not one constant rate
 
 
 def test_the_kronecker_path_replays_from_checkpoints_as_from_caches():

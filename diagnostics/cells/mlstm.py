@@ -186,6 +186,7 @@ class MLSTM(ReverseCell):
         dq = np.einsum("brhj,bhij->brhi", dhnum, c.C)
         dn = dn + dqn[..., None] * e(c.q)
         dq = dq + dqn[..., None] * e(c.nrm)
+        dq = np.where(e(c.big)[..., None] > 0, self._dq_on_the_qn_branch(c, dq, g_h), dq)
         # C = f' C_prev + i' ks v^T,  n = f' n_prev + i' ks
         dfp = np.einsum("brhij,bhij->brh", dC, c.C_prev) + np.einsum("brhi,bhi->brh", dn, c.n_prev)
         dCk = np.einsum("brhij,bhj->brhi", dC, c.v)              # dC v
@@ -216,3 +217,18 @@ class MLSTM(ReverseCell):
         if want_x:
             g_x = sum(dw @ params[f"{w}_proj.weight"] for w, dw in zip("qkv", (dq, dk, dv)))
         return prev, g_x
+
+    @staticmethod
+    def _dq_on_the_qn_branch(c: MLSTMCache, dq: np.ndarray, g_h: np.ndarray) -> np.ndarray:
+        """dq where den = |q^T n| + ε. Its component along q, q^T dq = (q^T C g)(den - |q^T n|) / den²
+        = (g^T h) ε / den, is the difference of two terms ~ε/den apart when formed as above (the
+        scale of q moves h only through ε): ~eps/ε relative error, all of dq at one unit per head.
+        Taken here in closed form; the rest, P⊥ dq (P⊥ = I - q̂ q̂^T), has no such cancellation
+        and is exactly zero at one unit (q̂ = ±1 exactly: sqrt(q²) = |q| in binary floating point)."""
+        e = lambda a: a[:, None]   # noqa: E731
+        norm = np.sqrt(np.einsum("bhi,bhi->bh", c.q, c.q))     # not conjugated: complex-safe
+        norm = np.where(c.big > 0, norm, 1.0)                  # q may be 0 off this branch
+        qh = e(c.q / norm[..., None])
+        along = np.einsum("brhj,bhj->brh", g_h, c.h) * e(EPS / (c.den * norm))
+        perp = dq - qh * np.einsum("brhi,brhi->brh", qh, dq)[..., None]
+        return perp + qh * along[..., None]

@@ -52,6 +52,23 @@ def test_exact_frobenius_inside_the_interval_at_90_percent_of_seed_lag_pairs(kin
     assert inside / total >= 0.90, f"{kind}: exact value inside the {est.LEVEL:.0%} interval at {inside / total:.3f}"
 
 
+def test_exact_frobenius_inside_the_interval_at_90_percent_of_each_sequences_lags_once_rank_one():
+    """Over 319 lags the product of an RNN becomes nearly rank one: the forward pass's
+    directions read all of it, the residual is rounding alone and, but for the interval's
+    rounding floor (estimator.FLOOR), lo = hi = the estimate, with the exact value 1e-13..3e-11
+    decades outside (coverage 0.59-0.97 per sequence without the floor)."""
+    cell, params, xs = _setup("rnn", 64, 320, 4)
+    exact = probe(cell, params, xs, lags=319, workers=1, paths=("a",), norms="frobenius")
+    e = exact.log10[("a", "frobenius")][0]
+    for seed in range(3):
+        res = probe(cell, params, xs, lags=319, workers=1, paths=("a",), norms="frobenius",
+                    estimator="sketch", rows=32, seed=seed)
+        iv = res.interval[("a", "frobenius")][0]
+        assert np.all(iv[..., 1] - iv[..., 0] >= 2 * est.FLOOR - 1e-12)   # log10 of ~1e-54: rounding 1e-14
+        coverage = ((iv[..., 0] <= e) & (e <= iv[..., 1])).mean(axis=1)
+        assert coverage.min() >= 0.9, (seed, coverage)
+
+
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_fitted_decay_factor_of_the_estimate_within_2_percent_of_the_exact(kind):
     cell, params, xs = _setup(kind, 64, 100, 2)

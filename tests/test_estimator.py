@@ -155,6 +155,21 @@ def test_auto_sketches_only_from_the_stated_width():
     assert not est.estimator("exact").sketches(10 ** 6)
 
 
+@pytest.mark.parametrize("n, how", [(256, {"estimator": "auto"}), (30, {"estimator": "sketch", "rows": 32})])
+def test_a_block_inside_the_exact_rows_is_read_exactly_not_sketched(n, how):
+    """An LSTM whose a and c stay exact (auto below AUTO_WIDTH; no wider than q) carries every
+    row of its state: the state path is read from them, not estimated from q more rows."""
+    cell, params, xs = _setup("lstm", n, 4, 1)
+    req = probe_request(cell, params, xs, lags=2, paths=("a", "c", "state"), **how)
+    assert req.sketched == () and req.chain_rows == 2 * n
+    if n <= 64:
+        exact = probe(cell, params, xs, lags=2, workers=1, paths=("a", "c", "state"))
+        res = probe(cell, params, xs, lags=2, workers=1, paths=("a", "c", "state"), **how)
+        assert res.estimated == {}
+        for key in exact.log10:
+            np.testing.assert_array_equal(res.log10[key], exact.log10[key])
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"estimator": "guess"}, "estimator: must be one of exact, sketch, auto, got 'guess'"),
     ({"estimator": "sketch", "rows": 1}, "rows: must be an integer >= 2"),

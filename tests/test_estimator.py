@@ -14,8 +14,11 @@ from diagnostics.probing import estimator as est
 from diagnostics.probing.core import probe, probe_request, sketch_start
 from diagnostics.probing.metrics import fit_decay
 from diagnostics.regression.comparison import compare
+from diagnostics.report import figures_decay as fd
+from diagnostics.report.data import RunData
+from diagnostics.report.figures import select_decay, select_norms
 from diagnostics.report.narrative import opening
-from diagnostics.run.runner import compute
+from diagnostics.run.runner import compute, run_to_folder
 from diagnostics.run.spec import resolve
 from diagnostics.tolerances import Tolerances
 
@@ -235,6 +238,24 @@ def test_the_report_opening_says_the_curves_are_estimated_and_from_how_many_rows
     assert "estimated from 8 rows: the 95 % interval is drawn" in " ".join(opening(res.curves, res.summary))
     exact = compute(resolve(_case()), show=False)
     assert "estimated" not in " ".join(opening(exact.curves, exact.summary))
+
+
+def _legend(fig) -> list[str]:
+    return [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+
+
+def test_the_norms_and_decay_figures_mark_estimated_curves_in_their_legends(tmp_path):
+    out = run_to_folder(resolve(_case(kind="sketch", rows=8)), tmp_path / "o", report=False, show=False)
+    d = RunData(out.result.curves, out.run)
+    norms = _legend(fd.norm_comparison(**select_norms(d)))
+    assert "rnn: spectral $\\|\\cdot\\|_2$   [estimated, 8 rows: a lower bound]" in norms
+    assert "rnn: Frobenius $\\|\\cdot\\|_F$   [estimated, 8 rows]" in norms
+    frob = _case(kind="sketch", rows=8)
+    frob["probe"]["norms"] = ["frobenius"]     # the decay figure draws the primary norm
+    out = run_to_folder(resolve(frob), tmp_path / "f", report=False, show=False)
+    decay = _legend(fd.decay_curves(**select_decay(RunData(out.result.curves, out.run))))
+    assert "95 % interval of the estimate (each end the median over pairs)" in decay
+    assert not any("median pair)" in t for t in decay)
 
 
 def test_the_regression_refuses_an_exact_baseline_against_an_estimated_run_unless_asked():

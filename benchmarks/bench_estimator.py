@@ -4,7 +4,7 @@ chain cannot reach, and how close the estimates are.
     python benchmarks/bench_estimator.py [--n 1024] [--T 1000] [--batch 8] [--rows 32]
                                          [--exact-sizes 512 1024] [--exact-lags 8]
                                          [--wide 2048 --wide-T 200] [--lyapunov-steps 200]
-                                         [--calibration-n 128 --calibration-T 200 --seeds 5]
+                                         [--calibration-n 256 --calibration-T 500 --seeds 10]
 
 Printed, all measured in this run:
   * the sketch: a default LSTM, n units, T steps, `batch` random sequences, anchor T, lags
@@ -155,9 +155,9 @@ def main() -> None:
     ap.add_argument("--wide", type=int, default=0)
     ap.add_argument("--wide-T", type=int, default=200)
     ap.add_argument("--lyapunov-steps", type=int, default=200)
-    ap.add_argument("--calibration-n", type=int, default=128)
-    ap.add_argument("--calibration-T", type=int, default=200)
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--calibration-n", type=int, default=256)
+    ap.add_argument("--calibration-T", type=int, default=500)
+    ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--skip", choices=["performance", "calibration"], default=None)
     a = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")

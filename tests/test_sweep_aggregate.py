@@ -140,6 +140,29 @@ def test_sweep_regression_counts_and_curves(swept, tmp_path):
     assert gate(doc, path).status == "ok" and gate(moved, path).exit_code == 1
 
 
+def test_sweep_regression_refuses_exact_against_estimated_pooled_curves_unless_asked(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s", vary={"seed": {"range": [0, 3]}}))
+    for name, estimated in (("exact", None), ("sketch", {"kind": "sketch", "rows": 32, "seed": 0,
+                                                         "value": "lower_bound"})):
+        for p in sweep.points:
+            fake_point(tmp_path / name, p, {"tanh RNN": 0.1, "LSTM": 0.6}, {"tanh RNN": -0.1, "LSTM": -0.01},
+                       estimated=estimated)
+    exact, sketch = (aggregate(sweep, tmp_path / name).to_data() for name in ("exact", "sketch"))
+    cmp = compare_sweeps(sketch, exact)     # the same numbers: only how they were measured differs
+    assert not cmp.ok and {r.what for r in cmp.failing} == {"estimator"}
+    assert {(r.key[1:], r.baseline, r.current) for r in cmp.failing} == {
+        ((cell, ck), "exact", "sketch rows=32") for cell in ("tanh RNN", "LSTM") for ck in (0, 20)}
+    assert not [r for r in compare_sweeps(exact, sketch).rows if r.ok and r.what == "point"]
+    asked = compare_sweeps(sketch, exact, SweepTolerances(mixed_estimators=True))
+    assert asked.ok and {r.what for r in asked.rows} >= {"point"} and "estimator" not in {r.what for r in asked.rows}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(dumps(exact))
+    b.write_text(dumps(sketch))
+    res = CliRunner().invoke(main, ["check", str(b), str(a)])
+    assert res.exit_code == 1 and "estimator" in res.output
+    assert CliRunner().invoke(main, ["check", str(b), str(a), "--mixed-estimators"]).exit_code == 0
+
+
 def _seed_curves(doc, group=0, cell=0, ck=1):
     return doc["groups"][group]["cells"][cell]["curves"][ck]
 

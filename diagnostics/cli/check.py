@@ -29,9 +29,9 @@ def _tolerances(cls, values: dict):
         fail(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].lower()}, got {err.get('input')!r}")
 
 
-def _check_sweeps(current, baseline, decades, successes, seed_band, all_rows) -> None:
-    given = {k: v for k, v in (("decades", decades), ("successes", successes), ("seed_band", seed_band))
-             if v is not None}
+def _check_sweeps(current, baseline, decades, successes, seed_band, mixed_estimators, all_rows) -> None:
+    given = {k: v for k, v in (("decades", decades), ("successes", successes), ("seed_band", seed_band),
+                               ("mixed_estimators", mixed_estimators)) if v is not None}
     tol = _tolerances(SweepTolerances, given)
     text, ok = check_files(current, baseline, tol, all_rows)
     click.echo(text)
@@ -47,7 +47,8 @@ def _check_sweeps(current, baseline, decades, successes, seed_band, all_rows) ->
 @click.option("--loss-rel", type=float, default=None, help="max relative change of the loss at checkpoints [0.05]")
 @click.option("--lyapunov-abs", type=float, default=None, help="max change of a Lyapunov exponent [0.02]")
 @click.option("--mixed-estimators/--no-mixed-estimators", default=None,
-              help="compare series measured differently (exact against estimated, other rows or seed) [off]")
+              help="compare series (sweeps: pooled curves) measured differently (exact against estimated, "
+                   "other rows or seed) [off]")
 @click.option("--case", "case_file", type=click.Path(path_type=str), default=None,
               help="take the tolerances from this case file's `tolerances:` (flags still override)")
 @click.option("--overlays", "overlays", type=click.Path(file_okay=False, path_type=str), default=None,
@@ -67,7 +68,7 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     regression, 2 on bad input.
     """
     if is_sweep_document(current) or is_sweep_document(baseline):
-        _check_sweeps(current, baseline, decades, successes, seed_band, all_rows)
+        _check_sweeps(current, baseline, decades, successes, seed_band, mixed_estimators, all_rows)
     given = {"decades": decades, "slope_rel": slope_rel, "horizon_steps": horizon_steps,
              "loss_rel": loss_rel, "lyapunov_abs": lyapunov_abs, "mixed_estimators": mixed_estimators}
     start = {}

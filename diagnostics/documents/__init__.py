@@ -52,13 +52,13 @@ from .curves import (
     all_diverged,
 )
 from .run import Run, SweepPoint
-from .sweep import Band, Sweep, SweepCell, SweepRun
+from .sweep import Band, PooledCurve, Sweep, SweepCell, SweepRun
 
 MODELS: dict[str, type[Document]] = {"curves": Curves, "run": Run, "sweep": Sweep, "sweep-run": SweepRun}
 _BY_FORMAT = {m.FORMAT: m for m in MODELS.values()}
 
 __all__ = ["CURVES", "RUN", "SWEEP", "SWEEP_RUN", "MODELS", "BadDocument", "Document", "Curves", "Fit", "Run", "Sweep",
-           "SweepRun", "SweepPoint", "Band", "Series", "Lyapunov", "Training", "Sensitivity", "SummaryRow", "SweepCell",
+           "SweepRun", "SweepPoint", "Band", "PooledCurve", "Series", "Lyapunov", "Training", "Sensitivity", "SummaryRow", "SweepCell",
            "PairsDiverged", "SequencesDiverged", "all_diverged", "primary_norm", "decay_path", "DECAY_PATHS", "peek", "names_format",
            "read_document", "json_schema"]
 

@@ -79,8 +79,9 @@ def all_diverged(part: PairsDiverged | SequencesDiverged | None) -> bool:
 
 class Interval(Model):
     """Per lag, the median over the (anchor, sequence) pairs of each pair's two-sided `level`
-    confidence interval of the norm (not of the median across pairs): log10 of the norm, in
-    decades like the quantiles; and the median relative standard error of the squared norm's
+    confidence interval of the norm (not of the median across pairs), each end widened by
+    1e-9 decades for rounding (estimator.FLOOR): log10 of the norm, in decades like the
+    quantiles; and the median relative standard error of the squared norm's
     estimate (a plain ratio)."""
     level: Num = None
     lo: Values = _empty()

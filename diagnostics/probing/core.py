@@ -165,7 +165,8 @@ def probe(cell, params, xs, *, lags=None, anchors=None, paths=None, norms=NORMS,
     path, drawn from `seed`: estimated Frobenius norms with an interval and a spectral lower
     bound, see probing/estimator.py) or "auto" (the sketch for a path block at least
     estimator.AUTO_WIDTH wide). The diagonal fast path and c_direct stay exact, and so does a
-    path no wider than the sketch's rows.
+    path no wider than the sketch's rows, or one whose block the exact rows of other paths
+    already cover (an LSTM's state when a and c are exact).
     progress: progress(done, total), for a progress bar, in the caller's thread every ~0.2 s
     and at the end; units are forward steps plus lags (over anchors), the slowest chunk's.
     """
@@ -250,11 +251,14 @@ def _row_layout(cell, dense, how: est.Estimator) -> tuple[np.ndarray | None, tup
     if not dense:
         return None, (), ()
     cols = {p: _block(cell, p) for p in dense}
-    sketched = tuple(p for p in dense if how.sketches(len(range(S)[cols[p]])))
-    exact = [p for p in dense if p not in sketched]
+    wide = [p for p in dense if how.sketches(len(range(S)[cols[p]]))]
     # the blocks asked for: a stacked cell's top-layer a and c are not all of its state, nor is
     # the state block of a cell whose output is not fed back
-    rows = np.unique(np.concatenate([np.arange(S)[cols[p]] for p in exact])) if exact else np.arange(0)
+    rows = np.unique(np.concatenate([np.arange(S)[cols[p]] for p in dense if p not in wide] + [np.arange(0)]))
+    # a wide block whose rows the exact chain carries anyway (an LSTM's state when a and c are
+    # exact) is read from them: exact, and q rows fewer
+    sketched = tuple(p for p in wide if not np.isin(np.arange(S)[cols[p]], rows).all())
+    exact = [p for p in dense if p not in sketched]
     pos = {int(r): i for i, r in enumerate(rows)}
     layout = []
     for p in exact:

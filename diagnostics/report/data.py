@@ -45,7 +45,8 @@ class Curve:
     q75: np.ndarray
     fit: Fit
     # an estimated curve (curves.json `estimated`): its rows, "hutchinson" or "lower_bound",
-    # and for the Frobenius estimate the (lo, hi) of the median pair's interval per lag
+    # and for the Frobenius estimate the (lo, hi) of its interval per lag, each end the median
+    # over the (anchor, sequence) pairs
     rows: int | None = None
     value: str | None = None
     interval: tuple[np.ndarray, np.ndarray] | None = None

@@ -137,7 +137,7 @@ def decay_curves(lags: np.ndarray, curves: Mapping[str, dict], colours: Mapping[
                            label=r"Pascanu bound $(\gamma\,\sigma_{\max}(W_a))^k$"))
     if estimated:
         keys.append(Patch(facecolor="none", edgecolor="#555555", hatch="////",
-                          label="95 % interval of the estimate (median pair)"))
+                          label="95 % interval of the estimate (each end the median over pairs)"))
     if any(c.get("horizon") is not None for c in curves.values()):
         keys.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.3, label="horizon"))
     if task_lag is not None and lags.size and lags[0] <= task_lag <= lags[-1]:
@@ -245,15 +245,19 @@ def _edges(centres: np.ndarray) -> np.ndarray:
 def norm_comparison(lags: np.ndarray, cells: Mapping[str, dict], colours: Mapping[str, str],
                     title: str) -> Figure:
     """Spectral (thick) against Frobenius (thin dashed) median for each cell's a path.
+    cells[label] = {"spectral": {"median", "rows", "value"}, "frobenius": the same and
+    "interval", or None}: an estimated norm says so in its legend (a spectral one as a lower bound).
     ||J||₂ <= ||J||_F <= sqrt(n) ||J||₂, so the two differ by at most half a log10(n)."""
     fig = new_figure(11.0, 4.4)
     ax = fig.subplots()
     for label, c in cells.items():
-        ax.plot(lags, gaps(c["spectral"]), color=colours[label], label=f"{plain(label)}: spectral " + r"$\|\cdot\|_2$")
-        if c.get("frobenius") is not None:
-            ax.plot(lags, gaps(c["frobenius"]), color=colours[label], linewidth=1.1,
-                    linestyle=(0, (3, 2)), label=_estimated(f"{plain(label)}: Frobenius " + r"$\|\cdot\|_F$", c))
-            _interval(ax, lags, c.get("interval"), colours[label])
+        s, f = c["spectral"], c.get("frobenius")
+        ax.plot(lags, gaps(s["median"]), color=colours[label],
+                label=_estimated(f"{plain(label)}: spectral " + r"$\|\cdot\|_2$", s))
+        if f is not None:
+            ax.plot(lags, gaps(f["median"]), color=colours[label], linewidth=1.1,
+                    linestyle=(0, (3, 2)), label=_estimated(f"{plain(label)}: Frobenius " + r"$\|\cdot\|_F$", f))
+            _interval(ax, lags, f.get("interval"), colours[label])
     ax.set_xlabel(X_LAG)
     ax.set_ylabel(r"$\log_{10}$ of $\|\partial a^{\langle t\rangle}/\partial a^{\langle t-k\rangle}\|$")
     legends_outside(fig, ax.get_lines(), "cell and norm")

@@ -7,7 +7,9 @@ Identity: a row is (group values, cell). Compared: the number of trials (must be
 different grid is not a regression to tolerate), the success count (within `successes`),
 and every pooled curve point of every checkpoint (within `decades` of the baseline's one-seed
 band, or of the point itself without a band; for `stats`). A group or cell on one side only is
-a failing "missing" row. The table is the curve regression's.
+a failing "missing" row. A pooled curve measured differently on the two sides (exact against
+estimated, other rows) is a failing "estimator" row instead of its points unless
+`mixed_estimators`. The table is the curve regression's.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import math
 import os
 from pathlib import Path
 
-from ..documents import SWEEP, Band, Sweep
+from ..documents import SWEEP, Band, PooledCurve, Sweep
 from ..regression.baseline import GateResult
 from ..regression.comparison import ZERO_LOG10, Comparison, Row, num_diff, worst_point
 from .tolerances import SweepTolerances
@@ -59,8 +61,13 @@ def compare_sweeps(cur: Sweep | dict, base: Sweep | dict, tol: SweepTolerances |
                 rows.append(Row(f"{name} ckpt={ck}", "missing", None, "present" if ck in b_curves else "missing",
                                 "present" if ck in c_curves else "missing", None, None, False, ("curve", key[1], ck)))
                 continue
+            bc, cc = b_curves[ck], c_curves[ck]
+            if _how(cc) != _how(bc) and not tol.mixed_estimators:
+                # an estimate's own error is not a change of the model: not compared unless asked
+                rows.append(Row(f"{name} ckpt={ck} estimator (mixed_estimators: true compares them)", "estimator",
+                                None, _how(bc), _how(cc), None, None, False, ("curve", key[1], ck)))
+                continue
             for stat in tol.stats:
-                bc, cc = b_curves[ck], c_curves[ck]
                 bands = bc.band if tol.seed_band else None
                 label = f"{name} ckpt={ck} pooled {stat}"
                 bs, cs = bc.stat(stat), cc.stat(stat)
@@ -76,6 +83,12 @@ def compare_sweeps(cur: Sweep | dict, base: Sweep | dict, tol: SweepTolerances |
                 ok = diff <= tol.decades and len(bs) == len(cs)
                 rows.append(Row(label, "point", i + 1, bv, cv, num_diff(bv, cv), tol.decades, ok, ("curve", key[1], ck)))
     return Comparison(rows, tol, subject="sweep")
+
+
+def _how(curve: PooledCurve) -> str:
+    """How a pooled curve was measured, in the table's words (the rows' seeds are each point's)."""
+    e = curve.estimated
+    return "exact" if e is None else f"{e.kind} rows={e.rows}"
 
 
 def _log(v) -> float:

@@ -15,6 +15,10 @@ could move it (sweep.json's `band`, computed from the baseline's own seeds), plu
 0.05 (the case regression's). A real change moves every seed: a recurrent gain +5% shifts
 each curve by 0.021 decades per lag, beyond the band within a few lags. A baseline written
 before the band existed is compared point by point within `decades` alone.
+
+Pooled curves of estimates (probe.estimator) against exact ones, or estimates from other rows,
+are not compared: an estimate's own error is not a change of the model. Each gives a failing
+"estimator" row unless `mixed_estimators`, as in the curve regression.
 """
 from __future__ import annotations
 
@@ -32,8 +36,10 @@ class SweepTolerances(StrictModel):   # strict and finite: .inf would switch the
                               description="which pooled-curve statistics are compared")
     seed_band: bool = Field(True, description="a pooled curve may also move as far as any one seed's curve "
                                               "changing could move it (the baseline's band)")
+    mixed_estimators: bool = Field(False, description="compare pooled curves measured differently (exact against "
+                                                      "estimated, or estimates from other rows); refused by default")
 
     def label(self) -> str:
         """The tolerances in one line (the comparison table's heading)."""
         return (f"successes={self.successes} decades={self.decades:g}{' + one-seed band' if self.seed_band else ''} "
-                f"stats={','.join(self.stats)}")
+                f"stats={','.join(self.stats)}{' mixed estimators' if self.mixed_estimators else ''}")

@@ -207,6 +207,7 @@ def _models_in(annotation) -> list[type]:
 
 # --- the JSON Schema --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,paths", [("curves", CURVE_BASELINES), ("sweep", SWEEP_BASELINES)])
+@pytest.mark.slow
 def test_the_schema_validates_every_committed_baseline(name, paths):
     v = jsonschema.Draft202012Validator(json_schema(name))
     for p in paths:

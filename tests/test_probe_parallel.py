@@ -39,6 +39,7 @@ def _max_diff(r1, r2) -> float:
 
 @pytest.mark.parametrize("kind, options", [("lstm", {}), ("lstm", {"chrono": 50.0}), ("gru", {}),
                                            ("rnn", {"recurrent_init": {"kind": "gaussian", "gain": 1.5}})])
+@pytest.mark.slow
 def test_worker_count_changes_rounding_at_most(kind, options, mode):
     cell = make_cell(kind, input_size=3, hidden=10, **options)
     params = cell.init(np.random.default_rng(0))

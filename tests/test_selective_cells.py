@@ -261,6 +261,7 @@ def test_the_kronecker_path_replays_from_checkpoints_as_from_caches():
         assert np.abs(alone.log10[key] - dense.log10[key]).max() <= 1e-12, key
 
 
+@pytest.mark.slow
 def test_the_kronecker_path_is_in_log_space_and_keeps_exact_zeros():
     """10,000 lags at α = 0.5 read about -3010 decades, not -inf; β = 1 with d_k = 1 makes
     A = α (1 - k²) = 0: an exact zero from lag 1 (-inf), never NaN."""

@@ -150,6 +150,7 @@ def _worker_environ(keys):
     return {k: os.environ.get(k) for k in keys}
 
 
+@pytest.mark.slow
 def test_embedded_workers_pin_blas_and_keep_glibcs_malloc_defaults():
     """Dask's default MALLOC_TRIM_THRESHOLD_=65536 also fixes glibc's mmap threshold, so each
     array over 128 KiB is mapped and faulted in afresh (measured: 14x the minor faults of the

@@ -57,6 +57,7 @@ def test_torch_lstm_step_equals_builtin_lstm():
 
 
 @pytest.mark.parametrize("ctor", [torch.nn.GRUCell, torch.nn.LSTMCell, torch.nn.RNNCell])
+@pytest.mark.slow
 def test_module_cell_equals_the_imported_cell(ctor):
     torch.manual_seed(0)
     m = ctor(D, N)

@@ -83,8 +83,78 @@ def time_step_bias(rng: np.random.Generator, size: int, lo: float, hi: float) ->
     return inverse_softplus(np.maximum(dt, 1e-4))
 
 
+class ConvMixer(ReverseCell):
+    """What Mamba and Mamba-2 share: the state [y; h; buf] (the output, not fed back; the
+    recurrent state, conv_channels x d_state per channel row; the causal convolution's last
+    K - 1 inputs of its `conv_channels` channels) and the convolution itself, forward and
+    reverse. A subclass gives `conv_channels`, `state_width` (the size of h) and the rest."""
+    paths: ClassVar[tuple[str, ...]] = ("state",)
+    output_block: ClassVar[str] = "y"
+
+    @property
+    def conv_channels(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def state_width(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def slots(self) -> int:
+        """Inputs the convolution keeps in the state: K - 1 (none without a convolution)."""
+        return max(self.d_conv - 1, 0)
+
+    @property
+    def blocks(self) -> dict[str, slice]:
+        n, S = self.hidden, self.state_width
+        out = {"y": slice(0, n), "state": slice(n, n + S)}
+        if self.slots:
+            out["conv"] = slice(n + S, n + S + self.conv_channels * self.slots)
+        return out
+
+    def _init_conv(self, rng: np.random.Generator, p: dict) -> None:
+        C, K = self.conv_channels, self.d_conv
+        if K:
+            p["conv1d.weight"] = rng.uniform(-1.0, 1.0, size=(C, 1, K)) / math.sqrt(K)
+            if self.use_conv_bias:
+                p["conv1d.bias"] = np.zeros(C)
+
+    def _conv(self, params, state: np.ndarray, u: np.ndarray):
+        """(c, window): the convolution of the buffer in `state` and this step's input u."""
+        if not self.d_conv:
+            return u, u[:, :, None][:, :, :0]
+        start = self.hidden + self.state_width
+        buf = state[:, start:].reshape(state.shape[0], self.conv_channels, self.slots)
+        return causal_conv(params["conv1d.weight"], params.get("conv1d.bias"), buf, u)
+
+    def _new_state(self, y: np.ndarray, h: np.ndarray, window: np.ndarray) -> np.ndarray:
+        B = y.shape[0]
+        return np.concatenate([y, h.reshape(B, self.state_width),
+                               window[:, :, 1:].reshape(B, self.conv_channels * self.slots)], axis=1)
+
+    def _conv_reverse(self, params, dc: np.ndarray, G: np.ndarray, window, grads: Grads | None):
+        """(du, g_buf_prev): dL/d(this step's input u) and the buffer's gradient one step back,
+        from dL/dc and G's buffer block; the convolution's parameter gradients into `grads`."""
+        B, r, _ = G.shape
+        g_buf = G[..., self.hidden + self.state_width:].reshape(B, r, self.conv_channels, self.slots)
+        if not self.d_conv:
+            return dc, g_buf
+        if grads is not None:
+            grads.add("conv1d.weight", (dc[..., None] * window[:, None])[..., None, :])
+            grads.add("conv1d.bias", dc)
+        dwin = causal_conv_reverse(params["conv1d.weight"], dc, g_buf)
+        return dwin[..., -1], dwin[..., :-1]
+
+    def _prev(self, dh_prev: np.ndarray, g_buf_prev: np.ndarray) -> np.ndarray:
+        """G one step back: nothing reads y<t-1>, so its block is zero."""
+        B, r = dh_prev.shape[:2]
+        return np.concatenate([np.zeros((B, r, self.hidden), dtype=dh_prev.dtype),
+                               dh_prev.reshape(B, r, self.state_width),
+                               g_buf_prev.reshape(B, r, self.conv_channels * self.slots)], axis=-1)
+
+
 @dataclass(frozen=True)
-class Mamba(ReverseCell):
+class Mamba(ConvMixer):
     """One Mamba mixer: h<t> = exp(Δ<t> A) * h<t-1> + Δ<t> x_c B<t>^T, y<t> = out_proj((h<t> C<t> + D x_c) silu(z))."""
     input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
     hidden: PosInt = option(8, "output width n (transformers' hidden_size); the read-out sees y<t> (n)")
@@ -117,36 +187,20 @@ class Mamba(ReverseCell):
         return math.ceil(self.hidden / 16) if self.dt_rank == "auto" else self.dt_rank
 
     @property
-    def slots(self) -> int:
-        """Inputs the convolution keeps in the state: K - 1 (none without a convolution)."""
-        return max(self.d_conv - 1, 0)
+    def conv_channels(self) -> int:
+        return self.E
 
     @property
-    def blocks(self) -> dict[str, slice]:
-        n, EN = self.hidden, self.E * self.d_state
-        out = {"y": slice(0, n), "state": slice(n, n + EN)}
-        if self.slots:
-            out["conv"] = slice(n + EN, n + EN + self.E * self.slots)
-        return out
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        return ("state",)
-
-    @property
-    def output_block(self) -> str:
-        return "y"
+    def state_width(self) -> int:
+        return self.E * self.d_state
 
     # --- parameters -----------------------------------------------------------------
     def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        d, n, E, N, R, K = self.input_size, self.hidden, self.E, self.d_state, self.R, self.d_conv
+        d, n, E, N, R = self.input_size, self.hidden, self.E, self.d_state, self.R
         p = {"in_proj.weight": init_matrix(rng, self.input_init, 2 * E, d, n)}
         if self.use_bias:
             p["in_proj.bias"] = np.zeros(2 * E)
-        if K:
-            p["conv1d.weight"] = rng.uniform(-1.0, 1.0, size=(E, 1, K)) / math.sqrt(K)
-            if self.use_conv_bias:
-                p["conv1d.bias"] = np.zeros(E)
+        self._init_conv(rng, p)
         p["x_proj.weight"] = init_matrix(rng, self.input_init, R + 2 * N, E, n)
         p["dt_proj.weight"] = rng.uniform(-1.0, 1.0, size=(E, R)) / math.sqrt(R)
         p["dt_proj.bias"] = time_step_bias(rng, E, self.dt_min, self.dt_max)
@@ -163,18 +217,14 @@ class Mamba(ReverseCell):
 
     # --- the step -------------------------------------------------------------------
     def step(self, params, state, x):
-        n, E, N, R, K = self.hidden, self.E, self.d_state, self.R, self.d_conv
+        n, E, N, R = self.hidden, self.E, self.d_state, self.R
         B = state.shape[0]
         h_prev = state[:, n:n + E * N].reshape(B, E, N)
         xz = x @ params["in_proj.weight"].T
         if self.use_bias:
             xz = xz + params["in_proj.bias"]
         u, z = xz[:, :E], xz[:, E:]
-        if K:
-            buf = state[:, n + E * N:].reshape(B, E, K - 1)
-            c, window = causal_conv(params["conv1d.weight"], params.get("conv1d.bias"), buf, u)
-        else:
-            c, window = u, u[:, :, None][:, :, :0]
+        c, window = self._conv(params, state, u)
         xc = silu(c)
         p = xc @ params["x_proj.weight"].T
         dtr, Bv, Cv = p[:, :R], p[:, R:R + N], p[:, R + N:]
@@ -188,8 +238,7 @@ class Mamba(ReverseCell):
         y = g @ params["out_proj.weight"].T
         if self.use_bias:
             y = y + params["out_proj.bias"]
-        new = np.concatenate([y, h.reshape(B, E * N), window[:, :, 1:].reshape(B, E * self.slots)], axis=1)
-        return new, MambaCache(x, z, window, c, xc, dtr, Bv, Cv, s, delta, A, dA, h_prev, h, yss, g)
+        return self._new_state(y, h, window), MambaCache(x, z, window, c, xc, dtr, Bv, Cv, s, delta, A, dA, h_prev, h, yss, g)
 
     def log_diagonal(self, params, cache):
         """ln|exp(Δ A)| = Δ A, per (channel, state coordinate): exact, no exponential rounded."""
@@ -198,12 +247,11 @@ class Mamba(ReverseCell):
 
     # --- the reverse pass (layers.ReverseCell) ----------------------------------------
     def _reverse(self, params, cache: MambaCache, G, grads: Grads | None, want_x: bool):
-        n, E, N, K = self.hidden, self.E, self.d_state, self.d_conv
+        n, E, N = self.hidden, self.E, self.d_state
         B, r, _ = G.shape
         c = cache
         g_y = G[..., :n]
         g_h = G[..., n:n + E * N].reshape(B, r, E, N)
-        g_buf = G[..., n + E * N:].reshape(B, r, E, self.slots)
         dg = g_y @ params["out_proj.weight"]                                   # (B, r, E)
         dyss = dg * silu(c.z)[:, None]
         dz = dg * (c.yss * silu_slope(c.z))[:, None]
@@ -219,11 +267,7 @@ class Mamba(ReverseCell):
         dp = np.concatenate([ds @ params["dt_proj.weight"], dBv, dCv], axis=-1)
         dxc = dxc + dp @ params["x_proj.weight"]
         dc = dxc * silu_slope(c.c)[:, None]
-        if K:
-            dwin = causal_conv_reverse(params["conv1d.weight"], dc, g_buf)
-            du, g_buf_prev = dwin[..., -1], dwin[..., :-1]
-        else:
-            du, g_buf_prev = dc, g_buf
+        du, g_buf_prev = self._conv_reverse(params, dc, G, c.window, grads)
         dxz = np.concatenate([du, dz], axis=-1)
         if grads is not None:
             grads.outer("out_proj.weight", g_y, c.g)
@@ -233,11 +277,6 @@ class Mamba(ReverseCell):
             grads.outer("dt_proj.weight", ds, c.dtr)
             grads.add("dt_proj.bias", ds)
             grads.outer("x_proj.weight", dp, c.xc)
-            if K:
-                grads.add("conv1d.weight", (dc[..., None] * c.window[:, None])[..., None, :])
-                grads.add("conv1d.bias", dc)
             grads.outer("in_proj.weight", dxz, c.x)
             grads.add("in_proj.bias", dxz)
-        prev = np.concatenate([np.zeros((B, r, n), dtype=dh.dtype), (dh * c.dA[:, None]).reshape(B, r, E * N),
-                               g_buf_prev.reshape(B, r, E * self.slots)], axis=-1)
-        return prev, (dxz @ params["in_proj.weight"] if want_x else None)
+        return self._prev(dh * c.dA[:, None], g_buf_prev), (dxz @ params["in_proj.weight"] if want_x else None)

@@ -39,7 +39,6 @@ on [dt_min, dt_max] floored at 1e-4, norm.weight = 1, conv1d.weight ~ U(±1/√K
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -47,8 +46,8 @@ import numpy as np
 
 from ..options import Init, InitSpec, NonNegInt, PosFloat, PosInt, option
 from .base import freeze, init_matrix, sigmoid
-from .layers import Grads, ReverseCell, causal_conv, causal_conv_reverse, silu, silu_slope, softplus
-from .mamba import time_step_bias
+from .layers import Grads, silu, silu_slope, softplus
+from .mamba import ConvMixer, time_step_bias
 
 
 class Mamba2Cache(NamedTuple):
@@ -72,7 +71,7 @@ class Mamba2Cache(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Mamba2(ReverseCell):
+class Mamba2(ConvMixer):
     """One Mamba-2 mixer: H_h<t> = exp(Δ_h a_h) H_h<t-1> + Δ_h x_h B^T per head, y<t> = out_proj(norm(...))."""
     input_size: PosInt = option(1, "features per step of x<t> (a case sets it from the task's inputs)")
     hidden: PosInt = option(8, "output width n (transformers' hidden_size); the read-out sees y<t> (n)")
@@ -114,35 +113,20 @@ class Mamba2(ReverseCell):
         return self.E + 2 * self.groups * self.d_state
 
     @property
-    def slots(self) -> int:
-        return max(self.d_conv - 1, 0)
+    def conv_channels(self) -> int:
+        return self.X
 
     @property
-    def blocks(self) -> dict[str, slice]:
-        n, HPN = self.hidden, self.E * self.d_state
-        out = {"y": slice(0, n), "state": slice(n, n + HPN)}
-        if self.slots:
-            out["conv"] = slice(n + HPN, n + HPN + self.X * self.slots)
-        return out
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        return ("state",)
-
-    @property
-    def output_block(self) -> str:
-        return "y"
+    def state_width(self) -> int:
+        return self.E * self.d_state
 
     # --- parameters -----------------------------------------------------------------
     def init(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        d, n, E, H, X, K = self.input_size, self.hidden, self.E, self.heads, self.X, self.d_conv
+        d, n, E, H, X = self.input_size, self.hidden, self.E, self.heads, self.X
         p = {"in_proj.weight": init_matrix(rng, self.input_init, E + X + H, d, n)}
         if self.use_bias:
             p["in_proj.bias"] = np.zeros(E + X + H)
-        if K:
-            p["conv1d.weight"] = rng.uniform(-1.0, 1.0, size=(X, 1, K)) / math.sqrt(K)
-            if self.use_conv_bias:
-                p["conv1d.bias"] = np.zeros(X)
+        self._init_conv(rng, p)
         p["dt_bias"] = time_step_bias(rng, H, self.dt_min, self.dt_max)
         p["A_log"] = np.log(np.arange(1, H + 1, dtype=float))
         p["D"] = np.ones(H)
@@ -162,19 +146,14 @@ class Mamba2(ReverseCell):
 
     # --- the step -------------------------------------------------------------------
     def step(self, params, state, x):
-        n, E, H, P, G, N, X, K = (self.hidden, self.E, self.heads, self.P, self.groups, self.d_state, self.X,
-                                  self.d_conv)
+        n, E, H, P, G, N, X = self.hidden, self.E, self.heads, self.P, self.groups, self.d_state, self.X
         Bn = state.shape[0]
         h_prev = state[:, n:n + E * N].reshape(Bn, H, P, N)
         proj = x @ params["in_proj.weight"].T
         if self.use_bias:
             proj = proj + params["in_proj.bias"]
         z, xbc, dt = proj[:, :E], proj[:, E:E + X], proj[:, E + X:]
-        if K:
-            buf = state[:, n + E * N:].reshape(Bn, X, K - 1)
-            c, window = causal_conv(params["conv1d.weight"], params.get("conv1d.bias"), buf, xbc)
-        else:
-            c, window = xbc, xbc[:, :, None][:, :, :0]
+        c, window = self._conv(params, state, xbc)
         act = silu(c)
         xh = act[:, :E].reshape(Bn, H, P)
         Bg = self._group(act[:, E:E + G * N].reshape(Bn, G, N))
@@ -191,8 +170,7 @@ class Mamba2(ReverseCell):
         y = yn @ params["out_proj.weight"].T
         if self.use_bias:
             y = y + params["out_proj.bias"]
-        new = np.concatenate([y, h.reshape(Bn, E * N), window[:, :, 1:].reshape(Bn, X * self.slots)], axis=1)
-        return new, Mamba2Cache(x, z, window, c, xh, Bg, Cg, pre, delta, a, dA, h_prev, h, yss, v, rms, yn)
+        return self._new_state(y, h, window), Mamba2Cache(x, z, window, c, xh, Bg, Cg, pre, delta, a, dA, h_prev, h, yss, v, rms, yn)
 
     def log_diagonal(self, params, cache):
         """ln|exp(Δ_h a_h)| = Δ_h a_h, once per coordinate (p, s) of head h."""
@@ -202,13 +180,11 @@ class Mamba2(ReverseCell):
 
     # --- the reverse pass (layers.ReverseCell) ----------------------------------------
     def _reverse(self, params, cache: Mamba2Cache, G, grads: Grads | None, want_x: bool):
-        n, E, H, P, Gr, N, X, K = (self.hidden, self.E, self.heads, self.P, self.groups, self.d_state, self.X,
-                                   self.d_conv)
+        n, E, H, P, Gr, N = self.hidden, self.E, self.heads, self.P, self.groups, self.d_state
         B, r, _ = G.shape
         c = cache
         g_y = G[..., :n]
         g_h = G[..., n:n + E * N].reshape(B, r, H, P, N)
-        g_buf = G[..., n + E * N:].reshape(B, r, X, self.slots)
         dyn = g_y @ params["out_proj.weight"]                                  # (B, r, E)
         w = params["norm.weight"]
         # y_n = w v ρ, ρ = (mean(v²) + ε)^-½: dv = ρ w dyn - ρ³ v Σ(w dyn v) / E
@@ -229,11 +205,7 @@ class Mamba2(ReverseCell):
         ungroup = lambda v: v.reshape(B, r, Gr, H // Gr, N).sum(axis=3).reshape(B, r, Gr * N)   # noqa: E731
         dact = np.concatenate([dxh.reshape(B, r, E), ungroup(dBg), ungroup(dCg)], axis=-1)
         act_pre = dact * silu_slope(c.c)[:, None]
-        if K:
-            dwin = causal_conv_reverse(params["conv1d.weight"], act_pre, g_buf)
-            dxbc, g_buf_prev = dwin[..., -1], dwin[..., :-1]
-        else:
-            dxbc, g_buf_prev = act_pre, g_buf
+        dxbc, g_buf_prev = self._conv_reverse(params, act_pre, G, c.window, grads)
         dproj = np.concatenate([dz, dxbc, dpre], axis=-1)
         if grads is not None:
             grads.outer("out_proj.weight", g_y, c.yn)
@@ -242,12 +214,6 @@ class Mamba2(ReverseCell):
             grads.add("D", np.einsum("brhp,bhp->brh", dyss, c.xh))
             grads.add("A_log", dlog * (c.delta * c.a)[:, None])                 # d(Δ a)/d A_log = Δ a
             grads.add("dt_bias", dpre)
-            if K:
-                grads.add("conv1d.weight", (act_pre[..., None] * c.window[:, None])[..., None, :])
-                grads.add("conv1d.bias", act_pre)
             grads.outer("in_proj.weight", dproj, c.x)
             grads.add("in_proj.bias", dproj)
-        prev = np.concatenate([np.zeros((B, r, n), dtype=dh.dtype),
-                               (dh * c.dA[:, None, :, None, None]).reshape(B, r, E * N),
-                               g_buf_prev.reshape(B, r, X * self.slots)], axis=-1)
-        return prev, (dproj @ params["in_proj.weight"] if want_x else None)
+        return self._prev(dh * c.dA[:, None, :, None, None], g_buf_prev), (dproj @ params["in_proj.weight"] if want_x else None)

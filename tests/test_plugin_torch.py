@@ -41,6 +41,7 @@ def test_gru_backward(gradient_curves):
 '''
 
 
+@pytest.mark.slow
 def test_fixture_probes_a_module(pytester, monkeypatch):
     pytester.makepyfile(test_user=USER_TESTS)
     datadir = pytester.path / "test_user"

@@ -137,6 +137,7 @@ def test_float_noise_passes_with_default_tolerances(with_baseline, monkeypatch):
     assert 0 < max(points) < 1e-6, max(points)
 
 
+@pytest.mark.slow
 def test_same_case_and_seed_give_byte_identical_curves(tmp_path):
     case = write_case(tmp_path)
     assert diag("run", case, "--out", tmp_path / "a", "--no-report")[0] == 0

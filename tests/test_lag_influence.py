@@ -182,8 +182,8 @@ class Blowup(torch.nn.Module):
 
 
 @pytest.mark.parametrize("make, x, message", [
-    (Pooled, inputs((5, 2, 3)), r"^model: Pooled is not a sequence model: its output has shape \(2, 2\), "
-                                r"expected \(T, B, m\) with B = 2, T = 5$"),
+    (Pooled, inputs((5, 2, 3)), (r"^model: Pooled is not a sequence model: its output has shape \(2, 2\), "
+                                 r"expected \(T, B, m\) with B = 2, T = 5$")),
     (lambda: tiny("GPT2Model"), inputs((8, WIDTH)), r"^inputs: GPT2Model takes \(B, T, d\), got shape \(8, 8\)$"),
     (lambda: tiny("GPT2Model"), inputs((1, 8, 5)), r"^inputs: GPT2Model takes 8 features per step, got shape"),
     (lambda: torch.nn.LSTM(3, 4), inputs((2, 5, 4)), r"^inputs: LSTM takes 3 features per step"),

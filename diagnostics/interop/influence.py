@@ -156,7 +156,7 @@ def anchor_rows(y, x, t: int, K: int, vectors=None, chunk: int = 1, batched: boo
     row). VJPs of `chunk` vectors at a time, batched (vmap) unless `batched` is False or the
     model's backward cannot be vmapped."""
     torch = import_torch("lag_influence")
-    B, T, m = y.shape
+    B, _, m = y.shape
     v = (torch.eye(m, dtype=y.dtype, device=y.device).expand(B, m, m) if vectors is None
          else torch.as_tensor(vectors, dtype=y.dtype, device=y.device))
     q = v.shape[2]

@@ -260,7 +260,7 @@ class Call:
                 raise ModelError(f"output: {self.name} returns one tensor; output must be None, got {want!r}")
             return self._sequence(out, "output")
         if hasattr(out, "keys"):
-            keys = [k for k in out.keys() if isinstance(out[k], torch.Tensor)]
+            keys = [k for k in out if isinstance(out[k], torch.Tensor)]
             if want is None:
                 want = "last_hidden_state" if "last_hidden_state" in keys else keys[0] if keys else None
             if want not in keys:

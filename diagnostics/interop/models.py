@@ -132,6 +132,12 @@ def _from_factory(ref, kwargs, base):
             sys.path.remove(str(base))
     if not callable(fn):
         raise ModelError(f"model.factory: {mod_name!r} has no function {fn_name!r}")
+    try:
+        inspect.signature(fn).bind(**kwargs)
+    except TypeError as e:
+        raise ModelError(f"model.kwargs: {ref} does not take them: {e}") from None
+    except ValueError:   # a builtin without a signature: called as it is
+        pass
     model = fn(**kwargs)
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"model.factory: {ref} returned {type(model).__name__}, not a torch nn.Module")

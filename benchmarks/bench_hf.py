@@ -68,7 +68,7 @@ def graph(model, x):
     call = Call(m64, x)
     xg = call.x.clone().requires_grad_(True)
     saved = [0]
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(inf._counter(saved), lambda t: t):
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(inf.saved_bytes(saved), lambda t: t):
         y = call.forward(xg)["influence"]
     return xg, y, saved[0]
 

@@ -70,7 +70,7 @@ def lag_influence(model, inputs, lags, *, anchors=None, norms=NORMS, estimator="
     inside = float32_inside(m64, call)
     x = call.x.clone().requires_grad_(True)
     saved = [0]
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(_counter(saved), lambda t: t):
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(saved_bytes(saved), lambda t: t):
         ys = call.forward(x)
     out, estimated, interval, rel = {}, {}, {}, {}
     for i, (path, y) in enumerate(ys.items()):
@@ -130,7 +130,7 @@ def _check_rows(path: str, nbytes: int) -> None:
                          f"(over {ROWS_MEMORY / 2**30:.0f} GB); use estimator='sketch' or fewer lags")
 
 
-def _counter(total: list):
+def saved_bytes(total: list):
     """A saved-tensors pack hook adding up the bytes the forward keeps for the backward."""
     def pack(t):
         total[0] += t.numel() * t.element_size()
@@ -138,9 +138,9 @@ def _counter(total: list):
     return pack
 
 
-def chunk_size(saved_bytes: int, vectors: int) -> int:
-    """Vectors per batched VJP: as many as keep ~saved_bytes each under MEMORY, at least 1."""
-    return int(max(1, min(vectors, MEMORY // max(saved_bytes, 1))))
+def chunk_size(saved: int, vectors: int) -> int:
+    """Vectors per batched VJP: as many as keep ~`saved` bytes each under MEMORY, at least 1."""
+    return int(max(1, min(vectors, MEMORY // max(saved, 1))))
 
 
 def directions(m: int, B: int, how: est.Estimator, stream: int) -> tuple[np.ndarray, np.ndarray]:

@@ -118,6 +118,12 @@ def test_a_compiled_or_data_parallel_model_is_unwrapped():
     assert type(float64_copy(torch.nn.DataParallel(lstm))) is torch.nn.LSTM
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_a_missing_cuda_device_is_one_line():
+    with pytest.raises(ModelError, match=r"^device: cuda is not available here \(torch [^)]+\); use 'cpu'$"):
+        lag_influence(torch.nn.LSTM(3, 4), inputs((5, 1, 3)), 2, device="cuda")
+
+
 def test_float32_inside_is_detected_per_model():
     x = inputs((1, 4, WIDTH))
     assert float32_inside(tiny("Mamba2Model"), x)
@@ -216,6 +222,7 @@ def test_bad_input_is_one_line(make, x, message):
     ({"lags": 2, "estimator": "auto"}, r"^estimator: must be one of exact, sketch, got 'auto'$"),
     ({"lags": 2, "estimator": "sketch", "rows": 1}, r"^rows: must be an integer >= 2"),
     ({"lags": 2, "layers": True}, r"^layers: needs a model that returns its hidden states"),
+    ({"lags": 2, "device": "gpu7"}, r"^device: must be a torch device such as 'cpu' or 'cuda:0', got 'gpu7'$"),
 ])
 def test_bad_arguments_are_one_line(kwargs, message):
     with pytest.raises(ModelError, match=message):

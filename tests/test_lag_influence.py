@@ -236,3 +236,10 @@ def test_bad_input_is_one_line(make, x, message):
 def test_bad_arguments_are_one_line(kwargs, message):
     with pytest.raises(ModelError, match=message):
         lag_influence(torch.nn.LSTM(3, 4), inputs((5, 1, 3)), **kwargs)
+
+
+def test_exact_rows_over_the_memory_limit_are_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr("diagnostics.interop.influence.ROWS_MEMORY", 1000)
+    with pytest.raises(ModelError, match=r"^lags: the exact influence would keep 0\.0 GB of Jacobian rows per anchor "
+                                         r"\(over 0 GB\); use estimator='sketch' or fewer lags$"):
+        lag_influence(torch.nn.GRU(3, 8), inputs((6, 2, 3)), 6)

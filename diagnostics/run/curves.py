@@ -42,12 +42,12 @@ task that states none.
 """
 from __future__ import annotations
 
-
 import numpy as np
 from scipy.special import logsumexp
 
 from ..documents import Curves, SummaryRow, all_diverged
 from ..numfmt import fmt
+
 # the series builder and the document, shared with the training-loop monitor (interop layer)
 from ..probing.series import assemble, pooled_summary, series_items  # noqa: F401
 
@@ -169,6 +169,6 @@ def summary_table(rows: list[SummaryRow]) -> str:
              "diverged" if all_diverged(r.lyapunov_diverged) else fmt(r.lyapunov_top, "+.4f"),
              fmt(r.final_loss, ".4g"), fmt(r.memoryless_loss, ".4g"), solved(r)) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-    line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+    line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                   for i, (c, w) in enumerate(zip(cols, widths)))
     return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(b) for b in body])

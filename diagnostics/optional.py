@@ -13,7 +13,8 @@ import importlib
 from .errors import DiagnosticsError
 
 # module -> (what it is, the extra that installs it)
-EXTRAS = {"torch": ("PyTorch", "torch")}
+EXTRAS = {"torch": ("PyTorch", "torch"), "lightning": ("PyTorch Lightning", "lightning"),
+          "transformers": ("Hugging Face transformers", "hf")}
 
 
 class OptionalMissing(DiagnosticsError, ImportError):

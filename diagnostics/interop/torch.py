@@ -186,7 +186,7 @@ class LagMonitor:
         self.estimator = {"estimator": estimator, "rows": _positive("rows", rows), "seed": int(seed)}
         self._torch, self.model, self.inputs = torch, model, inputs
         self.active = _is_rank0(torch)
-        self.closed, self.last, self._losses, self._seen = False, None, [], None
+        self.closed, self.last, self._losses, self._seen, self._probed = False, None, [], None, set()
         try:
             self._name, self._rnn = _recurrent(unwrap(model), prefix, torch)
             kind = _kind(self._rnn, torch)
@@ -268,18 +268,25 @@ class LagMonitor:
 
     # --- the training loop's side -----------------------------------------------------------------
     def step(self, global_step: int, loss=None) -> dict | None:
-        """Record `loss` (if given) and probe when global_step % every == 0. Returns the
-        checkpoint's {"horizon", "decay_factor"} when it probed, else None."""
+        """Record `loss` (if given) and probe when global_step % every == 0 (once per step: a
+        step given again, as under gradient accumulation, only records its loss). Returns the
+        checkpoint's {"step", "horizon", "decay_factor"} when it probed, else None."""
         if self.closed:
             raise MonitorError("LagMonitor.step: the monitor is closed")
         if not self.active:
             return None
-        if loss is not None:   # a tensor is kept (detached) and read at the checkpoint: no sync per step
-            self._losses.append(loss.detach() if isinstance(loss, self._torch.Tensor) else float(loss))
+        if loss is not None:
+            self.record_loss(loss)
         self._seen = int(global_step)
-        if global_step % self.every:
+        if global_step % self.every or global_step in self._probed:
             return None
         return self.checkpoint(int(global_step))
+
+    def record_loss(self, loss) -> None:
+        """A loss for the current checkpoint window; a tensor is kept detached and read at the
+        checkpoint (no device sync per step)."""
+        if self.active:
+            self._losses.append(loss.detach() if isinstance(loss, self._torch.Tensor) else float(loss))
 
     def checkpoint(self, step: int) -> dict:
         """Probe the current weights now and record them as checkpoint `step`."""
@@ -295,6 +302,7 @@ class LagMonitor:
             bounds = [] if bound is None else [{"cell": self.label, "checkpoint": step, "kind": "pascanu",
                                                 "log10": bound}]
             self.folder.add(step, series, bounds, self._window_loss(), time.perf_counter() - t0)
+        self._probed.add(step)
         self.last = {"step": step, **summary_of(series, self.norms)}
         return self.last
 
@@ -311,7 +319,7 @@ class LagMonitor:
         """Finish: the last step given is probed if it was not a checkpoint. Idempotent."""
         if self.closed:
             return
-        if self.active and self._seen is not None and self._seen not in self.folder.checkpoints:
+        if self.active and self._seen is not None and self._seen not in self._probed:
             self.checkpoint(self._seen)
         self.closed = True
 

@@ -14,7 +14,7 @@ from .errors import DiagnosticsError
 
 # module -> (what it is, the extra that installs it)
 EXTRAS = {"torch": ("PyTorch", "torch"), "lightning": ("PyTorch Lightning", "lightning"),
-          "transformers": ("Hugging Face transformers", "hf")}
+          "transformers": ("transformers", "hf")}
 
 
 class OptionalMissing(DiagnosticsError, ImportError):

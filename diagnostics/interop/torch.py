@@ -6,6 +6,10 @@
     with LagMonitor(model, probe_batch, "out/monitor", every=100) as monitor:   # in a training loop
         ...; monitor.step(step, loss=loss)
 
+Any sequence model (a Hugging Face Mamba, Mamba-2, RecurrentGemma, xLSTM, GPT-2, or any
+module): lag_influence (influence.py), log10 ||d y<t>/d x<t-k>||; and the memory paths of
+Mamba, Mamba-2, RecurrentGemma and xLSTM layers: memory_paths (memory.py).
+
 torch is imported only when these functions run (it is an optional extra).
 """
 from __future__ import annotations
@@ -24,7 +28,11 @@ from ..probing.metrics import pascanu_bound
 from ..probing.parallel import single_threaded_blas
 from ..probing.series import series_items
 from ..weights import Imported, WeightsError, from_state_dict
+from .influence import lag_influence
+from .memory import memory_paths
 from .monitor import Identity, MonitorError, MonitorFolder, summary_of
+
+__all__ = ["LagMonitor", "from_module", "lag_influence", "memory_paths", "module_inputs", "unwrap"]
 
 EXPECTED = "an nn.RNN, nn.GRU, nn.LSTM, nn.RNNCell, nn.GRUCell or nn.LSTMCell (or a module holding one)"
 

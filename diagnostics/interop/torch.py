@@ -198,8 +198,10 @@ class LagMonitor:
         try:
             self._name, self._rnn = _recurrent(unwrap(model), prefix, torch)
             kind = _kind(self._rnn, torch)
-        except WeightsError as e:
-            raise MonitorError("LagMonitor: model: " + str(e).removeprefix("from_module: ")) from None
+        except WeightsError as e:   # any other sequence model: lag_influence / memory_paths, not recorded here yet
+            raise MonitorError("LagMonitor: model: " + str(e).removeprefix("from_module: ")
+                               + " (other sequence models: lag_influence, memory_paths; the monitor does not "
+                                 "record them yet)") from None
         bidi = bool(getattr(self._rnn, "bidirectional", False))
         self._layer = layer if layer is not None else (0 if bidi else "all")
         self._direction = direction if direction is not None or not bidi else "forward"

@@ -69,3 +69,22 @@ def test_hf_trainer(plain, capsys):
     horizon = curves.series_for("lstm", 40, "a", "spectral").fit.horizon
     assert len(printed) == 2 and f"'lag_horizon': '{horizon:g}'" in printed[-1]
     assert curves.training[0].loss_at_checkpoints[-1] is not None
+
+
+@pytest.mark.parametrize("module, package, line", [
+    ("diagnostics.interop.lightning", "lightning",
+     "LagMonitorCallback needs PyTorch Lightning: pip install 'gradient-diagnostics[lightning]'"),
+    ("diagnostics.interop.hf", "transformers",
+     "LagMonitorTrainerCallback needs transformers: pip install 'gradient-diagnostics[hf]'"),
+])
+def test_an_adapter_without_its_package_says_what_to_install(monkeypatch, module, package, line):
+    import importlib
+    import sys
+
+    from diagnostics.optional import OptionalMissing
+
+    monkeypatch.setitem(sys.modules, package, None)   # import fails as if it were not installed
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.raises(OptionalMissing) as e:
+        importlib.import_module(module)
+    assert e.value.lines == [line]

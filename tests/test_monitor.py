@@ -261,3 +261,23 @@ def test_a_saved_baseline_passes_diag_check_and_a_moved_one_fails(tmp_path):
     assert run.exit_code == 0, run.output
     run = CliRunner().invoke(main, ["check", str(tmp_path / "m"), str(tmp_path / "base"), "--checkpoint", "7"])
     assert run.exit_code == 2 and "--checkpoint: must be a checkpoint of CURRENT (0, 10, 20), got 7" in run.output
+
+
+def test_diag_report_draws_a_monitored_run(tmp_path):
+    """The page of a monitored run: the decay per checkpoint (figure 3, at most 8 of the
+    checkpoints), the horizon and decay factor over training (3b), the loss."""
+    from click.testing import CliRunner
+
+    from diagnostics.cli import main
+    from diagnostics.report.data import RunData
+    from diagnostics.report.figures import select_checkpoints, thinned
+
+    mon = LagMonitor(nn.RNN(D, H), torch.randn(T, 2, D), tmp_path / "m", every=1, lags=6)
+    for s in range(12):
+        mon.step(s, loss=1.0 / (s + 1))
+    run = CliRunner().invoke(main, ["report", str(tmp_path / "m")])
+    assert run.exit_code == 0, run.output
+    figures = {p.stem for p in (tmp_path / "m" / "figures").glob("*.png")}
+    assert {"decay", "checkpoints", "fit_over_training", "training"} <= figures
+    assert thinned(list(range(12))) == [0, 2, 3, 5, 6, 8, 9, 11]
+    assert list(select_checkpoints(RunData.load(tmp_path / "m"))["cells"]["rnn"]) == [0, 2, 3, 5, 6, 8, 9, 11]

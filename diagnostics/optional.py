@@ -13,7 +13,8 @@ import importlib
 from .errors import DiagnosticsError
 
 # module -> (what it is, the extra that installs it)
-EXTRAS = {"torch": ("PyTorch", "torch"), "transformers": ("transformers", "hf")}
+EXTRAS = {"torch": ("PyTorch", "torch"), "lightning": ("PyTorch Lightning", "lightning"),
+          "transformers": ("transformers", "hf")}
 
 
 class OptionalMissing(DiagnosticsError, ImportError):

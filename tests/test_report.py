@@ -22,7 +22,7 @@ from diagnostics.report.html import notation
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
 ALL = {f.slug for f in FIGURES}
-TRAINING_ONLY = {"checkpoints", "grad_flow", "temporal_components", "training"}
+TRAINING_ONLY = {"checkpoints", "fit_over_training", "grad_flow", "temporal_components", "training"}
 
 
 def invoke(*args):

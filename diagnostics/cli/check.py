@@ -12,7 +12,7 @@ import click
 from pydantic import ValidationError
 
 from ..errors import fail
-from ..regression.baseline import load_curves
+from ..regression.baseline import load_curves, monitored, one_checkpoint
 from ..regression.comparison import compare
 from ..sweep.baseline import check_files, is_sweep_document
 from ..sweep.tolerances import SweepTolerances
@@ -53,19 +53,23 @@ def _check_sweeps(current, baseline, decades, successes, seed_band, mixed_estima
               help="take the tolerances from this case file's `tolerances:` (flags still override)")
 @click.option("--overlays", "overlays", type=click.Path(file_okay=False, path_type=str), default=None,
               help="write an overlay PNG per failing series into this folder")
+@click.option("--checkpoint", type=int, default=None,
+              help="compare this checkpoint of CURRENT only (a monitored training: its last by default)")
 @click.option("--all", "all_rows", is_flag=True, help="print every compared row, not only the failing ones")
 @click.option("--successes", type=int, default=None,
               help="sweeps: max change of a success count [1]")
 @click.option("--seed-band/--no-seed-band", default=None,
               help="sweeps: let a pooled curve move as far as one seed changing could move it [on]")
 def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, lyapunov_abs, mixed_estimators,
-              case_file, overlays, all_rows, successes, seed_band):
+              case_file, overlays, checkpoint, all_rows, successes, seed_band):
     """Compare CURRENT against BASELINE curves (curves.json files or run folders), or two
     sweeps (sweep.json files or sweep folders: success counts and pooled curves).
 
     Exit 0 when every curve point, slope, horizon, loss and Lyapunov exponent (for sweeps:
     every trial count, success count and pooled curve point) is within tolerance, 1 on a
-    regression, 2 on bad input.
+    regression, 2 on bad input. Curves a LagMonitor recorded in a training loop are compared at
+    one checkpoint: CURRENT's last, or --checkpoint N, against the baseline's same step (its
+    last when it has no such step).
     """
     if is_sweep_document(current) or is_sweep_document(baseline):
         _check_sweeps(current, baseline, decades, successes, seed_band, mixed_estimators, all_rows)
@@ -78,6 +82,13 @@ def check_cmd(current, baseline, decades, slope_rel, horizon_steps, loss_rel, ly
     tol = _tolerances(Tolerances, {**start, **{k: v for k, v in given.items() if v is not None}})
     cur = load_curves(current)
     base = load_curves(baseline)
+    if checkpoint is not None or monitored(current):
+        try:
+            cur, base, note = one_checkpoint(cur, base, checkpoint)
+        except ValueError as e:
+            fail(str(e))
+        if note:
+            click.echo(note)
     if cur.case != base.case:   # legal (a renamed case), but say it before the verdict
         click.echo(f"note: comparing two different cases: {cur.case!r} ({current}) against "
                    f"{base.case!r} ({baseline})")

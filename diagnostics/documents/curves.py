@@ -184,7 +184,7 @@ class Training(Model):
     loss_at_checkpoints: Values = _empty()
     final_loss: Optional[Num] = None
     final_accuracy: Optional[Num] = None
-    solved: StrictBool = None
+    solved: Optional[StrictBool] = None    # null: no task says what solving is (a monitored run)
     loss_kind: Optional[StrictStr] = None
     # the fraction of evaluation sequences within the task's tolerance; absent in older files
     final_within: Optional[Num] = None
@@ -302,6 +302,14 @@ class SummaryRow(Model):
     diverged_at: Optional[StrictInt] = None
 
 
+def _training_at(t: Training, checkpoint: int) -> Training:
+    """A training item up to `checkpoint`, that checkpoint its last."""
+    n = sum(s <= checkpoint for s in t.step)
+    loss = t.loss_at_checkpoints[t.checkpoints.index(checkpoint)]
+    return t.model_copy(update={"step": t.step[:n], "loss": t.loss[:n], "grad_norm": t.grad_norm[:n],
+                                "checkpoints": [checkpoint], "loss_at_checkpoints": [loss], "final_loss": loss})
+
+
 class Curves(Document):
     """The whole file. Items of one list are told apart by their key (cell, checkpoint, ...)."""
     FORMAT = CURVES
@@ -384,6 +392,16 @@ class Curves(Document):
 
     def sensitivity_of(self, cell: str, checkpoint: int) -> list[Sensitivity]:
         return [x for x in self.sensitivity if (x.cell, x.checkpoint) == (cell, checkpoint)]
+
+    def at_checkpoint(self, checkpoint: int) -> "Curves":
+        """These curves cut to one checkpoint: every item of that checkpoint, and each training
+        item up to it with its loss there (a baseline of one moment of a training: `diag check
+        --checkpoint`, LagMonitor.save_baseline)."""
+        update = {k: [x for x in getattr(self, k) if x.checkpoint == checkpoint]
+                  for k in ("series", "lyapunov", "grad_flow", "bounds", "tk_map", "temporal_components", "sensitivity")
+                  if k in self.model_fields_set}
+        update["training"] = [_training_at(t, checkpoint) for t in self.training if checkpoint in t.checkpoints]
+        return self.model_copy(update=update)
 
     def summary_rows(self, kinds: dict[str, str] | None = None, norm: str | None = None) -> list[SummaryRow]:
         """Per cell and checkpoint: the fit of the cell's decay path (a, or state for a cell

@@ -15,6 +15,10 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from .base import RUN, Document, Model, Num
 from .curves import Curves, SummaryRow
 
+# how run.json's `source` begins for curves a LagMonitor recorded in a training loop
+# (diagnostics/interop/monitor.py); `diag check` then compares one checkpoint, not all
+MONITOR_SOURCE = "LagMonitor"
+
 
 class RunCell(Model):
     """A cell as built: its kind, every option with its default, the class docstring."""
@@ -79,6 +83,11 @@ class Run(Document):
         """The run.json of curves that came from no case file (e.g. a training loop of your
         own): `source` says what produced them; the summary is the curves' own."""
         return cls(format=RUN, source=source, summary=curves.summary_rows(), **fields)
+
+    @property
+    def monitored(self) -> bool:
+        """Were these curves recorded by a LagMonitor during a training loop of the user's?"""
+        return self.case is None and (self.source or "").startswith(MONITOR_SOURCE)
 
     def summary_of(self, curves: Curves) -> list[SummaryRow]:
         """The summary rows: as the run computed them, or from the curves when it gave none."""

@@ -4,6 +4,9 @@
     from diagnostics.interop.torch import lag_influence   # any sequence model: ||d y<t>/d x<t-k>||
     from diagnostics.interop.torch import memory_paths    # Mamba, Mamba-2, RecurrentGemma, xLSTM layers
     from diagnostics.interop.models import load_model     # a transformers class, save_pretrained folder, factory
+    from diagnostics.interop.torch import LagMonitor      # lag curves during your own training loop
+    from diagnostics.interop.lightning import LagMonitorCallback       # PyTorch Lightning
+    from diagnostics.interop.hf import LagMonitorTrainerCallback       # Hugging Face Trainer
 
 What a missing dependency says is in diagnostics/optional.py.
 """

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..documents import BadDocument, Curves
+from ..documents import BadDocument, Curves, Run
 from ..tolerances import Tolerances
 from .comparison import Comparison, compare
 
@@ -28,6 +28,44 @@ def write_baseline(curves: Curves | dict, path: str | os.PathLike) -> Path:
     """Write curves (a document, or a dict checked into one) as a baseline atomically (temp file
     in the same folder, fsync, rename)."""
     return Curves.of(curves, "curves").write(path)
+
+
+def monitored(path: str | os.PathLike) -> bool:
+    """Do the curves at `path` (a run folder or its curves.json) come from a LagMonitor's
+    training loop (run.json beside them says so)?"""
+    p = Path(path)
+    try:
+        return Run.read(p if p.is_dir() else p.parent / Run.FILE).monitored
+    except BadDocument:
+        return False
+
+
+def one_checkpoint(current: Curves, baseline: Curves, checkpoint: int | None) -> tuple[Curves, Curves, str | None]:
+    """Both sides cut to one checkpoint: `checkpoint` (CURRENT's last when None) of CURRENT,
+    against the baseline's same checkpoint, or its last one when it has no such step (a
+    baseline saved at one moment of an earlier training), compared as if at that step; the
+    note says which. ValueError (one line) when CURRENT has no such checkpoint."""
+    cks = current.checkpoints
+    n = cks[-1] if checkpoint is None and cks else checkpoint
+    if n not in cks:
+        raise ValueError(f"--checkpoint: must be a checkpoint of CURRENT ({', '.join(map(str, cks)) or 'none'}), "
+                         f"got {checkpoint}")
+    have = baseline.checkpoints
+    m = n if n in have or not have else have[-1]
+    base = baseline.at_checkpoint(m)
+    note = None
+    if m != n:
+        data = base.to_data()
+        for key, items in data.items():
+            if isinstance(items, list):
+                for it in items:
+                    if isinstance(it, dict) and "checkpoint" in it:
+                        it["checkpoint"] = n
+        for t in data.get("training", []):
+            t["checkpoints"] = [n]
+        base = Curves.of(data, "baseline")
+        note = f"note: checkpoint {n} of CURRENT against the baseline's checkpoint {m} (it has no step {n})"
+    return current.at_checkpoint(n), base, note
 
 
 @dataclass

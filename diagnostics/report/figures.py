@@ -102,14 +102,42 @@ def select_memory(d: RunData):
 def select_checkpoints(d: RunData):
     if len(d.checkpoints) < 2:
         return "The case has no training (the probe ran at initialisation only), so there is one curve per cell: see the first figure."
-    cells = {}
+    cells, shown = {}, thinned(d.checkpoints)
     for cell in d.cells:
-        by_ck = {ck: _curve_dict(c) for ck in d.checkpoints if (c := d.curve(cell, ck)) is not None}
+        by_ck = {ck: _curve_dict(c) for ck in shown if (c := d.curve(cell, ck)) is not None}
         if by_ck:
             cells[cell] = by_ck
-    return {"lags": d.lags, "cells": cells, "colours": checkpoint_colours(d.checkpoints), "norm": d.primary_norm,
+    return {"lags": d.lags, "cells": cells, "colours": checkpoint_colours(shown), "norm": d.primary_norm,
             "paths": {c: d.decay_path(c) for c in cells},
             "title": "How training moves the decay curve (median, 25–75 % band)"}
+
+
+SHOWN_CHECKPOINTS = 8
+
+
+def thinned(checkpoints: list[int]) -> list[int]:
+    """At most SHOWN_CHECKPOINTS of them, evenly spread, the first and the last kept: a
+    monitored training probes at every `every` steps, and a hundred curves in one panel (and
+    its legend) show nothing."""
+    if len(checkpoints) <= SHOWN_CHECKPOINTS:
+        return list(checkpoints)
+    picks = np.unique(np.linspace(0, len(checkpoints) - 1, SHOWN_CHECKPOINTS).round().astype(int))
+    return [checkpoints[i] for i in picks]
+
+
+def select_fit_over_training(d: RunData):
+    if len(d.checkpoints) < 2:
+        return "One checkpoint per cell: the horizon and decay factor are in the summary table."
+    cells = {}
+    for cell in d.cells:
+        fits = [(ck, c.fit) for ck in d.checkpoints if (c := d.curve(cell, ck)) is not None]
+        if len(fits) >= 2:
+            cells[cell] = {"step": [ck for ck, _ in fits], "horizon": [f.horizon for _, f in fits],
+                           "factor": [f.factor for _, f in fits]}
+    if not cells:
+        return "No cell was probed at two checkpoints or more."
+    return {"cells": cells, "colours": cell_colours(d.cells), "lags": int(d.lags[-1]),
+            "title": "Horizon and decay factor over training"}
 
 
 def select_tk(d: RunData):
@@ -204,6 +232,11 @@ FIGURES: list[FigureSpec] = [
                "The median a-path curve (state path for a cell whose output is not fed back) of each cell at every "
                "probe checkpoint (dark = early, light = late).",
                select_checkpoints, fd.checkpoint_curves),
+    FigureSpec("fit_over_training", "3b. Horizon and decay factor over training",
+               "Per cell, at every probe checkpoint: the horizon (the first lag three decades below lag 1, on the "
+               "curve of figure 3; a hollow marker at the top: none within the probed lags) and the fitted decay "
+               "factor ρ per step (1: nothing decays). A horizon that grows while the loss falls is the memory the "
+               "training is building.", select_fit_over_training, ft.fit_over_training),
     FigureSpec("tk_map", "4. The (t, k) map",
                "Colour = log10 ‖∂a<t>/∂a<t-k>‖₂ (median; the state path ‖∂S<t>/∂S<t-k>‖₂ for a cell whose output "
                "is not fed back, marked so in its panel's title) for each anchor step t and lag k, one shared scale. "

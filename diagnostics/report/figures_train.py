@@ -133,9 +133,38 @@ def training_curves(runs: Mapping[str, TrainingRun], colours: Mapping[str, str],
     ax2.set_yscale("log")
     plain_log_ticks(ax.yaxis)
     plain_log_ticks(ax2.yaxis)
+    if not any(r.grad_norm for r in runs.values()):   # a training loop's monitor records the loss only
+        ax2.text(0.5, 0.5, "no gradient norm recorded", transform=ax2.transAxes, ha="center", va="center",
+                 color="#555555")
     ax2.set_xlabel("optimiser step")
     ax2.set_ylabel(r"$\|\partial L/\partial\theta\|_2$ before clipping (log scale)")
     ax2.set_title("gradient norm")
+    fig.suptitle(title)
+    return fig
+
+
+@styled
+def fit_over_training(cells: Mapping[str, Mapping[str, list]], colours: Mapping[str, str], lags: int,
+                      title: str) -> Figure:
+    """Figure 3b: per cell, the horizon (left; null: none within `lags`, drawn hollow at the top)
+    and the decay factor (right) at each checkpoint."""
+    fig = new_figure(11.0, 4.4)
+    ax, ax2 = fig.subplots(1, 2)
+    for label, c in cells.items():
+        col, step = colours[label], np.asarray(c["step"], float)
+        hz = np.array([np.nan if h is None else float(h) for h in c["horizon"]])
+        ax.plot(step, hz, "o-", color=col, markersize=4, label=plain(label))
+        none = np.isnan(hz)
+        if none.any():
+            ax.plot(step[none], np.full(none.sum(), float(lags)), "o", color=col, markerfacecolor="white")
+        ax2.plot(step, [np.nan if f is None else float(f) for f in c["factor"]], "o-", color=col, markersize=4)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("horizon (lags)")
+    ax.set_title("horizon")
+    ax2.set_xlabel("optimiser step")
+    ax2.set_ylabel("decay factor ρ per step")
+    ax2.set_title("decay factor")
+    fig.legend(loc="outside lower center", ncols=min(4, max(1, len(cells))))
     fig.suptitle(title)
     return fig
 

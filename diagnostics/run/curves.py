@@ -42,66 +42,14 @@ task that states none.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy.special import logsumexp
 
-from ..documents import CURVES, Curves, SummaryRow, all_diverged
+from ..documents import Curves, SummaryRow, all_diverged
 from ..numfmt import fmt
-from ..probing.estimator import LEVEL
-from ..probing.matnorms import log_summary, not_a_value
-from ..probing.metrics import fit_decay
 
-
-def pooled_summary(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Quantiles over every (anchor, sequence) pair at each lag, values (A, B, K); the pairs
-    that are not a number are left out and counted in "nonfinite"."""
-    v = np.asarray(values, dtype=float).reshape(-1, values.shape[-1])
-    return {**log_summary(v), "nonfinite": not_a_value(v)}
-
-
-def _fit(lags, median) -> dict[str, Any]:
-    f = fit_decay(lags, median)
-    return {"slope": f["slope"], "factor": f["factor"], "tau": f["tau"], "horizon": f["horizon"]}
-
-
-def series_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> list[dict]:
-    """One series per (path, norm): quantiles over sequences (and anchors) and the decay fit."""
-    out = []
-    for path in paths:
-        for norm in norms:
-            s = pooled_summary(res.log10[(path, norm)])
-            out.append({"cell": label, "kind": kind, "checkpoint": int(checkpoint), "path": path,
-                        "norm": norm,
-                        "log10": {k: s[k] for k in ("median", "q25", "q75", "min", "max")},
-                        "nonfinite": [int(c) for c in s["nonfinite"]],
-                        "fit": _fit(res.lags, s["median"])})
-            out[-1].update(_diverged_pairs(getattr(res, "diverged", None)))
-            out[-1].update(_estimated(res, path, norm))
-    return out
-
-
-def _estimated(res, path: str, norm: str) -> dict:
-    """{"estimated": ...} for a series the probe estimated (probing/estimator.py), else {}: how,
-    and for the Frobenius estimate the median over pairs of each pair's interval per lag."""
-    how = getattr(res, "estimated", {}).get((path, norm))
-    if how is None:
-        return {}
-    item = {k: how[k] for k in ("kind", "rows", "seed", "value")}
-    if (path, norm) in res.interval:
-        iv = res.interval[(path, norm)]
-        item["interval"] = {"level": LEVEL, "lo": pooled_summary(iv[..., 0])["median"],
-                            "hi": pooled_summary(iv[..., 1])["median"],
-                            "rel_stderr": pooled_summary(res.rel_stderr[(path, norm)])["median"]}
-    return {"estimated": item}
-
-
-def _diverged_pairs(diverged) -> dict:
-    """{"forward_diverged": {"pairs": n, "of": P}} when n > 0 of the probe's P (anchor,
-    sequence) pairs diverged, else {} (see the module docstring)."""
-    n = 0 if diverged is None else int(np.count_nonzero(diverged))
-    return {"forward_diverged": {"pairs": n, "of": int(np.size(diverged))}} if n else {}
+# the series builder and the document, shared with the training-loop monitor (interop layer)
+from ..probing.series import assemble, pooled_summary, series_items  # noqa: F401
 
 
 def lyapunov_item(label: str, checkpoint: int, path: str, run, sequences: int) -> dict:
@@ -193,20 +141,6 @@ def sensitivity_items(label: str, checkpoint: int, res) -> list[dict]:
     return out
 
 
-def assemble(name: str, K: int, parts: dict[str, list]) -> Curves:
-    """The document, keys in contract order, then the extensions (`sensitivity` only when
-    measured, so cases without it write the same file as before it existed), checked against
-    the model (non-finite numbers become null)."""
-    doc = {"format": CURVES, "case": name, "lags": list(range(1, K + 1))}
-    for key in ("series", "lyapunov", "training", "grad_flow", "bounds", "tk_map", "temporal_components"):
-        doc[key] = parts.get(key, [])
-    if parts.get("sensitivity"):
-        doc["sensitivity"] = parts["sensitivity"]
-    if parts.get("state_decay"):
-        doc["state_decay"] = parts["state_decay"]
-    return Curves.built(doc, "curves.json as built")
-
-
 def summary_rows(curves: Curves, cells: list[tuple[str, str]], norm: str) -> list[SummaryRow]:
     """Per cell and checkpoint: the fit of its decay path (a, or state) in `norm`, top Lyapunov
     exponent, training outcome (Curves.summary_rows)."""
@@ -235,6 +169,6 @@ def summary_table(rows: list[SummaryRow]) -> str:
              "diverged" if all_diverged(r.lyapunov_diverged) else fmt(r.lyapunov_top, "+.4f"),
              fmt(r.final_loss, ".4g"), fmt(r.memoryless_loss, ".4g"), solved(r)) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-    line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+    line = lambda cols: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                   for i, (c, w) in enumerate(zip(cols, widths)))
     return "\n".join([line(head), line(tuple("-" * w for w in widths))] + [line(b) for b in body])

@@ -173,6 +173,10 @@ def validate(cases):
         click.echo(f"ok: {spec.path}: {spec.name} ({spec.task.kind} task; cells: "
                    f"{', '.join(spec.labels)}{tr}; {spec.plan.K} lags; about {human(est.bytes)} "
                    f"and {est.flops:.1g} flops)")
+        # a model cell was built to validate it: say so, and that a factory ran the user's code
+        built = [f"{label} ({c.kind}, {c.source})" for label, c in zip(spec.labels, spec.cells) if c.state_size is None]
+        if built:
+            click.echo(f"    built the model cells to check them: {'; '.join(built)}")
 
 
 @main.command("list")

@@ -13,7 +13,7 @@ import importlib
 from .errors import DiagnosticsError
 
 # module -> (what it is, the extra that installs it)
-EXTRAS = {"torch": ("PyTorch", "torch")}
+EXTRAS = {"torch": ("PyTorch", "torch"), "transformers": ("transformers", "hf")}
 
 
 class OptionalMissing(DiagnosticsError, ImportError):

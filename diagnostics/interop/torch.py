@@ -3,6 +3,10 @@
     imp = from_module(nn.LSTM(2, 16, num_layers=2), layer="all")
     res = probe(imp.cell, imp.params, imp.inputs(module_inputs(module, xs)), lags=100)
 
+Any sequence model (a Hugging Face Mamba, Mamba-2, RecurrentGemma, xLSTM, GPT-2, or any
+module): lag_influence (influence.py), log10 ||d y<t>/d x<t-k>||; and the memory paths of
+Mamba, Mamba-2, RecurrentGemma and xLSTM layers: memory_paths (memory.py).
+
 torch is imported only when these functions run (it is an optional extra).
 """
 from __future__ import annotations
@@ -13,6 +17,10 @@ import numpy as np
 
 from ..optional import import_torch
 from ..weights import Imported, WeightsError, from_state_dict
+from .influence import lag_influence
+from .memory import memory_paths
+
+__all__ = ["from_module", "lag_influence", "memory_paths", "module_inputs"]
 
 EXPECTED = "an nn.RNN, nn.GRU, nn.LSTM, nn.RNNCell, nn.GRUCell or nn.LSTMCell (or a module holding one)"
 

@@ -460,5 +460,7 @@ class Curves(Document):
             if x.path == "influence" and x.norm == norm:
                 rows.append(SummaryRow(cell=x.cell, kind=kinds.get(x.cell, x.kind), checkpoint=x.checkpoint,
                                        factor=x.fit.factor, tau=x.fit.tau, horizon=x.fit.horizon, lyapunov_top=None,
-                                       final_loss=None, memoryless_loss=None, solved=None))
+                                       fixed_point=False, nonfinite=max(x.nonfinite or [0]), forward_diverged=None,
+                                       lyapunov_diverged=None, final_loss=None, memoryless_loss=None, solved=None,
+                                       diverged_at=None))
         return rows

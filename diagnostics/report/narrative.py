@@ -128,7 +128,7 @@ def _influence_sentences(curves: Curves) -> list[str]:
     if not items:
         return []
     lags, norm = items[0].lags, items[0].norm
-    ys = {f"{x.cell} ({x.kind})": [(-math.inf if v is None else float(v)) for v in x.log10.median] for x in items}
+    ys = {x.cell if x.kind == x.cell else f"{x.cell} ({x.kind})": [(-math.inf if v is None else float(v)) for v in x.log10.median] for x in items}
     # from lag 1: lag 0 is the direct term, of another kind
     phrases = [_decay_phrase(name, y[1:] if len(y) > 1 else y) for name, y in ys.items()]
     est = _estimated({x.cell: x for x in items})

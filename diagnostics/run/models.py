@@ -4,24 +4,25 @@
     x = model_inputs(cell, xs)                     # (T, B, d) probe inputs -> the model's own layout
     x = token_inputs(cell, ids)                    # (T, B) ids -> embeddings through its own embedding
 
-The model is loaded by diagnostics.interop.models.load_model (a Hugging Face class and config, a
-save_pretrained folder, or the user's factory: that one RUNS THE USER'S CODE, with the case
-file's folder first on sys.path, as pytest imports a conftest.py) and measured by its
+The model is loaded by diagnostics.interop.models.load_model (a Hugging Face class and config, its
+random weights from the case seed; a save_pretrained folder; or the user's factory: that one
+RUNS THE USER'S CODE, with the case file's folder first on sys.path, as pytest imports a
+conftest.py, under a torch seed from the case) and measured by its
 input-to-output influence (interop.influence.lag_influence) and, for the selective
 recurrences it knows, its memory paths (interop.memory.memory_paths). torch and transformers
 are imported only when a model cell is built.
 """
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..interop.models import load_model
+from ..errors import DiagnosticsError
+from ..interop.memory import supported_mixers
+from ..interop.models import ModelError, is_hf, load_model
 from ..optional import import_torch
 
 
@@ -32,7 +33,7 @@ class ModelCell:
     of the probe's: its curves are the influence items (and l{i}.memory series) of curves.json."""
     model: Any                  # the torch nn.Module
     kind: str                   # its class name, the kind the report names
-    batch_first: bool           # takes (B, T, d) (else (T, B, d))
+    batch_first: bool           # takes (B, T, d), else (T, B, d) (interop.models.Call's rule)
     width: int | None           # embedding width it reads, when it says (None: not checked here)
     vocab: int | None           # size of its input embedding, when it has one
     form: dict | None = None    # the case's `model:` as given (hf + config, hf_folder, or factory + kwargs)
@@ -75,34 +76,41 @@ def is_model_cell(cell) -> bool:
     return isinstance(cell, ModelCell)
 
 
-@contextmanager
-def _case_folder_first(base_dir: Path):
-    """The case's folder first on sys.path while a factory's module is imported (a conftest's rule)."""
-    entry = str(base_dir.resolve())
-    sys.path.insert(0, entry)
+def has_memory(model) -> bool:
+    """Does the model hold a selective recurrence whose memory paths interop.memory reads?"""
     try:
-        yield
-    finally:
-        if entry in sys.path:
-            sys.path.remove(entry)
+        supported_mixers(model)
+    except ModelError:
+        return False
+    return True
 
 
 def build_model_cell(spec, base_dir: Path, seed) -> ModelCell:
-    """The `kind: model` entry `spec` (run/schema.py) loaded, its random weights (a class and a
-    config) drawn from `seed` without touching the caller's torch generator."""
+    """The `kind: model` entry `spec` (run/schema.py) loaded: random weights (a class and a
+    config; whatever a factory draws) from `seed`, without touching the caller's torch
+    generator. DiagnosticsError (one line, its key after `model.`) when it cannot be used."""
     torch = import_torch("a model cell")
     form = spec.model.model_dump()
-    with torch.random.fork_rng(devices=[]), _case_folder_first(base_dir):
-        torch.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
-        model = load_model(form, base=base_dir)
-    emb = model.get_input_embeddings() if callable(getattr(model, "get_input_embeddings", None)) else None
+    draw = int(np.random.SeedSequence(seed).generate_state(1)[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(draw)
+        model = load_model({**form, "seed": draw} if "hf" in form else form, base=base_dir)
+    hf = is_hf(model)
+    if spec.layers and not hf:
+        raise DiagnosticsError(f"layers: needs a model that returns its hidden states (a Hugging Face model); "
+                               f"{type(model).__name__} does not")
+    if spec.memory and not has_memory(model):
+        try:
+            supported_mixers(model)
+        except ModelError as e:          # its one line, naming the supported classes
+            raise DiagnosticsError(f"memory: {e.lines[0].removeprefix('memory_paths: ')}") from None
+    emb = model.get_input_embeddings() if hf else None
     width = getattr(emb, "embedding_dim", None)
     if width is None and isinstance(getattr(model, "input_size", None), int):
         width = model.input_size          # an nn.RNN, GRU or LSTM
-    batch_first = spec.batch_first if spec.batch_first is not None else getattr(model, "batch_first", True)
-    return ModelCell(model=model, kind=type(model).__name__, batch_first=bool(batch_first), width=width,
-                     vocab=getattr(emb, "num_embeddings", None), form=form, output=spec.output, layers=spec.layers,
-                     memory=spec.memory)
+    return ModelCell(model=model, kind=type(model).__name__, batch_first=hf or bool(getattr(model, "batch_first", False)),
+                     width=width, vocab=getattr(emb, "num_embeddings", None), form=form, output=spec.output,
+                     layers=spec.layers, memory=has_memory(model) if spec.memory is None else spec.memory)
 
 
 def model_inputs(cell: ModelCell, xs: np.ndarray):

@@ -29,8 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..documents import Curves, Run, SummaryRow, primary_norm
+from ..errors import DiagnosticsError
 from ..interop.influence import lag_influence
-from ..interop.memory import memory_paths, supports_memory
+from ..interop.memory import memory_paths
 from ..probing.core import probe
 from ..probing.estimator import AUTO_WIDTH
 from ..probing.lyapunov import lyapunov_run, state_path
@@ -151,7 +152,7 @@ def _measure_model(spec: RunSpec, cell: ModelCell, label: str, xs, parts: dict) 
     parts["influence"] += cv.influence_items(label, cell.kind, 0, res, res.paths, plan.norms)
     if res.float32_inside:
         parts["float32_inside"].append(label)
-    if cell.memory or (cell.memory is None and supports_memory(cell.model)):
+    if cell.memory:
         mem = memory_paths(cell.model, x, plan.K, anchors=list(plan.anchors), norms=tuple(plan.norms))
         parts["series"] += cv.series_items(label, cell.kind, 0, mem, mem.paths, plan.norms)
 
@@ -172,7 +173,10 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
         if is_model_cell(cell):
             t0 = time.perf_counter()
             with _phase(f"{label}: influence", show):
-                _measure_model(spec, cell, label, xs, parts)
+                try:
+                    _measure_model(spec, cell, label, xs, parts)
+                except DiagnosticsError as e:   # inputs it does not take, an output not finite: which cell
+                    raise DiagnosticsError([f"cells[{i}] ({label}): {line}" for line in e.lines]) from None
             timings[f"probe {label}"] = time.perf_counter() - t0
             continue
         feed = spec.feeds[i] if spec.feeds else None

@@ -255,9 +255,7 @@ def model_cell_model() -> type[BaseModel]:
                                                        "ModelOutput; default last_hidden_state, or the first tensor")),
         layers=(bool, Field(False, description="also every layer's hidden states (paths l{i}.influence)")),
         memory=(Optional[bool], Field(None, description="also the memory paths l{i}.memory (Mamba, Mamba-2, "
-                                                        "RecurrentGemma, xLSTM); default: when the model is one")),
-        batch_first=(Optional[bool], Field(None, description="the model takes (B, T, d); default its own "
-                                                             "`batch_first`, else true (Hugging Face models)")))
+                                                        "RecurrentGemma, xLSTM); default: when the model is one")))
 
 
 IMPORTABLE = ("rnn", "gru", "lstm")   # kinds a weight file can hold (PyTorch's nn.RNN, nn.GRU, nn.LSTM)

@@ -221,7 +221,7 @@ def _model(i: int, spec, case, base_dir: Path, lines: list[str]):
     try:
         return build_model_cell(spec, base_dir, [case.seed, 1, i])
     except DiagnosticsError as e:
-        lines += _prefixed(f"cells[{i}].model", e)
+        lines += _prefixed(f"cells[{i}]", e)
         return None
 
 

@@ -21,6 +21,7 @@ import click
 
 from ..documents import CURVES, MODELS, RUN, json_schema, read_document
 from ..errors import fail
+from ..interop.models import ModelError
 from ..io import atomic_write_text
 from ..publish import ForeignFolder, refusal, replacing
 from ..version import __version__
@@ -136,6 +137,11 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
         res = run_to_folder(spec, out, report=report, result=result, extra=overlays)
     except ForeignFolder as e:   # written into since _check_folders
         click.echo(f"error: {e}", err=True)
+        return 2
+    except ModelError as e:
+        # a model cell refusing its inputs (not a sequence model, wrong width, an output not
+        # finite): bad input found only when it runs, a usage error
+        click.echo(f"error: {spec.path}: {e}; nothing written", err=True)
         return 2
     except Exception as e:  # noqa: BLE001 - whole or not at all: nothing was swapped in
         _failed(spec, e, f"; {out / spec.folder_name} is as it was")

@@ -130,7 +130,8 @@ def _influence_sentences(curves: Curves) -> list[str]:
     lags, norm = items[0].lags, items[0].norm
     ys = {x.cell if x.kind == x.cell else f"{x.cell} ({x.kind})": [(-math.inf if v is None else float(v)) for v in x.log10.median] for x in items}
     # from lag 1: lag 0 is the direct term, of another kind
-    phrases = [_decay_phrase(name, y[1:] if len(y) > 1 else y) for name, y in ys.items()]
+    ys = {name: y[1:] if len(y) > 1 else y for name, y in ys.items()}
+    phrases = _phrases(ys, [c for c, y in ys.items() if abs(y[-1] - y[0]) <= WITHIN], {})
     est = _estimated({x.cell: x for x in items})
     out = [f"Input to output, over lags {lags[0]}..{lags[-1]}, the whole-model influence ‖∂y<t>/∂x<t-k>‖ of the "
            f"output on the input k steps back ({norm} norm, median over sequences{est}; not a state-to-state "

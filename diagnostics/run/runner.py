@@ -29,9 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..documents import Curves, Run, SummaryRow, primary_norm
-from ..errors import DiagnosticsError
 from ..interop.influence import lag_influence
 from ..interop.memory import memory_paths
+from ..interop.models import ModelError
 from ..probing.core import probe
 from ..probing.estimator import AUTO_WIDTH
 from ..probing.lyapunov import lyapunov_run, state_path
@@ -175,8 +175,8 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
             with _phase(f"{label}: influence", show):
                 try:
                     _measure_model(spec, cell, label, xs, parts)
-                except DiagnosticsError as e:   # inputs it does not take, an output not finite: which cell
-                    raise DiagnosticsError([f"cells[{i}] ({label}): {line}" for line in e.lines]) from None
+                except ModelError as e:   # inputs it does not take, an output not finite: which cell
+                    raise ModelError([f"cells[{i}] ({label}): {line}" for line in e.lines]) from None
             timings[f"probe {label}"] = time.perf_counter() - t0
             continue
         feed = spec.feeds[i] if spec.feeds else None

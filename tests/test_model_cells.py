@@ -227,3 +227,20 @@ def test_without_transformers_a_model_cell_is_the_install_hint(torch, tmp_path, 
     (tmp_path / "m" / "model.safetensors").write_bytes(b"")
     lines = one_line(case([{"kind": "model", "model": {"hf_folder": "m"}}], {"inputs": "xs.npy"}), base_dir=tmp_path)
     assert lines == ["cells[0]: model.hf_folder needs transformers: pip install 'gradient-diagnostics[hf]'"]
+
+
+@pytest.mark.slow
+def test_the_shipped_case_without_transformers_is_one_line_and_every_other_case_runs(torch, monkeypatch, tmp_path):
+    """The core-only install: the shipped model case says what to install, in one line, exit 2;
+    no other shipped case needs transformers (nor imports it)."""
+    from pathlib import Path
+    monkeypatch.setitem(sys.modules, "transformers", None)   # import transformers -> ImportError
+    cases = Path(__file__).resolve().parent.parent / "cases"
+    res = CliRunner().invoke(main, ["run", str(cases / "hf_recurrent.yaml"), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and not any(tmp_path.iterdir()), res.output
+    assert res.output.strip().splitlines() == [
+        f"error: {cases / 'hf_recurrent.yaml'}: cells[1], cells[2], cells[3], cells[4], cells[5]: model.hf_folder "
+        "needs transformers: pip install 'gradient-diagnostics[hf]'"]
+    others = [str(p) for p in sorted(cases.glob("*.yaml")) if "kind: model" not in p.read_text()]
+    res = CliRunner().invoke(main, ["validate", *others])
+    assert res.exit_code == 0 and res.output.count("ok: ") == len(others), res.output

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..cells import Stacked, make_cell
 from ..errors import CaseError, DiagnosticsError, error_lines
+from ..optional import OptionalMissing
 from ..tasks import make_task
 from ..weights import WeightsError, load_weights, read_inputs, read_tokens
 from ..yamlfile import read_yaml
@@ -141,11 +142,11 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
     if case.train is not None and task.loss_kind is None:
         lines.append(f"train: the {task.kind} task has no targets to train on; remove `train` "
                      "(the probe then runs at initialisation)")
-    cells, feeds = [], []
+    cells, feeds, missing = [], [], {}
     for i, spec in enumerate(case.cells):
         if spec.kind == MODEL:
             feeds.append(None)
-            cell = _model(i, spec, case, base_dir, lines)
+            cell = _model(i, spec, case, base_dir, lines, missing)
             if cell is not None:
                 cells.append(cell)
             continue
@@ -169,6 +170,8 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
                 _cell(spec, task.input_size, f"cells[{i}]", lines))
         if cell is not None:
             cells.append(cell)
+    # a dependency to install: one line for every model cell that needs it
+    lines += [f"{', '.join(f'cells[{i}]' for i in at)}: {hint}" for hint, at in missing.items()]
     inputs = tokens = None
     if not lines:
         lines += _model_inputs_problems(case, cells)
@@ -211,15 +214,18 @@ def _stack(spec, input_size: int, key: str, lines: list[str]):
     return Stacked(tuple(layers))
 
 
-def _model(i: int, spec, case, base_dir: Path, lines: list[str]):
+def _model(i: int, spec, case, base_dir: Path, lines: list[str], missing: dict[str, list[int]]):
     """cells[i], a `kind: model` entry, loaded (run/models.py: a factory runs the user's code),
-    or None with the problem said."""
+    or None with the problem said (a missing dependency's hint gathered in `missing`)."""
     if case.train is not None:
         lines.append(f"cells[{i}]: a model cell takes no `train:` (training it is your own loop; give the "
                      "trained model's save_pretrained folder or factory instead); remove `train`")
         return None
     try:
         return build_model_cell(spec, base_dir, [case.seed, 1, i])
+    except OptionalMissing as e:
+        missing.setdefault(e.lines[0], []).append(i)
+        return None
     except DiagnosticsError as e:
         lines += _prefixed(f"cells[{i}]", e)
         return None

@@ -38,6 +38,7 @@ class ModelError(DiagnosticsError):
 
 
 KINDS = ("hf", "hf_folder", "factory")
+PREFIX = 8   # steps float32_inside runs the model over
 
 
 # --- building a model ------------------------------------------------------------------------
@@ -246,52 +247,54 @@ class Call:
             except (RuntimeError, TypeError, ValueError, IndexError) as e:
                 raise ModelError(f"model: {self.name} failed on inputs of shape {tuple(arg.shape)}: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        ys = {"influence": self._select(out)}
+        shape = tuple(x.shape[:2])
+        ys = {"influence": self._select(out, shape)}
         if self.layers:
             hidden = out.get("hidden_states") if hasattr(out, "get") else None
             if not hidden:
                 raise ModelError(f"layers: {self.name} returned no hidden_states")
-            ys.update({f"l{i}.influence": self._sequence(h, f"hidden_states[{i}]") for i, h in enumerate(hidden)})
+            ys.update({f"l{i}.influence": self._sequence(h, f"hidden_states[{i}]", shape)
+                       for i, h in enumerate(hidden)})
         for path, y in ys.items():
             if not bool(torch.isfinite(y).all()):
                 raise ModelError(f"model: {self.name}'s output {path} is not finite (inf or NaN) on these inputs")
         return ys
 
-    def _select(self, out):
+    def _select(self, out, shape):
         """The output measured: `output` (a key of a ModelOutput or dict, an index of a tuple),
         by default last_hidden_state or the first tensor."""
         torch, want = self.torch, self.output
         if isinstance(out, torch.Tensor):
             if want is not None:
                 raise ModelError(f"output: {self.name} returns one tensor; output must be None, got {want!r}")
-            return self._sequence(out, "output")
+            return self._sequence(out, "output", shape)
         if hasattr(out, "keys"):
             keys = [k for k in out if isinstance(out[k], torch.Tensor)]
             if want is None:
                 want = "last_hidden_state" if "last_hidden_state" in keys else keys[0] if keys else None
             if want not in keys:
                 raise ModelError(f"output: {self.name} returns tensors {', '.join(keys) or 'none'}; got {want!r}")
-            return self._sequence(out[want], want)
+            return self._sequence(out[want], want, shape)
         if isinstance(out, (tuple, list)):
             idx = [i for i, v in enumerate(out) if isinstance(v, torch.Tensor)]
             if want is None:
                 want = idx[0] if idx else None
             if want not in idx:
                 raise ModelError(f"output: {self.name} returns tensors at positions {idx}; got {want!r}")
-            return self._sequence(out[want], f"output[{want}]")
+            return self._sequence(out[want], f"output[{want}]", shape)
         raise ModelError(f"model: {self.name} is not a sequence model: it returned {type(out).__name__}")
 
-    def _sequence(self, y, what: str):
-        """y as (B, T, m) batch-first, or the one-line error of a module that is not a
-        sequence model (its output has no step axis of the inputs' length)."""
+    def _sequence(self, y, what: str, shape: tuple[int, int]):
+        """y as (B, T, m) batch-first, (B, T) = shape, or the one-line error of a module that
+        is not a sequence model (its output has no step axis of the inputs' length)."""
         if self.unbatched and y.ndim == 2:
             y = y[None]
         elif y.ndim == 3 and not self.batch_first:
             y = y.transpose(0, 1)
-        if y.ndim != 3 or tuple(y.shape[:2]) != (self.B, self.T) or not y.is_floating_point():
+        if y.ndim != 3 or tuple(y.shape[:2]) != shape or not y.is_floating_point():
             expect = "(B, T, m)" if self.batch_first else "(T, B, m)"
             raise ModelError(f"model: {self.name} is not a sequence model: its {what} has shape "
-                             f"{tuple(y.shape)}, expected {expect} with B = {self.B}, T = {self.T}")
+                             f"{tuple(y.shape)}, expected {expect} with B = {shape[0]}, T = {shape[1]}")
         return y
 
 
@@ -299,7 +302,8 @@ def float32_inside(model, inputs) -> bool:
     """Does `model`, cast to float64 (a copy), compute in float32 (or less) inside on `inputs`? One forward pass
     under a dispatch mode that records the dtype of every floating result: any of less than
     float64's precision means the outputs (and their gradients) are float32-accurate at best
-    (a 1e-9 relative change of the inputs is lost in the cast)."""
+    (a 1e-9 relative change of the inputs is lost in the cast). The pass runs over the first
+    PREFIX steps: which dtypes a forward uses does not depend on the length."""
     torch = import_torch("float32_inside")
     call = inputs if isinstance(inputs, Call) else Call(float64_copy(model), inputs)
     low = {torch.float32, torch.float16, torch.bfloat16}
@@ -313,6 +317,6 @@ def float32_inside(model, inputs) -> bool:
                     seen.append(func)
             return out
 
-    with torch.no_grad(), Watch():
-        call.forward(call.x)
+    with torch.no_grad(), Watch():   # the dtypes do not depend on the length: a short prefix
+        call.forward(call.x[:, :PREFIX])
     return bool(seen)

@@ -130,3 +130,16 @@ def test_a_page_without_model_cells_has_no_model_figures(tmp_path):
                                                         ("spectral",))})
     page = render_report(tmp_path, curves=doc, run=Run.for_curves(doc, "plain")).read_text(encoding="utf-8")
     assert "influence" not in page.lower() and not (tmp_path / "figures" / "influence.png").exists()
+
+
+def test_diag_check_fails_a_moved_influence_and_draws_its_overlay_at_its_own_lags(tmp_path):
+    base = document().write(tmp_path / "base.json")
+    moved = json.loads(base.read_text())
+    moved["influence"][2]["log10"]["median"][3] -= 0.2              # gpt/spectral at lag 3
+    (tmp_path / "cur.json").write_text(json.dumps(moved))
+    res = CliRunner().invoke(main, ["check", str(tmp_path / "cur.json"), str(base), "--overlays", str(tmp_path / "o")])
+    assert res.exit_code == 1, res.output
+    assert re.search(r"gpt ckpt=0 influence/spectral median\s+\|?\s*point\s+\|?\s*3\b", res.output), res.output
+    (png,) = (tmp_path / "o").glob("*.png")
+    assert png.name.startswith("influence-gpt") and png.read_bytes()[:4] == b"\x89PNG"
+    assert CliRunner().invoke(main, ["check", str(base), str(base)]).exit_code == 0

@@ -59,8 +59,8 @@ def curves_from_module(module, xs, *, layer=0, direction: str | None = None, lab
     return curves_from_probe(imp.cell, imp.params, xs, label=label, **kwargs)
 
 
-def curves_from_model(model, xs, *, lags: int | None = None, label: str | None = None, name: str = "probe", anchors=None,
-                      norms=("spectral", "frobenius"), estimator: str = "exact", rows: int = 64, seed: int = 0,
+def curves_from_model(model, xs, *, lags: int | None = None, label: str | None = None, name: str = "probe",
+                      anchors=None, norms=("spectral", "frobenius"), estimator: str = "exact", rows: int = 64, seed: int = 0,
                       layers: bool = False, output=None, memory: bool | None = None) -> dict:
     """diag-curves/1 curves of any torch sequence model on its own inputs xs (as it takes them):
     its input-to-output influence log10 ||d y<t>/d x<t-k>|| (the `influence` items, lags

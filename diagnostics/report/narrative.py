@@ -246,8 +246,8 @@ def warnings(curves: Curves) -> list[str]:
     curves = Curves.of(curves, "curves")
     out, told = [], set()
     for cell in curves.float32_inside:
-        out.append(f"{cell}: the model computes in float32 inside even in its float64 copy (a change of 1e-9 in its "
-                   "input changes no output), so its curves hold to float32 precision (about 7 digits), not float64's.")
+        out.append(f"{cell}: the model computes in float32 inside even in its float64 copy (its forward casts to "
+                   "float32), so its curves hold to float32 precision (about 7 digits), not float64's.")
     for x in curves.influence:
         bad = max(x.nonfinite or [0])
         if bad:

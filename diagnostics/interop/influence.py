@@ -40,6 +40,7 @@ import numpy as np
 
 from ..optional import import_torch
 from ..probing import estimator as est
+from ..probing.parallel import single_threaded_blas
 from .models import Call, ModelError, float32_inside, float64_copy
 from .results import ModelResult
 
@@ -69,7 +70,7 @@ def lag_influence(model, inputs, lags, *, anchors=None, norms=NORMS, estimator="
     inside = float32_inside(m64, call)
     x = call.x.clone().requires_grad_(True)
     saved = [0]
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(_counter(saved), lambda t: t):
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(saved_bytes(saved), lambda t: t):
         ys = call.forward(x)
     out, estimated, interval, rel = {}, {}, {}, {}
     for i, (path, y) in enumerate(ys.items()):
@@ -129,7 +130,7 @@ def _check_rows(path: str, nbytes: int) -> None:
                          f"(over {ROWS_MEMORY / 2**30:.0f} GB); use estimator='sketch' or fewer lags")
 
 
-def _counter(total: list):
+def saved_bytes(total: list):
     """A saved-tensors pack hook adding up the bytes the forward keeps for the backward."""
     def pack(t):
         total[0] += t.numel() * t.element_size()
@@ -137,9 +138,9 @@ def _counter(total: list):
     return pack
 
 
-def chunk_size(saved_bytes: int, vectors: int) -> int:
-    """Vectors per batched VJP: as many as keep ~saved_bytes each under MEMORY, at least 1."""
-    return int(max(1, min(vectors, MEMORY // max(saved_bytes, 1))))
+def chunk_size(saved: int, vectors: int) -> int:
+    """Vectors per batched VJP: as many as keep ~`saved` bytes each under MEMORY, at least 1."""
+    return int(max(1, min(vectors, MEMORY // max(saved, 1))))
 
 
 def directions(m: int, B: int, how: est.Estimator, stream: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +195,9 @@ def exact_norms(r: np.ndarray, norms) -> dict:
     """{norm: (B, K)} log10 norms of each (q, d) Jacobian in r (B, K, q, d), every row given."""
     s, scale = _scaled(r)
     out = {}
-    with np.errstate(divide="ignore"):   # an exactly zero Jacobian: -inf
+    # one BLAS thread: many small SVDs; threaded ones stalled on the busy 2-core machine
+    # (2 x 768 x 768: 2.7 s threaded, 0.6 s on one thread, load ~8)
+    with np.errstate(divide="ignore"), single_threaded_blas():   # an exactly zero Jacobian: -inf
         _exact_into(out, s, scale, norms)
     return {n: np.where(np.isneginf(scale), -np.inf, v) for n, v in out.items()}
 
@@ -212,7 +215,8 @@ def sketch_norms(r: np.ndarray, L: np.ndarray, norms) -> dict:
     bound (see the module docstring)."""
     B, K, q, d = r.shape
     s, scale = _scaled(r)
-    e = est.sketch_norms(s.reshape(B * K, q, d), np.repeat(L, K, axis=0))
+    with single_threaded_blas():   # many small Gram matrices (see exact_norms)
+        e = est.sketch_norms(s.reshape(B * K, q, d), np.repeat(L, K, axis=0))
     shape = (B, K)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = {"spectral": 0.5 * np.log10(e.spectral_sq).reshape(shape) + scale,

@@ -165,7 +165,19 @@ def float64_copy(model, device=None):
     torch = import_torch("float64_copy")
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"model: expected a torch nn.Module, got {type(model).__name__}")
-    return copy.deepcopy(unwrap(model)).to(device=device or "cpu", dtype=torch.float64).eval()
+    return copy.deepcopy(unwrap(model)).to(device=_device(device, torch), dtype=torch.float64).eval()
+
+
+def _device(device, torch):
+    """torch.device(device) (default CPU), or a one-line error for one that is not there."""
+    try:
+        dev = torch.device(device or "cpu")
+    except (RuntimeError, TypeError):
+        raise ModelError(f"device: must be a torch device such as 'cpu' or 'cuda:0', got {_short(device)}") from None
+    backend = getattr(torch, dev.type, None) if dev.type != "cpu" else None
+    if dev.type != "cpu" and not (backend is not None and hasattr(backend, "is_available") and backend.is_available()):
+        raise ModelError(f"device: {dev} is not available here (torch {torch.__version__}); use 'cpu'")
+    return dev
 
 
 # --- calling a model on its inputs -----------------------------------------------------------
@@ -194,7 +206,7 @@ class Call:
         if not x.is_floating_point():
             raise ModelError(f"inputs: must be floating-point embeddings, got {x.dtype} "
                              f"(token ids go through the model's embedding first)")
-        x = x.to(device=device or "cpu", dtype=torch.float64)
+        x = x.to(device=_device(device, torch), dtype=torch.float64)
         self.unbatched = self.kind == "rnn" and x.ndim == 2
         self.batch_first = self.kind == "hf" or bool(getattr(model, "batch_first", False))
         self._check_shape(x)

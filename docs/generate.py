@@ -269,7 +269,8 @@ def figures_page() -> str:
     out = [GENERATED, "# What each figure shows", "",
            "The run page draws these figures, in this order, each also saved as `figures/<name>.png`; a figure "
            "whose data the run does not have says why instead (figures 10 and 11 appear only with "
-           "`probe.sensitivity: true`). The captions are the page's own.", ""]
+           "`probe.sensitivity: true`, 12 and 13 only in a case with model cells, `kind: model`). The captions are "
+           "the page's own.", ""]
     for f in FIGURES:
         out += [f"## {f.title}", "", f"`figures/{f.slug}.png`", "", _md(f.caption), ""]
     return "\n".join(out).rstrip() + "\n"

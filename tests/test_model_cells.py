@@ -110,6 +110,16 @@ def test_the_same_case_writes_the_same_bytes(torch, tmp_path, inputs):
     assert other != a        # the factory's random weights come from the case seed
 
 
+def test_the_page_of_a_model_case_says_where_each_model_came_from(torch, tmp_path, inputs):
+    from diagnostics.run.runner import run_to_folder
+    data = case([{"kind": "model", "label": "mine", "model": LSTM}], {"inputs": "xs.npy"})
+    folder = run_to_folder(resolve(data, base_dir=tmp_path), tmp_path / "out", show=False).folder
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "none here: each model is measured with the weights it was given" in page
+    assert "your factory torch.nn:LSTM (your code, run)" in page
+    assert {p.stem for p in (folder / "figures").glob("*.png")} == {"influence"}   # no memory: an nn.LSTM
+
+
 def test_a_model_cell_needs_inputs_of_its_own(torch):
     assert one_line(case([{"kind": "model", "model": LSTM}])) == [
         "probe.inputs: cells[0] is a model cell: give its inputs as probe.inputs (embeddings, (T, B, d)) or "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import replace
+
 from . import figures_decay as fd
 from . import figures_influence as fi
 from . import figures_sensitivity as fs
@@ -303,3 +305,14 @@ FIGURES: list[FigureSpec] = [
                "every state entry. It bounds how long one layer can hold an input, whatever the layers around it do.",
                select_layer_memory, fi.layer_memory, applies=_has_models),
 ]
+
+
+def _has_cells(d: RunData) -> bool:
+    """The run has cells of diag's own (not only model cells): figures 1-9 are theirs."""
+    models = set(d.curves.model_cells)
+    return not models or any(c not in models for c in d.cells)
+
+
+# a page of model cells only leaves the cells' figures off, as a page without sensitivity does 10-11
+FIGURES = [replace(f, applies=_has_cells) if f.slug not in ("influence", "layer_memory") and not f.slug.startswith(
+    "sensitivity") else f for f in FIGURES]

@@ -201,7 +201,7 @@ def select_influence(d: RunData):
     if not curves:
         return f"No influence curve in the {d.primary_norm} norm in curves.json."
     return {"curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
-            "title": "How much the output now moves with the input k steps back (whole model)"}
+            "title": "Influence of the input k steps back on the output now"}
 
 
 def select_layer_memory(d: RunData):

@@ -34,11 +34,11 @@ def influence_curves(curves: Mapping[str, dict], colours: Mapping[str, str], tit
     for label, c in curves.items():
         col, lags = colours[label], c["lags"]
         _band(ax, lags, c["q25"], c["q75"], col)
-        name = f"{plain(label)} ({c['kind']})"
-        if c.get("rho") is not None:
-            name += f"   (ρ = {c['rho']:.4g} per step)"
+        name = plain(label) if label == c["kind"] else f"{plain(label)} ({c['kind']})"
         if not np.isfinite(c["median"]).any():
-            name = f"{plain(label)} ({c['kind']})   (no finite value: nothing to draw)"
+            name += "   (no finite value: nothing to draw)"
+        elif c.get("rho") is not None:
+            name += f"   (ρ = {c['rho']:.4g})"
         _interval(ax, lags, c.get("interval"), col)
         h, = ax.plot(lags, gaps(c["median"]), color=col, label=_estimated(name, c))
         handles.append(h)

@@ -69,12 +69,21 @@ def test_gpt2_exact_equals_the_jacobian_every_layer_too():
     res = lag_influence(model, x, 5, layers=True)
     m64 = float64_copy(model)
     assert worst(res, jacobian_norms(call_hf(m64), x, 8, 5)) < 1e-10
-    hidden = lambda i: lambda z: m64(inputs_embeds=z, output_hidden_states=True).hidden_states[i]   # noqa: E731
-    n = len(m64(inputs_embeds=x, output_hidden_states=True).hidden_states)
-    assert res.paths == ("influence",) + tuple(f"l{i}.influence" for i in range(n))
-    for i in (1, n - 1):
-        assert worst(res, jacobian_norms(hidden(i), x, 8, 5), path=f"l{i}.influence") < 1e-10
+    assert res.paths == ("influence", "l0.influence", "l1.influence")
+    # block 0's output is hidden_states[1] (hidden_states[0] is the embeddings); the last
+    # block's is the last hidden state before ln_f
+    first = lambda z: m64(inputs_embeds=z, output_hidden_states=True).hidden_states[1]   # noqa: E731
+    assert worst(res, jacobian_norms(first, x, 8, 5), path="l0.influence") < 1e-10
+    bare = float64_copy(model)
+    bare.ln_f = torch.nn.Identity()
+    assert worst(res, jacobian_norms(call_hf(bare), x, 8, 5), path="l1.influence") < 1e-10
     assert not res.float32_inside
+
+
+@pytest.mark.parametrize("name, layers", [("MambaModel", 2), ("RecurrentGemmaModel", 3), ("xLSTMModel", 2)])
+def test_layer_paths_number_the_layers_as_memory_paths_do(name, layers):
+    res = lag_influence(tiny(name), inputs((1, 4, WIDTH)), 2, layers=True)
+    assert res.paths == ("influence",) + tuple(f"l{i}.influence" for i in range(layers))
 
 
 @pytest.mark.parametrize("name", SSMS)
@@ -221,9 +230,16 @@ def test_bad_input_is_one_line(make, x, message):
     ({"lags": 2, "norms": ["nuclear"]}, r"^norms: must be among spectral, frobenius"),
     ({"lags": 2, "estimator": "auto"}, r"^estimator: must be one of exact, sketch, got 'auto'$"),
     ({"lags": 2, "estimator": "sketch", "rows": 1}, r"^rows: must be an integer >= 2"),
-    ({"lags": 2, "layers": True}, r"^layers: needs a model that returns its hidden states"),
+    ({"lags": 2, "layers": True}, r"^layers: needs a Hugging Face model with a list of layers; LSTM is not one$"),
     ({"lags": 2, "device": "gpu7"}, r"^device: must be a torch device such as 'cpu' or 'cuda:0', got 'gpu7'$"),
 ])
 def test_bad_arguments_are_one_line(kwargs, message):
     with pytest.raises(ModelError, match=message):
         lag_influence(torch.nn.LSTM(3, 4), inputs((5, 1, 3)), **kwargs)
+
+
+def test_exact_rows_over_the_memory_limit_are_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr("diagnostics.interop.influence.ROWS_MEMORY", 1000)
+    with pytest.raises(ModelError, match=r"^lags: the exact influence would keep 0\.0 GB of Jacobian rows per anchor "
+                                         r"\(over 0 GB\); use estimator='sketch' or fewer lags$"):
+        lag_influence(torch.nn.GRU(3, 8), inputs((6, 2, 3)), 6)

@@ -220,3 +220,12 @@ def test_any_other_model_is_refused_in_one_line(make):
 def test_lags_and_anchors_are_checked():
     with pytest.raises(ModelError, match=r"^lags: must be an integer in 1\.\.4"):
         memory_paths(tiny("Mamba2Model"), inputs(T=4), 5)
+
+
+def test_the_users_model_keeps_no_hook_and_repeats_bit_for_bit():
+    model = tiny("Mamba2Model")
+    a = memory_paths(model, inputs(), 5)
+    b = memory_paths(model, inputs(), 5)
+    assert all(np.array_equal(a.log10[k], b.log10[k]) for k in a.log10)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert next(model.parameters()).dtype == torch.float32

@@ -58,7 +58,8 @@ def lag_influence(model, inputs, lags, *, anchors=None, norms=NORMS, estimator="
                   layers=False, output=None, device=None) -> ModelResult:
     """log10 ||d y<t>/d x<t-k>|| for k = 0..lags-1 at each anchor t (steps 1..T, default T),
     per sequence; see the module docstring. `inputs` as the model takes them (models.Call);
-    `layers`: also each of the model's hidden_states (paths "l{i}.influence"); `output`: which
+    `layers`: also each layer's output (paths "l{i}.influence", layer i of
+    the model's layer list, as memory_paths numbers them); `output`: which
     of the model's outputs is y (default last_hidden_state, or the first tensor); `device`:
     where the float64 copy runs (default CPU). The user's model is not modified."""
     torch = import_torch("lag_influence")

@@ -191,7 +191,9 @@ class Call:
     """`model` (float64, see float64_copy) on `inputs` (as the model takes them), checked once:
     `x` the inputs as a batch-first (B, T, d) float64 tensor; `forward(x)` the outputs measured,
     {path: (B, T, m)} batch-first ("influence", and with layers=True "l{i}.influence" for the
-    model's own hidden_states[i]). A one-line ModelError for inputs of the wrong rank or width,
+    output of the i-th block of the model's layer list: its top-most nn.ModuleList, `layers`,
+    `h` or `blocks`, captured by forward hooks, so l{i} is the layer memory_paths calls l{i},
+    whatever the model's hidden_states put first). A one-line ModelError for inputs of the wrong rank or width,
     an output that is not a sequence, a non-finite output."""
 
     def __init__(self, model, inputs, *, output=None, layers=False, device=None):
@@ -199,9 +201,9 @@ class Call:
         self.model, self.output, self.layers = model, output, layers
         self.name = type(model).__name__
         self.kind = ("hf" if is_hf(model) else "rnn" if isinstance(model, torch.nn.RNNBase) else "module")
-        if layers and self.kind != "hf":
-            raise ModelError(f"layers: needs a model that returns its hidden states (a Hugging Face model); "
-                             f"{self.name} does not")
+        self.blocks = layer_list(model) if layers else None
+        if layers and (self.kind != "hf" or not self.blocks):
+            raise ModelError(f"layers: needs a Hugging Face model with a list of layers; {self.name} is not one")
         x = torch.as_tensor(inputs.detach() if isinstance(inputs, torch.Tensor) else inputs)
         if not x.is_floating_point():
             raise ModelError(f"inputs: must be floating-point embeddings, got {x.dtype} "
@@ -243,13 +245,28 @@ class Call:
         out = {"return_dict": True} if "return_dict" in params else {}
         if "use_cache" in params:   # the cache path: no backward for some (xLSTM), and not needed
             out["use_cache"] = False
-        if self.layers:
-            out["output_hidden_states"] = True
         return out
 
     def forward(self, x) -> dict:
         """{path: (B, T, m)} batch-first outputs of x (B, T, d) batch-first."""
         torch = self.torch
+        seen: dict = {}
+        hooks = [b.register_forward_hook(lambda m, a, o, i=i: seen.setdefault(i, o)) for i, b in enumerate(self.blocks or ())]
+        try:
+            out = self._call(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        shape = tuple(x.shape[:2])
+        ys = {"influence": self._select(out, shape)}
+        for i in range(len(self.blocks or ())):
+            ys[f"l{i}.influence"] = self._select(seen.get(i), shape, f"layer {i}'s output")
+        for path, y in ys.items():
+            if not bool(torch.isfinite(y).all()):
+                raise ModelError(f"model: {self.name}'s output {path} is not finite (inf or NaN) on these inputs")
+        return ys
+
+    def _call(self, x):
         if self.kind == "hf":
             out = self.model(inputs_embeds=x, **self.kwargs)
         else:
@@ -259,23 +276,18 @@ class Call:
             except (RuntimeError, TypeError, ValueError, IndexError) as e:
                 raise ModelError(f"model: {self.name} failed on inputs of shape {tuple(arg.shape)}: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        shape = tuple(x.shape[:2])
-        ys = {"influence": self._select(out, shape)}
-        if self.layers:
-            hidden = out.get("hidden_states") if hasattr(out, "get") else None
-            if not hidden:
-                raise ModelError(f"layers: {self.name} returned no hidden_states")
-            ys.update({f"l{i}.influence": self._sequence(h, f"hidden_states[{i}]", shape)
-                       for i, h in enumerate(hidden)})
-        for path, y in ys.items():
-            if not bool(torch.isfinite(y).all()):
-                raise ModelError(f"model: {self.name}'s output {path} is not finite (inf or NaN) on these inputs")
-        return ys
+        return out
 
-    def _select(self, out, shape):
+    def _select(self, out, shape, layer: str | None = None):
         """The output measured: `output` (a key of a ModelOutput or dict, an index of a tuple),
-        by default last_hidden_state or the first tensor."""
-        torch, want = self.torch, self.output
+        by default last_hidden_state or the first tensor; a layer's output: its first tensor."""
+        torch, want = self.torch, None if layer else self.output
+        if layer:
+            out = next((v for v in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(v, torch.Tensor)),
+                       None)
+            if out is None:
+                raise ModelError(f"layers: {self.name}'s {layer} is not a tensor")
+            return self._sequence(out, layer, shape)
         if isinstance(out, torch.Tensor):
             if want is not None:
                 raise ModelError(f"output: {self.name} returns one tensor; output must be None, got {want!r}")
@@ -308,6 +320,15 @@ class Call:
             raise ModelError(f"model: {self.name} is not a sequence model: its {what} has shape "
                              f"{tuple(y.shape)}, expected {expect} with B = {shape[0]}, T = {shape[1]}")
         return y
+
+
+def layer_list(model) -> list:
+    """The model's layers: its top-most non-empty nn.ModuleList (Mamba's and RecurrentGemma's
+    `layers`, GPT-2's `h`, xLSTM's `blocks`); [] without one."""
+    torch = import_torch("layers")
+    lists = [(name.count("."), m) for name, m in model.named_modules()
+             if isinstance(m, torch.nn.ModuleList) and len(m)]
+    return list(min(lists, key=lambda d: d[0])[1]) if lists else []
 
 
 def float32_inside(model, inputs) -> bool:

@@ -159,7 +159,7 @@ def cells_page() -> str:
             "diagonal or Kronecker paths keep their fast path in the stack.", ""]
     out += _fields_table(cell_model(STACK)) + [""]
     out += [f"## {MODEL}", "", _first_paragraph(cell_model(MODEL).__doc__), "",
-            "Curves: the influence `influence` (and `l0.influence`, ... per layer with `layers: true`), lags 0..K-1, "
+            "Curves: the influence `influence` (and `l0.influence`, ... per layer's output with `layers: true`), lags 0..K-1, "
             "in curves.json's `influence` items; the memory paths `l0.memory`, ... of a Mamba, Mamba-2, "
             "RecurrentGemma or xLSTM model as series. The forms of `model` are on the [case file](case-file.md) page; "
             "see the [tutorial](../tutorials/hf-models.md).", ""]

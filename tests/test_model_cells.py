@@ -139,8 +139,7 @@ def test_inputs_of_the_wrong_width_and_tokens_for_a_model_without_embedding_are_
 
 def test_layers_and_memory_a_model_lacks_are_refused_when_validated(torch, tmp_path, inputs):
     lines = one_line(case([{"kind": "model", "model": LSTM, "layers": True}], {"inputs": "xs.npy"}), base_dir=tmp_path)
-    assert lines == ["cells[0].layers: needs a model that returns its hidden states (a Hugging Face model); LSTM "
-                     "does not"]
+    assert lines == ["cells[0].layers: needs a Hugging Face model with a list of layers; LSTM is not one"]
     lines = one_line(case([{"kind": "model", "model": LSTM, "memory": True}], {"inputs": "xs.npy"}), base_dir=tmp_path)
     assert len(lines) == 1 and lines[0].startswith("cells[0].memory: LSTM has no supported recurrence; supported: "
                                                    "MambaMixer (Mamba)")
@@ -254,3 +253,14 @@ def test_the_shipped_case_without_transformers_is_one_line_and_every_other_case_
     others = [str(p) for p in sorted(cases.glob("*.yaml")) if "kind: model" not in p.read_text()]
     res = CliRunner().invoke(main, ["validate", *others])
     assert res.exit_code == 0 and res.output.count("ok: ") == len(others), res.output
+
+
+def test_layers_measure_each_layers_output_beside_its_memory_path(hf, tmp_path):
+    from diagnostics.run.runner import compute
+    mamba2(tmp_path)
+    np.save(tmp_path / "emb.npy", np.random.default_rng(0).normal(size=(12, 2, 8)))
+    cells = [{"kind": "model", "label": "m2", "model": {"hf_folder": "m2"}, "layers": True}]
+    curves = compute(resolve(case(cells, {"inputs": "emb.npy", "norms": ["spectral"]}), base_dir=tmp_path),
+                     show=False).curves
+    assert [x.path for x in curves.influence] == ["influence", "l0.influence", "l1.influence"]
+    assert [s.path for s in curves.series] == ["l0.memory", "l1.memory"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DiagnosticsError
 from ..interop.memory import supported_mixers
-from ..interop.models import ModelError, is_hf, load_model
+from ..interop.models import ModelError, is_hf, layer_list, load_model
 from ..optional import import_torch
 
 
@@ -96,9 +96,9 @@ def build_model_cell(spec, base_dir: Path, seed) -> ModelCell:
         torch.manual_seed(draw)
         model = load_model({**form, "seed": draw} if "hf" in form else form, base=base_dir)
     hf = is_hf(model)
-    if spec.layers and not hf:
-        raise DiagnosticsError(f"layers: needs a model that returns its hidden states (a Hugging Face model); "
-                               f"{type(model).__name__} does not")
+    if spec.layers and not (hf and layer_list(model)):   # as lag_influence would refuse it, before it runs
+        raise DiagnosticsError(f"layers: needs a Hugging Face model with a list of layers; "
+                               f"{type(model).__name__} is not one")
     if spec.memory and not has_memory(model):
         try:
             supported_mixers(model)

@@ -253,7 +253,8 @@ def model_cell_model() -> type[BaseModel]:
         model=(ModelSpec, Field(description="one of " + "; ".join(MODEL_FORMS.values()))),
         output=(Optional[str], Field(None, description="the output measured when the model returns a tuple or a "
                                                        "ModelOutput; default last_hidden_state, or the first tensor")),
-        layers=(bool, Field(False, description="also every layer's hidden states (paths l{i}.influence)")),
+        layers=(bool, Field(False, description="also the output of each layer, block i of the model's layer list "
+                                               "(paths l{i}.influence; a Hugging Face model)")),
         memory=(Optional[bool], Field(None, description="also the memory paths l{i}.memory (Mamba, Mamba-2, "
                                                         "RecurrentGemma, xLSTM); default: when the model is one")))
 

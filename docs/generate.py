@@ -101,7 +101,7 @@ def commands_page() -> str:
 
 
 def case_file_page() -> str:
-    from diagnostics.run.schema import SGD, Adam, ProbeSpec, TrainSpec, case_model
+    from diagnostics.run.schema import SGD, Adam, Factory, HfFolder, HfModel, ProbeSpec, TrainSpec, case_model
     from diagnostics.tolerances import Tolerances
     model = case_model()
     out = [GENERATED, "# Case files", "",
@@ -114,6 +114,12 @@ def case_file_page() -> str:
                              ("train.optimizer: sgd", SGD, "train.optimizer."), ("probe", ProbeSpec, "probe."),
                              ("tolerances", Tolerances, "tolerances.")):
         out += ["", f"## {title}", ""] + _fields_table(m, skip=("kind",), prefix=prefix)
+    out += ["", "## cells[].model (a model cell)", "",
+            "A cell `{kind: model, model: ...}` names a whole sequence model instead of building one (its other "
+            "options: [cells](cells.md#model)); `model` is one of these three forms. A factory runs your code, "
+            "when the case is validated as when it runs."]
+    for m in (HfModel, HfFolder, Factory):
+        out += ["", f"### {_first_paragraph(m.__doc__)}", ""] + _fields_table(m, skip=(), prefix="model.")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -136,7 +142,7 @@ def cells_page() -> str:
     from diagnostics.cells import cell_kinds
     from diagnostics.cells.registry import cell_factory
     from diagnostics.options import INIT_KINDS
-    from diagnostics.run.schema import STACK, cell_model
+    from diagnostics.run.schema import MODEL, STACK, cell_model
     out = [GENERATED, "# Cells", "",
            "Every registered cell kind, with the options a case file (or `make_cell`) may give it and their "
            "defaults (`diag list` prints the same). A cell you register with `register_cell` is listed by `diag "
@@ -152,6 +158,12 @@ def cells_page() -> str:
             "its state, `l0.state`, `l0.memory`, ... (its paths) for one whose output is not fed back. A layer's "
             "diagonal or Kronecker paths keep their fast path in the stack.", ""]
     out += _fields_table(cell_model(STACK)) + [""]
+    out += [f"## {MODEL}", "", _first_paragraph(cell_model(MODEL).__doc__), "",
+            "Curves: the influence `influence` (and `l0.influence`, ... per layer's output with `layers: true`), lags 0..K-1, "
+            "in curves.json's `influence` items; the memory paths `l0.memory`, ... of a Mamba, Mamba-2, "
+            "RecurrentGemma or xLSTM model as series. The forms of `model` are on the [case file](case-file.md) page; "
+            "see the [tutorial](../tutorials/hf-models.md).", ""]
+    out += _fields_table(cell_model(MODEL)) + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -191,6 +203,9 @@ def shipped_cases_page() -> str:
     from diagnostics.run.spec import resolve
     rows = ["| case | task | cells (hidden) | training | probe | time (2 cores) |", "|---|---|---|---|---|---|"]
     for path in sorted((ROOT / "cases").glob("*.yaml")):
+        if "kind: model" in path.read_text(encoding="utf-8"):
+            rows.append(_model_case_row(path))   # read off the file: its models need transformers to build
+            continue
         spec = resolve(path)
         task = spec.task.sentence().split(";")[0]
         probe = f"{spec.plan.K} lags, {spec.plan.sequences} sequences"
@@ -201,6 +216,25 @@ def shipped_cases_page() -> str:
            "cases' own descriptions, one `diag run` with its report on the 2-core development machine. Each has a "
            "committed `--quick` baseline in `cases/baselines/` that the tests run against.", "", *rows]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _model_case_row(path: Path) -> str:
+    """A case with model cells, from its validated file (no model built): the models by form."""
+    import numpy as np
+
+    from diagnostics.run.spec import default_labels, validate_data
+    from diagnostics.yamlfile import read_yaml
+    case = validate_data(read_yaml(path))
+    p = case.probe
+    file = p.inputs_file or p.tokens_file
+    B = np.load(path.parent / file[0], mmap_mode="r").shape[1]
+    forms = [(getattr(c.model, "hf", None) or getattr(c.model, "hf_folder", None) or c.model.factory)
+             if c.kind == "model" else str(getattr(c, "hidden", "")) for c in case.cells]
+    cells = ", ".join(f"{lab} ({f})" for lab, f in zip(default_labels(case.cells), forms))
+    what = "embeddings" if p.inputs is not None else "token ids"
+    cols = [f"`{path.name}`", f"your own {what}: {file[0]}", cells, "none (model cells: trained by your own loop)",
+            f"{p.lags} lags, {min(p.sequences, B)} sequences", _time(case)]
+    return "| " + " | ".join(_md(c) for c in cols) + " |"
 
 
 def _cells(spec) -> str:
@@ -226,7 +260,7 @@ def _training(spec) -> str:
 
 
 def _time(spec) -> str:
-    m = re.search(r"((?:About|Under|A few)\b[^.;]*?) on 2 cores", spec.case.description)
+    m = re.search(r"((?:About|Under|A few)\b[^.;]*?) on 2 cores", getattr(spec, "case", spec).description)
     return m.group(1)[0].lower() + m.group(1)[1:] if m else "?"
 
 
@@ -235,7 +269,8 @@ def figures_page() -> str:
     out = [GENERATED, "# What each figure shows", "",
            "The run page draws these figures, in this order, each also saved as `figures/<name>.png`; a figure "
            "whose data the run does not have says why instead (figures 10 and 11 appear only with "
-           "`probe.sensitivity: true`). The captions are the page's own.", ""]
+           "`probe.sensitivity: true`, 12 and 13 only in a case with model cells, `kind: model`). The captions are "
+           "the page's own.", ""]
     for f in FIGURES:
         out += [f"## {f.title}", "", f"`figures/{f.slug}.png`", "", _md(f.caption), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -1,4 +1,5 @@
 """The case schema: the contract example, defaults, and one clear line per problem."""
+import importlib.util
 import json
 from pathlib import Path
 
@@ -219,6 +220,8 @@ def test_shipped_cases_validate_in_both_forms():
         lc = load_case(f)
         names.add(lc.case.name)
         assert "2 cores" in lc.case.description, f"{f}: description must say how long it takes"
+        if "kind: model" in f.read_text() and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+            continue   # its models are built to resolve it: the [hf] extra (test_model_cells.py without it)
         q = resolve(f, quick=True)
         assert q.plan.K <= QUICK["lags"] and q.plan.sequences <= QUICK["sequences"]
     assert len(names) == len(files)

@@ -21,6 +21,7 @@ import click
 
 from ..documents import CURVES, MODELS, RUN, json_schema, read_document
 from ..errors import fail
+from ..interop.models import ModelError
 from ..io import atomic_write_text
 from ..publish import ForeignFolder, refusal, replacing
 from ..version import __version__
@@ -137,6 +138,11 @@ def _run_one(spec, out: Path, *, update_baseline: bool, report: bool) -> int:
     except ForeignFolder as e:   # written into since _check_folders
         click.echo(f"error: {e}", err=True)
         return 2
+    except ModelError as e:
+        # a model cell refusing its inputs (not a sequence model, wrong width, an output not
+        # finite): bad input found only when it runs, a usage error
+        click.echo(f"error: {spec.path}: {e}; nothing written", err=True)
+        return 2
     except Exception as e:  # noqa: BLE001 - whole or not at all: nothing was swapped in
         _failed(spec, e, f"; {out / spec.folder_name} is as it was")
         if g is not None and g.status == "regression":   # what moved is still worth saying
@@ -173,6 +179,10 @@ def validate(cases):
         click.echo(f"ok: {spec.path}: {spec.name} ({spec.task.kind} task; cells: "
                    f"{', '.join(spec.labels)}{tr}; {spec.plan.K} lags; about {human(est.bytes)} "
                    f"and {est.flops:.1g} flops)")
+        # a model cell was built to validate it: say so, and that a factory ran the user's code
+        built = [f"{label} ({c.kind}, {c.source})" for label, c in zip(spec.labels, spec.cells) if c.state_size is None]
+        if built:
+            click.echo(f"    built the model cells to check them: {'; '.join(built)}")
 
 
 @main.command("list")

@@ -42,6 +42,7 @@ from .base import (
 from .curves import (
     Curves,
     Fit,
+    Influence,
     Lyapunov,
     PairsDiverged,
     Sensitivity,
@@ -58,7 +59,7 @@ MODELS: dict[str, type[Document]] = {"curves": Curves, "run": Run, "sweep": Swee
 _BY_FORMAT = {m.FORMAT: m for m in MODELS.values()}
 
 __all__ = ["CURVES", "RUN", "SWEEP", "SWEEP_RUN", "MODELS", "BadDocument", "Document", "Curves", "Fit", "Run", "Sweep",
-           "SweepRun", "SweepPoint", "Band", "PooledCurve", "Series", "Lyapunov", "Training", "Sensitivity", "SummaryRow", "SweepCell",
+           "SweepRun", "SweepPoint", "Band", "PooledCurve", "Series", "Influence", "Lyapunov", "Training", "Sensitivity", "SummaryRow", "SweepCell",
            "PairsDiverged", "SequencesDiverged", "all_diverged", "primary_norm", "decay_path", "DECAY_PATHS", "peek", "names_format",
            "read_document", "json_schema"]
 

@@ -139,6 +139,34 @@ class Series(Model):
         return all_diverged(self.forward_diverged)
 
 
+class Influence(Model):
+    """One input-to-output influence curve of a model cell (a whole sequence model named in the
+    case, diagnostics/interop): log10 ||d y<t> / d x<t-k>|| of its output y (`path` "influence",
+    or "l{i}.influence" for layer i's hidden states) against its input x k steps earlier, in
+    `norm`, per lag k in `lags` (0 = the direct term, 0..K-1). Not ||d a<t>/d a<t-k>||: the
+    input and output are the model's own, whatever its state. The fit is of the median over
+    `lags` (its horizon: the first lag 3 decades below lag 1)."""
+    OPTIONAL = WHEN_MEASURED = frozenset({"nonfinite", "estimated"})
+    cell: StrictStr = None
+    kind: StrictStr = None                 # the model's class name (MambaModel, LSTM, ...)
+    checkpoint: StrictInt = None
+    path: StrictStr = None
+    norm: StrictStr = None
+    lags: list[StrictInt] = _empty()
+    log10: Quantiles = Field(default_factory=Quantiles)
+    nonfinite: list[StrictInt] = _empty()
+    fit: Fit = Field(default_factory=Fit)
+    estimated: Optional[Estimate] = None   # absent for an exact curve
+
+    @property
+    def rows(self) -> int | None:
+        return None if self.estimated is None else self.estimated.rows
+
+    @property
+    def key(self) -> tuple[str, int, str, str]:
+        return self.cell, self.checkpoint, self.path, self.norm
+
+
 class Lyapunov(Model):
     """The largest Lyapunov exponents of the state along `path` (natural log per step, largest
     first; null: -inf, an exactly singular step, unless every trajectory diverged)."""
@@ -314,7 +342,7 @@ class Curves(Document):
     """The whole file. Items of one list are told apart by their key (cell, checkpoint, ...)."""
     FORMAT = CURVES
     FILE = "curves.json"
-    OPTIONAL = WHEN_MEASURED = frozenset({"sensitivity", "state_decay"})
+    OPTIONAL = WHEN_MEASURED = frozenset({"sensitivity", "state_decay", "influence", "float32_inside"})
 
     format: Literal["diag-curves/1"]
     case: StrictStr = None
@@ -331,6 +359,12 @@ class Curves(Document):
     # mLSTM, stacks of them), as the writer's cells said; absent when there are none, so files
     # of cells that have "a" are as before
     state_decay: list[StrictStr] = _empty()
+    # model cells (a sequence model named in the case): their input-to-output influence curves,
+    # with their own lags; absent when the case has none, so other files are as before
+    influence: list[Influence] = _empty()
+    # the model cells whose model computes in float32 inside even in a float64 copy (a tiny
+    # change of the input changes no output): their curves hold to float32 precision only
+    float32_inside: list[StrictStr] = _empty()
 
     # --- lookups: the one place a reader finds an item -----------------------------------------
     @property
@@ -375,6 +409,19 @@ class Curves(Document):
             paths.setdefault(s.cell, set()).add(s.path)
         own = {c: "state" if c in self.state_decay else "a" for c in paths}
         return {c: decay_path([own[c]] if own[c] in ps else []) for c, ps in paths.items()}
+
+    def influence_of(self, cell: str, checkpoint: int | None = None, path: str = "influence",
+                     norm: str | None = None) -> Influence | None:
+        """The influence curve of (cell, checkpoint, path, norm); the first checkpoint when None,
+        the primary norm of the influence curves when `norm` is None."""
+        norm = norm or primary_norm(sorted({x.norm for x in self.influence}))
+        return next((x for x in self.influence if (x.cell, x.path, x.norm) == (cell, path, norm)
+                     and (checkpoint is None or x.checkpoint == checkpoint)), None)
+
+    @property
+    def model_cells(self) -> list[str]:
+        """The cells measured as whole models (input-to-output influence), in order."""
+        return list(dict.fromkeys(x.cell for x in self.influence))
 
     def training_of(self, cell: str) -> Training | None:
         return next((t for t in self.training if t.cell == cell), None)
@@ -426,4 +473,12 @@ class Curves(Document):
                 final_loss=tr.loss_at(s.checkpoint) if tr is not None else None,
                 memoryless_loss=tr.memoryless_loss if tr is not None else None,
                 solved=tr.solved if last else None, diverged_at=tr.diverged_at if tr is not None else None))
+        # a model cell's row: the fit of its whole-model influence curve (no state, no training here)
+        for x in self.influence:
+            if x.path == "influence" and x.norm == norm:
+                rows.append(SummaryRow(cell=x.cell, kind=kinds.get(x.cell, x.kind), checkpoint=x.checkpoint,
+                                       factor=x.fit.factor, tau=x.fit.tau, horizon=x.fit.horizon, lyapunov_top=None,
+                                       fixed_point=False, nonfinite=max(x.nonfinite or [0]), forward_diverged=None,
+                                       lyapunov_diverged=None, final_loss=None, memoryless_loss=None, solved=None,
+                                       diverged_at=None))
         return rows

@@ -43,6 +43,13 @@ def is_module(obj) -> bool:
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 
+def holds_recurrent(module) -> bool:
+    """Is module an nn.RNN, GRU, LSTM or *Cell, or does it hold one? (What from_module reads.)"""
+    torch = import_torch("holds_recurrent")
+    kinds = (torch.nn.RNNBase, torch.nn.RNNCellBase)
+    return any(isinstance(m, kinds) for m in module.modules())
+
+
 def _recurrent(module, prefix, torch):
     """(name, the recurrent module): module itself, the one it holds, or the one under prefix."""
     kinds = (torch.nn.RNNBase, torch.nn.RNNCellBase)

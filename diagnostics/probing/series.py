@@ -45,6 +45,22 @@ def series_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> l
     return out
 
 
+def influence_items(label: str, kind: str, checkpoint: int, res, paths, norms) -> list[dict]:
+    """One `influence` item per (path, norm) of a model cell's lag_influence result (lags
+    0..K-1, its own): quantiles over anchors and sequences and the decay fit, as series_items."""
+    out = []
+    for path in paths:
+        for norm in norms:
+            s = pooled_summary(res.log10[(path, norm)])
+            out.append({"cell": label, "kind": kind, "checkpoint": int(checkpoint), "path": path, "norm": norm,
+                        "lags": [int(k) for k in res.lags],
+                        "log10": {k: s[k] for k in ("median", "q25", "q75", "min", "max")},
+                        "nonfinite": [int(c) for c in s["nonfinite"]],
+                        "fit": _fit(res.lags, s["median"])})
+            out[-1].update(_estimated(res, path, norm))
+    return out
+
+
 def _estimated(res, path: str, norm: str) -> dict:
     """{"estimated": ...} for a series the probe estimated (probing/estimator.py), else {}: how,
     and for the Frobenius estimate the median over pairs of each pair's interval per lag."""
@@ -76,6 +92,7 @@ def assemble(name: str, K: int, parts: dict[str, list]) -> Curves:
         doc[key] = parts.get(key, [])
     if parts.get("sensitivity"):
         doc["sensitivity"] = parts["sensitivity"]
-    if parts.get("state_decay"):
-        doc["state_decay"] = parts["state_decay"]
+    for key in ("state_decay", "influence", "float32_inside"):   # absent unless there is something to say
+        if parts.get(key):
+            doc[key] = parts[key]
     return Curves.built(doc, "curves.json as built")

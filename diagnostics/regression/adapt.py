@@ -3,6 +3,7 @@ documents.Curves), so a user's test can regression-check a cell without writing 
 
     curves = curves_from_probe(cell, params, xs, label="my lstm", lyapunov=4)
     curves = curves_from_result(probe(cell, params, xs), label="my lstm", kind="lstm")
+    curves = curves_from_model(mamba, xs, lags=50)     # any torch sequence model: its influence
 
 The series come from the same builder as `diag run`'s (curves.series_items: quantiles pooled
 over every anchor and sequence, the same fit), so a baseline written here reads like a case's
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..interop.influence import lag_influence
+from ..interop.memory import memory_paths, supported_mixers
+from ..interop.models import ModelError, is_hf
 from ..interop.torch import from_module, module_inputs
 from ..probing.core import probe
 from ..probing.lyapunov import lyapunov_run, state_path
-from ..run.curves import assemble, series_items
+from ..run.curves import assemble, influence_items, series_items
 
 
 def curves_from_result(res, *, label: str = "cell", kind: str = "cell", checkpoint: int = 0,
@@ -53,3 +57,40 @@ def curves_from_module(module, xs, *, layer=0, direction: str | None = None, lab
     xs = imp.inputs(module_inputs(module, xs), where="xs")
     label = label or f"{type(module).__name__.lower()}" + (f" {direction}" if direction else "")
     return curves_from_probe(imp.cell, imp.params, xs, label=label, **kwargs)
+
+
+def curves_from_model(model, xs, *, lags: int | None = None, label: str | None = None, name: str = "probe",
+                      anchors=None, norms=("spectral", "frobenius"), estimator: str = "exact", rows: int = 64, seed: int = 0,
+                      layers: bool = False, output=None, memory: bool | None = None) -> dict:
+    """diag-curves/1 curves of any torch sequence model on its own inputs xs (as it takes them):
+    its input-to-output influence log10 ||d y<t>/d x<t-k>|| (the `influence` items, lags
+    0..lags-1, interop.influence.lag_influence) and, for a model holding a selective recurrence
+    interop.memory reads (memory None: when it has one), its memory paths l{i}.memory as series.
+    lags None: every step of xs (to the last anchor)."""
+    lags = lags if lags is not None else min(anchors) if anchors else _steps(model, xs)
+    res = lag_influence(model, xs, lags, anchors=anchors, norms=norms, estimator=estimator, rows=rows, seed=seed,
+                        layers=layers, output=output)
+    label = label or res.model
+    parts = {"influence": influence_items(label, res.model, 0, res, res.paths, res.norms),
+             "float32_inside": [label] if res.float32_inside else []}
+    if memory or (memory is None and _has_memory(model)):
+        mem = memory_paths(model, xs, lags, anchors=anchors, norms=norms)
+        parts["series"] = series_items(label, res.model, 0, mem, mem.paths, mem.norms)
+        parts["float32_inside"] = [label] if res.float32_inside or mem.float32_inside else []
+    return assemble(name, lags, parts).to_data()
+
+
+def _has_memory(model) -> bool:
+    try:
+        supported_mixers(model)
+    except ModelError:
+        return False
+    return True
+
+
+def _steps(model, xs) -> int:
+    """The steps of xs as the model takes them (interop.models.Call's rule: batch-first for a
+    Hugging Face model or a module whose batch_first says so, else time-major)."""
+    shape = tuple(xs.shape)
+    batch_first = is_hf(model) or bool(getattr(model, "batch_first", False))
+    return int(shape[1] if batch_first and len(shape) == 3 else shape[0])

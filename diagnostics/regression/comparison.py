@@ -3,7 +3,8 @@
     cmp = compare(current, baseline, Tolerances())      # documents.Curves, or dicts checked into them
     cmp.ok, cmp.failing, print(cmp.table())
 
-Identity: a curve series is (cell, checkpoint, path, norm), a Lyapunov spectrum (cell,
+Identity: a curve series is (cell, checkpoint, path, norm), as is a model cell's influence curve
+(compared as a series, at its own lags 0..K-1), a Lyapunov spectrum (cell,
 checkpoint, path), a training record (cell), a sensitivity item (cell, checkpoint, kind,
 parameter): its per-lag curve and its total, "rms" and the `stats`, each within `decades`. Present on one side only -> a failing "missing" row.
 Each compared quantity gives ONE row holding its worst point, so the table says where it moved most.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..documents import Curves, Lyapunov, Sensitivity, Series, Training
+from ..documents import Curves, Influence, Lyapunov, Sensitivity, Series, Training
 from ..tolerances import Tolerances
 from .table import format_table
 
@@ -106,7 +107,7 @@ def _ident(k: tuple) -> str:
 def _label(kind: str, k: tuple) -> str:
     if kind == "sensitivity":          # (cell, checkpoint, "sensitivity" | "state", parameter)
         return f"{k[0]} ckpt={k[1]} " + (f"sensitivity/{k[3]}" if k[2] == "sensitivity" else str(k[2]))
-    return _ident(k) + {"series": "", "lyapunov": " lyapunov", "training": " training loss"}[kind]
+    return _ident(k) + {"series": "", "influence": "", "lyapunov": " lyapunov", "training": " training loss"}[kind]
 
 
 def _pair(cur: dict, base: dict, kind: str, rows: list[Row]):
@@ -158,9 +159,10 @@ def _half_width(s: Series, n: int) -> list[float]:
     return out + [0.0] * (n - len(out))
 
 
-def _widened_rows(label: str, bs: list, cs: list, widen: list[float], decades: float, key, rows: list[Row]) -> None:
+def _widened_rows(label: str, bs: list, cs: list, widen: list[float], decades: float, key, rows: list[Row],
+                  first: int = 1) -> None:
     """_curve_rows for an estimated curve: the tolerance at lag i is decades + widen[i]; the row
-    holds the lag that exceeds its tolerance most (or comes nearest to it)."""
+    holds the lag that exceeds its tolerance most (or comes nearest to it). `first`: the first lag."""
     if len(cs) != len(bs):
         rows.append(Row(label, "lags", None, f"{len(bs)} lags", f"{len(cs)} lags", None, None, False, key))
     worst = None
@@ -171,12 +173,26 @@ def _widened_rows(label: str, bs: list, cs: list, widen: list[float], decades: f
             worst = (d - t, i, bv, cv, t)
     if worst is not None:
         excess, i, bv, cv, t = worst
-        rows.append(Row(label, "point", i + 1, bv, cv, num_diff(bv, cv), t, excess <= 0, key))
+        rows.append(Row(label, "point", i + first, bv, cv, num_diff(bv, cv), t, excess <= 0, key))
 
 
-def _series_rows(k, c: Series, b: Series, tol: Tolerances, rows: list[Row]) -> None:
+def _influence_rows(k, c: Influence, b: Influence, tol: Tolerances, rows: list[Row]) -> None:
+    """An influence curve as a series, at its own lags (0..K-1); lags that differ fail."""
+    if c.lags != b.lags:
+        rows.append(Row(_ident(k), "lags", None, f"lags {_span(b.lags)}", f"lags {_span(c.lags)}", None, None, False,
+                        ("influence", *k)))
+    _series_rows(k, c, b, tol, rows, section="influence", first=b.lags[0] if b.lags else 0)
+
+
+def _span(lags: list) -> str:
+    return f"{lags[0]}..{lags[-1]}" if lags else "none"
+
+
+def _series_rows(k, c: Series, b: Series, tol: Tolerances, rows: list[Row], section: str = "series",
+                 first: int = 1) -> None:
+    """A curve (a series, lags from 1, or an influence curve from `first`) against its baseline."""
     name = _ident(k)
-    key = ("series", *k)
+    key = (section, *k)
     if _how(c) != _how(b) and not tol.mixed_estimators:
         # an estimate's own error is not a change of the model: not compared unless asked
         rows.append(Row(f"{name} estimator (mixed_estimators: true compares them)", "estimator", None,
@@ -187,17 +203,17 @@ def _series_rows(k, c: Series, b: Series, tol: Tolerances, rows: list[Row]) -> N
     for stat in tol.stats:
         if any(widen):
             _widened_rows(f"{name} (widened by the estimate's interval) {stat}", getattr(b.log10, stat),
-                          getattr(c.log10, stat), widen, tol.decades, key, rows)
+                          getattr(c.log10, stat), widen, tol.decades, key, rows, first)
         else:
             _curve_rows(f"{name} {stat}", "point", getattr(b.log10, stat), getattr(c.log10, stat), ZERO_LOG10,
-                        tol.decades, key, rows)
+                        tol.decades, key, rows, lag_of=lambda i: i + first)
     # diverged (sequence, anchor) pairs: any change in their count is a change of the run
     # (a file from before the count existed reads as all zeros)
     cn, bn = (list(x.nonfinite) or [0] * n for x in (c, b))
     moved = [i for i, (p, q) in enumerate(zip(bn, cn)) if p != q] or ([min(len(bn), len(cn))] if len(bn) != len(cn) else [])
     if moved:
         i = moved[0]
-        rows.append(Row(f"{name} nonfinite", "nonfinite", i + 1, bn[i] if i < len(bn) else None,
+        rows.append(Row(f"{name} nonfinite", "nonfinite", i + first, bn[i] if i < len(bn) else None,
                         cn[i] if i < len(cn) else None, None, 0, False, key))
     ok, d, t = _within(b.fit.slope, c.fit.slope, tol.slope_tol)
     rows.append(Row(f"{name} slope", "slope", None, b.fit.slope, c.fit.slope, d, t, ok, key))
@@ -271,8 +287,8 @@ def _training_rows(k, c: Training, b: Training, tol: Tolerances, rows: list[Row]
         rows.append(worst[1])
 
 
-SECTIONS = {"series": _series_rows, "lyapunov": _lyapunov_rows, "training": _training_rows,
-            "sensitivity": _sensitivity_rows}
+SECTIONS = {"series": _series_rows, "influence": _influence_rows, "lyapunov": _lyapunov_rows,
+            "training": _training_rows, "sensitivity": _sensitivity_rows}
 
 
 def compare(current: Curves | dict, baseline: Curves | dict, tol: Tolerances | None = None) -> Comparison:

@@ -37,7 +37,7 @@ def _slug(parts) -> str:
 
 
 def _title(section: str, ident: tuple) -> str:
-    if section == "series":
+    if section in ("series", "influence"):
         return f"{ident[0]}, checkpoint {ident[1]}, path {ident[2]}, {ident[3]} norm"
     if section == "lyapunov":
         return f"{ident[0]}, checkpoint {ident[1]}, Lyapunov spectrum of {ident[2]}"
@@ -55,13 +55,21 @@ def _worst(rows) -> str:
     return ", ".join(parts)
 
 
+def _lags(item, n: int) -> np.ndarray:
+    """The lags of a curve: an influence curve's own (from 0), a series' 1..n."""
+    own = getattr(item, "lags", None)
+    return np.asarray(own, dtype=float) if own and len(own) == n else np.arange(1, n + 1)
+
+
 def _series_fig(ax, base, cur, rows, tol) -> None:
+    influence = False
     for item, colour, who in ((base, BASE, "baseline"), (cur, CUR, "current")):
         if item is None:
             continue
+        influence = influence or hasattr(item, "lags")
         lg = item.log10
         med = _arr(lg.median)
-        k = np.arange(1, med.size + 1)
+        k = _lags(item, med.size)
         if who == "baseline":
             q25, q75 = _arr(lg.q25), _arr(lg.q75)
             if q25.size == med.size == q75.size:
@@ -72,12 +80,14 @@ def _series_fig(ax, base, cur, rows, tol) -> None:
         else:
             for q in (_arr(lg.q25), _arr(lg.q75)):
                 if q.size:
-                    ax.plot(np.arange(1, q.size + 1), q, color=colour, lw=0.8, ls=":")
+                    ax.plot(_lags(item, q.size), q, color=colour, lw=0.8, ls=":")
             ax.plot(k, med, color=colour, lw=1.8, label="current median (dotted: q25, q75)")
     for lag in sorted({r.lag for r in rows if r.what == "point" and isinstance(r.lag, int)}):
         ax.axvline(lag, color="0.4", lw=0.8, ls="-.")     # where each failing statistic moved most
     ax.set_xlabel("lag k (steps)")
-    ax.set_ylabel("log10 ‖∂state⟨t⟩/∂state⟨t−k⟩‖")
+    # a model's influence is of its output on its input, not of a state on itself
+    ax.set_ylabel("log10 ‖∂y⟨t⟩/∂x⟨t−k⟩‖ (input-to-output influence)" if influence
+                  else "log10 ‖∂state⟨t⟩/∂state⟨t−k⟩‖")
 
 
 def _lyapunov_fig(ax, base, cur, rows, tol) -> None:
@@ -115,7 +125,7 @@ def _training_fig(ax, base, cur, rows, tol) -> None:
     ax.set_ylabel("loss")
 
 
-KINDS = {"series": _series_fig, "lyapunov": _lyapunov_fig, "training": _training_fig}
+KINDS = {"series": _series_fig, "influence": _series_fig, "lyapunov": _lyapunov_fig, "training": _training_fig}
 
 
 def write_overlays(comparison: Comparison, current: Curves | dict, baseline: Curves | dict, out_dir) -> list[Path]:

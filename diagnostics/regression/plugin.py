@@ -5,6 +5,7 @@
         gradient_curves.check(probe(cell, params, xs), label="lstm", kind="lstm")  # a ProbeResult
         gradient_curves.check(curves_dict, basename="mine")    # or any diag-curves/1 dict
         gradient_curves.check(nn.LSTM(2, 16), xs)               # a torch module on its own inputs
+        gradient_curves.check(mamba_model, xs, lags=50)         # any other sequence model: its influence
 
     def test_quickstart(gradient_curves):
         gradient_curves.check_case("cases/quickstart.yaml", quick=True)
@@ -70,8 +71,13 @@ class GradientCurves:
     def check(self, data, xs=None, basename: str | None = None, tol=None, **probe_kwargs):
         """Check `data` -- a diag-curves/1 dict, a ProbeResult (`probe_kwargs`: label, kind,
         checkpoint), a (cell, params, xs) tuple probed with `probe_kwargs` (label, lags, norms,
-        paths, lyapunov), or a torch nn.RNN/GRU/LSTM (or *Cell) probed on its inputs `xs`
-        (`probe_kwargs` also: layer, direction) -- against the stored baseline.
+        paths, lyapunov), a torch nn.RNN/GRU/LSTM (or *Cell, or a module holding one) probed on
+        its inputs `xs` (`probe_kwargs` also: layer, direction), or any other torch sequence
+        model (a Hugging Face Mamba, Mamba2, RecurrentGemma, xLSTM, GPT-2, your own module; or
+        any module with influence=True) measured on `xs` as it takes them by its input-to-output
+        influence and, for the selective recurrences, memory paths (regression.adapt.curves_from_model;
+        `probe_kwargs`: lags (default: every step of xs), label, anchors, norms, estimator, rows,
+        seed, layers, output, memory) -- against the stored baseline.
         Returns the Comparison (fails the test on a regression or a missing baseline)."""
         from ..documents import Curves
         from ..tolerances import Tolerances
@@ -80,11 +86,14 @@ class GradientCurves:
         if isinstance(xs, str) and basename is None:   # check(curves, "name"): the old position
             xs, basename = None, xs
         if xs is not None:   # a torch module; torch is imported only on this branch
-            from ..interop.torch import is_module
-            from .adapt import curves_from_module
+            from ..interop.torch import holds_recurrent, is_module
+            from .adapt import curves_from_model, curves_from_module
             if not is_module(data):
                 raise TypeError(f"gradient_curves.check: inputs xs go with a torch module, got {type(data).__name__}")
-            data = curves_from_module(data, xs, name=basename or self._default(), **probe_kwargs)
+            if probe_kwargs.pop("influence", False) or not holds_recurrent(data):
+                data = curves_from_model(data, xs, name=basename or self._default(), **probe_kwargs)
+            else:
+                data = curves_from_module(data, xs, name=basename or self._default(), **probe_kwargs)
         elif isinstance(data, (tuple, list)) and len(data) == 3:
             cell, params, xs = data
             data = curves_from_probe(cell, params, xs, name=basename or self._default(), **probe_kwargs)

@@ -69,7 +69,7 @@ class RunData:
         self.curves, self.run = Curves.of(self.curves, "curves"), Run.of(self.run, "run")
         self.lags = np.asarray(self.curves.lags, dtype=float)
         self.kinds = {c.label: c.kind for c in self.run.cells}
-        for s in self.curves.series:
+        for s in [*self.curves.series, *self.curves.influence]:
             self.kinds.setdefault(s.cell, s.kind)
         self.cells = list(self.kinds)  # run.json order first: colours stay stable across figures
         self.checkpoints = self.curves.checkpoints
@@ -108,6 +108,17 @@ class RunData:
         iv = None if e is None or e.interval is None else (log_array(e.interval.lo), log_array(e.interval.hi))
         return Curve(*(_no_value(log_array(q), gone) for q in (s.log10.median, s.log10.q25, s.log10.q75)), s.fit,
                      None if e is None else e.rows, None if e is None else e.value, iv)
+
+    def influence(self, cell: str, path: str = "influence", norm: str | None = None):
+        """(lags, Curve, kind) of a model cell's input-to-output influence (its own lags from 0), or None."""
+        x = self.curves.influence_of(cell, path=path, norm=norm or self.primary_norm)
+        if x is None:
+            return None
+        e = x.estimated
+        iv = None if e is None or e.interval is None else (log_array(e.interval.lo), log_array(e.interval.hi))
+        c = Curve(*(log_array(q) for q in (x.log10.median, x.log10.q25, x.log10.q75)), x.fit,
+                  None if e is None else e.rows, None if e is None else e.value, iv)
+        return np.asarray(x.lags, dtype=float), c, x.kind
 
     def paths_of(self, cell: str) -> list[str]:
         return self.curves.paths_of(cell)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import replace
+
 from . import figures_decay as fd
+from . import figures_influence as fi
 from . import figures_sensitivity as fs
 from . import figures_train as ft
 from . import select_sensitivity as ss
@@ -207,6 +210,42 @@ def select_norms(d: RunData):
             "title": f"Spectral against Frobenius norm of {_jac(d.decay_path(c) for c in cells)} ({d.when})"}
 
 
+def _has_models(d: RunData) -> bool:
+    """The case has model cells (their figures are left off every other page)."""
+    return bool(d.curves.influence)
+
+
+def select_influence(d: RunData):
+    curves = {}
+    for cell in d.curves.model_cells:
+        got = d.influence(cell)
+        if got is None:
+            continue
+        lags, c, kind = got
+        hz = c.fit.horizon
+        curves[cell] = {**_curve_dict(c), "lags": lags, "kind": kind, "rho": c.fit.factor,
+                        "fit_line": fit_line(lags, c.median, c.fit.slope),
+                        "horizon": float(hz) if hz is not None else None}
+    if not curves:
+        return f"No influence curve in the {d.primary_norm} norm in curves.json."
+    return {"curves": curves, "colours": cell_colours(d.cells), "norm": d.primary_norm,
+            "title": "Influence of the input k steps back on the output now"}
+
+
+def select_layer_memory(d: RunData):
+    cells = {}
+    for cell in d.curves.model_cells:
+        paths = [p for p in d.paths_of(cell) if p.endswith(".memory")]
+        curves = {p: _curve_dict(c) for p in paths if (c := d.curve(cell, 0, p)) is not None}
+        if curves:
+            cells[cell] = curves
+    if not cells:
+        return ("No model cell here is a selective recurrence the memory paths know (Mamba, Mamba-2, RecurrentGemma, "
+                "xLSTM), so there are no per-layer memory paths to show.")
+    return {"lags": d.lags, "cells": cells, "norm": d.primary_norm,
+            "title": "Memory paths of each selective layer, through its gates alone"}
+
+
 def _titled(fn, title):
     return lambda **kw: fn(title=title, **kw)
 
@@ -282,4 +321,31 @@ FIGURES: list[FigureSpec] = [
                "one-unit linear recurrences and LRUs with a unit input weight on gaussian or AR(1) inputs. A slope "
                "of −p on these axes is growth like (1 − |λ|²)^(−p): the curse of memory is a sensitivity that grows "
                "faster than the state.", ss.select_memory, fs.sensitivity_memory, applies=ss.asked),
+    FigureSpec("influence", "12. Input-to-output influence of the models",
+               "For each model cell (a whole sequence model named in the case: a Hugging Face model, or your own "
+               "module), the median over sequences of log10 ‖∂y<t>/∂x<t-k>‖: how much its output at the anchor step "
+               "t moves with its input k steps earlier, lag 0 being the direct term. This is the influence through "
+               "the whole model, every layer and path at once, not the state-to-state Jacobian ‖∂a<t>/∂a<t-k>‖ of "
+               "figure 1, and it is not comparable to it line for line. Dashed: the fitted geometric line; dotted: "
+               "the horizon (3 decades below lag 1). For a transformer it has no reason to fall with the lag: "
+               "attention reaches every earlier step directly.", select_influence, fi.influence_curves,
+               applies=_has_models),
+    FigureSpec("layer_memory", "13. Memory paths of the selective layers",
+               "For the models whose layers are selective recurrences (Mamba, Mamba-2, RecurrentGemma's RG-LRU, "
+               "xLSTM's mLSTM): per layer, the state-to-state factor k steps back through the gates alone, read "
+               "from the model's parameters and its activations on these inputs (exp(Δ A) per channel and state "
+               "coordinate; the RG-LRU's a; the forget gate per head). Spectral: the largest coordinate; Frobenius: "
+               "every state entry. It bounds how long one layer can hold an input, whatever the layers around it do.",
+               select_layer_memory, fi.layer_memory, applies=_has_models),
 ]
+
+
+def _has_cells(d: RunData) -> bool:
+    """The run has cells of diag's own (not only model cells): figures 1-9 are theirs."""
+    models = set(d.curves.model_cells)
+    return not models or any(c not in models for c in d.cells)
+
+
+# a page of model cells only leaves the cells' figures off, as a page without sensitivity does 10-11
+FIGURES = [replace(f, applies=_has_cells) if f.slug not in ("influence", "layer_memory") and not f.slug.startswith(
+    "sensitivity") else f for f in FIGURES]

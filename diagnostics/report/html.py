@@ -113,12 +113,18 @@ def _case_facts(d: RunData) -> list[tuple[str, str]]:
         opt = t.get("optimizer") or {}
         facts.append(("training", f"{t.get('steps')} steps, batch {t.get('batch')}, {opt.get('kind', '')} "
                       f"lr {opt.get('lr', '')}, clip {t.get('clip')}, probe at steps {', '.join(map(str, d.checkpoints))}"))
+    elif d.curves.model_cells and set(d.curves.model_cells) >= set(d.cells):
+        facts.append(("training", "none here: each model is measured with the weights it was given"))
     else:
         facts.append(("training", "none (the probe ran on " + ("the imported weights of " + ", ".join(imported)
                       + (" and the initial weights of the others)" if len(imported) < len(d.cells) else ")")
                       if imported else "the initial weights)")))
     for label, source in imported.items():
         facts.append((f"weights of {label}", source))
+    for label in d.curves.model_cells:
+        source = d.cell_options(label).get("source")
+        if source:
+            facts.append((f"model {label}", source))
     probe = case.get("probe") or {}
     if probe:
         facts.append(("probe", settings_text({k: v for k, v in probe.items() if not isinstance(v, dict)})))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..documents import Curves, Series, SummaryRow
+from ..documents import Curves, Influence, Series, SummaryRow
 
 WITHIN = 1.0   # decades: "stays within one decade of lag 1"
 
@@ -56,9 +56,10 @@ def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]
     initialisation)."""
     curves = Curves.of(curves, "curves")
     norm = curves.primary_norm
-    rows = _last_rows(summary)
+    models = set(curves.model_cells)     # their rows are of the influence: said apart, never as ∂a/∂a
+    rows = {c: r for c, r in _last_rows(summary).items() if c not in models}
     if not rows:
-        return []
+        return _influence_sentences(curves)
     ck = max(r.checkpoint for r in rows.values())
     K = len(curves.lags)
     if ck > 0:
@@ -117,6 +118,31 @@ def opening(curves: Curves, summary: list[SummaryRow], imported=()) -> list[str]
         out.append(f"The {_join(idle)} {'keeps its' if one else 'keep their'} gradient within one decade over the "
                    f"{K} lags yet stay{'s' if one else ''} at the memoryless loss: a slowly decaying gradient "
                    "is necessary for learning a long dependency, not sufficient.")
+    return out + _influence_sentences(curves)
+
+
+def _influence_sentences(curves: Curves) -> list[str]:
+    """The model cells' input-to-output influence ‖∂y<t>/∂x<t-k>‖ (their own lags from 0): how
+    each whole-model curve moves from lag 1 to its last lag, and the slowest and fastest fit."""
+    items = [x for c in curves.model_cells if (x := curves.influence_of(c)) is not None]
+    if not items:
+        return []
+    lags, norm = items[0].lags, items[0].norm
+    ys = {x.cell if x.kind == x.cell else f"{x.cell} ({x.kind})": [(-math.inf if v is None else float(v)) for v in x.log10.median] for x in items}
+    # from lag 1: lag 0 is the direct term, of another kind
+    ys = {name: y[1:] if len(y) > 1 else y for name, y in ys.items()}
+    phrases = _phrases(ys, [c for c, y in ys.items() if abs(y[-1] - y[0]) <= WITHIN], {})
+    est = _estimated({x.cell: x for x in items})
+    out = [f"Input to output, over lags {lags[0]}..{lags[-1]}, the whole-model influence ‖∂y<t>/∂x<t-k>‖ of the "
+           f"output on the input k steps back ({norm} norm, median over sequences{est}; not a state-to-state "
+           "Jacobian) " + _join(phrases) + "."]
+    fits = [x for x in items if x.fit.factor is not None and not math.isnan(x.fit.factor) and x.fit.factor < 1]
+    if len(fits) >= 2:
+        slow, fast = max(fits, key=lambda x: x.fit.factor), min(fits, key=lambda x: x.fit.factor)
+        hz = lambda x: (f"horizon {x.fit.horizon} steps" if x.fit.horizon is not None  # noqa: E731
+                        else f"no 3-decade fall within {lags[-1]} lags")
+        out.append(f"Of the decaying influence curves the slowest is the {slow.cell}'s (ρ = {slow.fit.factor:.3g} per "
+                   f"step, {hz(slow)}) and the fastest the {fast.cell}'s (ρ = {fast.fit.factor:.3g}, {hz(fast)}).")
     return out
 
 
@@ -219,6 +245,14 @@ def warnings(curves: Curves) -> list[str]:
     that diverged, and probes that sat at a fixed point."""
     curves = Curves.of(curves, "curves")
     out, told = [], set()
+    for cell in curves.float32_inside:
+        out.append(f"{cell}: the model computes in float32 inside even in its float64 copy (its forward casts to "
+                   "float32), so its curves hold to float32 precision (about 7 digits), not float64's.")
+    for x in curves.influence:
+        bad = max(x.nonfinite or [0])
+        if bad:
+            out.append(f"{x.cell} (path {x.path}, {x.norm} norm): up to {bad} (sequence, anchor) pairs of its influence "
+                       "were not a number; the quantiles are over the others.")
     for s in curves.series:
         n, of = s.diverged_pairs
         if n and (s.cell, s.checkpoint) not in told:

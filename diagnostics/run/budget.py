@@ -61,6 +61,12 @@ def estimate(spec) -> Estimate:
     stream = T_all * B * d * F8
     shared = [(stream, "the probe's input stream", _key([lag_key, ("probe.sequences", B, 16)]))]
     for i, cell in enumerate(spec.cells):
+        if cell.state_size is None:
+            # a model cell (run/models.py): its cost is its own forward and backward passes, which
+            # it does not state; what is counted here is the probe's share, the inputs
+            est.parts = est.parts or list(shared)
+            est.bytes = max(est.bytes, stream)
+            continue
         S, n = cell.state_size, cell.hidden
         hid = (f"cells[{i}].hidden", n, 32)
         paths = len(plan.paths[i])

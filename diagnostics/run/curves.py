@@ -49,7 +49,7 @@ from ..documents import Curves, SummaryRow, all_diverged
 from ..numfmt import fmt
 
 # the series builder and the document, shared with the training-loop monitor (interop layer)
-from ..probing.series import assemble, pooled_summary, series_items  # noqa: F401
+from ..probing.series import assemble, influence_items, pooled_summary, series_items  # noqa: F401
 
 
 def lyapunov_item(label: str, checkpoint: int, path: str, run, sequences: int) -> dict:

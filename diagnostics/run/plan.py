@@ -79,8 +79,8 @@ def make_plan(case, task, cells, given: tuple[int, int] | None = None) -> ProbeP
     stream: then the stream is those T steps (one "episode"), the sequences at most B."""
     p, T_ep = case.probe, int(task.length if given is None else given[0])
     K = int(default_lags(p, T_ep))
-    smallest = min(c.state_size for c in cells)
-    m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, smallest)
+    sizes = [c.state_size for c in cells if c.state_size is not None]   # a model cell has no state of diag's
+    m = p.lyapunov if p.lyapunov is not None else min(DEFAULT_LYAPUNOV, *sizes) if sizes else 0
     if given is not None:   # the user's T steps are the whole stream, one "episode"
         stream, sequences = T_ep, min(p.sequences, given[1])
         anchors = tuple(sorted(set(p.anchors))) if p.anchors else (T_ep,)
@@ -130,11 +130,11 @@ def plan_problems(case, task, cells, given: tuple[int, int] | None = None) -> li
             if x not in have:
                 out.append(f"probe.paths: {x!r} is not a path of any cell in this case (have: {', '.join(have)})")
         for i, c in enumerate(cells):   # a cell with none of them would have nothing to probe
-            if have and not set(p.paths) & set(c.paths) and set(p.paths) <= set(have):
+            if c.state_size is not None and have and not set(p.paths) & set(c.paths) and set(p.paths) <= set(have):
                 out.append(f"probe.paths: none of {list(p.paths)} is a path of cells[{i}] ({c.kind}: "
                            f"{', '.join(c.paths)})")
-    smallest = min(c.state_size for c in cells)
-    if p.lyapunov is not None and p.lyapunov > smallest:
+    smallest = min((c.state_size for c in cells if c.state_size is not None), default=None)
+    if p.lyapunov is not None and smallest is not None and p.lyapunov > smallest:
         out.append(f"probe.lyapunov: must be <= the smallest cell state size ({smallest}), got {p.lyapunov}")
     return out
 

@@ -29,13 +29,18 @@ import numpy as np
 from tqdm import tqdm
 
 from ..documents import Curves, Run, SummaryRow, primary_norm
+from ..interop.influence import lag_influence
+from ..interop.memory import memory_paths
+from ..interop.models import ModelError
 from ..probing.core import probe
+from ..probing.estimator import AUTO_WIDTH
 from ..probing.lyapunov import lyapunov_run, state_path
 from ..probing.metrics import pascanu_bound
 from ..publish import claim, replacing
 from ..sensitivity import state_sensitivity
 from ..training import train
 from . import curves as cv
+from .models import ModelCell, is_model_cell, model_inputs, token_inputs
 from .plan import ProbePlan
 from .runinfo import rounded_timings, run_document
 from .spec import RunSpec
@@ -126,6 +131,32 @@ def _tk_rows(cell, params, xs, plan: ProbePlan, path: str, norm: str, workers=No
     return rows
 
 
+def _model_estimator(plan: ProbePlan, cell: ModelCell) -> dict:
+    """lag_influence's estimator arguments: probe.estimator's (auto: the sketch for a model at
+    least AUTO_WIDTH wide, as for a path of the probe's)."""
+    kind, rows, seed = plan.estimator
+    if kind == "auto":
+        kind = "sketch" if (cell.width or 0) >= AUTO_WIDTH else "exact"
+    return {"estimator": kind, "rows": rows, "seed": seed}
+
+
+def _measure_model(spec: RunSpec, cell: ModelCell, label: str, xs, parts: dict) -> None:
+    """A model cell's influence items (lags 0..K-1) and, for the selective recurrences the
+    interop knows (or when the case asks), its memory paths as series (lags 1..K), on the
+    probe inputs (probe.inputs, or probe.tokens through the model's own embedding)."""
+    plan = spec.plan
+    x = (model_inputs(cell, xs[:plan.stream]) if spec.tokens is None
+         else token_inputs(cell, spec.tokens[:plan.stream, :plan.sequences]))
+    res = lag_influence(cell.model, x, plan.K, anchors=list(plan.anchors), norms=tuple(plan.norms),
+                        layers=cell.layers, output=cell.output, **_model_estimator(plan, cell))
+    parts["influence"] += cv.influence_items(label, cell.kind, 0, res, res.paths, plan.norms)
+    if res.float32_inside:
+        parts["float32_inside"].append(label)
+    if cell.memory:
+        mem = memory_paths(cell.model, x, plan.K, anchors=list(plan.anchors), norms=tuple(plan.norms))
+        parts["series"] += cv.series_items(label, cell.kind, 0, mem, mem.paths, plan.norms)
+
+
 def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> RunResult:
     """Everything the case asks for, in memory (nothing is written). `workers`: the probe's
     (probe() decides when None); `diag sweep` passes 1, its parallelism being across points."""
@@ -133,11 +164,21 @@ def compute(spec: RunSpec, *, show: bool = True, workers: int | None = None) -> 
     norm = primary_norm(plan.norms)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-    xs = probe_stream(task, plan, case.seed, show) if spec.inputs is None else spec.inputs[:, :plan.sequences]
-    parts: dict[str, list] = {k: [] for k in ("series", "lyapunov", "training", "grad_flow", "bounds",
-                                              "tk_map", "temporal_components", "sensitivity")}
+    xs = (spec.inputs[:, :plan.sequences] if spec.inputs is not None else None if spec.tokens is not None
+          else probe_stream(task, plan, case.seed, show))
+    parts: dict[str, list] = {k: [] for k in ("series", "lyapunov", "training", "grad_flow", "bounds", "tk_map",
+                                              "temporal_components", "sensitivity", "influence", "float32_inside")}
     lags = np.arange(1, plan.K + 1)
     for i, (cell, label) in enumerate(zip(spec.cells, spec.labels)):
+        if is_model_cell(cell):
+            t0 = time.perf_counter()
+            with _phase(f"{label}: influence", show):
+                try:
+                    _measure_model(spec, cell, label, xs, parts)
+                except ModelError as e:   # inputs it does not take, an output not finite: which cell
+                    raise ModelError([f"cells[{i}] ({label}): {line}" for line in e.lines]) from None
+            timings[f"probe {label}"] = time.perf_counter() - t0
+            continue
         feed = spec.feeds[i] if spec.feeds else None
         # a cell read from a weight file starts from those weights (and trains from them)
         params0 = feed.params if feed is not None else cell.init(np.random.default_rng([case.seed, INIT_SEED, i]))

@@ -157,6 +157,10 @@ class ProbeSpec(StrictModel):
         None, description="your own sequences, .npy or .npz (T, B, d) relative to the case file, or {path, key} "
                           "to pick one array of an .npz: they replace the task's stream for the probe and the "
                           "Lyapunov spectrum")
+    tokens: Optional[Union[str, InputsFile]] = Field(
+        None, description="token ids for the model cells, .npy or .npz of integers (T, B) relative to the case file, "
+                          "or {path, key}: each model reads them through its own input embedding, and the influence "
+                          "is measured from those embeddings (instead of probe.inputs)")
     # absent (None) is exact: a case without the key resolves, and so hashes (sweep point ids), as before it
     estimator: Optional[EstimatorSpec] = Field(None, description="how the dense paths are measured; default exact")
     sensitivity: bool = Field(
@@ -165,9 +169,18 @@ class ProbeSpec(StrictModel):
     @property
     def inputs_file(self) -> tuple[str, Optional[str]] | None:
         """(path, key) of probe.inputs in either form; None without it."""
-        if self.inputs is None:
-            return None
-        return (self.inputs, None) if isinstance(self.inputs, str) else (self.inputs.path, self.inputs.key)
+        return _file(self.inputs)
+
+    @property
+    def tokens_file(self) -> tuple[str, Optional[str]] | None:
+        """(path, key) of probe.tokens in either form; None without it."""
+        return _file(self.tokens)
+
+
+def _file(v) -> tuple[str, Optional[str]] | None:
+    if v is None:
+        return None
+    return (v, None) if isinstance(v, str) else (v.path, v.key)
 
 
 class WeightsSpec(StrictModel):
@@ -179,6 +192,71 @@ class WeightsSpec(StrictModel):
                                                     union_mode="left_to_right")
     direction: Optional[Literal["forward", "backward"]] = Field(
         None, description="of a bidirectional module (required there); backward runs over the reversed sequence")
+
+
+_FACTORY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def factory_name(v: str) -> str:
+    if not _FACTORY.fullmatch(v):
+        raise PydanticCustomError("factory", "must be 'package.module:function' (a module to import and a function in it)")
+    return v
+
+
+class HfModel(StrictModel):
+    """A Hugging Face model built from its class and config (random weights, seeded by the case)."""
+    hf: str = Field(description="class name in transformers, e.g. Mamba2Model")
+    config: dict[str, Any] = Field(default_factory=dict, description="the config's keyword arguments")
+
+
+class HfFolder(StrictModel):
+    """A Hugging Face model from a save_pretrained folder: config.json and model.safetensors (read
+    without executing code)."""
+    hf_folder: str = Field(description="the folder, relative to the case file")
+
+
+class Factory(StrictModel):
+    """A model built by your own Python function: it RUNS YOUR CODE (as a conftest.py does), when
+    the case is validated as when it runs; the module is imported with the case file's folder
+    first on sys.path."""
+    factory: Annotated[str, AfterValidator(factory_name)] = Field(
+        description="'package.module:function', called with `kwargs`; returns a torch nn.Module")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the function")
+
+
+MODEL_FORMS = {"hf": "{hf: CLASS, config: {...}}", "hf_folder": "{hf_folder: FOLDER}",
+               "factory": "{factory: 'package.module:function', kwargs: {...}}"}
+
+
+def _model_form(v) -> str | None:
+    """Which form a `model:` mapping is, told by its key; None: none of them."""
+    keys = v.keys() if isinstance(v, dict) else type(v).model_fields.keys() if isinstance(v, BaseModel) else ()
+    return next((k for k in MODEL_FORMS if k in keys), None)
+
+
+ModelSpec = Annotated[
+    Union[Annotated[HfModel, Tag("hf")], Annotated[HfFolder, Tag("hf_folder")], Annotated[Factory, Tag("factory")]],
+    Discriminator(_model_form, custom_error_type="model_form",
+                  custom_error_message="must be one of " + ", ".join(MODEL_FORMS.values()))]
+
+MODEL = "model"   # the kind of a cell that names a whole sequence model instead of building one
+
+
+def model_cell_model() -> type[BaseModel]:
+    """`kind: model`: a whole sequence model (a Hugging Face model, or any torch module from a
+    factory), measured by its input-to-output influence (diagnostics/interop), not built here."""
+    return create_model(
+        "cell_model", __base__=StrictModel,
+        __doc__="A whole sequence model named instead of built: a Hugging Face class and config, a save_pretrained "
+                "folder, or your factory function; its input-to-output influence per lag is measured.",
+        kind=(Literal[MODEL], Field(description="cell kind: model")), label=LABEL,
+        model=(ModelSpec, Field(description="one of " + "; ".join(MODEL_FORMS.values()))),
+        output=(Optional[str], Field(None, description="the output measured when the model returns a tuple or a "
+                                                       "ModelOutput; default last_hidden_state, or the first tensor")),
+        layers=(bool, Field(False, description="also the output of each layer, block i of the model's layer list "
+                                               "(paths l{i}.influence; a Hugging Face model)")),
+        memory=(Optional[bool], Field(None, description="also the memory paths l{i}.memory (Mamba, Mamba-2, "
+                                                        "RecurrentGemma, xLSTM); default: when the model is one")))
 
 
 IMPORTABLE = ("rnn", "gru", "lstm")   # kinds a weight file can hold (PyTorch's nn.RNN, nn.GRU, nn.LSTM)
@@ -213,6 +291,8 @@ def cell_model(kind: str, layer: bool = False) -> type[BaseModel]:
     (stack_model). `layer`: an entry of a stack's layers (no label, no weight file)."""
     if kind == STACK:
         return stack_model()
+    if kind == MODEL:
+        return model_cell_model()
     factory = cell_factory(kind)
     fields = {k: v for k, v in option_fields(factory).items() if k not in NOT_CELL_OPTIONS}
     doc = (getattr(factory, "__doc__", None) or f"a {kind} cell").strip().splitlines()[0]
@@ -238,8 +318,8 @@ def stack_model() -> type[BaseModel]:
 
 
 def cell_kinds_in_cases() -> list[str]:
-    """The kinds a case's `cells` may name: every registered cell kind, and stack."""
-    return cell_kinds() + [STACK]
+    """The kinds a case's `cells` may name: every registered cell kind, stack and model."""
+    return cell_kinds() + [STACK, MODEL]
 
 
 def task_model(kind: str) -> type[BaseModel]:

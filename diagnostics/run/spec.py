@@ -21,11 +21,13 @@ from pydantic import BaseModel, ValidationError
 
 from ..cells import Stacked, make_cell
 from ..errors import CaseError, DiagnosticsError, error_lines
+from ..optional import OptionalMissing
 from ..tasks import make_task
-from ..weights import WeightsError, load_weights, read_inputs
+from ..weights import WeightsError, load_weights, read_inputs, read_tokens
 from ..yamlfile import read_yaml
+from .models import build_model_cell, is_model_cell
 from .plan import ProbePlan, make_plan, plan_problems, quick_case
-from .schema import STACK, case_model, unknown_key
+from .schema import MODEL, STACK, case_model, unknown_key
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class RunSpec:
     plan: ProbePlan
     feeds: tuple = ()            # per cell: weights.Imported when read from a file, else None
     inputs: Any = None           # probe.inputs (T, B, d), replacing the task's stream
+    tokens: Any = None           # probe.tokens (T, B) ids, for the model cells (run/models.py)
 
     @property
     def name(self) -> str:
@@ -139,8 +142,14 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
     if case.train is not None and task.loss_kind is None:
         lines.append(f"train: the {task.kind} task has no targets to train on; remove `train` "
                      "(the probe then runs at initialisation)")
-    cells, feeds = [], []
+    cells, feeds, missing = [], [], {}
     for i, spec in enumerate(case.cells):
+        if spec.kind == MODEL:
+            feeds.append(None)
+            cell = _model(i, spec, case, base_dir, lines, missing)
+            if cell is not None:
+                cells.append(cell)
+            continue
         imp = _imported(i, spec, base_dir, lines) if getattr(spec, "weights", None) is not None else None
         feeds.append(imp)
         if imp is not None:
@@ -161,10 +170,16 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
                 _cell(spec, task.input_size, f"cells[{i}]", lines))
         if cell is not None:
             cells.append(cell)
-    inputs = None
+    # a dependency to install: one line for every model cell that needs it
+    lines += [f"{', '.join(f'cells[{i}]' for i in at)}: {hint}" for hint, at in missing.items()]
+    inputs = tokens = None
+    if not lines:
+        lines += _model_inputs_problems(case, cells)
     if not lines and case.probe.inputs is not None:
         inputs = _read_inputs(case, cells, feeds, base_dir, lines)
-    given = None if inputs is None else inputs.shape[:2]
+    if not lines and case.probe.tokens is not None:
+        tokens = _read_tokens(case, cells, base_dir, lines)
+    given = inputs.shape[:2] if inputs is not None else tokens.shape if tokens is not None else None
     if not lines:
         lines += plan_problems(case, task, cells, given)
     if lines:
@@ -173,7 +188,7 @@ def build(case: BaseModel, *, quick: bool = False, path: Path | None = None,
         case = quick_case(case, task.length if given is None else given[0])
     return RunSpec(case=case, path=path, base_dir=base_dir, quick=quick, labels=tuple(labels), task=task,
                    cells=tuple(cells), plan=make_plan(case, task, cells, given),
-                   feeds=tuple(feeds), inputs=inputs)
+                   feeds=tuple(feeds), inputs=inputs, tokens=tokens)
 
 
 def _cell(spec, input_size: int, key: str, lines: list[str]):
@@ -199,17 +214,62 @@ def _stack(spec, input_size: int, key: str, lines: list[str]):
     return Stacked(tuple(layers))
 
 
+def _model(i: int, spec, case, base_dir: Path, lines: list[str], missing: dict[str, list[int]]):
+    """cells[i], a `kind: model` entry, loaded (run/models.py: a factory runs the user's code),
+    or None with the problem said (a missing dependency's hint gathered in `missing`)."""
+    if case.train is not None:
+        lines.append(f"cells[{i}]: a model cell takes no `train:` (training it is your own loop; give the "
+                     "trained model's save_pretrained folder or factory instead); remove `train`")
+        return None
+    try:
+        return build_model_cell(spec, base_dir, [case.seed, 1, i])
+    except OptionalMissing as e:
+        missing.setdefault(e.lines[0], []).append(i)
+        return None
+    except DiagnosticsError as e:
+        lines += _prefixed(f"cells[{i}]", e)
+        return None
+
+
+def _model_inputs_problems(case, cells) -> list[str]:
+    """A model cell reads probe.inputs or probe.tokens (one of them); tokens feed model cells only."""
+    p, out = case.probe, []
+    models = [i for i, c in enumerate(cells) if is_model_cell(c)]
+    if p.inputs is not None and p.tokens is not None:
+        out.append("probe.tokens: give probe.inputs (embeddings) or probe.tokens (ids), not both")
+    elif models and p.inputs is None and p.tokens is None:
+        out.append(f"probe.inputs: cells[{models[0]}] is a model cell: give its inputs as probe.inputs (embeddings, "
+                   "(T, B, d)) or probe.tokens (ids, (T, B))")
+    elif p.tokens is not None:
+        out += [f"probe.tokens: cells[{i}] ({c.kind}) reads no tokens (only a model cell has an input embedding); "
+                "give probe.inputs instead" for i, c in enumerate(cells) if not is_model_cell(c)]
+        out += [f"probe.tokens: cells[{i}] ({cells[i].kind}) has no input embedding (get_input_embeddings); "
+                "give probe.inputs instead" for i in models if cells[i].vocab is None]
+    return out
+
+
+def _read_tokens(case, cells, base_dir: Path, lines: list[str]):
+    """probe.tokens, read and checked against every model's vocabulary."""
+    path, key = case.probe.tokens_file
+    try:
+        return read_tokens(base_dir / path, min(c.vocab for c in cells), key=key)
+    except WeightsError as e:
+        lines.append(f"probe.tokens: {e}")
+        return None
+
+
 def _read_inputs(case, cells, feeds, base_dir: Path, lines: list[str]):
     """probe.inputs, read and checked against every cell's input size (an imported cell takes
-    the model's own inputs and turns them into its own, see weights.Imported.inputs)."""
-    sizes = {f.input_size if f is not None else c.input_size for c, f in zip(cells, feeds)}
+    the model's own inputs and turns them into its own, see weights.Imported.inputs; a model
+    cell that does not state its width is not checked here, the measurement says)."""
+    sizes = {f.input_size if f is not None else c.input_size for c, f in zip(cells, feeds)} - {None}
     if len(sizes) > 1:
         lines.append(f"probe.inputs: the cells read different input sizes ({', '.join(map(str, sorted(sizes)))}); "
                      "one input file cannot feed them all")
         return None
     path, key = case.probe.inputs_file
     try:
-        return read_inputs(base_dir / path, sizes.pop(), key=key)
+        return read_inputs(base_dir / path, sizes.pop() if sizes else None, key=key)
     except WeightsError as e:
         lines.append(f"probe.inputs: {e}")
         return None

@@ -9,9 +9,9 @@ Reading .safetensors and .npz needs no torch; .pt/.pth/.bin do (torch.load, weig
 Every bad input raises WeightsError (a DiagnosticsError, so a ValueError) with a one-line message.
 """
 from .build import from_state_dict, load_weights
-from .files import WeightsError, check_inputs, read_inputs, read_state_dict
+from .files import WeightsError, check_inputs, read_inputs, read_state_dict, read_tokens
 from .imported import Imported
 from .modules import Found, find_modules
 
-__all__ = ["load_weights", "from_state_dict", "read_state_dict", "read_inputs", "check_inputs",
+__all__ = ["load_weights", "from_state_dict", "read_state_dict", "read_inputs", "read_tokens", "check_inputs",
            "find_modules", "Found", "Imported", "WeightsError"]

@@ -160,9 +160,31 @@ def _npz_array(p: Path, z, key: str) -> np.ndarray:
         raise WeightsError(f"{p}: array {key!r} is not readable ({first_line(e)})") from None
 
 
-def read_inputs(path, input_size: int, key: str | None = None) -> np.ndarray:
+def read_inputs(path, input_size: int | None, key: str | None = None) -> np.ndarray:
     """User sequences (T, B, d) = (steps, sequences, features) as float64, from .npy or .npz
-    (`key` names the array of an .npz holding several). Time-major, like the probe's xs."""
+    (`key` names the array of an .npz holding several). Time-major, like the probe's xs.
+    input_size None: any width (a model that states none)."""
+    p, key, a = _one_array(path, key)
+    where = f"{p}" + (f" [{key}]" if key is not None else "")
+    return check_inputs(a, input_size, where)
+
+
+def read_tokens(path, vocab: int | None, key: str | None = None) -> np.ndarray:
+    """Token ids (T, B) = (steps, sequences) as int64 from .npy or .npz, each in 0..vocab-1."""
+    p, key, a = _one_array(path, key)
+    where = f"{p}" + (f" [{key}]" if key is not None else "")
+    if not np.issubdtype(a.dtype, np.integer) or a.ndim != 2 or a.size == 0:
+        raise WeightsError(f"{where}: token ids must be integers of shape (T, B) = (steps, sequences), "
+                           f"got {a.dtype} of shape {a.shape}")
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or (vocab is not None and hi >= vocab):
+        raise WeightsError(f"{where}: token ids must lie in 0..{vocab - 1 if vocab is not None else 'the vocabulary'}"
+                           f" (the model's embedding), got {lo if lo < 0 else hi}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _one_array(path, key: str | None):
+    """(path, key, the array) of a .npy, or of the .npz array `key` (the only one when None)."""
     p = _existing(path)
     suffix = p.suffix.lower()
     if suffix == ".npy":
@@ -186,19 +208,18 @@ def read_inputs(path, input_size: int, key: str | None = None) -> np.ndarray:
             a = _npz_array(p, z, key)
     else:
         raise WeightsError(f"{p}: unknown inputs file type {suffix or '(no suffix)'!r}; expected .npy or .npz")
-    where = f"{p}" + (f" [{key}]" if key is not None else "")
-    return check_inputs(a, input_size, where)
+    return p, key, a
 
 
-def check_inputs(a: Any, input_size: int, where: str = "inputs") -> np.ndarray:
+def check_inputs(a: Any, input_size: int | None, where: str = "inputs") -> np.ndarray:
     """a as a (T, B, input_size) float64 array, or WeightsError naming `where` and the shape."""
     a = np.asarray(a)
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)) or a.dtype == bool:
         raise WeightsError(f"{where}: inputs must be numbers, got dtype {a.dtype}")
     if a.ndim != 3:
-        raise WeightsError(f"{where}: inputs must have 3 axes (T, B, {input_size}) = (steps, sequences, "
+        raise WeightsError(f"{where}: inputs must have 3 axes (T, B, {input_size or 'd'}) = (steps, sequences, "
                            f"features), got shape {a.shape}")
-    if a.shape[2] != input_size:
+    if input_size is not None and a.shape[2] != input_size:
         raise WeightsError(f"{where}: inputs have {a.shape[2]} features per step (shape {a.shape}), "
                            f"the model expects {input_size}")
     if a.shape[0] < 1 or a.shape[1] < 1:

@@ -220,7 +220,10 @@ class LagMonitor:
         self.closed, self.last, self._losses, self._seen, self._probed = False, None, [], None, set()
         self.norms = ("spectral", "frobenius")
         top = unwrap(model)
-        if prefix is None and is_module(top) and not holds_recurrent(top):
+        if not is_module(top):
+            raise MonitorError(f"LagMonitor: model: expected a torch nn.Module (a sequence model, or one holding an "
+                               f"nn.RNN, nn.GRU or nn.LSTM), got {type(top).__name__}")
+        if prefix is None and not holds_recurrent(top):
             identity = self._any_model(top, anchors, layer, direction)
         else:
             identity = self._recurrent_layer(top, prefix, anchors, layer, direction)

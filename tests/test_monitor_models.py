@@ -5,6 +5,10 @@ that step; monitoring changes nothing about the training; reopening appends; the
 and the adapters' scalars work on such a folder; bad input is one line at construction."""
 from __future__ import annotations
 
+import importlib.util
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -19,6 +23,7 @@ from diagnostics.interop.torch import LagMonitor, lag_influence, memory_paths  #
 from diagnostics.probing.series import pooled_summary  # noqa: E402
 
 T, B, LAGS = 10, 3, 6
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "tutorials" / "monitor.md"
 QUANTILES = ("median", "q25", "q75", "min", "max")
 
 
@@ -191,3 +196,87 @@ def test_bad_input_is_one_line_at_construction_and_writes_nothing(tmp_path, make
         make(tmp_path / "m")
     assert len(str(e.value).splitlines()) == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_the_tutorials_snippet_runs_and_records_what_it_says(tmp_path, monkeypatch):
+    """docs/tutorials/monitor.md, "Any other sequence model": its snippet as written."""
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.S)
+               if "Mamba2Model(" in c]
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(code, str(PAGE), "exec"), ns)
+    curves = Curves.read("out/mamba2")
+    assert curves.checkpoints == [0, 10, 20] and curves.float32_inside == ["Mamba2Model"]
+    assert {(x.path, tuple(x.lags)) for x in curves.influence} == {("influence", tuple(range(16)))}
+    assert {s.path for s in curves.series} == {"l0.memory", "l1.memory"}
+    fit = curves.influence_of("Mamba2Model", 20, "influence", "spectral").fit
+    assert ns["monitor"].last == {"step": 20, "horizon": fit.horizon, "decay_factor": fit.factor}
+    assert None not in curves.training[0].loss_at_checkpoints
+
+
+@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="the Trainer needs accelerate")
+def test_the_hf_trainer_callback_logs_the_influence_fit(tmp_path):
+    """A GPT-2 language model under a Trainer: its logits' influence is recorded, and on_log
+    adds the influence fit's horizon and decay factor to the logs the reporters get."""
+    import transformers as tf
+
+    from diagnostics.interop.hf import LagMonitorTrainerCallback
+
+    class Seen(tf.TrainerCallback):   # after the monitor's callback: the logs as reporters get them
+        logs: list = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.logs.append(dict(logs))
+
+    g = torch.Generator().manual_seed(2)
+    data = [{"inputs_embeds": torch.randn(T, hm.WIDTH, generator=g), "labels": torch.randint(0, 10, (T,), generator=g)}
+            for _ in range(32)]
+    torch.manual_seed(0)
+    model = tf.GPT2LMHeadModel(hm.CONFIGS["GPT2Model"]())
+    args = tf.TrainingArguments(output_dir=str(tmp_path / "trainer"), max_steps=8, per_device_train_batch_size=4,
+                                logging_steps=4, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True)
+    callback = LagMonitorTrainerCallback(_probe_batch(), tmp_path / "m", every=4, lags=4)
+    tf.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback, Seen()]).train()
+    curves = Curves.read(tmp_path / "m")
+    assert curves.checkpoints == [0, 4, 8] and curves.series == []
+    fit = curves.influence_of("GPT2LMHeadModel", 8, "influence", "spectral").fit
+    last = [x for x in Seen.logs if "lag_decay_factor" in x][-1]
+    assert last["lag_decay_factor"] == fit.factor and last.get("lag_horizon") == fit.horizon
+    # on_log follows on_step_end: the loss logged at step 4 falls in checkpoint 8's window
+    assert curves.training[0].loss_at_checkpoints[-1] == [x["loss"] for x in Seen.logs if "loss" in x][0]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lightning") is None, reason="lightning not installed")
+def test_the_lightning_callback_logs_the_influence_fit(tmp_path):
+    """A LightningModule around a Mamba-2 (batch_first, so the monitor lays the probe batch out
+    as its forward takes it): lag/decay_factor logged is the influence fit's."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from diagnostics.interop.lightning import LagMonitorCallback
+
+    class Lit(L.LightningModule):
+        batch_first = True
+
+        def __init__(self):
+            super().__init__()
+            self.net = hm.tiny("Mamba2Model")
+
+        def forward(self, x):
+            return self.net(inputs_embeds=x).last_hidden_state
+
+        def training_step(self, batch, batch_idx):
+            (x,) = batch
+            return ((self(x)[:, -1] - x[:, 0]) ** 2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+    trainer = L.Trainer(max_steps=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False,
+                        callbacks=[LagMonitorCallback(_probe_batch(), tmp_path / "m", every=4, lags=4)])
+    trainer.fit(Lit(), DataLoader(TensorDataset(torch.randn(32, T, hm.WIDTH)), batch_size=4))
+    curves = Curves.read(tmp_path / "m")
+    assert curves.checkpoints == [0, 4, 8] and curves.float32_inside == ["Lit"]
+    fit = curves.influence_of("Lit", 8, "influence", "spectral").fit
+    assert float(trainer.callback_metrics["lag/decay_factor"]) == pytest.approx(fit.factor, rel=1e-6)

@@ -280,3 +280,15 @@ def test_the_lightning_callback_logs_the_influence_fit(tmp_path):
     assert curves.checkpoints == [0, 4, 8] and curves.float32_inside == ["Lit"]
     fit = curves.influence_of("Lit", 8, "influence", "spectral").fit
     assert float(trainer.callback_metrics["lag/decay_factor"]) == pytest.approx(fit.factor, rel=1e-6)
+
+
+def test_weights_gone_non_finite_are_one_line_and_keep_the_finished_checkpoints(tmp_path):
+    model = hm.tiny("GPT2Model")
+    mon = LagMonitor(model, _probe_batch(), tmp_path / "m", every=1, lags=4)
+    mon.step(0)
+    with torch.no_grad():
+        model.ln_f.weight.fill_(float("nan"))
+    with pytest.raises(MonitorError, match=r"^LagMonitor: step 1: model: GPT2Model's output influence is not "
+                                           r"finite \(inf or NaN\) on these inputs$"):
+        mon.step(1)
+    assert Curves.read(tmp_path / "m").checkpoints == [0]

@@ -395,13 +395,16 @@ class LagMonitor:
 
     def _measure_model(self, step: int) -> Checkpoint:
         """Any other sequence model's influence (lags 0..lags-1) and memory paths (1..lags)."""
-        res = lag_influence(self.model, self.inputs, self.lags, anchors=self.anchors, norms=self.norms,
-                            **self._influence_estimator)
+        model = unwrap(self.model)
+        try:
+            res = lag_influence(model, self.inputs, self.lags, anchors=self.anchors, norms=self.norms,
+                                **self._influence_estimator)
+            mem = (memory_paths(model, self.inputs, self.lags, anchors=self.anchors, norms=self.norms)
+                   if self._memory else None)
+        except ModelError as e:   # weights gone non-finite in training: the finished checkpoints stay
+            raise MonitorError(f"LagMonitor: step {step}: {e}") from None
         influence = influence_items(self.label, self._kind, step, res, res.paths, self.norms)
-        series = []
-        if self._memory:
-            mem = memory_paths(self.model, self.inputs, self.lags, anchors=self.anchors, norms=self.norms)
-            series = series_items(self.label, self._kind, step, mem, mem.paths, self.norms)
+        series = [] if mem is None else series_items(self.label, self._kind, step, mem, mem.paths, self.norms)
         return Checkpoint(series, [], influence, res.float32_inside)
 
     def _window_loss(self) -> float | None:

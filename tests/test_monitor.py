@@ -211,9 +211,11 @@ def test_a_killed_run_leaves_a_readable_folder_that_reopening_appends_to(tmp_pat
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda out: LagMonitor(nn.Linear(3, 3), torch.randn(2, 5, 3), out),
-     r"^LagMonitor: model: Linear holds no recurrent module; expected an nn.RNN, .* \(other sequence models: "
-     r"lag_influence, memory_paths; the monitor does not record them yet\)$"),
+    (lambda out: LagMonitor(nn.Sequential(nn.LSTM(3, 4), nn.LSTM(4, 4)), torch.randn(5, 2, 3), out),
+     r"^LagMonitor: model: Sequential holds 2 recurrent modules \('0' \(LSTM\), '1' \(LSTM\)\); choose one "
+     r"with prefix$"),
+    (lambda out: LagMonitor(Net(), torch.randn(2, 5, 3), out, prefix="pre"),
+     r"^LagMonitor: model: no recurrent module named 'pre' in Net; found 'rnn'$"),
     (lambda out: LagMonitor(nn.LSTM(3, 4), torch.randn(5, 2, 7), out),
      r"^LagMonitor: inputs: .*3"),
     (lambda out: LagMonitor(Net(), torch.randn(2, 5, 9), out),

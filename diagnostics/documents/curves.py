@@ -377,11 +377,12 @@ class Curves(Document):
 
     @property
     def checkpoints(self) -> list[int]:
-        """Every probed checkpoint, in order."""
-        return sorted({s.checkpoint for s in self.series})
+        """Every probed checkpoint, in order (of the series and the influence curves: a monitored
+        model without memory paths has only the latter)."""
+        return sorted({x.checkpoint for x in [*self.series, *self.influence]})
 
     def checkpoints_of(self, cell: str) -> list[int]:
-        return sorted({s.checkpoint for s in self.series if s.cell == cell})
+        return sorted({x.checkpoint for x in [*self.series, *self.influence] if x.cell == cell})
 
     def series_for(self, cell: str, checkpoint: int, path: str | None = None,
                    norm: str | None = None) -> Series | None:
@@ -412,11 +413,12 @@ class Curves(Document):
 
     def influence_of(self, cell: str, checkpoint: int | None = None, path: str = "influence",
                      norm: str | None = None) -> Influence | None:
-        """The influence curve of (cell, checkpoint, path, norm); the first checkpoint when None,
-        the primary norm of the influence curves when `norm` is None."""
+        """The influence curve of (cell, checkpoint, path, norm); the cell's last checkpoint when
+        None, the primary norm of the influence curves when `norm` is None."""
         norm = norm or primary_norm(sorted({x.norm for x in self.influence}))
-        return next((x for x in self.influence if (x.cell, x.path, x.norm) == (cell, path, norm)
-                     and (checkpoint is None or x.checkpoint == checkpoint)), None)
+        found = [x for x in self.influence if (x.cell, x.path, x.norm) == (cell, path, norm)
+                 and (checkpoint is None or x.checkpoint == checkpoint)]
+        return max(found, key=lambda x: x.checkpoint, default=None)
 
     @property
     def model_cells(self) -> list[str]:
@@ -445,7 +447,8 @@ class Curves(Document):
         item up to it with its loss there (a baseline of one moment of a training: `diag check
         --checkpoint`, LagMonitor.save_baseline)."""
         update = {k: [x for x in getattr(self, k) if x.checkpoint == checkpoint]
-                  for k in ("series", "lyapunov", "grad_flow", "bounds", "tk_map", "temporal_components", "sensitivity")
+                  for k in ("series", "lyapunov", "grad_flow", "bounds", "tk_map", "temporal_components", "sensitivity",
+                            "influence")
                   if k in self.model_fields_set}
         update["training"] = [_training_at(t, checkpoint) for t in self.training if checkpoint in t.checkpoints]
         return self.model_copy(update=update)

@@ -2,7 +2,7 @@
 and run.json rewritten whole at each one. No torch here: what is recorded, not how it is probed.
 
     folder = MonitorFolder(out, Identity(...))   # refuses someone else's folder (one line)
-    folder.add(step, series, bounds, losses)     # one checkpoint; the folder swapped in whole
+    folder.add(step, *Checkpoint(series, bounds), loss=loss, seconds=s)   # the folder swapped in whole
 
 The folder follows publish.py's rule: it replaces only an absent or empty folder or one of this
 tool's runs, and each checkpoint swaps in a whole folder (a run killed at any moment leaves the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,6 +50,15 @@ class Identity:
     versions: dict
 
 
+class Checkpoint(NamedTuple):
+    """What one checkpoint adds: curves.json series and bounds, and for a model measured as a
+    whole (no recurrent layer) its influence items and whether it computes in float32 inside."""
+    series: list
+    bounds: list
+    influence: list | tuple = ()
+    float32_inside: bool = False
+
+
 class MonitorFolder:
     """The monitored run's documents in memory and on disk (see the module docstring)."""
 
@@ -57,6 +67,8 @@ class MonitorFolder:
         claim(self.out)   # ForeignFolder, one line, before the training starts
         self.series: list = []
         self.bounds: list = []
+        self.influence: list = []
+        self.float32_inside = False
         self.checkpoints: list[int] = []
         self.loss: dict[int, float | None] = {}
         self.seconds = 0.0
@@ -83,17 +95,23 @@ class MonitorFolder:
                 "choose another out, or the same settings to append")
         self.series = [s.model_dump(by_alias=True, exclude_unset=True) for s in curves.series]
         self.bounds = [b.model_dump(by_alias=True, exclude_unset=True) for b in curves.bounds]
-        self.checkpoints = sorted({s.checkpoint for s in curves.series})
+        self.influence = [x.model_dump(by_alias=True, exclude_unset=True) for x in curves.influence]
+        self.float32_inside = self.id.label in curves.float32_inside
+        self.checkpoints = curves.checkpoints
         for t in curves.training[:1]:
             self.loss = dict(zip(t.checkpoints, t.loss_at_checkpoints))
         self.seconds = float(run.timings.get("probe", 0.0))
         return True
 
     # --- one checkpoint -------------------------------------------------------------------------
-    def add(self, step: int, series: list[dict], bounds: list[dict], loss: float | None, seconds: float) -> Curves:
-        """Record checkpoint `step` (replacing one of the same step) and write the folder whole."""
+    def add(self, step: int, series: list[dict], bounds: list[dict], influence: list[dict] = (),
+            float32_inside: bool = False, *, loss: float | None, seconds: float) -> Curves:
+        """Record checkpoint `step` (its Checkpoint's fields; replacing one of the same step) and
+        write the folder whole."""
         self.series = [s for s in self.series if _step(s) != step] + series
         self.bounds = [b for b in self.bounds if _step(b) != step] + bounds
+        self.influence = [x for x in self.influence if _step(x) != step] + list(influence)
+        self.float32_inside = self.float32_inside or float32_inside
         self.checkpoints = sorted(set(self.checkpoints) | {step})
         self.loss[step] = loss
         self.seconds += seconds
@@ -103,7 +121,8 @@ class MonitorFolder:
         order = {c: i for i, c in enumerate(self.checkpoints)}
         key = lambda item: order[_step(item)]   # noqa: E731  (stable: paths and norms keep their order)
         parts = {"series": sorted(self.series, key=key), "bounds": sorted(self.bounds, key=key),
-                 "training": self._training()}
+                 "training": self._training(), "influence": sorted(self.influence, key=key),
+                 "float32_inside": [self.id.label] if self.float32_inside else []}
         return assemble(f"monitor {self.id.label}", self.id.plan["lags"], parts)
 
     def _training(self) -> list[dict]:
@@ -166,12 +185,13 @@ def _settings(plan: dict | None, est: dict) -> str:
                                                           if est.get("estimator") != "exact" else ""))
 
 
-def summary_of(series: list[dict], norms) -> dict:
-    """{"horizon", "decay_factor"} of a checkpoint's decay path ("a") in the primary norm: the
-    scalars the adapters log."""
+def summary_of(items: list[dict], norms) -> dict:
+    """{"horizon", "decay_factor"} of a checkpoint's decay path ("a"), or of a whole model's
+    input-to-output influence ("influence", no state path), in the primary norm: the scalars
+    the adapters log."""
     norm = primary_norm(norms)
-    for s in series:
-        if s["path"] == "a" and s["norm"] == norm:
+    for s in items:
+        if s["path"] in ("a", "influence") and s["norm"] == norm:
             return {"horizon": _num(s["fit"]["horizon"]), "decay_factor": _num(s["fit"]["factor"])}
     return {"horizon": None, "decay_factor": None}
 

@@ -24,13 +24,15 @@ import numpy as np
 from ..documents.run import MONITOR_SOURCE
 from ..optional import import_torch
 from ..probing.core import probe
+from ..probing.estimator import AUTO_WIDTH
 from ..probing.metrics import pascanu_bound
 from ..probing.parallel import single_threaded_blas
-from ..probing.series import series_items
+from ..probing.series import influence_items, series_items
 from ..weights import Imported, WeightsError, from_state_dict
 from .influence import lag_influence
-from .memory import memory_paths
-from .monitor import Identity, MonitorError, MonitorFolder, summary_of
+from .memory import memory_paths, supported_mixers
+from .models import Call, ModelError, float64_copy
+from .monitor import Checkpoint, Identity, MonitorError, MonitorFolder, summary_of
 
 __all__ = ["LagMonitor", "from_module", "lag_influence", "memory_paths", "module_inputs", "unwrap"]
 
@@ -170,7 +172,7 @@ def _first_line(e: BaseException) -> str:
 
 
 class LagMonitor:
-    """Lag curves of a model's recurrent layer, recorded while the user's own loop trains it.
+    """Lag curves of a model, recorded while the user's own loop trains it.
 
         with LagMonitor(model, probe_batch, "out/monitor", every=100) as monitor:
             for step, batch in enumerate(loader):
@@ -188,7 +190,21 @@ class LagMonitor:
     dropout is off). The model, its mode, its parameters' `.grad` and every random state are
     left as they were; under torch.distributed only rank 0 probes and writes. layer, direction:
     as from_module (default: every layer of a one-directional module, layer 0 forward of a
-    bidirectional one). The folder: diagnostics/interop/monitor.py.
+    bidirectional one).
+
+    Any other sequence model (a module holding no nn.RNN/GRU/LSTM: a Hugging Face Mamba,
+    Mamba-2, RecurrentGemma, xLSTM, GPT-2, or a module of one's own) gets its input-to-output
+    influence instead: at each checkpoint `lag_influence(model, inputs, lags, anchors=anchors,
+    estimator=estimator, rows=rows, seed=seed)` (lags 0..lags-1; `influence` items of
+    curves.json; "auto" is the sketch for inputs at least AUTO_WIDTH wide), and for the
+    selective families memory_paths knows, `memory_paths(model, inputs, lags)` (series
+    `l{i}.memory`, lags 1..lags), with the float32-inside note when the model computes in
+    float32 inside. `inputs`: one tensor as lag_influence takes it (a Hugging Face model:
+    batch-first (B, T, d) embeddings; another module: per its `batch_first` attribute, time-major
+    without one); one trial forward pass of a float64 copy checks them at construction. The
+    horizon and decay factor it returns (and the adapters log) are the influence fit's. The
+    same contract: a float64 CPU copy, the model, its mode, `.grad` and random states untouched.
+    The folder: diagnostics/interop/monitor.py.
     """
 
     def __init__(self, model, inputs, out, *, every=100, lags=64, anchors=None, estimator="exact", rows=64, seed=0,
@@ -202,25 +218,78 @@ class LagMonitor:
         self._torch, self.model, self.inputs = torch, model, inputs
         self.active = _is_rank0(torch)
         self.closed, self.last, self._losses, self._seen, self._probed = False, None, [], None, set()
+        self.norms = ("spectral", "frobenius")
+        top = unwrap(model)
+        if not is_module(top):
+            raise MonitorError(f"LagMonitor: model: expected a torch nn.Module (a sequence model, or one holding an "
+                               f"nn.RNN, nn.GRU or nn.LSTM), got {type(top).__name__}")
+        if prefix is None and not holds_recurrent(top):
+            identity = self._any_model(top, anchors, layer, direction)
+        else:
+            identity = self._recurrent_layer(top, prefix, anchors, layer, direction)
+        self.folder = MonitorFolder(out, identity) if self.active else None
+
+    # --- construction -------------------------------------------------------------------------
+    def _recurrent_layer(self, top, prefix, anchors, layer, direction) -> Identity:
+        """The nn.RNN/GRU/LSTM route: its state paths, probed as `diag run` probes a module."""
+        torch, self._rnn = self._torch, None
         try:
-            self._name, self._rnn = _recurrent(unwrap(model), prefix, torch)
-            kind = _kind(self._rnn, torch)
-        except WeightsError as e:   # any other sequence model: lag_influence / memory_paths, not recorded here yet
-            raise MonitorError("LagMonitor: model: " + str(e).removeprefix("from_module: ")
-                               + " (other sequence models: lag_influence, memory_paths; the monitor does not "
-                                 "record them yet)") from None
+            self._name, self._rnn = _recurrent(top, prefix, torch)
+            self._kind = _kind(self._rnn, torch)
+        except WeightsError as e:
+            raise MonitorError("LagMonitor: model: " + str(e).removeprefix("from_module: ")) from None
         bidi = bool(getattr(self._rnn, "bidirectional", False))
         self._layer = layer if layer is not None else (0 if bidi else "all")
         self._direction = direction if direction is not None or not bidi else "forward"
         with _Untouched(torch), single_threaded_blas():
             imp, xs = self._imported()
         self.anchors = self._anchors(anchors, xs.shape[0])
-        self.paths, self.norms = imp.cell.paths, ("spectral", "frobenius")
+        self.paths = imp.cell.paths
         self.label = (self._name or type(self._rnn).__name__).lower()
-        self._kind = kind
-        self.folder = MonitorFolder(out, self._identity(imp, xs)) if self.active else None
+        return self._identity(imp, xs)
 
-    # --- construction -------------------------------------------------------------------------
+    def _any_model(self, top, anchors, layer, direction) -> Identity:
+        """Any other sequence model: its influence, and memory paths for the selective families,
+        the inputs checked by one forward pass of a float64 CPU copy (the user's model is not run)."""
+        torch, self._rnn = self._torch, None
+        if layer is not None or direction is not None:
+            raise MonitorError(f"LagMonitor: layer, direction: choose a layer of an nn.RNN, nn.GRU or nn.LSTM; "
+                               f"{type(top).__name__} holds none")
+        if isinstance(self.inputs, (tuple, list)):
+            raise MonitorError(f"LagMonitor: inputs: {type(top).__name__} is measured on one tensor of inputs "
+                               f"(as lag_influence takes it); got a {type(self.inputs).__name__} of {len(self.inputs)}")
+        with _Untouched(torch), single_threaded_blas():
+            copy = float64_copy(top)
+            try:
+                call = Call(copy, self.inputs)
+                with torch.no_grad():
+                    call.forward(call.x)   # a finite sequence out, or one line
+            except ModelError as e:
+                raise MonitorError(f"LagMonitor: {e}") from None
+            except Exception as e:  # noqa: BLE001  (the user's forward: any error is theirs, said in one line)
+                raise MonitorError(f"LagMonitor: inputs: the model cannot take them ({_first_line(e)})") from None
+            try:
+                memory = [path for path, _ in supported_mixers(copy)]
+            except ModelError:   # not a selective family memory_paths knows: influence only
+                memory = []
+        self.anchors = self._anchors(anchors, call.T)
+        self.paths, self._memory = ("influence", *memory), bool(memory)
+        self.label, self._kind = type(top).__name__, type(top).__name__
+        kind = self.estimator["estimator"]
+        self._influence_estimator = {**self.estimator, "estimator": kind if kind != "auto" else
+                                     "sketch" if call.x.shape[2] >= AUTO_WIDTH else "exact"}
+        shapes = {k: list(v.shape) for k, v in top.state_dict().items()}
+        plan = self._plan(call.T, call.B)
+        source = f"{MONITOR_SOURCE}: {type(top).__name__}, input-to-output influence" + \
+            (f" and memory paths ({len(memory)} layers)" if memory else "") + ", in a training loop"
+        return Identity(self.label, self._kind, {"module": type(top).__name__, "shapes": shapes}, plan,
+                        dict(self.estimator), source, {"torch": self._torch.__version__})
+
+    def _plan(self, T: int, B: int) -> dict:
+        return {"lags": self.lags, "episode": T, "stream": T, "anchors": self.anchors, "tk_anchors": [],
+                "lyapunov": 0, "lyapunov_steps": 0, "sequences": B, "norms": list(self.norms), "sensitivity": False,
+                "paths": {self.label: list(self.paths)}}
+
     def _anchors(self, anchors, T: int) -> list[int]:
         anchors = [T] if anchors is None else list(anchors)
         if not anchors or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 1 <= a <= T
@@ -236,9 +305,7 @@ class LagMonitor:
         where = f" {self._name!r} in {type(unwrap(self.model)).__name__}" if self._name else ""
         options = {"module": type(self._rnn).__name__, "prefix": self._name or None, "layer": self._layer,
                    "direction": self._direction, "shapes": shapes}
-        plan = {"lags": self.lags, "episode": int(xs.shape[0]), "stream": int(xs.shape[0]), "anchors": self.anchors,
-                "tk_anchors": [], "lyapunov": 0, "lyapunov_steps": 0, "sequences": int(xs.shape[1]),
-                "norms": list(self.norms), "sensitivity": False, "paths": {self.label: list(self.paths)}}
+        plan = self._plan(int(xs.shape[0]), int(xs.shape[1]))
         source = f"{MONITOR_SOURCE}: nn.{type(self._rnn).__name__}{where} ({imp.source}), in a training loop"
         return Identity(self.label, self._kind, options, plan, dict(self.estimator), source,
                         {"torch": self._torch.__version__})
@@ -311,17 +378,34 @@ class LagMonitor:
         # one BLAS thread: the training's threads keep the cores (OpenBLAS's pool, left spinning
         # after a call beside torch's OpenMP threads, slowed the training itself on 2 cores)
         with _Untouched(self._torch), single_threaded_blas():
-            imp, xs = self._imported()
-            res = probe(imp.cell, imp.params, xs, lags=self.lags, anchors=self.anchors, paths=list(self.paths),
-                        norms=list(self.norms), workers=1, **self.estimator)
-            series = series_items(self.label, self._kind, step, res, self.paths, self.norms)
-            bound = pascanu_bound(imp.cell, imp.params, np.arange(1, self.lags + 1))
-            bounds = [] if bound is None else [{"cell": self.label, "checkpoint": step, "kind": "pascanu",
-                                                "log10": bound}]
-            self.folder.add(step, series, bounds, self._window_loss(), time.perf_counter() - t0)
+            items = self._measure(step) if self._rnn is not None else self._measure_model(step)
+            self.folder.add(step, *items, loss=self._window_loss(), seconds=time.perf_counter() - t0)
         self._probed.add(step)
-        self.last = {"step": step, **summary_of(series, self.norms)}
+        self.last = {"step": step, **summary_of([*items.series, *items.influence], self.norms)}
         return self.last
+
+    def _measure(self, step: int) -> Checkpoint:
+        """The recurrent layer's state paths and Pascanu bound at the current weights."""
+        imp, xs = self._imported()
+        res = probe(imp.cell, imp.params, xs, lags=self.lags, anchors=self.anchors, paths=list(self.paths),
+                    norms=list(self.norms), workers=1, **self.estimator)
+        bound = pascanu_bound(imp.cell, imp.params, np.arange(1, self.lags + 1))
+        bounds = [] if bound is None else [{"cell": self.label, "checkpoint": step, "kind": "pascanu", "log10": bound}]
+        return Checkpoint(series_items(self.label, self._kind, step, res, self.paths, self.norms), bounds)
+
+    def _measure_model(self, step: int) -> Checkpoint:
+        """Any other sequence model's influence (lags 0..lags-1) and memory paths (1..lags)."""
+        model = unwrap(self.model)
+        try:
+            res = lag_influence(model, self.inputs, self.lags, anchors=self.anchors, norms=self.norms,
+                                **self._influence_estimator)
+            mem = (memory_paths(model, self.inputs, self.lags, anchors=self.anchors, norms=self.norms)
+                   if self._memory else None)
+        except ModelError as e:   # weights gone non-finite in training: the finished checkpoints stay
+            raise MonitorError(f"LagMonitor: step {step}: {e}") from None
+        influence = influence_items(self.label, self._kind, step, res, res.paths, self.norms)
+        series = [] if mem is None else series_items(self.label, self._kind, step, mem, mem.paths, self.norms)
+        return Checkpoint(series, [], influence, res.float32_inside)
 
     def _window_loss(self) -> float | None:
         vals = [float(v) for v in self._losses]

@@ -109,8 +109,18 @@ class RunData:
         return Curve(*(_no_value(log_array(q), gone) for q in (s.log10.median, s.log10.q25, s.log10.q75)), s.fit,
                      None if e is None else e.rows, None if e is None else e.value, iv)
 
+    def fit(self, cell: str, checkpoint: int):
+        """The fit of the cell's decay curve at `checkpoint`, or of its whole-model influence
+        (a model cell, a monitored model), or None: what the tables and 3b read over training."""
+        c = self.curve(cell, checkpoint)
+        if c is not None:
+            return c.fit
+        x = self.curves.influence_of(cell, checkpoint, norm=self.primary_norm)
+        return None if x is None else x.fit
+
     def influence(self, cell: str, path: str = "influence", norm: str | None = None):
-        """(lags, Curve, kind) of a model cell's input-to-output influence (its own lags from 0), or None."""
+        """(lags, Curve, kind) of a model cell's input-to-output influence (its own lags from 0)
+        at its last checkpoint, or None."""
         x = self.curves.influence_of(cell, path=path, norm=norm or self.primary_norm)
         if x is None:
             return None

@@ -110,6 +110,9 @@ def select_checkpoints(d: RunData):
         by_ck = {ck: _curve_dict(c) for ck in shown if (c := d.curve(cell, ck)) is not None}
         if by_ck:
             cells[cell] = by_ck
+    if not cells:   # a monitored model: its influence has its own lags and figure
+        return ("No cell here has a decay curve of its state; the model's input-to-output influence at the last "
+                "checkpoint is in its own figure, and its fit over training in figure 3b.")
     return {"lags": d.lags, "cells": cells, "colours": checkpoint_colours(shown), "norm": d.primary_norm,
             "paths": {c: d.decay_path(c) for c in cells},
             "title": "How training moves the decay curve (median, 25–75 % band)"}
@@ -133,7 +136,7 @@ def select_fit_over_training(d: RunData):
         return "One checkpoint per cell: the horizon and decay factor are in the summary table."
     cells = {}
     for cell in d.cells:
-        fits = [(ck, c.fit) for ck in d.checkpoints if (c := d.curve(cell, ck)) is not None]
+        fits = [(ck, f) for ck in d.checkpoints if (f := d.fit(cell, ck)) is not None]
         if len(fits) >= 2:
             cells[cell] = {"step": [ck for ck, _ in fits], "horizon": [f.horizon for _, f in fits],
                            "factor": [f.factor for _, f in fits]}
@@ -236,7 +239,8 @@ def select_layer_memory(d: RunData):
     cells = {}
     for cell in d.curves.model_cells:
         paths = [p for p in d.paths_of(cell) if p.endswith(".memory")]
-        curves = {p: _curve_dict(c) for p in paths if (c := d.curve(cell, 0, p)) is not None}
+        ck = d.curves.checkpoints_of(cell)[-1]   # a monitored model's last checkpoint; a case's 0
+        curves = {p: _curve_dict(c) for p in paths if (c := d.curve(cell, ck, p)) is not None}
         if curves:
             cells[cell] = curves
     if not cells:
@@ -346,6 +350,12 @@ def _has_cells(d: RunData) -> bool:
     return not models or any(c not in models for c in d.cells)
 
 
+def _has_cells_or_training(d: RunData) -> bool:
+    """Figures 3b and 7 are also a monitored model's: its influence fit and loss over training."""
+    return _has_cells(d) or bool(d.curves.training)
+
+
 # a page of model cells only leaves the cells' figures off, as a page without sensitivity does 10-11
-FIGURES = [replace(f, applies=_has_cells) if f.slug not in ("influence", "layer_memory") and not f.slug.startswith(
-    "sensitivity") else f for f in FIGURES]
+FIGURES = [replace(f, applies=_has_cells_or_training if f.slug in ("fit_over_training", "training") else _has_cells)
+           if f.slug not in ("influence", "layer_memory") and not f.slug.startswith("sensitivity") else f
+           for f in FIGURES]

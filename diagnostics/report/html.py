@@ -81,8 +81,8 @@ def checkpoint_rows(d: RunData) -> list[dict]:
     for cell in d.cells:
         cols = []
         for ck in d.checkpoints:
-            c = d.curve(cell, ck)
-            factor, hz = (c.fit.factor, c.fit.horizon) if c else (None, None)
+            f = d.fit(cell, ck)
+            factor, hz = (f.factor, f.horizon) if f else (None, None)
             cols.append(f"{fmt(factor, '.4f', '—')} / {f'> {K}' if hz is None else fmt(hz, '.0f', '—')}")
         out.append({"cell": cell, "cols": cols})
     return out

@@ -144,7 +144,7 @@ def test_degenerate_run_renders_without_warnings(tmp_path):
         warnings.simplefilter("error")
         html = render_report(tmp_path).read_text(encoding="utf-8")
     assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == {
-        "decay", "checkpoints", "training", "lyapunov", "norms"}
+        "decay", "checkpoints", "fit_over_training", "training", "lyapunov", "norms"}
     assert "<td>ReLU RNN</td>" in html.replace('<td class="l">', "<td>")
     assert "tanh &lt;b&gt;RNN&lt;/b&gt; costs $5 or $x$" in html and "<b>RNN" not in html
 

@@ -10,7 +10,11 @@ from diagnostics.training import train
 TASKS = [("copy", {"delay": 20, "symbols": 5, "alphabet": 6}), ("adding", {"length": 50}),
          ("adding", {"length": 40, "variant": "hochreiter1997"}), ("temporal_order", {}),
          ("temporal_order", {"variant": "6b"}), ("latch", {"p": 30}), ("latch", {"p": 30, "noise": True}),
-         ("tariff_shock", {}), ("tariff_shock", {"process": "random_walk", "length": 40, "lag": 15})]
+         ("tariff_shock", {}), ("tariff_shock", {"process": "random_walk", "length": 40, "lag": 15}),
+         ("selective_copy", {"length": 24, "tokens": 3, "vocabulary": 6}), ("selective_copy", {}),
+         ("mqar", {"length": 20, "pairs": 4, "queries": 3, "vocabulary": 6}),
+         ("mqar", {"length": 12, "pairs": 2, "queries": 2, "vocabulary": 4}),
+         ("induction", {"length": 16, "vocabulary": 5}), ("induction", {})]
 IDS = [f"{k}-{o}" for k, o in TASKS]
 
 
@@ -26,7 +30,8 @@ def test_a_task_says_itself_in_a_sentence_and_a_cell_gives_its_options_as_data()
 def test_every_task_builds_from_its_defaults_and_samples_what_it_states():
     """task_options(kind) are the defaults its declaration validates to, and a task built from
     them samples batches of the length, input size and mask it states."""
-    assert set(task_kinds()) >= {"copy", "adding", "temporal_order", "latch", "tariff_shock", "none"}
+    assert set(task_kinds()) >= {"copy", "adding", "temporal_order", "latch", "tariff_shock", "none",
+                                 "selective_copy", "mqar", "induction"}
     for kind in task_kinds():
         task = make_task(kind)
         assert task.options() == task_options(kind) == make_task(kind, **task_options(kind)).options()
@@ -45,6 +50,13 @@ def test_every_task_builds_from_its_defaults_and_samples_what_it_states():
     ("tariff_shock", {"lag": 60}, "lag: must be smaller than length"),
     ("tariff_shock", {"reversion": 1.5}, "reversion: must be <= 0.999"),
     ("none", {"inputs": "ones"}, "inputs: must be one of zeros, gaussian or ar1, got 'ones'"),
+    ("selective_copy", {"length": 7, "tokens": 4}, "length: must be >= 2 x tokens = 8, got 7"),
+    ("selective_copy", {"vocabulary": 1}, "vocabulary: must be >= 2, got 1"),
+    ("mqar", {"pairs": 9, "vocabulary": 8}, "pairs: must be <= vocabulary = 8, got 9"),
+    ("mqar", {"pairs": 2, "queries": 3}, "queries: must be <= pairs = 2, got 3"),
+    ("mqar", {"length": 9, "pairs": 4, "queries": 2}, "length: must be >= 2 x pairs plus queries = 10, got 9"),
+    ("induction", {"vocabulary": 2}, "vocabulary: must be >= 3, got 2"),
+    ("induction", {"length": 3}, "length: must be >= 4, got 3"),
     ("nope", {}, "task kind: must be one of"),
 ])
 def test_bad_options_raise_one_line_errors(kind, opts, msg):
@@ -76,6 +88,50 @@ def test_latch_and_temporal_order_layouts():
     assert all(len(p) == 3 for p in xy)
     labels = [int("".join(str(sym[p, i] - 2) for p in xy[i]), 2) for i in range(50)]
     assert labels == list(b.targets[-1])
+
+
+def test_selective_copy_layout():
+    """K distinct positions in order among noise before the markers; the answers are the data
+    tokens in the order they came, scored at the markers only."""
+    t = make_task("selective_copy", length=12, tokens=3, vocabulary=5)
+    b = t.sample(np.random.default_rng(0), 200)
+    sym = b.inputs.argmax(-1)
+    assert b.inputs.shape == (12, 200, 7) and t.output_size == 5 and t.lag == 9
+    assert (sym[9:] == 6).all() and (b.mask[9:]).all() and not b.mask[:9].any()
+    for i in range(200):
+        data = sym[:9, i][sym[:9, i] > 0]
+        assert len(data) == 3 and list(b.targets[9:, i]) == list(data - 1)
+    starts = {int(np.nonzero(sym[:9, i])[0][0]) for i in range(200)}
+    assert len(starts) > 3      # the positions vary from sequence to sequence: selectivity is needed
+
+
+def test_mqar_layout():
+    """Distinct keys, each value after its key; every query is one of the stored keys (distinct),
+    answered with that key's value."""
+    t = make_task("mqar", length=14, pairs=3, queries=2, vocabulary=5)
+    b = t.sample(np.random.default_rng(1), 300)
+    sym = b.inputs.argmax(-1)
+    assert b.inputs.shape == (14, 300, 11) and t.output_size == 5
+    assert (b.mask.sum(axis=0) == 2).all() and not b.mask[:6].any()
+    for i in range(300):
+        keys, vals = sym[0:6:2, i], sym[1:6:2, i]
+        assert len(set(keys)) == 3 and (1 <= keys).all() and (keys <= 5).all() and (vals >= 6).all()
+        binding = dict(zip(keys, vals - 6))
+        q = np.nonzero(b.mask[:, i])[0]
+        assert len(set(sym[q, i])) == 2 and all(b.targets[s, i] == binding[sym[s, i]] for s in q)
+        assert (sym[6:, i][~b.mask[6:, i]] == 0).all()
+
+
+def test_induction_layout():
+    """A once in the first half followed by B != A, A again at the last step, nowhere else."""
+    t = make_task("induction", length=10, vocabulary=4)
+    b = t.sample(np.random.default_rng(2), 500)
+    sym = b.inputs.argmax(-1)
+    assert b.inputs.shape == (10, 500, 4) and b.mask[-1].all() and b.mask.sum() == 500
+    for i in range(500):
+        a = sym[-1, i]
+        at = np.nonzero(sym[:-1, i] == a)[0]
+        assert len(at) == 1 and at[0] < 5 and b.targets[-1, i] == sym[at[0] + 1, i] != a
 
 
 def test_none_task():
@@ -137,7 +193,9 @@ def test_tariff_news_memory_reaches_noise_floor(process):
 
 SMOKE = [("copy", {"delay": 3, "symbols": 2, "alphabet": 3}), ("adding", {"length": 8}),
          ("adding", {"length": 24, "variant": "hochreiter1997"}), ("temporal_order", {"length": 12}),
-         ("latch", {"p": 5}), ("tariff_shock", {"length": 12, "lag": 4})]
+         ("latch", {"p": 5}), ("tariff_shock", {"length": 12, "lag": 4}),
+         ("selective_copy", {"length": 6, "tokens": 2, "vocabulary": 3}),
+         ("mqar", {"length": 6, "pairs": 2, "queries": 2, "vocabulary": 3}), ("induction", {"length": 5, "vocabulary": 3})]
 
 
 @pytest.mark.parametrize("kind,opts", SMOKE, ids=[f"{k}-{o}" for k, o in SMOKE])

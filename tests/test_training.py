@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from diagnostics.cells import LSTM, make_cell
+from diagnostics.cells.stacked import Stacked
 from diagnostics.tasks import Batch, make_task
 from diagnostics.training import (
     clip_,
@@ -270,3 +271,38 @@ def test_a_subclass_of_the_lstm_trains_with_its_own_equations():
     for k in p:
         np.testing.assert_allclose(r1.checkpoint_params[5][k], r2.checkpoint_params[5][k], rtol=0, atol=1e-12)
     assert cell.kind == "lstm" and not supports(cell) and supports(make_cell("lstm", input_size=1, hidden=2))
+
+
+# each token task through a 2-layer stack of the selective-tasks study's cells (every cell once)
+TOKEN_CASES = [("selective_copy", {"length": 6, "tokens": 2, "vocabulary": 3},
+                (("mamba", {"d_state": 2}), ("gated_deltanet", {"heads": 1, "head_dim": 2}))),
+               ("mqar", {"length": 6, "pairs": 2, "queries": 2, "vocabulary": 3},
+                (("mamba2", {"d_state": 2, "heads": 2}), ("mlstm", {"heads": 2}))),
+               ("induction", {"length": 5, "vocabulary": 3}, (("lstm", {}), ("gru", {}))),
+               ("selective_copy", {"length": 5, "tokens": 2, "vocabulary": 2}, (("rglru", {"heads": 2}), ("lstm", {})))]
+
+
+@pytest.mark.parametrize("kind,opts,layers", TOKEN_CASES,
+                         ids=[f"{k}-{'-'.join(c for c, _ in ls)}" for k, _, ls in TOKEN_CASES])
+def test_bptt_on_the_token_tasks_matches_complex_step(kind, opts, layers):
+    """The classification read-out and loss of the token tasks (one-hot inputs, several scored
+    steps per sequence for selective_copy and mqar, the last step for induction), back-propagated
+    through 2-layer stacks of the cells of the selective-tasks study, against the complex step."""
+    rng = np.random.default_rng(5)
+    task = make_task(kind, **opts)
+    cells, inp = [], task.input_size
+    for k, o in layers:
+        c = make_cell(k, input_size=inp, hidden=4, **o)
+        cells.append(c)
+        inp = c.readout_size
+    cell = Stacked(tuple(cells))
+    params = cell.init(rng)
+    batch = task.sample(rng, 3)
+    ro = init_readout(rng, cell.readout_size, task.output_size)
+    ro["b_y"] = rng.standard_normal(task.output_size)
+    got = loss_and_grads(cell, params, ro, batch, task.loss_kind)
+    ref = reference_grads(cell, params, ro, batch, task.loss_kind)
+    flat_got = np.concatenate([got.grads[k].ravel() for k in sorted(ref)])
+    flat_ref = np.concatenate([ref[k].ravel() for k in sorted(ref)])
+    assert np.abs(flat_got - flat_ref).max() <= 1e-8 * np.abs(flat_ref).max()
+    assert got.loss == pytest.approx(float(full_loss(cell, params, ro, batch, task.loss_kind)), rel=1e-14)

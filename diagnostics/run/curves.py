@@ -37,8 +37,9 @@ of the pairs' log10 norms.
 Lyapunov `resolved`: per exponent whether it is signal or rounding (a dead relu unit's
 direction; diagnostics/probing/lyapunov.py): the regression compares resolved exponents only.
 A training item's `final_within` is the fraction of evaluation sequences whose answer is
-within the task's `within_tolerance` (adding: 0.04, the 1997 paper's measure), null for a
-task that states none.
+within the task's `within_tolerance` (adding: 0.04, the 1997 paper's measure), or for
+selective_copy and mqar (`sequence_exact`) whose every scored answer is right; null for a
+task that states neither.
 """
 from __future__ import annotations
 

@@ -18,8 +18,17 @@ from ..report.narrative import _join
 from .stats import overlap
 
 
+def _value(v) -> str:
+    """A varied value for a person: a whole tagged item (a task, a cell) as its kind and options,
+    `selective_copy (length 16, tokens 2)`, rather than a Python dict."""
+    if isinstance(v, dict) and "kind" in v:
+        rest = ", ".join(f"{k} {_value(x)}" for k, x in v.items() if k != "kind")
+        return f"{v['kind']} ({rest})" if rest else str(v["kind"])
+    return str(v)
+
+
 def setting(values: dict) -> str:
-    return ", ".join(f"{k.split('.')[-1]} = {v}" for k, v in values.items()) or "the base case"
+    return ", ".join(f"{k.split('.')[-1]} = {_value(v)}" for k, v in values.items()) or "the base case"
 
 
 def _count(c: SweepCell) -> str:
@@ -152,7 +161,8 @@ def markdown_table(doc: Sweep) -> str:
     doc = Sweep.of(doc, "sweep")
     within = any(c.within for g in doc.groups for c in g.cells)
     head = ["setting", "cell", "successes", "95% interval", "final loss: median [q25, q75]"]
-    head += ["within 0.04: median [q25, q75]"] if within else []
+    # the task's measure: within 0.04 for adding, every answer right for selective_copy and mqar
+    head += ["within: median [q25, q75]"] if within else []
     head += ["ρ (median)"]
     q = lambda d, spec: "–" if not d else f"{fmt(d.median, spec)} [{fmt(d.q25, spec)}, {fmt(d.q75, spec)}]"  # noqa: E731
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

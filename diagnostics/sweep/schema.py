@@ -117,7 +117,8 @@ class AccuracyAtLeast(StrictModel):
 class WithinAtLeast(StrictModel):
     kind: Literal["within_at_least"]
     value: Fraction = Field(
-        description="success: fraction of evaluation sequences within the task's tolerance >= this (adding: 0.04)")
+        description="success: fraction of evaluation sequences within the task's tolerance >= this (adding: 0.04; "
+                    "selective_copy, mqar: every answer right)")
 
     def document(self) -> dict:
         return {"kind": self.kind, "value": self.value,
@@ -127,9 +128,9 @@ class WithinAtLeast(StrictModel):
         return tr.final_within is not None and tr.final_within >= self.value
 
     def problem(self, task) -> str | None:
-        if getattr(task, "within_tolerance", None) is None:
+        if getattr(task, "within_tolerance", None) is None and not getattr(task, "sequence_exact", False):
             return (f"within_at_least needs a per-sequence tolerance, and the {task.kind} task states none "
-                    "(the adding task does: 0.04)")
+                    "(the adding task does: 0.04; selective_copy and mqar count sequences answered exactly)")
         return None
 
 

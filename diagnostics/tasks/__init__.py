@@ -10,8 +10,11 @@ from ..registry import Registry
 from .adding import AddingTask
 from .base import Batch, Task
 from .copy import CopyTask
+from .induction import InductionTask
 from .latch import LatchTask
+from .mqar import MQARTask
 from .none import NoneTask
+from .selective_copy import SelectiveCopyTask
 from .tariff_shock import TariffShockTask
 from .temporal_order import TemporalOrderTask
 
@@ -31,7 +34,8 @@ def registry_version() -> int:
     return TASKS.version
 
 
-for _cls in (CopyTask, AddingTask, TemporalOrderTask, LatchTask, TariffShockTask, NoneTask):
+for _cls in (CopyTask, AddingTask, TemporalOrderTask, LatchTask, TariffShockTask, SelectiveCopyTask, MQARTask,
+             InductionTask, NoneTask):
     register_task(_cls)
 
 
@@ -55,4 +59,5 @@ def make_task(kind: str, **options) -> Task:
 
 __all__ = ["Batch", "Task", "make_task", "register_task", "unregister_task", "task_kinds", "task_options",
            "task_class", "registry_version", "AddingTask",
-           "CopyTask", "LatchTask", "NoneTask", "TariffShockTask", "TemporalOrderTask"]
+           "CopyTask", "InductionTask", "LatchTask", "MQARTask", "NoneTask", "SelectiveCopyTask",
+           "TariffShockTask", "TemporalOrderTask"]

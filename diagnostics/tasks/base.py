@@ -44,6 +44,10 @@ class Task:
     # a squared-error task may state the per-sequence tolerance of its published success
     # measure; the trainer then records the fraction of evaluation sequences within it
     within_tolerance: ClassVar[float | None] = None
+    # a cross-entropy task that scores several answers per sequence may ask for the published
+    # success measure of selective copying and MQAR instead: `within` is then the fraction of
+    # evaluation sequences whose every scored answer is right
+    sequence_exact: ClassVar[bool] = False
 
     def __init__(self, **options):
         self.opts = MappingProxyType(validate(self.Options, options, what=f"{self.kind} tasks"))

@@ -49,7 +49,7 @@ class TrainResult:
     checkpoint_params: dict
     grad_flow: dict
     temporal_components: dict
-    final_within: float | None = None   # fraction of evaluation sequences within task.within_tolerance
+    final_within: float | None = None   # fraction of evaluation sequences within tolerance / all right
 
 
 def _check_schedule(name: str, sched, steps: int) -> list[int]:
@@ -69,8 +69,10 @@ def evaluate(cell, params, readout, task, batch) -> tuple[float, float | None]:
 
 def evaluate_all(cell, params, readout, task, batch) -> tuple[float, float | None, float | None]:
     """Loss, accuracy and the per-sequence `within` measure (None unless the task states a
-    tolerance): the fraction of scored answers whose every output is within
-    task.within_tolerance of its target, the 1997 paper's success count for the adding task."""
+    tolerance or asks for it): the fraction of scored answers whose every output is within
+    task.within_tolerance of its target, the 1997 paper's success count for the adding task;
+    for a `sequence_exact` cross-entropy task, the fraction of sequences whose every scored
+    answer is right (selective copying, MQAR)."""
     trace = unroll(cell, params, batch.inputs.astype(next(iter(params.values())).dtype))
     h, tm, bm = gather(trace.states[:, :, cell.blocks[cell.output_block]], batch.mask)
     y = readout_forward(readout, h)
@@ -80,6 +82,10 @@ def evaluate_all(cell, params, readout, task, batch) -> tuple[float, float | Non
     if tol is not None and task.loss_kind == "mse":
         err = np.abs(y - batch.targets[tm, bm])
         within = float((err < tol).all(axis=1).mean())   # NaN outputs compare False: not within
+    elif getattr(task, "sequence_exact", False) and task.loss_kind == "xent":
+        wrong = np.zeros(batch.mask.shape[1], dtype=bool)
+        np.logical_or.at(wrong, bm, y.argmax(axis=1) != batch.targets[tm, bm])
+        within = float((~wrong[np.any(batch.mask, axis=0)]).mean())
     return loss, acc, within
 
 

@@ -46,6 +46,16 @@ def test_a_factory_runs_with_its_kwargs_from_the_case_folder(tmp_path):
     assert sys.path == before
 
 
+def test_each_case_folder_runs_its_own_factory_module_of_the_same_name(tmp_path):
+    """Two case folders with a my_models.py each, in one process: the second is not the first's
+    module from sys.modules (it was, before: the second case measured the first's model)."""
+    for width in (3, 4):
+        d = tmp_path / f"case{width}"
+        d.mkdir()
+        (d / "my_models.py").write_text(f"import torch\n\ndef build():\n    return torch.nn.GRU({width}, 2)\n")
+        assert load_model({"factory": "my_models:build", "kwargs": {}}, base=d).input_size == width
+
+
 def folder(tmp_path, files: dict):
     d = tmp_path / "f"
     d.mkdir()

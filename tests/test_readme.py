@@ -26,17 +26,33 @@ def _blocks(lang: str) -> list[tuple[str, str]]:
 
 DOCTESTS = _blocks("pycon")
 PYTHON = _blocks("python")
-SCRIPTS = [(p, b) for p, b in PYTHON if "def test_" not in b]
+# pages whose blocks build on each other (one namespace, in order): the tests named here run
+# them as a reader would, so they are not run one at a time below
+RUN_IN_ORDER_BY = {"docs/tutorials/monitor.md": ("test_monitor_integrations.py", "test_monitor_models.py")}
+SCRIPTS = [(p, b) for p, b in PYTHON if "def test_" not in b and p not in RUN_IN_ORDER_BY]
 FIXTURE = [b for _, b in PYTHON if "def test_" in b]
 pytest_plugins = ["pytester"]
 
 
-def _needs_torch(block: str) -> bool:
-    return re.search(r"^\s*import torch|interop\.torch|torchfn", block, re.M) is not None
+def _needs(block: str) -> list[str]:
+    """The optional packages a block imports (its test skips cleanly without them)."""
+    torch = re.search(r"^\s*import torch|interop\.torch|torchfn", block, re.M) is not None
+    return ["torch"] * torch + [m for m in ("transformers", "lightning")
+                                if re.search(rf"^\s*(import|from) {m}\b", block, re.M)]
+
+
+def _in_a_copy_of_the_tree(tmp_path: Path) -> Path:
+    """tmp_path with the repository's folders linked in: a block reads cases/ or examples/ as
+    the page says, and what it writes (a monitor's out/, a report) lands in tmp_path, never in
+    the repository."""
+    for d in ROOT.iterdir():
+        if d.is_dir() and not d.name.startswith("."):
+            (tmp_path / d.name).symlink_to(d, target_is_directory=True)
+    return tmp_path
 
 
 def test_readme_has_examples():
-    assert any(p == "README.md" for p, _ in DOCTESTS) and len(DOCTESTS) >= 2 and SCRIPTS and len(FIXTURE) == 1
+    assert any(p == "README.md" for p, _ in DOCTESTS) and len(DOCTESTS) >= 2 and SCRIPTS and FIXTURE
 
 
 @pytest.mark.parametrize("i", range(len(DOCTESTS)), ids=[f"{p}:{i}" for i, (p, _) in enumerate(DOCTESTS)])
@@ -51,11 +67,11 @@ def test_readme_doctest(i, clean_registry, monkeypatch):
 
 
 @pytest.mark.parametrize("i", range(len(SCRIPTS)), ids=[f"{p}:{i}" for i, (p, _) in enumerate(SCRIPTS)])
-def test_readme_block_runs(i, clean_registry, capsys, monkeypatch):
+def test_readme_block_runs(i, clean_registry, capsys, monkeypatch, tmp_path):
     page, block = SCRIPTS[i]
-    if _needs_torch(block):
-        pytest.importorskip("torch")
-    monkeypatch.chdir(ROOT)
+    for module in _needs(block):
+        pytest.importorskip(module)
+    monkeypatch.chdir(_in_a_copy_of_the_tree(tmp_path))
     exec(compile(block, f"{page} python {i}", "exec"), {"__name__": f"readme_{i}"})
     out = capsys.readouterr().out
     # a block states what it prints in a comment on the print line or the line after it
@@ -69,19 +85,33 @@ def test_readme_block_runs(i, clean_registry, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_readme_fixture_snippet_runs_as_written(pytester):
-    """The fixture example is a complete test file: --diag-update writes its baselines, then a
-    plain run passes against them (it once failed with NameError: cell)."""
+@pytest.mark.parametrize("i", range(len(FIXTURE)), ids=[f"fixture{i}" for i in range(len(FIXTURE))])
+def test_readme_fixture_snippet_runs_as_written(pytester, i):
+    """Each fixture example is a complete test file, named in its first line: --diag-update
+    writes its baselines, then a plain run passes against them (one once failed with NameError:
+    cell)."""
+    block = FIXTURE[i]
+    for module in _needs(block):
+        pytest.importorskip(module)
+    name = re.match(r"# tests/(test_\w+)\.py\n", block).group(1)
     tests = pytester.path / "tests"
     tests.mkdir()
-    (tests / "test_mine.py").write_text(FIXTURE[0], encoding="utf-8")
+    (tests / f"{name}.py").write_text(block, encoding="utf-8")
     (pytester.path / "cases").mkdir()
     shutil.copy(ROOT / "cases" / "quickstart.yaml", pytester.path / "cases" / "quickstart.yaml")
+    n = len(re.findall(r"^def test_", block, re.M))
     first = pytester.runpytest_subprocess(str(tests), "--diag-update", "-p", "no:cacheprovider")
-    first.assert_outcomes(passed=2)
-    assert (tests / "test_mine" / "test_my_lstm.json").is_file()
+    first.assert_outcomes(passed=n)
+    assert len(list((tests / name).glob("test_*.json"))) == n
     again = pytester.runpytest_subprocess(str(tests), "-p", "no:cacheprovider")
-    again.assert_outcomes(passed=2)
+    again.assert_outcomes(passed=n)
+
+
+def test_pages_run_in_order_are_run_by_the_tests_named():
+    for page, tests in RUN_IN_ORDER_BY.items():
+        assert any(p == page for p, _ in PYTHON), page
+        for t in tests:
+            assert page in (ROOT / "tests" / t).read_text(encoding="utf-8").replace('" / "', "/"), (page, t)
 
 
 def test_readme_commands_exist():

@@ -114,6 +114,20 @@ def _from_folder(folder: Path):
                          f"{str(e).splitlines()[0]}") from None
 
 
+def _forget_if_elsewhere(mod_name: str, base) -> None:
+    """A module the case's folder holds but that was imported from elsewhere (another case's
+    folder of the same name, earlier in this process) is dropped from sys.modules, so this
+    case runs its own code, not a stale copy."""
+    top = mod_name.split(".")[0]
+    if base is None or not ((Path(base) / f"{top}.py").is_file() or (Path(base) / top).is_dir()):
+        return
+    where = getattr(sys.modules.get(top), "__file__", None)
+    if top in sys.modules and (where is None or Path(base).resolve() not in Path(where).resolve().parents):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+    importlib.invalidate_caches()   # a file written since the last import is seen
+
+
 def _from_factory(ref, kwargs, base):
     torch = import_torch("model.factory")
     if not isinstance(ref, str) or ref.count(":") != 1 or not all(ref.split(":")):
@@ -121,6 +135,7 @@ def _from_factory(ref, kwargs, base):
     if not isinstance(kwargs, dict):
         raise ModelError(f"model.kwargs: must be a mapping of keyword arguments, got {_short(kwargs)}")
     mod_name, fn_name = ref.split(":")
+    _forget_if_elsewhere(mod_name, base)
     added = base is not None and str(base) not in sys.path
     if added:   # the case's folder, as pytest's rootdir is for a conftest
         sys.path.insert(0, str(base))

@@ -217,11 +217,17 @@ def test_shipped_cases_validate_in_both_forms():
     assert len(files) >= 6, files
     names = set()
     for f in files:
+        if "kind: model" in f.read_text() and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+            # its models are built to load it: without the [hf] extra, one line with the install hint
+            with pytest.raises(CaseError, match=r"needs (torch and )?transformers: pip install 'gradient-diagnostics\[hf\]'$"):
+                load_case(f)
+            doc = yaml.safe_load(f.read_text())
+            names.add(doc["name"])
+            assert "2 cores" in doc["description"], f"{f}: description must say how long it takes"
+            continue
         lc = load_case(f)
         names.add(lc.case.name)
         assert "2 cores" in lc.case.description, f"{f}: description must say how long it takes"
-        if "kind: model" in f.read_text() and not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
-            continue   # its models are built to resolve it: the [hf] extra (test_model_cells.py without it)
         q = resolve(f, quick=True)
         assert q.plan.K <= QUICK["lags"] and q.plan.sequences <= QUICK["sequences"]
     assert len(names) == len(files)

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy.special import expit, logit
 
 from diagnostics.cells import check_cell, make_cell
@@ -352,6 +351,7 @@ def _torch_mamba(p, xs, E, N, R, K):
     """MambaMixer.slow_forward's maths over a whole sequence, in torch, from the parameters by
     name: Conv1d(groups=E, padding=K-1) cut to the sequence, x_proj split [dt, B, C], dt_proj,
     softplus, exp(Δ A), the scan, y C + D x, gate silu(z), out_proj."""
+    import torch
     t = {k: torch.tensor(v) for k, v in p.items()}
     x = torch.tensor(xs).permute(1, 0, 2)                                   # (B, T, d)
     B_, T = x.shape[:2]
@@ -373,6 +373,7 @@ def _torch_mamba2(p, xs, E, H, P, G, N, K, eps):
     """Mamba2Mixer.torch_forward's one-token recurrence over a sequence, in torch: in_proj split
     [z, xBC, dt], causal conv + silu, split [x, B, C], softplus(dt + dt_bias), exp(Δ A) per head,
     B and C repeated from groups to heads, y + D x, the gated RMSNorm, out_proj."""
+    import torch
     t = {k: torch.tensor(v) for k, v in p.items()}
     x = torch.tensor(xs).permute(1, 0, 2)
     B_, T = x.shape[:2]
@@ -400,6 +401,7 @@ def test_mamba_and_mamba2_steps_are_transformers_mixers_by_parameter_name():
     """The cells' outputs y<t>, step by step from the zero state, equal a torch restatement of
     transformers' MambaMixer / Mamba2Mixer reading the same parameters by their names and
     shapes: a state_dict of either mixer (without its prefix) is the cell's parameters."""
+    pytest.importorskip("torch")   # the restatements need it (an optional extra); the rest of the file does not
     xs = np.random.default_rng(0).normal(size=(12, 3, 4))
     cell = make_cell("mamba", input_size=4, hidden=4, d_state=3, d_conv=4, dt_rank=2)
     p = dict(cell.init(np.random.default_rng(1)), **{"conv1d.bias": np.random.default_rng(2).normal(size=8)})

@@ -14,6 +14,7 @@ are imported only when a model cell is built.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import DiagnosticsError
 from ..interop.memory import supported_mixers
 from ..interop.models import ModelError, is_hf, layer_list, load_model
-from ..optional import import_torch
+from ..optional import OptionalMissing, import_torch, install_hint
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,8 +90,11 @@ def build_model_cell(spec, base_dir: Path, seed) -> ModelCell:
     """The `kind: model` entry `spec` (run/schema.py) loaded: random weights (a class and a
     config; whatever a factory draws) from `seed`, without touching the caller's torch
     generator. DiagnosticsError (one line, its key after `model.`) when it cannot be used."""
-    torch = import_torch("a model cell")
     form = spec.model.model_dump()
+    if "factory" not in form and importlib.util.find_spec("torch") is None:
+        # a Hugging Face class or folder: the [hf] extra brings both (not [torch], then [hf])
+        raise OptionalMissing(f"a Hugging Face model cell needs torch and transformers: {install_hint('transformers')}")
+    torch = import_torch("a model cell")
     draw = int(np.random.SeedSequence(seed).generate_state(1)[0])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(draw)
